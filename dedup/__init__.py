@@ -1,0 +1,44 @@
+"""dedup: find news articles about the same event, cluster them, merge each cluster."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from dedup.config import (
+    CandidateConfig,
+    ClusterConfig,
+    Config,
+    MergeConfig,
+    NormalizeConfig,
+    RefineConfig,
+    SignatureConfig,
+)
+from dedup.evaluate import Scores, score
+from dedup.pipeline import ClusterResult, DedupInputError, cluster
+from dedup.records import Article, Assignment, Cluster, Difference, Rejected, Story, StorySentence
+
+try:
+    __version__ = version("dedup")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "Article",
+    "Assignment",
+    "CandidateConfig",
+    "Cluster",
+    "ClusterConfig",
+    "ClusterResult",
+    "Config",
+    "DedupInputError",
+    "Difference",
+    "MergeConfig",
+    "NormalizeConfig",
+    "RefineConfig",
+    "Rejected",
+    "Scores",
+    "SignatureConfig",
+    "Story",
+    "StorySentence",
+    "__version__",
+    "cluster",
+    "score",
+]

@@ -1,0 +1,127 @@
+"""The ``dedup`` command line: thin click commands over ``pipeline`` and ``io``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dedup import io
+from dedup.config import Config
+from dedup.pipeline import ClusterResult, DedupInputError, cluster
+
+
+class InputFailure(click.ClickException):
+    """Bad input: one line on stderr, exit code 2, no traceback."""
+
+    exit_code = 2
+
+
+@click.group()
+@click.version_option(package_name="dedup")
+def main() -> None:
+    """Find news articles about the same event, cluster them, merge each cluster."""
+
+
+@main.command("cluster")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False),
+              help="Folder for assignments, clusters.jsonl and stories.jsonl.")
+@click.option("--format", "fmt", type=click.Choice(io.FORMATS),
+              help="Input format (default: from the extension; a folder is .txt files). "
+                   "--format jsonl also writes assignments.jsonl unless --output-format says "
+                   "otherwise.")
+@click.option("--output-format", type=click.Choice(["parquet", "jsonl"]),
+              help="Format of the assignments table (default parquet).")
+@click.option("--id-col", default="id", show_default=True, help="Column holding the article id.")
+@click.option("--text-col", default="text", show_default=True, help="Column holding the text.")
+@click.option("--title-col", default="title", show_default=True, help="Column with the title.")
+@click.option("--date-col", default="published", show_default=True,
+              help="Column with the publication date (ISO 8601).")
+@click.option("--source-col", default="source", show_default=True,
+              help="Column naming the outlet (used to find its page templates).")
+@click.option("--skip-bad-rows", is_flag=True,
+              help="Reject bad rows into OUTDIR/rejected.jsonl instead of stopping.")
+def cluster_command(
+    inputs: tuple[str, ...],
+    outdir: str,
+    fmt: str | None,
+    output_format: str | None,
+    id_col: str,
+    text_col: str,
+    title_col: str,
+    date_col: str,
+    source_col: str,
+    skip_bad_rows: bool,
+) -> None:
+    """Cluster the articles in INPUT... (files, .txt folders, or - for JSONL on stdin)."""
+    columns = io.Columns(id=id_col, text=text_col, title=title_col, published=date_col,
+                         source=source_col)
+    start = time.perf_counter()
+    try:
+        read = io.read_articles(inputs, fmt=fmt, columns=columns, skip_bad_rows=skip_bad_rows,
+                                stdin=io.stdin_bytes() if "-" in inputs else None)
+        read_seconds = time.perf_counter() - start
+        result = cluster(read.frame, Config(), progress=_progress_bar())
+    except (io.InputError, DedupInputError) as err:
+        raise InputFailure(str(err)) from None
+    result.rejected = read.rejected
+    result.timings = {"read": read_seconds, **{k: v for k, v in result.timings.items()
+                                                 if k != "read"}}
+    out_fmt = output_format or ("jsonl" if fmt == "jsonl" else "parquet")
+    with_timer = time.perf_counter()
+    write_outputs(Path(outdir), result, out_fmt, skip_bad_rows)
+    result.timings["write"] = time.perf_counter() - with_timer
+    _summary(result)
+
+
+def write_outputs(outdir: Path, result: ClusterResult, fmt: str, rejected_file: bool) -> None:
+    """Write every output file atomically; a crash never leaves a half-written file."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    io.write_frame(outdir / f"assignments.{fmt}", result.assignments, fmt)
+    io.write_jsonl(
+        outdir / "clusters.jsonl",
+        [{"cluster_id": c.cluster_id, "members": list(c.members), "size": c.size}
+         for c in result.clusters],
+    )
+    if rejected_file:
+        io.write_jsonl(
+            outdir / "rejected.jsonl",
+            [{"file": r.file, "line": r.line, "id": r.id, "reason": r.reason}
+             for r in result.rejected],
+        )
+
+
+def _summary(result: ClusterResult) -> None:
+    stats: dict[str, Any] = result.stats
+    read = stats["articles"] + len(result.rejected)
+    lines = [
+        f"articles read   {read:>10,}",
+        f"  clustered     {stats['articles']:>10,}",
+        f"  rejected      {len(result.rejected):>10,}",
+        f"clusters        {stats['clusters']:>10,}",
+        f"largest cluster {stats['largest_cluster']:>10,}",
+        f"candidate pairs {result.candidate_pairs:>10,}",
+        "seconds per stage:",
+        *(f"  {name:<13} {seconds:>10.3f}" for name, seconds in result.timings.items()),
+    ]
+    if stats.get("oversized_buckets"):
+        lines.append(f"LSH buckets skipped as oversized: {stats['oversized_buckets']:,}")
+    click.echo("\n".join(lines), err=True)
+
+
+def _progress_bar() -> Any:
+    """A one-line progress display on stderr, only when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(stage: str, done: int, total: int) -> None:
+        width = 30
+        filled = int(width * done / max(total, 1))
+        click.echo(f"\r{stage:<10} [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,}",
+                   err=True, nl=done >= total)
+
+    return show

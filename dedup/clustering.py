@@ -1,0 +1,101 @@
+"""Scored pairs -> clusters, without chaining unrelated stories.
+
+Connected components over accepted edges alone would glue A~B~C into one blob when B
+mentions two events. So components only bound the search: inside each one, weighted
+average linkage (WPGMA) merges groups only while their mean similarity stays above
+``link_threshold``. Because a merge needs at least one pair above the threshold, no
+cluster can span two components when ``edge_threshold == link_threshold``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial.distance import squareform
+
+from dedup.config import ClusterConfig
+
+Similarity = Callable[[np.ndarray], np.ndarray]
+
+
+def cluster_id(member_ids: Sequence[str]) -> str:
+    """Stable id from member ids alone: the same members always get the same id."""
+    digest = hashlib.sha1("\n".join(sorted(member_ids)).encode("utf-8")).hexdigest()
+    return "c" + digest[:12]
+
+
+def components(n: int, pairs: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Component label per document over pairs scoring at least ``threshold``."""
+    keep = scores >= threshold
+    graph = sp.coo_matrix(
+        (np.ones(int(keep.sum()), dtype=np.int8), (pairs[keep, 0], pairs[keep, 1])), shape=(n, n)
+    )
+    return connected_components(graph, directed=False)[1]
+
+
+def _split_large(
+    rows: np.ndarray, pairs: np.ndarray, scores: np.ndarray, threshold: float, limit: int
+) -> list[np.ndarray]:
+    """Cut an oversized component by raising its edge threshold until every part fits."""
+    local = {int(r): k for k, r in enumerate(rows)}
+    inside = np.isin(pairs[:, 0], rows) & np.isin(pairs[:, 1], rows)
+    sub_pairs = np.vectorize(local.__getitem__, otypes=[np.int64])(pairs[inside])
+    sub_scores = scores[inside]
+    step = threshold
+    while True:
+        step += 0.05
+        labels = components(len(rows), sub_pairs.reshape(-1, 2), sub_scores, step)
+        parts = [rows[labels == c] for c in np.unique(labels)]
+        if all(len(p) <= limit for p in parts) or step >= 1.0:
+            return parts
+
+
+def _average_link(rows: np.ndarray, similarity: Similarity, threshold: float) -> list[np.ndarray]:
+    if len(rows) <= 2:
+        return [rows]
+    sim = similarity(rows)
+    dist = np.clip(1.0 - sim, 0.0, 1.0)
+    np.fill_diagonal(dist, 0.0)
+    tree = linkage(squareform(dist, checks=False), method="weighted")
+    labels = fcluster(tree, t=1.0 - threshold, criterion="distance")
+    return [rows[labels == c] for c in np.unique(labels)]
+
+
+def cluster_documents(
+    n: int,
+    pairs: np.ndarray,
+    scores: np.ndarray,
+    similarity: Similarity,
+    config: ClusterConfig,
+) -> list[np.ndarray]:
+    """Groups of document indices (each sorted; groups in order of their first member)."""
+    if n == 0:
+        return []
+    labels = components(n, pairs, scores, config.edge_threshold)
+    order = np.argsort(labels, kind="stable")
+    bounds = np.flatnonzero(np.diff(labels[order])) + 1
+    groups: list[np.ndarray] = []
+    for rows in np.split(order, bounds):
+        rows = np.sort(rows)
+        parts = (
+            _split_large(rows, pairs, scores, config.edge_threshold, config.max_component_size)
+            if len(rows) > config.max_component_size
+            else [rows]
+        )
+        for part in parts:
+            groups.extend(_average_link(part, similarity, config.link_threshold))
+    groups.sort(key=lambda g: int(g[0]))
+    return groups
+
+
+def cohesion(rows: np.ndarray, similarity: Similarity) -> np.ndarray:
+    """Each member's mean similarity to the other members (1.0 for a singleton)."""
+    if len(rows) == 1:
+        return np.ones(1)
+    sim = similarity(rows)
+    return (sim.sum(axis=1) - np.diag(sim)) / (len(rows) - 1)

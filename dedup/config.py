@@ -1,0 +1,120 @@
+"""Every tunable of the pipeline, one frozen dataclass per stage.
+
+Defaults were chosen by measurement on ../shared/data/ecbplus-dev only (509 articles,
+44 events); the comment on each says how. LSH bands and rows are derived from the
+thresholds by datasketch, never asked of the user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizeConfig:
+    """Boilerplate detection beyond the fixed patterns in ``normalize``."""
+
+    # A line of at most this many words that one source repeats in this many of its
+    # articles is a template (footer, promo). Small values only: syndicated copies
+    # repeat whole articles across sources, which this rule never touches.
+    template_min_articles: int = 3
+    template_max_words: int = 12
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureConfig:
+    """MinHash signatures for the two candidate signals (copies and events)."""
+
+    num_perm: int = 128  # datasketch's default; estimation error ~ 1/sqrt(128) = 0.09
+    seed: int = 1  # datasketch's default seed, so values equal MinHash(seed=1)
+    # Copies: word n-gram shingles, the web-dedup recipe for syndicated text.
+    shingle_size: int = 5
+    batch_size: int = 4096  # documents hashed per vectorised batch (memory ~ batch x perms)
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateConfig:
+    """LSH thresholds: cheap recall first, precision comes from ``refine``."""
+
+    # Copies: 0.5 is the common recipe; near-verbatim copies sit far above it.
+    copies_threshold: float = 0.5
+    # Events: on ecbplus-dev, salient-term Jaccard of same-event pairs has a long tail;
+    # 0.1 reached the candidate recall reported in CHANGELOG at near-linear pair counts.
+    events_threshold: float = 0.02
+    # An LSH bucket holding more articles than this is a shared stock phrase, not an
+    # event: its pairs are skipped (and counted) so candidates stay near-linear.
+    max_bucket_size: int = 100
+    # Optional blocking on `published`: pairs further apart than this many days are
+    # dropped. None keeps every pair (ecbplus-dev has no dates to tune it on).
+    date_window_days: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefineConfig:
+    """Pair scoring: TF-IDF cosine of words, blended with names and title."""
+
+    sublinear_tf: bool = True  # a word said ten times is not ten times the evidence
+    # IDF squared for body words and names: terms shared by the two events of one topic
+    # ("rehab", "earthquake") fall well below the ones that name the event. On
+    # ecbplus-dev (full pairwise matrix, average link) this moved ARI 0.842 -> 0.854
+    # for names and precision 0.78 -> 0.89 for body words; power 3 over-sharpened.
+    idf_power: float = 2.0
+    # Weights of the blended pair score (sum to 1), chosen by a grid on ecbplus-dev:
+    # body+names carry the event, title and numbers break ties between sibling events.
+    text_weight: float = 0.4
+    names_weight: float = 0.4
+    title_weight: float = 0.1
+    numbers_weight: float = 0.1
+    # Body terms per article fed to the events signature (top TF-IDF weight).
+    salient_terms: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    """Graph clustering without chaining."""
+
+    # Weighted average-link (WPGMA) merge threshold within each component: a group joins
+    # another only if their mean blended score reaches it, so A~B~C chains split. On
+    # ecbplus-dev's full pairwise matrix WPGMA beat UPGMA (ARI 0.912 vs 0.882) and
+    # single link (0.79); 0.125-0.137 was the plateau, see CHANGELOG for the sweep.
+    link_threshold: float = 0.13
+    # Candidate pairs below this never join a component. Equal to link_threshold loses
+    # nothing: an average-link merge needs at least one pair at the threshold.
+    edge_threshold: float = 0.13
+    # Components larger than this are cut by raising their edge threshold in 0.05 steps
+    # before linkage, which is quadratic in component size (memory ~ 8 * size^2 bytes).
+    max_component_size: int = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class MergeConfig:
+    """Sentence alignment and difference extraction for canonical stories."""
+
+    # Two sentences state the same claim when their token cosine reaches this.
+    align_threshold: float = 0.5
+    # A sentence whose content words lie this much inside one story sentence is the same
+    # claim split or joined differently (near-copies); 0.8 kept the planted-change benchmark
+    # (benchmarks/merge_quality.py) free of duplicate sentence differences.
+    containment_threshold: float = 0.8
+    # Story sentences with fewer content words (numbers count) than this ("Const.",
+    # "Watch:") carry no claim worth a `sentence` difference; 2 keeps "She was 85."-size
+    # facts only when they name something, and drops one-word fragments.
+    min_sentence_words: int = 2
+    # A "title" longer than this (or of several sentences) is a lead paragraph that a
+    # plain-text reader took for the headline; headlines in ecbplus-dev are <= 30 words.
+    max_title_words: int = 30
+    # A story sentence is compared through at most this many member sentences, which bounds
+    # alignment cost on clusters of many syndicated copies; 4 changed no benchmark number.
+    max_node_representatives: int = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """All stages' settings; pass ``config=`` to any entry point."""
+
+    normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
+    signatures: SignatureConfig = field(default_factory=SignatureConfig)
+    candidates: CandidateConfig = field(default_factory=CandidateConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)
+    clustering: ClusterConfig = field(default_factory=ClusterConfig)
+    merge: MergeConfig = field(default_factory=MergeConfig)

@@ -1,0 +1,179 @@
+"""Text normalization: Unicode, boilerplate lines, sentences and tokens.
+
+Everything downstream (signatures, TF-IDF, merging) sees only what this stage keeps, so
+boilerplate stripped here never reaches a feature or a story.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from dedup.config import NormalizeConfig
+
+_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "`": "'"})
+_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b]+")
+# Tokenised sources (ECB+) write `` quote '' and "Lohan ' s": rejoin them.
+_DETOKENIZE = [
+    (re.compile(r"``\s*"), '"'),
+    (re.compile(r"\s*''"), '"'),
+    (re.compile(r"\s+([,.;:!?%)\]])"), r"\1"),
+    (re.compile(r"([(\[$])\s+"), r"\1"),
+    (re.compile(r"(\w) ' (s|t|re|ve|ll|d|m)\b"), r"\1'\2"),
+    (re.compile(r"(\d) - (\w)"), r"\1-\2"),
+]
+
+# Lines that are page furniture, not article text. Anchored on the whole line so that a
+# sentence merely containing "share" or "next" is never dropped.
+_BOILERPLATE = re.compile(
+    r"""^(?:
+        (?-i:PREV|PREVIOUS|NEXT)\b.{0,200}
+      | (?:prev|previous|next|older|newer)(?:\s+(?:post|article|story|page))?\s*[:»›>|-].{0,200}
+      | (?:prev|previous|next|older|newer)\s+(?:post|article|story|page)s?\b.{0,200}
+      | share(?:\s+(?:this|on\s+\w+))?[.!:]?
+      | (?:tags?|topics?|categories|filed\s+under|related(?:\s+\w+)?|see\s+also)\s*:.*
+      | exit\s+mobile\s+version
+      | the\s+article\s+is\s+in\s+\w+
+      | (?:read|see)\s+(?:more|also|next)\b.{0,120}
+      | (?:advertisement|sponsored(?:\s+content)?|skip\s+to\s+(?:main\s+)?content)
+      | (?:subscribe|sign\s+up|follow\s+us|click\s+here|log\s*in|sign\s+in)\b.{0,120}
+      | (?:copyright|©|\(c\)|all\s+rights\s+reserved).{0,160}
+      | (?:photo|image|video|credit)s?\s*:.{0,160}
+      | (?:by|written\s+by)\s+[A-Z][\w.'-]*(?:\s+[A-Z][\w.'-]*){0,3}(?:\s*[,|].{0,60})?
+      | (?:facebook|twitter|whatsapp|email|print|linkedin|reddit|telegram)(?:\W+\w+){0,6}
+      | [\W_]*
+    )$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_BYLINE_CASE = re.compile(r"^(?:by|written by)\s+[A-Z]")
+
+_ABBREVIATIONS = frozenset(
+    """mr mrs ms dr prof sr jr st gen gov sen rep col lt sgt capt cmdr adm rev inc ltd co
+    corp vs etc no jan feb mar apr jun jul aug sep sept oct nov dec u.s u.k u.n e.g i.e
+    calif""".split()
+)
+_BOUNDARY = re.compile(r"[.!?][\"')\]]*\s+(?=[\"'(\[]*[A-Z0-9])")
+_LAST_WORD = re.compile(r"([\w.]+)[.!?][\"')\]]*\s+$")
+_TOKEN = re.compile(r"\w+(?:[.'-]\w+)*", re.UNICODE)
+
+# Short English function words: they carry no event identity.
+STOPWORDS = frozenset(
+    """a about above after again against all also am an and any are as at be because been
+    before being below between both but by can could did do does doing down during each
+    few for from further had has have having he her here hers herself him himself his
+    how i if in into is it its itself just me more most my myself no nor not now of off
+    on once only or other our ours ourselves out over own said same says she should so
+    some such than that the their theirs them themselves then there these they this
+    those through to too under until up very was we were what when where which while who
+    whom why will with would you your yours yourself yourselves""".split()
+)
+
+
+def clean_text(text: str) -> str:
+    """NFKC-fold, straighten quotes, re-join tokenised punctuation, collapse spaces per line."""
+    text = unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n")
+    for pattern, repl in _DETOKENIZE:
+        text = pattern.sub(repl, text)
+    text = text.translate(_QUOTES)
+    return "\n".join(_SPACES.sub(" ", line).strip() for line in text.split("\n"))
+
+
+def is_boilerplate(line: str) -> bool:
+    """True for page furniture such as 'PREV ...', 'Share.', 'Tags: ...'."""
+    stripped = line.strip()
+    if not stripped:
+        return True
+    if _BYLINE_CASE.match(stripped) and len(stripped.split()) > 8:
+        return False  # "By Tuesday, rescuers had ..." is a sentence, not a byline
+    return bool(_BOILERPLATE.match(stripped))
+
+
+def strip_boilerplate(text: str, extra_lines: frozenset[str] = frozenset()) -> list[str]:
+    """Content lines of a cleaned text: furniture and repeated lines dropped, order kept."""
+    kept: list[str] = []
+    seen: set[str] = set()
+    for line in text.split("\n"):
+        key = line.strip().casefold()
+        if not key or key in seen or key in extra_lines or is_boilerplate(line):
+            continue
+        seen.add(key)
+        kept.append(line.strip())
+    return kept
+
+
+def repeated_lines(
+    texts_by_source: Iterable[tuple[str | None, str]], config: NormalizeConfig
+) -> frozenset[str]:
+    """Short lines that one source repeats across many of its articles: its templates.
+
+    A syndicated copy repeats whole articles across *different* sources, so only lines that
+    recur within one source (footers, promos) are treated as furniture.
+    """
+    counts: Counter[tuple[str, str]] = Counter()
+    for source, text in texts_by_source:
+        if not source:
+            continue
+        lines = {ln.strip().casefold() for ln in text.split("\n") if ln.strip()}
+        counts.update(
+            (source, ln) for ln in lines if len(ln.split()) <= config.template_max_words
+        )
+    return frozenset(
+        line for (_, line), n in counts.items() if n >= config.template_min_articles
+    )
+
+
+def split_sentences(lines: Sequence[str]) -> list[str]:
+    """Sentences of content lines; a line break always ends a sentence."""
+    sentences: list[str] = []
+    for line in lines:
+        start = 0
+        for match in _BOUNDARY.finditer(line):
+            word = _LAST_WORD.search(line, 0, match.end())
+            last = word.group(1).casefold() if word else ""
+            if last in _ABBREVIATIONS or (len(last) == 1 and last.isalpha()):
+                continue  # "Mr. Putin", "J. Smith": not the end of a sentence
+            sentences.append(line[start : match.end()].strip())
+            start = match.end()
+        if line[start:].strip():
+            sentences.append(line[start:].strip())
+    return sentences
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-cased word tokens, keeping internal dots, hyphens and apostrophes (U.S., IS-K)."""
+    return [t.casefold() for t in _TOKEN.findall(text)]
+
+
+def content_tokens(text: str) -> list[str]:
+    """Tokens without function words: the vocabulary of what happened."""
+    return [t for t in tokens(text) if t not in STOPWORDS]
+
+
+_NAME = re.compile(r"\b[A-Z][\w'.-]*(?:\s+(?:of|de|del|la|van|von|bin|al)?\s*[A-Z][\w'.-]*)*")
+_NUMBER = re.compile(r"\b\d[\d,.]*\d\b|\b\d\b")
+
+
+def names(sentences: Sequence[str]) -> list[str]:
+    """Capitalised name phrases (and their words), lower-cased: who and where.
+
+    A capitalised word opening a sentence is kept only when it is not a function word,
+    so "The" and "But" are not names while "Moscow ..." is.
+    """
+    out: list[str] = []
+    for sentence in sentences:
+        for match in _NAME.finditer(sentence):
+            words = [w.strip(".'-").casefold() for w in match.group().split()]
+            words = [w for w in words if w and w not in STOPWORDS]
+            if not words:
+                continue
+            if len(words) > 1:
+                out.append("_".join(words))
+            out.extend(words)
+    return out
+
+
+def numbers(text: str) -> list[str]:
+    """Numbers as written, without thousands separators: casualty counts, years, scores."""
+    return [m.group().replace(",", "").rstrip(".") for m in _NUMBER.finditer(text)]

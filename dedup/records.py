@@ -1,0 +1,84 @@
+"""Records passed between stages: one slotted dataclass per concept, nothing else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+DifferenceKind = Literal["number", "date", "name", "sentence"]
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """One input document; ``extra`` carries input columns we pass through untouched."""
+
+    id: str
+    text: str
+    title: str = ""
+    published: datetime | None = None
+    source: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """An input row that could not become an Article, and why (so nothing vanishes)."""
+
+    file: str
+    line: int | None
+    id: str | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """Where one article landed: its cluster, whether it is the canonical base, how close it is."""
+
+    id: str
+    cluster_id: str
+    is_canonical: bool
+    similarity: float
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """A group of articles about one event; ``members`` sorted by id, ``canonical`` is the base."""
+
+    cluster_id: str
+    members: tuple[str, ...]
+    canonical: str
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+
+@dataclass(frozen=True, slots=True)
+class StorySentence:
+    """One sentence of a canonical story and the members that carry it."""
+
+    text: str
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """A point where versions disagree: ``variants`` maps each value to the members saying it."""
+
+    kind: DifferenceKind
+    context: str
+    variants: dict[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Story:
+    """The canonical merged story of one cluster."""
+
+    cluster_id: str
+    members: tuple[str, ...]
+    base: str
+    title: str
+    text: str
+    sentences: tuple[StorySentence, ...]
+    differences: tuple[Difference, ...]

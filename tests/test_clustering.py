@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import numpy as np
+
+from dedup.clustering import cluster_documents, cluster_id, cohesion
+from dedup.config import ClusterConfig
+
+
+def _sim_from(matrix: np.ndarray):  # type: ignore[no-untyped-def]
+    return lambda rows: matrix[np.ix_(rows, rows)]
+
+
+def test_chain_through_a_bridge_is_split() -> None:
+    # 0,1 are one event; 3,4 another; 2 mentions both. Single link would chain all five.
+    sim = np.eye(5)
+    for i, j, s in [(0, 1, 0.8), (3, 4, 0.8), (1, 2, 0.3), (2, 3, 0.3), (0, 2, 0.25),
+                    (2, 4, 0.25)]:
+        sim[i, j] = sim[j, i] = s
+    pairs = np.array([[i, j] for i in range(5) for j in range(i + 1, 5) if sim[i, j] > 0])
+    scores = np.array([sim[i, j] for i, j in pairs])
+    groups = cluster_documents(5, pairs, scores, _sim_from(sim), ClusterConfig(
+        link_threshold=0.3, edge_threshold=0.3))
+    as_lists = sorted(g.tolist() for g in groups)
+    assert [0, 1] in as_lists or [0, 1, 2] in as_lists
+    assert not any({0, 4} <= set(g) for g in as_lists)
+
+
+def test_oversized_component_is_cut() -> None:
+    n = 12
+    sim = np.eye(n)
+    pairs, scores = [], []
+    for i in range(n - 1):  # a path whose weak links (0.2) join strong pairs (0.9)
+        s = 0.9 if i % 2 == 0 else 0.2
+        sim[i, i + 1] = sim[i + 1, i] = s
+        pairs.append([i, i + 1])
+        scores.append(s)
+    groups = cluster_documents(n, np.array(pairs), np.array(scores), _sim_from(sim),
+                               ClusterConfig(link_threshold=0.15, edge_threshold=0.15,
+                                             max_component_size=4))
+    assert all(len(g) <= 4 for g in groups)
+    assert sum(len(g) for g in groups) == n
+
+
+def test_every_document_in_exactly_one_group() -> None:
+    rng = np.random.default_rng(0)
+    n = 40
+    sim = rng.random((n, n))
+    sim = (sim + sim.T) / 2
+    np.fill_diagonal(sim, 1)
+    pairs = np.array([[i, j] for i in range(n) for j in range(i + 1, n)])
+    scores = sim[pairs[:, 0], pairs[:, 1]]
+    groups = cluster_documents(n, pairs, scores, _sim_from(sim), ClusterConfig())
+    assert sorted(np.concatenate(groups).tolist()) == list(range(n))
+
+
+def test_cluster_id_is_order_free_and_distinct() -> None:
+    assert cluster_id(["b", "a"]) == cluster_id(["a", "b"])
+    assert cluster_id(["a", "b"]) != cluster_id(["a", "c"])
+    assert cohesion(np.array([3]), _sim_from(np.eye(4))).tolist() == [1.0]

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dedup.normalize import (
+    clean_text,
+    is_boilerplate,
+    names,
+    numbers,
+    split_sentences,
+    strip_boilerplate,
+)
+from tests.conftest import read_seeds
+
+
+def test_seed_furniture_is_stripped() -> None:
+    for seed in read_seeds():
+        kept = "\n".join(strip_boilerplate(clean_text(seed["text"])))
+        for junk in ("PREV", "NEXT", "Tags:", "Share.", "Exit mobile version",
+                     "The article is in Lithuanian"):
+            assert junk not in kept
+    kept = strip_boilerplate(clean_text(read_seeds()[0]["text"]))
+    assert kept[0] == "US officials had warned Russia about a specific terrorist target"
+    assert sum(line.startswith("US officials had warned") for line in kept) == 1
+
+
+def test_sentences_mentioning_share_or_next_survive() -> None:
+    for line in ("Next year the share of exports rose to 40 percent.",
+                 "By Tuesday, rescuers had pulled 12 survivors from the rubble of the hotel.",
+                 "Share prices fell sharply after the announcement on Monday."):
+        assert not is_boilerplate(line)
+    for line in ("Share.", "Tags: a, b", "PREV Some other story", "NEXT Another one",
+                 "Exit mobile version", "By John Smith", "Advertisement", "----"):
+        assert is_boilerplate(line)
+
+
+def test_tokenised_quotes_are_rejoined() -> None:
+    assert clean_text("`` We appreciate it , '' the actress ' s rep said .") == (
+        '"We appreciate it," the actress\'s rep said.'
+    )
+
+
+@given(st.text())
+def test_clean_text_is_idempotent(text: str) -> None:
+    once = clean_text(text)
+    assert clean_text(once) == once
+
+
+def test_sentence_split_respects_abbreviations() -> None:
+    got = split_sentences(["Mr. Putin met U.S. envoys. Then J. Smith left! It rained."])
+    assert got == ["Mr. Putin met U.S. envoys.", "Then J. Smith left!", "It rained."]
+
+
+def test_names_and_numbers() -> None:
+    found = names(["The Islamic State claimed the attack on Crocus City Hall."])
+    assert "islamic_state" in found and "crocus_city_hall" in found and "the" not in found
+    assert numbers("At least 1,143 people, up from 143.") == ["1143", "143"]

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+import pytest
+
+from dedup import Article, Config, DedupInputError, cluster, score
+from tests.conftest import SEED_IDS
+
+
+def _clusters_of(result: Any) -> dict[str, str]:
+    return dict(zip(result.assignments["id"], result.assignments["cluster_id"], strict=True))
+
+
+def test_seeds_form_one_cluster(seeds: list[dict[str, Any]]) -> None:
+    result = cluster(seeds)
+    assert len(result.clusters) == 1
+    assert result.clusters[0].members == SEED_IDS
+    assert result.assignments["is_canonical"].sum() == 1
+
+
+def test_seeds_stay_together_and_alone_among_distractors(
+    seeds: list[dict[str, Any]], distractors: list[dict[str, Any]]
+) -> None:
+    result = cluster(distractors + seeds)
+    of = _clusters_of(result)
+    assert of[SEED_IDS[0]] == of[SEED_IDS[1]]
+    joined = [d["id"] for d in distractors if of[d["id"]] == of[SEED_IDS[0]]]
+    assert joined == []
+    assert result.assignments.height == len(seeds) + len(distractors)
+
+
+def test_ecbplus_dev_quality_floor(ecbplus: list[dict[str, Any]]) -> None:
+    """Regression floor a little below what the default Config measured (see CHANGELOG)."""
+    articles = [{"id": r["doc_id"], "title": r["title"], "text": r["text"]} for r in ecbplus]
+    result = cluster(articles)
+    gold = {r["doc_id"]: r["cluster"] for r in ecbplus}
+    got = score([gold[i] for i in result.assignments["id"]],
+                result.assignments["cluster_id"].to_list())
+    assert got.ari >= 0.88
+    assert got.precision >= 0.90
+    assert got.recall >= 0.85
+
+
+def test_inputs_accepted_as_frame_dicts_or_records(seeds: list[dict[str, Any]]) -> None:
+    frame = pl.DataFrame(seeds)
+    records = [Article(id=s["id"], text=s["text"], title=s["title"]) for s in seeds]
+    outs = [cluster(x).assignments.select("id", "cluster_id") for x in (frame, seeds, records)]
+    assert outs[0].equals(outs[1]) and outs[1].equals(outs[2])
+
+
+def test_cluster_ids_come_from_members_not_order(
+    seeds: list[dict[str, Any]], distractors: list[dict[str, Any]]
+) -> None:
+    forward = cluster(seeds + distractors)
+    backward = cluster(list(reversed(seeds + distractors)))
+    assert _clusters_of(forward) == _clusters_of(backward)
+    assert [c.cluster_id for c in forward.clusters] == [c.cluster_id for c in backward.clusters]
+
+
+def test_empty_and_whitespace_texts_are_singletons() -> None:
+    articles = [
+        {"id": "a", "text": ""},
+        {"id": "b", "text": "   \n\t "},
+        {"id": "c", "text": None},
+        {"id": "d", "text": "Share.\nTags: nothing"},
+    ]
+    result = cluster(articles)
+    assert result.assignments.height == 4
+    assert len(result.clusters) == 4
+    assert result.assignments["is_canonical"].all()
+
+
+def test_empty_input_gives_empty_result() -> None:
+    result = cluster([])
+    assert result.assignments.height == 0
+    assert result.clusters == []
+
+
+def test_extra_columns_pass_through(seeds: list[dict[str, Any]]) -> None:
+    rows = [{**s, "url": f"https://example.org/{s['id']}", "lang": "en"} for s in seeds]
+    out = cluster(rows).assignments
+    assert {"url", "lang", "title", "published", "source"} <= set(out.columns)
+    assert out["url"].to_list() == [r["url"] for r in rows]
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([{"id": "a", "text": "x"}, {"id": "a", "text": "y"}], "duplicate id 'a'"),
+        ([{"text": "no id"}], "no 'id' column"),
+        ([{"id": "a", "body": "x"}], "no 'text' column"),
+        ([{"id": "", "text": "x"}], "empty id"),
+    ],
+)
+def test_bad_api_input_raises_clear_error(rows: list[dict[str, Any]], message: str) -> None:
+    with pytest.raises(DedupInputError, match=message):
+        cluster(rows)
+
+
+def test_date_window_blocks_far_apart_pairs(seeds: list[dict[str, Any]]) -> None:
+    dated = [
+        {**seeds[0], "published": datetime(2024, 3, 23)},
+        {**seeds[1], "published": datetime(2025, 3, 23)},
+    ]
+    narrow = Config(candidates=Config().candidates.__class__(date_window_days=30))
+    assert len(cluster(dated).clusters) == 1
+    assert len(cluster(dated, narrow).clusters) == 2
+
+
+def test_timings_and_stats_name_every_stage(seeds: list[dict[str, Any]]) -> None:
+    result = cluster(seeds)
+    assert {"normalize", "features", "signatures", "candidates", "refine", "cluster"} <= set(
+        result.timings
+    )
+    assert result.stats["articles"] == 2
