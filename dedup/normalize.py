@@ -152,6 +152,7 @@ def content_tokens(text: str) -> list[str]:
 
 
 _NAME = re.compile(r"\b[A-Z][\w'.-]*(?:\s+(?:of|de|del|la|van|von|bin|al)?\s*[A-Z][\w'.-]*)*")
+_YEAR = re.compile(r"\b(?:19[5-9]\d|20[0-9]\d)\b")
 _NUMBER = re.compile(r"\b\d[\d,.]*\d\b|\b\d\b")
 
 
@@ -177,3 +178,8 @@ def names(sentences: Sequence[str]) -> list[str]:
 def numbers(text: str) -> list[str]:
     """Numbers as written, without thousands separators: casualty counts, years, scores."""
     return [m.group().replace(",", "").rstrip(".") for m in _NUMBER.finditer(text)]
+
+
+def years(text: str) -> list[str]:
+    """Four-digit years 1950-2099 mentioned: when the reported events happened."""
+    return sorted(set(_YEAR.findall(text)))

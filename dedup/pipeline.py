@@ -134,6 +134,7 @@ def prepare(text: str, title: str, templates: frozenset[str]) -> Prepared:
             names=normalize.names(sentences),
             title=normalize.content_tokens(clean_title),
             numbers=normalize.numbers(body),
+            years=normalize.years(clean_title + " " + body),
         ),
     )
 
@@ -227,10 +228,10 @@ def cluster(
         pairs = _date_window(frame, candidates.union_pairs(copy_pairs, event_pairs),
                              cand.date_window_days)
     with timer.stage("refine"):
-        scores = refine.pair_scores(features.matrix, pairs)
+        scores = refine.pair_scores(features, pairs)
 
     def similarity(rows: np.ndarray) -> np.ndarray:
-        return refine.block_similarity(features.matrix, rows)
+        return refine.block_similarity(features, rows)
 
     with timer.stage("cluster"):
         groups = clustering.cluster_documents(n, pairs, scores, similarity, config.clustering)

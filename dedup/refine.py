@@ -29,14 +29,17 @@ class DocumentTerms:
     names: Sequence[str]
     title: Sequence[str]
     numbers: Sequence[str]
+    years: Sequence[str] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class Features:
-    """The stacked TF-IDF matrix and each article's most salient body terms."""
+    """The stacked TF-IDF matrix, each article's most salient body terms and its years."""
 
     matrix: sp.csr_matrix
     salient: list[list[str]]
+    years: sp.csr_matrix  # binary article x year incidence
+    year_conflict_factor: float = 1.0
 
 
 def _identity(tokens: Sequence[str]) -> Sequence[str]:
@@ -72,7 +75,21 @@ def build_features(docs: Sequence[DocumentTerms], config: RefineConfig) -> Featu
         (config.numbers_weight, _block([d.numbers for d in docs], config, 1.0)[0]),
     ]
     matrix = sp.hstack([np.sqrt(w) * m for w, m in blocks if w > 0], format="csr")
-    return Features(matrix=matrix, salient=salient_terms(body, body_vocab, config.salient_terms))
+    return Features(
+        matrix=matrix,
+        salient=salient_terms(body, body_vocab, config.salient_terms),
+        years=_incidence([d.years for d in docs]),
+        year_conflict_factor=config.year_conflict_factor,
+    )
+
+
+def _incidence(docs: Sequence[Sequence[str]]) -> sp.csr_matrix:
+    vocab: dict[str, int] = {}
+    cols = [vocab.setdefault(t, len(vocab)) for doc in docs for t in doc]
+    indptr = np.concatenate(([0], np.cumsum([len(doc) for doc in docs]))).astype(np.int64)
+    data = np.ones(len(cols), dtype=np.float64)
+    return sp.csr_matrix((data, np.asarray(cols, dtype=np.int64), indptr),
+                         shape=(len(docs), max(len(vocab), 1)))
 
 
 def salient_terms(matrix: sp.csr_matrix, vocab: np.ndarray, k: int) -> list[list[str]]:
@@ -86,17 +103,37 @@ def salient_terms(matrix: sp.csr_matrix, vocab: np.ndarray, k: int) -> list[list
     return out
 
 
-def pair_scores(matrix: sp.csr_matrix, pairs: np.ndarray) -> np.ndarray:
-    """Cosine-like blended score of each candidate pair, computed in bounded chunks."""
+def _row_dots(matrix: sp.csr_matrix, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    return np.asarray(matrix[left].multiply(matrix[right]).sum(axis=1)).ravel()
+
+
+def pair_scores(features: Features, pairs: np.ndarray) -> np.ndarray:
+    """Blended score of each candidate pair, computed in bounded chunks.
+
+    Two articles that both name years but share none report different events more often
+    than not (two Qeshm earthquakes, 2005 and 2008), so their score is multiplied by
+    ``year_conflict_factor``.
+    """
     scores = np.empty(len(pairs), dtype=np.float64)
+    has_years = np.diff(features.years.indptr) > 0
     for start in range(0, len(pairs), _PAIR_CHUNK):
-        chunk = pairs[start : start + _PAIR_CHUNK]
-        left, right = matrix[chunk[:, 0]], matrix[chunk[:, 1]]
-        scores[start : start + len(chunk)] = np.asarray(left.multiply(right).sum(axis=1)).ravel()
+        left, right = pairs[start : start + _PAIR_CHUNK, 0], pairs[start : start + _PAIR_CHUNK, 1]
+        chunk = _row_dots(features.matrix, left, right)
+        conflict = has_years[left] & has_years[right] & (
+            _row_dots(features.years, left, right) == 0
+        )
+        chunk[conflict] *= features.year_conflict_factor
+        scores[start : start + len(chunk)] = chunk
     return scores
 
 
-def block_similarity(matrix: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
-    """Dense similarity among a few rows: what a component needs for average linkage."""
-    sub = matrix[rows]
-    return np.asarray((sub @ sub.T).todense())
+def block_similarity(features: Features, rows: np.ndarray) -> np.ndarray:
+    """Dense scores among a few rows (same rule as ``pair_scores``), for average linkage."""
+    sub = features.matrix[rows]
+    sim = np.asarray((sub @ sub.T).todense())
+    years = features.years[rows]
+    has_years = np.diff(years.indptr) > 0
+    shared = np.asarray((years @ years.T).todense())
+    conflict = np.outer(has_years, has_years) & (shared == 0)
+    sim[conflict] *= features.year_conflict_factor
+    return sim

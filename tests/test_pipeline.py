@@ -6,7 +6,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from dedup import Article, Config, DedupInputError, cluster, score
+from dedup import Article, CandidateConfig, Config, DedupInputError, cluster, score
 from tests.conftest import SEED_IDS
 
 
@@ -39,9 +39,10 @@ def test_ecbplus_dev_quality_floor(ecbplus: list[dict[str, Any]]) -> None:
     gold = {r["doc_id"]: r["cluster"] for r in ecbplus}
     got = score([gold[i] for i in result.assignments["id"]],
                 result.assignments["cluster_id"].to_list())
-    assert got.ari >= 0.88
-    assert got.precision >= 0.90
-    assert got.recall >= 0.85
+    # Measured with the defaults: ARI 0.914, precision 0.965, recall 0.872.
+    assert got.ari >= 0.89
+    assert got.precision >= 0.94
+    assert got.recall >= 0.84
 
 
 def test_inputs_accepted_as_frame_dicts_or_records(seeds: list[dict[str, Any]]) -> None:
@@ -105,7 +106,7 @@ def test_date_window_blocks_far_apart_pairs(seeds: list[dict[str, Any]]) -> None
         {**seeds[0], "published": datetime(2024, 3, 23)},
         {**seeds[1], "published": datetime(2025, 3, 23)},
     ]
-    narrow = Config(candidates=Config().candidates.__class__(date_window_days=30))
+    narrow = Config(candidates=CandidateConfig(date_window_days=30))
     assert len(cluster(dated).clusters) == 1
     assert len(cluster(dated, narrow).clusters) == 2
 
@@ -116,3 +117,4 @@ def test_timings_and_stats_name_every_stage(seeds: list[dict[str, Any]]) -> None
         result.timings
     )
     assert result.stats["articles"] == 2
+

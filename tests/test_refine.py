@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import numpy as np
+
+from dedup.config import RefineConfig
+from dedup.refine import DocumentTerms, block_similarity, build_features, pair_scores
+
+
+def _doc(body: str, names: str = "", title: str = "", years: tuple[str, ...] = ()) -> DocumentTerms:
+    return DocumentTerms(body=body.split(), names=names.split(), title=title.split(),
+                         numbers=[], years=years)
+
+
+def test_identical_documents_score_one_and_disjoint_zero() -> None:
+    docs = [_doc("quake qeshm island", "qeshm iran", "quake"),
+            _doc("quake qeshm island", "qeshm iran", "quake"),
+            _doc("bakery sourdough prize", "ambleside", "bread")]
+    features = build_features(docs, RefineConfig())
+    scores = pair_scores(features, np.array([[0, 1], [0, 2]]))
+    # No numbers in either: the numbers block (weight 0.1) contributes nothing.
+    assert np.allclose(scores, [1.0 - RefineConfig().numbers_weight, 0.0])
+
+
+def test_year_conflict_scales_scores_by_the_factor() -> None:
+    docs = [_doc("quake qeshm island villages", "qeshm", years=("2005",)),
+            _doc("quake qeshm island dargahan", "qeshm", years=("2008",)),
+            _doc("quake qeshm island villages", "qeshm"),  # no year: no conflict
+            _doc("quake qeshm island dargahan", "qeshm", years=("2005", "2008"))]
+    pairs = np.array([[0, 1], [0, 2], [0, 3]])
+    plain = pair_scores(build_features(docs, RefineConfig(year_conflict_factor=1.0)), pairs)
+    features = build_features(docs, RefineConfig(year_conflict_factor=0.5))
+    penalised = pair_scores(features, pairs)
+    assert np.allclose(penalised, plain * np.array([0.5, 1.0, 1.0]))
+    dense = block_similarity(features, np.arange(4))
+    assert np.allclose(dense[pairs[:, 0], pairs[:, 1]], penalised)
+    assert np.allclose(dense, dense.T)
+
+
+def test_salient_terms_prefer_rare_words() -> None:
+    docs = [_doc("attack attack crocus"), _doc("attack moscow"), _doc("attack paris")]
+    features = build_features(docs, RefineConfig(salient_terms=1))
+    assert features.salient == [["crocus"], ["moscow"], ["paris"]]
+
+
+def test_empty_corpus_blocks_are_harmless() -> None:
+    features = build_features([_doc(""), _doc("")], RefineConfig())
+    assert pair_scores(features, np.array([[0, 1]])).tolist() == [0.0]
