@@ -1,8 +1,12 @@
-"""Candidate pairs from MinHash LSH banding (datasketch ``MinHashLSH``).
+"""Candidate pairs from MinHash LSH banding.
 
-LSH only proposes; ``refine`` decides. Buckets larger than ``max_bucket_size`` hold a
-stock phrase or a very common term rather than one event, so their quadratic pairs are
-skipped and counted instead of flooding the refine stage.
+Bands and rows come from datasketch's ``MinHashLSH`` for the configured threshold, and a
+pair is a candidate exactly when datasketch's index would return it for a query (a test
+proves it). The banding itself runs in numpy, one sort per band over all documents,
+because inserting millions of documents one Python call at a time dominated batch runs
+(the incremental ``StoryIndex`` uses ``MinHashLSH`` directly, where that is the right
+shape). Buckets larger than ``max_bucket_size`` hold a stock phrase or a very common term
+rather than one event; their quadratic pairs are skipped and counted.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from datasketch import LeanMinHash, MinHashLSH
+from datasketch import MinHashLSH
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,47 +27,86 @@ class CandidateStats:
     oversized_buckets: int
 
 
+def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows) that datasketch picks for this threshold and signature length."""
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    return lsh.b, lsh.r
+
+
 def lsh_pairs(
     signatures: np.ndarray,
     present: np.ndarray,
     *,
     threshold: float,
-    seed: int,
     max_bucket_size: int,
+    min_collisions: int = 1,
+    max_per_doc: int | None = None,
 ) -> tuple[np.ndarray, CandidateStats]:
-    """Pairs (i < j, as an (k, 2) int64 array, sorted) that share at least one LSH band.
+    """Pairs (i < j, as a sorted (k, 2) int64 array) sharing at least ``min_collisions`` bands.
 
     ``present`` masks out documents with an empty shingle set: their all-max signatures
-    would otherwise all collide with each other.
+    would otherwise all collide with each other. Requiring two shared bands instead of one
+    keeps pairs whose estimated Jaccard is above chance while cutting the pairs that share
+    a single common term. ``max_per_doc`` keeps, for each document, only the partners it
+    shares the most bands with (a pair stays if either side keeps it): candidates then
+    grow linearly with the corpus even where thousands of articles share a topic's words.
     """
-    num_perm = signatures.shape[1]
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-    with lsh.insertion_session() as session:
-        for i in np.flatnonzero(present):
-            minhash = LeanMinHash(seed=seed, hashvalues=signatures[i], scheme="affine32")
-            session.insert(int(i), minhash, check_duplication=False)
+    n = len(signatures)
+    bands, rows = lsh_params(threshold, signatures.shape[1])
+    docs = np.flatnonzero(present).astype(np.int64)
     chunks: list[np.ndarray] = []
     oversized = 0
-    for table in lsh.hashtables:
-        for bucket, count in table.itemcounts().items():
-            if count < 2:
-                continue
-            if count > max_bucket_size:
-                oversized += 1
-                continue
-            members = np.fromiter(table.get(bucket), dtype=np.int64, count=count)
-            members.sort()
-            left, right = np.triu_indices(count, k=1)
-            chunks.append(members[left] * len(signatures) + members[right])
-    pairs = _decode(chunks, len(signatures))
-    return pairs, CandidateStats(lsh.b, lsh.r, len(pairs), oversized)
-
-
-def _decode(chunks: list[np.ndarray], n: int) -> np.ndarray:
+    for band in range(bands):
+        keys = signatures[docs, band * rows : (band + 1) * rows]
+        order = np.lexsort(keys.T[::-1])
+        sorted_keys = keys[order]
+        change = np.any(sorted_keys[1:] != sorted_keys[:-1], axis=1)
+        starts = np.concatenate(([0], np.flatnonzero(change) + 1))
+        sizes = np.diff(np.concatenate((starts, [len(order)])))
+        oversized += int(np.sum(sizes > max_bucket_size))
+        keep = (sizes >= 2) & (sizes <= max_bucket_size)
+        if keep.any():
+            chunks.append(_bucket_pairs(docs[order], starts[keep], sizes[keep], n))
     if not chunks:
-        return np.empty((0, 2), dtype=np.int64)
-    codes = np.unique(np.concatenate(chunks))
-    return np.stack([codes // n, codes % n], axis=1)
+        return np.empty((0, 2), dtype=np.int64), CandidateStats(bands, rows, 0, oversized)
+    codes, counts = np.unique(np.concatenate(chunks), return_counts=True)
+    keep = counts >= min_collisions
+    codes, counts = codes[keep], counts[keep]
+    pairs = np.stack([codes // n, codes % n], axis=1)
+    if max_per_doc is not None and len(pairs):
+        pairs = _strongest_per_doc(pairs, counts, max_per_doc)
+    return pairs, CandidateStats(bands, rows, len(pairs), oversized)
+
+
+def _strongest_per_doc(pairs: np.ndarray, counts: np.ndarray, limit: int) -> np.ndarray:
+    """Pairs within each document's ``limit`` most-colliding partners (ties: lower index)."""
+    src = np.concatenate((pairs[:, 0], pairs[:, 1]))
+    dst = np.concatenate((pairs[:, 1], pairs[:, 0]))
+    strength = np.concatenate((counts, counts))
+    order = np.lexsort((dst, -strength, src))
+    src_sorted = src[order]
+    group_start = np.concatenate(([0], np.flatnonzero(np.diff(src_sorted)) + 1))
+    rank = np.arange(len(order)) - np.repeat(group_start, np.diff(
+        np.concatenate((group_start, [len(order)]))))
+    kept = order[rank < limit] % len(pairs)
+    return pairs[np.unique(kept)]
+
+
+def _bucket_pairs(members: np.ndarray, starts: np.ndarray, sizes: np.ndarray, n: int) -> np.ndarray:
+    """All within-bucket pairs, encoded as ``low * n + high``, without a Python loop."""
+    # Every position of a bucket pairs with the positions after it in that bucket.
+    offsets = np.repeat(starts, sizes)
+    index_in_bucket = np.arange(int(sizes.sum())) - np.repeat(
+        np.concatenate(([0], np.cumsum(sizes)[:-1])), sizes
+    )
+    followers = np.repeat(sizes, sizes) - index_in_bucket - 1
+    left_pos = np.repeat(offsets + index_in_bucket, followers)
+    step = np.arange(int(followers.sum())) - np.repeat(
+        np.concatenate(([0], np.cumsum(followers)[:-1])), followers
+    )
+    left = members[left_pos]
+    right = members[left_pos + 1 + step]
+    return np.minimum(left, right) * n + np.maximum(left, right)
 
 
 def union_pairs(*pair_sets: np.ndarray) -> np.ndarray:

@@ -41,12 +41,16 @@ class CandidateConfig:
     # Events: on ecbplus-dev, salient-term Jaccard of same-event pairs has a long tail;
     # 0.1 reached the candidate recall reported in CHANGELOG at near-linear pair counts.
     events_threshold: float = 0.02
+    # Events pairs must share this many LSH bands (~ this many salient-term min-hashes).
+    events_min_collisions: int = 1
+    # Each article keeps its events partners sharing the most bands, up to this many.
+    # Clusters only need to be connected (linkage inside a component sees every pair),
+    # so 20 lost no gold pair on ecbplus-dev while capping synthetic corpora, whose
+    # articles share a topic vocabulary, at ~20-40 pairs per article instead of 160+.
+    events_max_per_doc: int | None = 20
     # An LSH bucket holding more articles than this is a shared stock phrase, not an
     # event: its pairs are skipped (and counted) so candidates stay near-linear.
     max_bucket_size: int = 100
-    # Optional blocking on `published`: pairs further apart than this many days are
-    # dropped. None keeps every pair (ecbplus-dev has no dates to tune it on).
-    date_window_days: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +73,12 @@ class RefineConfig:
     # ecbplus-dev (WPGMA at 0.13) 0.5 moved pairwise precision 0.930 -> 0.965 at ARI
     # 0.919 -> 0.914; 0.7 helped less. 1.0 disables the rule.
     year_conflict_factor: float = 0.5
+    # Articles published further apart than this many days never match (undated ones
+    # always may). A product choice, not a fit: ecbplus-dev has no dates. Syndication and
+    # rewrites of one event appear within days; two weeks leaves room for weeklies, while
+    # the same kind of event a month later (another quake, next year's vote) is another
+    # story. None disables the window.
+    date_window_days: float | None = 14.0
     # Body terms per article fed to the events signature (top TF-IDF weight).
     salient_terms: int = 30
 
@@ -110,6 +120,10 @@ class MergeConfig:
     # A story sentence is compared through at most this many member sentences, which bounds
     # alignment cost on clusters of many syndicated copies; 4 changed no benchmark number.
     max_node_representatives: int = 4
+    # Numbers in sentences too different to align are compared only when they share a role
+    # and are within this factor (143 vs 144 dead); 23 vs 1,500 arrested are two different
+    # counts. 2.0 removed such pairs on real ecbplus-dev clusters without losing the seeds.
+    cross_number_max_ratio: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,3 +136,26 @@ class Config:
     refine: RefineConfig = field(default_factory=RefineConfig)
     clustering: ClusterConfig = field(default_factory=ClusterConfig)
     merge: MergeConfig = field(default_factory=MergeConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexConfig:
+    """``StoryIndex`` (incremental, persistent) settings; the other stages' settings still apply.
+
+    Placement reuses ``CandidateConfig``, ``RefineConfig`` and ``ClusterConfig``; these
+    fields only bound the per-article cost and choose when stories are merged.
+    """
+
+    # Average similarity to a cluster's members needed to join it; None means
+    # ClusterConfig.link_threshold, the batch's average-link threshold.
+    join_threshold: float | None = None
+    # Candidates scored per new article, those sharing the most LSH bands first: bounds the
+    # cost of an add as the index grows (batch scores every candidate pair).
+    max_candidates: int = 300
+    # Members (most recent first) compared when averaging similarity to a large cluster.
+    max_link_members: int = 100
+    # When a touched cluster's story is merged again: "read" (on the first read after the
+    # change, then cached) or "add" (inside the add transaction; readers never merge).
+    story_refresh: str = "read"
+    # Seconds a writer waits for another process's write transaction before failing.
+    busy_timeout: float = 30.0

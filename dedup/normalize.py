@@ -76,8 +76,8 @@ def clean_text(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n")
     for pattern, repl in _DETOKENIZE:
         text = pattern.sub(repl, text)
-    text = text.translate(_QUOTES)
-    return "\n".join(_SPACES.sub(" ", line).strip() for line in text.split("\n"))
+    text = _SPACES.sub(" ", text.translate(_QUOTES))
+    return "\n".join(line.strip() for line in text.split("\n"))
 
 
 def is_boilerplate(line: str) -> bool:

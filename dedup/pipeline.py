@@ -126,11 +126,12 @@ def prepare(text: str, title: str, templates: frozenset[str]) -> Prepared:
     sentences = normalize.split_sentences(lines)
     body = " ".join(lines)
     clean_title = normalize.clean_text(title).strip()
+    tokens = normalize.tokens(body)
     return Prepared(
         sentences=sentences,
-        tokens=normalize.tokens(body),
+        tokens=tokens,
         terms=refine.DocumentTerms(
-            body=normalize.content_tokens(body),
+            body=[t for t in tokens if t not in normalize.STOPWORDS],
             names=normalize.names(sentences),
             title=normalize.content_tokens(clean_title),
             numbers=normalize.numbers(body),
@@ -152,14 +153,10 @@ class _Timer:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
 
-def _date_window(frame: pl.DataFrame, pairs: np.ndarray, days: float | None) -> np.ndarray:
-    """Drop pairs published further apart than ``days``; undated articles pass."""
-    if days is None or not len(pairs):
-        return pairs
-    stamps = frame["published"].cast(pl.Datetime("us")).dt.epoch("s").to_numpy()
-    stamps = np.asarray(stamps, dtype=np.float64)
-    gap = np.abs(stamps[pairs[:, 0]] - stamps[pairs[:, 1]])
-    return pairs[~(gap > days * 86400.0)]
+def _days(frame: pl.DataFrame) -> np.ndarray:
+    """Publication time in days since the epoch; NaN where unknown."""
+    seconds = frame["published"].cast(pl.Datetime("us")).dt.epoch("s").cast(pl.Float64)
+    return seconds.fill_null(float("nan")).to_numpy() / 86400.0
 
 
 def cluster(
@@ -201,7 +198,9 @@ def cluster(
             if progress and (i + 1) % 1000 == 0:
                 progress("normalize", i + 1, n)
     with timer.stage("features"):
-        features = refine.build_features([p.terms for p in prepared], config.refine)
+        features = refine.build_features(
+            [p.terms for p in prepared], config.refine, days=_days(frame)
+        )
     with timer.stage("signatures"):
         sig = config.signatures
         hasher, minhasher = signatures.TokenHasher(), signatures.MinHasher(sig.num_perm, sig.seed)
@@ -215,18 +214,17 @@ def cluster(
             copy_sigs,
             np.array([len(s) > 0 for s in copy_sets], dtype=bool),
             threshold=cand.copies_threshold,
-            seed=sig.seed,
             max_bucket_size=cand.max_bucket_size,
         )
         event_pairs, event_stats = candidates.lsh_pairs(
             event_sigs,
             np.array([len(s) > 0 for s in event_sets], dtype=bool),
             threshold=cand.events_threshold,
-            seed=sig.seed,
             max_bucket_size=cand.max_bucket_size,
+            min_collisions=cand.events_min_collisions,
+            max_per_doc=cand.events_max_per_doc,
         )
-        pairs = _date_window(frame, candidates.union_pairs(copy_pairs, event_pairs),
-                             cand.date_window_days)
+        pairs = candidates.union_pairs(copy_pairs, event_pairs)
     with timer.stage("refine"):
         scores = refine.pair_scores(features, pairs)
 

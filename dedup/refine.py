@@ -40,6 +40,21 @@ class Features:
     salient: list[list[str]]
     years: sp.csr_matrix  # binary article x year incidence
     year_conflict_factor: float = 1.0
+    days: np.ndarray | None = None  # publication time in days (NaN: unknown)
+    date_window_days: float | None = None
+
+    def _factor(self, left: np.ndarray, right: np.ndarray, shared_years: np.ndarray) -> np.ndarray:
+        """Multiplier per pair: year conflicts shrink a score, a time gap zeroes it."""
+        has_years = np.diff(self.years.indptr) > 0
+        factor = np.where(
+            has_years[left] & has_years[right] & (shared_years == 0),
+            self.year_conflict_factor,
+            1.0,
+        )
+        if self.days is not None and self.date_window_days is not None:
+            gap = np.abs(self.days[left] - self.days[right])
+            factor = np.where(gap > self.date_window_days, 0.0, factor)  # NaN gap passes
+        return factor
 
 
 def _identity(tokens: Sequence[str]) -> Sequence[str]:
@@ -65,8 +80,15 @@ def _block(docs: Sequence[Sequence[str]], config: RefineConfig, idf_power: float
     return normalize(matrix), vectorizer.get_feature_names_out()
 
 
-def build_features(docs: Sequence[DocumentTerms], config: RefineConfig) -> Features:
-    """Fit TF-IDF on this corpus and stack the weighted blocks."""
+def build_features(
+    docs: Sequence[DocumentTerms],
+    config: RefineConfig,
+    days: np.ndarray | None = None,
+) -> Features:
+    """Fit TF-IDF on this corpus and stack the weighted blocks.
+
+    ``days`` (publication time in days, NaN when unknown) enables the date window.
+    """
     body, body_vocab = _block([d.body for d in docs], config, config.idf_power)
     blocks = [
         (config.text_weight, body),
@@ -80,6 +102,8 @@ def build_features(docs: Sequence[DocumentTerms], config: RefineConfig) -> Featu
         salient=salient_terms(body, body_vocab, config.salient_terms),
         years=_incidence([d.years for d in docs]),
         year_conflict_factor=config.year_conflict_factor,
+        days=days,
+        date_window_days=config.date_window_days,
     )
 
 
@@ -112,18 +136,14 @@ def pair_scores(features: Features, pairs: np.ndarray) -> np.ndarray:
 
     Two articles that both name years but share none report different events more often
     than not (two Qeshm earthquakes, 2005 and 2008), so their score is multiplied by
-    ``year_conflict_factor``.
+    ``year_conflict_factor``; articles published further apart than ``date_window_days``
+    score 0.
     """
     scores = np.empty(len(pairs), dtype=np.float64)
-    has_years = np.diff(features.years.indptr) > 0
     for start in range(0, len(pairs), _PAIR_CHUNK):
         left, right = pairs[start : start + _PAIR_CHUNK, 0], pairs[start : start + _PAIR_CHUNK, 1]
-        chunk = _row_dots(features.matrix, left, right)
-        conflict = has_years[left] & has_years[right] & (
-            _row_dots(features.years, left, right) == 0
-        )
-        chunk[conflict] *= features.year_conflict_factor
-        scores[start : start + len(chunk)] = chunk
+        factor = features._factor(left, right, _row_dots(features.years, left, right))
+        scores[start : start + len(left)] = _row_dots(features.matrix, left, right) * factor
     return scores
 
 
@@ -132,8 +152,6 @@ def block_similarity(features: Features, rows: np.ndarray) -> np.ndarray:
     sub = features.matrix[rows]
     sim = np.asarray((sub @ sub.T).todense())
     years = features.years[rows]
-    has_years = np.diff(years.indptr) > 0
     shared = np.asarray((years @ years.T).todense())
-    conflict = np.outer(has_years, has_years) & (shared == 0)
-    sim[conflict] *= features.year_conflict_factor
-    return sim
+    left, right = np.meshgrid(rows, rows, indexing="ij")
+    return sim * features._factor(left.ravel(), right.ravel(), shared.ravel()).reshape(sim.shape)

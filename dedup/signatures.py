@@ -22,7 +22,7 @@ _U32 = np.uint32
 _MASK = 0xFFFFFFFF
 _FNV_PRIME = 16777619
 # Largest number of (shingle x permutation) cells computed at once: bounds batch memory.
-_CELLS_PER_CHUNK = 1 << 25
+_CELLS_PER_CHUNK = 1 << 17  # cache-sized: 1 << 25 was 12x slower per document
 
 
 def token_hash(token: str) -> int:
@@ -68,13 +68,9 @@ class TokenHasher:
 
     def __call__(self, tokens: Sequence[str]) -> np.ndarray:
         cache = self._cache
-        out = np.empty(len(tokens), dtype=np.uint32)
-        for i, tok in enumerate(tokens):
-            h = cache.get(tok)
-            if h is None:
-                h = cache[tok] = token_hash(tok)
-            out[i] = h
-        return out
+        for tok in set(tokens).difference(cache):
+            cache[tok] = token_hash(tok)
+        return np.fromiter(map(cache.__getitem__, tokens), dtype=np.uint32, count=len(tokens))
 
 
 def _ngram_hashes(token_hashes: np.ndarray, n: int) -> np.ndarray:
@@ -142,8 +138,23 @@ class MinHasher:
 def copy_shingles(
     token_lists: Sequence[Sequence[str]], config: SignatureConfig, hasher: TokenHasher
 ) -> list[np.ndarray]:
-    """Word n-gram shingle hashes per document: the copies signal."""
-    return [_ngram_hashes(hasher(toks), config.shingle_size) for toks in token_lists]
+    """Word n-gram shingle hashes per document: the copies signal.
+
+    All documents' tokens are hashed and folded as one array; n-grams that would cross a
+    document boundary are simply never sliced out.
+    """
+    n = config.shingle_size
+    lengths = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
+    flat = hasher([tok for toks in token_lists for tok in toks])
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1])) if len(lengths) else lengths
+    grams = _ngram_hashes(flat, n) if len(flat) >= n else np.empty(0, dtype=np.uint32)
+    out: list[np.ndarray] = []
+    for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
+        if length >= n:
+            out.append(grams[start : start + length - n + 1])
+        else:  # a short document is one shingle of all its tokens
+            out.append(_ngram_hashes(flat[start : start + length], n))
+    return out
 
 
 def term_shingles(term_lists: Sequence[Sequence[str]], hasher: TokenHasher) -> list[np.ndarray]:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+from datasketch import LeanMinHash, MinHashLSH
 
 from dedup import pipeline, refine, signatures
 from dedup.candidates import lsh_pairs, union_pairs
@@ -15,7 +16,7 @@ def _event_pairs(docs: list[dict[str, str]]) -> tuple[np.ndarray, int]:
     sets = signatures.term_shingles(features.salient, signatures.TokenHasher())
     sigs = signatures.MinHasher(128, 1).signatures(sets)
     pairs, _ = lsh_pairs(sigs, np.ones(len(docs), dtype=bool),
-                         threshold=config.candidates.events_threshold, seed=1,
+                         threshold=config.candidates.events_threshold,
                          max_bucket_size=config.candidates.max_bucket_size)
     return pairs, len(docs)
 
@@ -34,7 +35,7 @@ def test_copies_signature_finds_syndicated_copy_not_rewrite() -> None:
     toks = [pipeline.prepare(t, "", frozenset()).tokens
             for t in (seeds[0]["text"], copy, seeds[1]["text"])]
     sigs = minhasher.signatures(signatures.copy_shingles(toks, config.signatures, hasher))
-    pairs, stats = lsh_pairs(sigs, np.ones(3, dtype=bool), threshold=0.5, seed=1,
+    pairs, stats = lsh_pairs(sigs, np.ones(3, dtype=bool), threshold=0.5,
                              max_bucket_size=100)
     assert pairs.tolist() == [[0, 1]]
     assert stats.bands * stats.rows <= 128
@@ -42,17 +43,17 @@ def test_copies_signature_finds_syndicated_copy_not_rewrite() -> None:
 
 def test_oversized_buckets_are_skipped_and_counted() -> None:
     sigs = np.zeros((50, 16), dtype=np.uint32)  # 50 identical signatures: one giant bucket
-    pairs, stats = lsh_pairs(sigs, np.ones(50, dtype=bool), threshold=0.5, seed=1,
+    pairs, stats = lsh_pairs(sigs, np.ones(50, dtype=bool), threshold=0.5,
                              max_bucket_size=10)
     assert len(pairs) == 0 and stats.oversized_buckets > 0
-    pairs, _ = lsh_pairs(sigs, np.ones(50, dtype=bool), threshold=0.5, seed=1,
+    pairs, _ = lsh_pairs(sigs, np.ones(50, dtype=bool), threshold=0.5,
                          max_bucket_size=100)
     assert len(pairs) == 50 * 49 // 2
 
 
 def test_absent_documents_never_pair() -> None:
     sigs = np.zeros((3, 16), dtype=np.uint32)
-    pairs, _ = lsh_pairs(sigs, np.array([True, False, True]), threshold=0.5, seed=1,
+    pairs, _ = lsh_pairs(sigs, np.array([True, False, True]), threshold=0.5,
                          max_bucket_size=10)
     assert pairs.tolist() == [[0, 2]]
 
@@ -61,3 +62,47 @@ def test_union_pairs_dedupes_and_sorts() -> None:
     a = np.array([[0, 2], [1, 3]])
     b = np.array([[0, 2], [0, 1]])
     assert union_pairs(a, b).tolist() == [[0, 1], [0, 2], [1, 3]]
+
+
+def test_pairs_equal_datasketch_minhashlsh_queries() -> None:
+    rng = np.random.default_rng(0)
+    sigs = rng.integers(0, 4, size=(200, 128)).astype(np.uint32)
+    for threshold in (0.02, 0.3, 0.5, 0.8):
+        pairs, stats = lsh_pairs(sigs, np.ones(200, dtype=bool), threshold=threshold,
+                                 max_bucket_size=10**9)
+        lsh = MinHashLSH(threshold=threshold, num_perm=128)
+        minhashes = [LeanMinHash(seed=1, hashvalues=row, scheme="affine32") for row in sigs]
+        for i, m in enumerate(minhashes):
+            lsh.insert(i, m)
+        expected = {(min(i, j), max(i, j)) for i, m in enumerate(minhashes)
+                    for j in lsh.query(m) if j != i}
+        assert {tuple(p) for p in pairs.tolist()} == expected
+        assert (stats.bands, stats.rows) == (lsh.b, lsh.r)
+
+
+def test_per_document_cap_keeps_strongest_partners() -> None:
+    # Document 0 shares 3 bands with doc 1, 2 with doc 2 and 1 with doc 3.
+    sigs = np.arange(4 * 8, dtype=np.uint32).reshape(4, 8) + 100
+    sigs[1, :3] = sigs[0, :3]
+    sigs[2, 3:5] = sigs[0, 3:5]
+    sigs[3, 5] = sigs[0, 5]
+    everything, _ = lsh_pairs(sigs, np.ones(4, dtype=bool), threshold=0.01,
+                              max_bucket_size=10)
+    assert everything.tolist() == [[0, 1], [0, 2], [0, 3]]
+    capped, _ = lsh_pairs(sigs, np.ones(4, dtype=bool), threshold=0.01, max_bucket_size=10,
+                          max_per_doc=1)
+    # 0 keeps 1; 2 and 3 each keep 0 as their only partner.
+    assert capped.tolist() == [[0, 1], [0, 2], [0, 3]]
+    # A hub (4) sharing one band with everyone keeps only its first partner, while the
+    # strong pairs 0-1 and 2-3 keep each other.
+    hub = np.arange(5 * 8, dtype=np.uint32).reshape(5, 8) + 1000
+    hub[1, :3] = hub[0, :3]
+    hub[3, :3] = hub[2, :3]
+    for k in range(4):
+        hub[k, 7 - k] = hub[4, 7 - k]
+    capped, _ = lsh_pairs(hub, np.ones(5, dtype=bool), threshold=0.01, max_bucket_size=10,
+                          max_per_doc=1)
+    assert capped.tolist() == [[0, 1], [0, 4], [2, 3]]
+    strict, _ = lsh_pairs(sigs, np.ones(4, dtype=bool), threshold=0.01, max_bucket_size=10,
+                          min_collisions=2)
+    assert strict.tolist() == [[0, 1], [0, 2]]

@@ -6,7 +6,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from dedup import Article, CandidateConfig, Config, DedupInputError, cluster, score
+from dedup import Article, Config, DedupInputError, RefineConfig, cluster, score
 from tests.conftest import SEED_IDS
 
 
@@ -106,9 +106,11 @@ def test_date_window_blocks_far_apart_pairs(seeds: list[dict[str, Any]]) -> None
         {**seeds[0], "published": datetime(2024, 3, 23)},
         {**seeds[1], "published": datetime(2025, 3, 23)},
     ]
-    narrow = Config(candidates=CandidateConfig(date_window_days=30))
-    assert len(cluster(dated).clusters) == 1
+    narrow = Config(refine=RefineConfig(date_window_days=30))
+    no_window = Config(refine=RefineConfig(date_window_days=None))
+    assert len(cluster(dated, no_window).clusters) == 1
     assert len(cluster(dated, narrow).clusters) == 2
+    assert len(cluster(dated).clusters) == 2  # the default window is two weeks
 
 
 def test_timings_and_stats_name_every_stage(seeds: list[dict[str, Any]]) -> None:

@@ -1,0 +1,84 @@
+"""Corpora with ground truth: where they live on disk and how they load into memory.
+
+Every system in a benchmark run reads the same ``Corpus`` (articles as plain dicts in the
+shape ``dedup.cluster`` takes, plus one gold label per article), so no system gets a
+differently prepared input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+ECBPLUS_DEV = "ecbplus-dev"
+
+
+def shared_dir() -> Path:
+    """The shared folder beside the repository (override with ``DEDUP_SHARED``)."""
+    override = os.environ.get("DEDUP_SHARED")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def ecbplus_dir() -> Path:
+    """Folder holding the ECB+ development split (articles.jsonl and its licence)."""
+    return shared_dir() / "data" / ECBPLUS_DEV
+
+
+@dataclass
+class Corpus:
+    """Articles and their gold cluster labels, position by position."""
+
+    name: str
+    articles: list[dict[str, Any]]
+    gold: list[str]
+    differences: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if len(self.articles) != len(self.gold):
+            raise ValueError(f"{len(self.articles)} articles but {len(self.gold)} gold labels")
+
+    @property
+    def n_clusters(self) -> int:
+        return len(set(self.gold))
+
+
+def _source_of(url: str | None, fallback: str) -> str:
+    if url:
+        host = urlparse(url).netloc
+        if host:
+            return host
+    return fallback
+
+
+def load_ecbplus_dev(path: Path | None = None) -> Corpus:
+    """Load the 509 ECB+ dev articles; ``cluster`` is the gold event label."""
+    path = path or ecbplus_dir() / "articles.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found; set DEDUP_SHARED to the shared folder")
+    articles: list[dict[str, Any]] = []
+    gold: list[str] = []
+    with path.open(encoding="utf-8") as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{line_no}: {exc}") from exc
+            articles.append(
+                {
+                    "id": str(row["doc_id"]),
+                    "title": row.get("title") or "",
+                    "text": row["text"],
+                    "published": None,
+                    "source": _source_of(row.get("url"), f"ecb-{row.get('subtopic', '')}"),
+                }
+            )
+            gold.append(str(row["cluster"]))
+    return Corpus(ECBPLUS_DEV, articles, gold)

@@ -1,0 +1,248 @@
+"""Smoke tests for benchmarks/: the generator's ground truth, the baselines and the runner.
+
+Kept small (a few hundred articles) so each test takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from benchmarks import run as bench_run
+from benchmarks import scale as bench_scale
+from benchmarks.corpora import load_ecbplus_dev, shared_dir
+from benchmarks.measure import Measurement
+from benchmarks.synthetic import (
+    generate,
+    iter_synthetic,
+    read_parquet,
+    write_parquet,
+)
+from benchmarks.systems import (
+    SYSTEMS,
+    pick,
+    rensa_bands,
+    run_datasketch,
+    run_tfidf,
+    word_shingles,
+)
+
+CHEAP = ["datasketch", "tfidf-0.30", "rensa"]
+KINDS = {"number", "date", "name", "sentence"}
+
+
+@pytest.fixture(scope="module")
+def corpus_600():
+    return generate(600, seed=7)
+
+
+# --------------------------------------------------------------------------- generator
+
+
+def test_generator_is_deterministic(corpus_600) -> None:
+    again = generate(600, seed=7)
+    assert again.articles == corpus_600.articles
+    assert again.gold == corpus_600.gold
+    assert again.differences == corpus_600.differences
+    assert again.hard_negatives == corpus_600.hard_negatives
+    other = generate(600, seed=8)
+    assert [a["id"] for a in other.articles] != [a["id"] for a in corpus_600.articles]
+
+
+def test_generator_makes_exactly_n_docs_in_bounded_chunks() -> None:
+    chunks = list(iter_synthetic(1234, seed=3, chunk_size=100))
+    assert all(len(c.articles) <= 100 for c in chunks)
+    assert sum(len(c.articles) for c in chunks) == 1234
+    streamed = {a["id"]: g for c in chunks for a, g in zip(c.articles, c.gold, strict=True)}
+    whole = generate(1234, seed=3)  # another chunk size: same articles, other order
+    assert streamed == dict(zip((a["id"] for a in whole.articles), whole.gold, strict=True))
+
+
+def test_articles_have_the_shape_dedup_takes(corpus_600) -> None:
+    ids = [a["id"] for a in corpus_600.articles]
+    assert len(set(ids)) == len(ids)
+    for a in corpus_600.articles:
+        assert set(a) == {"id", "title", "text", "published", "source"}
+        assert a["text"].strip() and a["title"].strip() and a["source"]
+        assert a["published"] is not None
+
+
+def test_cluster_sizes_vary(corpus_600) -> None:
+    sizes = Counter(Counter(corpus_600.gold).values())
+    singletons = sizes[1]
+    small = sum(n for size, n in sizes.items() if 2 <= size <= 10)
+    large = sum(n for size, n in sizes.items() if size > 10)
+    assert singletons > 50 and small > 50 and large >= 1
+
+
+def test_hard_negatives_are_separate_events_with_shared_names(corpus_600) -> None:
+    assert corpus_600.hard_negatives, "expected some hard negatives in 600 articles"
+    by_gold: dict[str, list[str]] = {}
+    for a, g in zip(corpus_600.articles, corpus_600.gold, strict=True):
+        by_gold.setdefault(g, []).append(a["text"])
+    shared = 0
+    for label, look_alike in corpus_600.hard_negatives.items():
+        assert label != look_alike
+        a, b = by_gold[label][0], by_gold[look_alike][0]
+        capitalised = {w for w in a.split() if w[:1].isupper()}
+        shared += bool(capitalised & {w for w in b.split() if w[:1].isupper()})
+    assert shared >= len(corpus_600.hard_negatives) // 2
+
+
+def test_differences_are_consistent_with_gold(corpus_600) -> None:
+    gold_of = {a["id"]: g for a, g in zip(corpus_600.articles, corpus_600.gold, strict=True)}
+    text_of = {a["id"]: a["text"] for a in corpus_600.articles}
+    assert corpus_600.differences
+    assert {d["kind"] for d in corpus_600.differences} == KINDS
+    for d in corpus_600.differences:
+        assert d["kind"] in KINDS and d["context"]
+        assert len(d["variants"]) >= 2, d
+        ids = [i for members in d["variants"].values() for i in members]
+        assert len(ids) == len(set(ids)), "an article carries one variant"
+        assert {gold_of[i] for i in ids} == {d["gold"]}
+        if d["kind"] == "sentence":
+            assert set(d["variants"]) == {"present", "absent"}
+        else:
+            for value, members in d["variants"].items():
+                assert all(value in text_of[i] for i in members), (value, d)
+
+
+def test_parquet_round_trip(tmp_path: Path) -> None:
+    path = write_parquet(tmp_path / "syn.parquet", 250, seed=11, chunk_size=64)
+    loaded = read_parquet(path, with_differences=True)
+    original = generate(250, seed=11)
+    assert sorted(loaded.gold) == sorted(original.gold)
+    assert {a["id"] for a in loaded.articles} == {a["id"] for a in original.articles}
+    assert sorted(map(json.dumps, loaded.differences)) == sorted(
+        map(json.dumps, original.differences)
+    )
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def test_baselines_link_copies_and_not_strangers() -> None:
+    story = " ".join(f"word{i}" for i in range(60))
+    articles = [
+        {"id": "a", "text": story, "title": "", "published": None, "source": "x"},
+        {"id": "b", "text": "Share.\n" + story, "title": "", "published": None, "source": "y"},
+        {"id": "c", "text": " ".join(f"other{i}" for i in range(60)), "title": ""},
+    ]
+    for run in (run_datasketch, run_tfidf):
+        labels = run(articles).labels
+        assert labels[0] == labels[1] != labels[2]
+
+
+def test_word_shingles() -> None:
+    assert word_shingles("A b c d e F") == ["a b c d e", "b c d e f"]
+    assert word_shingles("too short") == ["too short"]
+    assert rensa_bands() * (128 // rensa_bands()) == 128
+
+
+def test_unknown_system_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown system"):
+        pick(["datasketch", "nope"])
+
+
+# --------------------------------------------------------------------------- runner
+
+
+def _check_rows(report: bench_run.Report, systems: list[str]) -> None:
+    assert [r.system for r in report.rows] == systems
+    table = bench_run.format_table(report)
+    for r in report.rows:
+        assert r.system in table
+        if r.system == "rensa" and r.status.startswith("not available"):
+            continue
+        assert r.status == "ok", r.status
+        for value in (r.precision, r.recall, r.f1, r.bcubed_f1):
+            assert value is not None and 0.0 <= value <= 1.0
+        assert r.ari is not None and -1.0 <= r.ari <= 1.0
+        assert r.candidate_pairs is not None and r.candidate_pairs >= 0
+        assert r.seconds is not None and r.seconds > 0
+        assert r.docs_per_second is not None and r.docs_per_second > 0
+        assert r.timings and all(v >= 0 for v in r.timings.values())
+        assert r.peak_rss_increase_mib is not None and r.peak_rss_increase_mib >= 0
+
+
+def test_runner_on_synthetic_cheap_baselines(tmp_path: Path) -> None:
+    report = bench_run.run_benchmark("synthetic", 300, CHEAP, isolate=False, quiet=True)
+    assert report.docs == 300
+    _check_rows(report, CHEAP)
+    md, js = bench_run.write_report(report, tmp_path)
+    assert md.read_text().count("\n| ") == len(CHEAP) + 1  # header row + one per system
+    assert [r["system"] for r in json.loads(js.read_text())["rows"]] == CHEAP
+
+
+def test_runner_on_ecbplus_dev_cheap_baselines() -> None:
+    assert (shared_dir() / "data" / "ecbplus-dev" / "articles.jsonl").exists()
+    report = bench_run.run_benchmark("ecbplus-dev", None, CHEAP, isolate=False, quiet=True)
+    assert report.docs == len(load_ecbplus_dev().articles) == 509
+    assert report.gold_clusters == 44
+    _check_rows(report, CHEAP)
+    rows = {r.system: r for r in report.rows}
+    # The reference point in the corpus README: TF-IDF single link at 0.30, ARI about 0.78.
+    assert rows["tfidf-0.30"].ari == pytest.approx(0.78, abs=0.03)
+    # 5-gram MinHash finds few rewrites: precise, low recall.
+    assert rows["datasketch"].precision > 0.9 and rows["datasketch"].recall < 0.2
+
+
+def test_runner_isolates_each_system_in_a_fresh_process(tmp_path: Path) -> None:
+    report = bench_run.run_benchmark(
+        "synthetic", 200, ["datasketch"], isolate=True, cache_dir=tmp_path, quiet=True
+    )
+    _check_rows(report, ["datasketch"])
+    assert report.rows[0].memory_method.startswith("fresh process")
+    assert list(tmp_path.glob("synthetic-200-*.parquet"))
+
+
+def test_tfidf_is_skipped_visibly_above_its_limit() -> None:
+    report = bench_run.run_benchmark(
+        "synthetic", 120, ["tfidf-0.30"], isolate=False, tfidf_max_docs=100, quiet=True
+    )
+    assert report.rows[0].status.startswith("skipped: all-pairs")
+    assert "skipped: all-pairs" in bench_run.format_table(report)
+
+
+def test_cli_prints_one_table_and_writes_files(tmp_path: Path, capsys) -> None:
+    bench_run.main(
+        ["--corpus", "synthetic", "--docs", "150", "--systems", "datasketch,tfidf-0.30",
+         "--in-process", "--quiet", "--out-dir", str(tmp_path)]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert out.count("| system |") == 1
+    assert (tmp_path / "synthetic-150.md").exists()
+    assert (tmp_path / "synthetic-150.json").exists()
+
+
+def test_scale_writes_table_json_and_plot(tmp_path: Path) -> None:
+    rows = bench_scale.main(
+        ["--sizes", "120,240", "--systems", "datasketch", "--out-dir", str(tmp_path)]
+    )
+    assert [(r.docs, r.system, r.status) for r in rows] == [
+        (120, "datasketch", "ok"),
+        (240, "datasketch", "ok"),
+    ]
+    assert (tmp_path / "scale.png").stat().st_size > 1000
+    assert "| 240 | datasketch | ok |" in (tmp_path / "scale.md").read_text()
+    payload = json.loads((tmp_path / "scale.json").read_text())
+    assert len(payload["rows"]) == 2
+
+
+def test_plot_tolerates_failed_rows(tmp_path: Path) -> None:
+    rows = [Measurement("dedup", "", "error: boom", docs=10)]
+    assert bench_scale.plot(rows, tmp_path / "p.png").exists()
+
+
+# --------------------------------------------------------------------------- dedup
+
+
+def test_dedup_runs_in_the_benchmark() -> None:
+    from dedup import Config, cluster  # noqa: F401 - the API under test must import plainly
+
+    assert "dedup" in SYSTEMS
+    report = bench_run.run_benchmark("synthetic", 300, ["dedup"], isolate=False, quiet=True)
+    _check_rows(report, ["dedup"])
