@@ -13,12 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 from sklearn.preprocessing import normalize
 
 from dedup.config import RefineConfig
 
 _PAIR_CHUNK = 200_000
+# Hashed term space per block: 2^20 slots keep collisions rare for vocabularies of
+# a few hundred thousand words, and need no fitted vocabulary (shards and streams agree).
+N_FEATURES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,23 +64,69 @@ def _identity(tokens: Sequence[str]) -> Sequence[str]:
     return tokens
 
 
-def _block(docs: Sequence[Sequence[str]], config: RefineConfig, idf_power: float) -> tuple[
-    sp.csr_matrix, np.ndarray
-]:
-    """L2-normalised TF-IDF with IDF raised to ``idf_power``; empty corpora give empty blocks."""
-    if not any(docs):
-        return sp.csr_matrix((len(docs), 0)), np.empty(0, dtype=object)
-    vectorizer = TfidfVectorizer(
-        analyzer=_identity,
-        sublinear_tf=config.sublinear_tf,
-        norm=None,
-        min_df=1,
-        dtype=np.float64,
-    )
-    matrix = vectorizer.fit_transform(docs).tocsr()
+_HASHER = HashingVectorizer(
+    analyzer=_identity, n_features=N_FEATURES, alternate_sign=False, norm=None,
+    dtype=np.float64,
+)
+
+
+def term_counts(docs: Sequence[Sequence[str]]) -> sp.csr_matrix:
+    """Raw term counts in a fixed hashed space: stateless, so any shard computes its own."""
+    if not docs:
+        return sp.csr_matrix((0, N_FEATURES))
+    return _HASHER.transform(docs).tocsr()
+
+
+def document_frequencies(counts: sp.csr_matrix) -> np.ndarray:
+    """Articles containing each hashed term; shards' frequencies simply add up."""
+    return np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.int64)
+
+
+def weigh(
+    counts: sp.csr_matrix, df: np.ndarray, n_docs: int, config: RefineConfig, idf_power: float
+) -> sp.csr_matrix:
+    """L2-normalised TF-IDF rows from counts and corpus frequencies, IDF raised to a power.
+
+    Row-local given ``df`` and ``n_docs``: a row gets the same bytes whichever shard or
+    batch computes it. IDF is scikit-learn's smoothed ``ln((1 + n) / (1 + df)) + 1``.
+    """
+    if counts.shape[0] == 0:
+        return sp.csr_matrix(counts.shape)
+    transformer = TfidfTransformer(sublinear_tf=config.sublinear_tf, norm=None)
+    transformer.idf_ = np.log((1.0 + n_docs) / (1.0 + df.astype(np.float64))) + 1.0
+    matrix = transformer.transform(counts).tocsr()
     if idf_power != 1.0:
-        matrix = matrix.multiply(vectorizer.idf_ ** (idf_power - 1.0)).tocsr()
-    return normalize(matrix), vectorizer.get_feature_names_out()
+        matrix = matrix.multiply(transformer.idf_ ** (idf_power - 1.0)).tocsr()
+    return normalize(matrix)
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """Per-block hashed term counts of a batch of articles, before corpus weighting."""
+
+    body: sp.csr_matrix
+    names: sp.csr_matrix
+    title: sp.csr_matrix
+    numbers: sp.csr_matrix
+    years: sp.csr_matrix
+
+    def frequencies(self) -> dict[str, np.ndarray]:
+        """Document frequency per block: what shards must sum before weighting."""
+        return {name: document_frequencies(getattr(self, name)) for name in _BLOCKS}
+
+
+_BLOCKS = ("body", "names", "title", "numbers")
+
+
+def count_terms(docs: Sequence[DocumentTerms]) -> Counts:
+    """Hash every block of every article (the shard-local half of TF-IDF)."""
+    return Counts(
+        body=term_counts([d.body for d in docs]),
+        names=term_counts([d.names for d in docs]),
+        title=term_counts([d.title for d in docs]),
+        numbers=term_counts([d.numbers for d in docs]),
+        years=(term_counts([d.years for d in docs]) > 0).astype(np.float64).tocsr(),
+    )
 
 
 def build_features(
@@ -85,45 +134,49 @@ def build_features(
     config: RefineConfig,
     days: np.ndarray | None = None,
 ) -> Features:
-    """Fit TF-IDF on this corpus and stack the weighted blocks.
+    """TF-IDF on this corpus, blocks weighted and stacked.
 
     ``days`` (publication time in days, NaN when unknown) enables the date window.
     """
-    body, body_vocab = _block([d.body for d in docs], config, config.idf_power)
-    blocks = [
-        (config.text_weight, body),
-        (config.names_weight, _block([d.names for d in docs], config, config.idf_power)[0]),
-        (config.title_weight, _block([d.title for d in docs], config, 1.0)[0]),
-        (config.numbers_weight, _block([d.numbers for d in docs], config, 1.0)[0]),
-    ]
-    matrix = sp.hstack([np.sqrt(w) * m for w, m in blocks if w > 0], format="csr")
+    counts = count_terms(docs)
+    return weigh_features(counts, counts.frequencies(), len(docs), config, days)
+
+
+def weigh_features(
+    counts: Counts,
+    frequencies: dict[str, np.ndarray],
+    n_docs: int,
+    config: RefineConfig,
+    days: np.ndarray | None = None,
+) -> Features:
+    """Features of a batch given corpus-wide frequencies (of this batch or a larger corpus)."""
+    powers = {"body": config.idf_power, "names": config.idf_power, "title": 1.0, "numbers": 1.0}
+    weights = {"body": config.text_weight, "names": config.names_weight,
+               "title": config.title_weight, "numbers": config.numbers_weight}
+    blocks = {name: weigh(getattr(counts, name), frequencies[name], n_docs, config,
+                          powers[name]) for name in _BLOCKS}
+    matrix = sp.hstack(
+        [np.sqrt(weights[name]) * blocks[name] for name in _BLOCKS if weights[name] > 0],
+        format="csr",
+    )
     return Features(
         matrix=matrix,
-        salient=salient_terms(body, body_vocab, config.salient_terms),
-        years=_incidence([d.years for d in docs]),
+        salient=salient_terms(blocks["body"], config.salient_terms),
+        years=counts.years,
         year_conflict_factor=config.year_conflict_factor,
         days=days,
         date_window_days=config.date_window_days,
     )
 
 
-def _incidence(docs: Sequence[Sequence[str]]) -> sp.csr_matrix:
-    vocab: dict[str, int] = {}
-    cols = [vocab.setdefault(t, len(vocab)) for doc in docs for t in doc]
-    indptr = np.concatenate(([0], np.cumsum([len(doc) for doc in docs]))).astype(np.int64)
-    data = np.ones(len(cols), dtype=np.float64)
-    return sp.csr_matrix((data, np.asarray(cols, dtype=np.int64), indptr),
-                         shape=(len(docs), max(len(vocab), 1)))
-
-
-def salient_terms(matrix: sp.csr_matrix, vocab: np.ndarray, k: int) -> list[list[str]]:
-    """The k highest-weighted terms of each row (ties by term), sorted: the events signal."""
+def salient_terms(matrix: sp.csr_matrix, k: int) -> list[list[str]]:
+    """The k highest-weighted hashed terms of each row (ties by term): the events signal."""
     out: list[list[str]] = []
     for i in range(matrix.shape[0]):
         start, end = matrix.indptr[i], matrix.indptr[i + 1]
         cols, weights = matrix.indices[start:end], matrix.data[start:end]
         order = np.lexsort((cols, -weights))[:k]
-        out.append(sorted(str(vocab[c]) for c in cols[order]))
+        out.append(sorted(str(c) for c in cols[order]))
     return out
 
 

@@ -3,7 +3,15 @@ from __future__ import annotations
 import numpy as np
 
 from dedup.config import RefineConfig
-from dedup.refine import DocumentTerms, block_similarity, build_features, pair_scores
+from dedup.refine import (
+    DocumentTerms,
+    block_similarity,
+    build_features,
+    count_terms,
+    pair_scores,
+    term_counts,
+    weigh_features,
+)
 
 
 def _doc(body: str, names: str = "", title: str = "", years: tuple[str, ...] = ()) -> DocumentTerms:
@@ -39,7 +47,25 @@ def test_year_conflict_scales_scores_by_the_factor() -> None:
 def test_salient_terms_prefer_rare_words() -> None:
     docs = [_doc("attack attack crocus"), _doc("attack moscow"), _doc("attack paris")]
     features = build_features(docs, RefineConfig(salient_terms=1))
-    assert features.salient == [["crocus"], ["moscow"], ["paris"]]
+    slot = {w: str(term_counts([[w]]).indices[0]) for w in ("crocus", "moscow", "paris")}
+    assert features.salient == [[slot["crocus"]], [slot["moscow"]], [slot["paris"]]]
+
+
+def test_shards_with_summed_frequencies_give_identical_rows() -> None:
+    docs = [_doc("quake qeshm island villages", "qeshm", "quake", ("2005",)),
+            _doc("quake qeshm island dargahan", "qeshm iran", "quake hits"),
+            _doc("bakery sourdough prize rye", "ambleside", "bread"),
+            _doc("quake iran rescue", "iran", "rescue", ("2005",))]
+    config = RefineConfig()
+    whole = build_features(docs, config).matrix
+    shards = [count_terms(docs[:1]), count_terms(docs[1:])]
+    totals = {k: shards[0].frequencies()[k] + shards[1].frequencies()[k]
+              for k in shards[0].frequencies()}
+    parts = [weigh_features(c, totals, len(docs), config).matrix for c in shards]
+    for row in range(len(docs)):
+        got = parts[0] if row < 1 else parts[1]
+        local = row if row < 1 else row - 1
+        assert np.array_equal(got[local].toarray(), whole[row].toarray())
 
 
 def test_empty_corpus_blocks_are_harmless() -> None:
