@@ -12,6 +12,7 @@ from dedup.config import (
     SignatureConfig,
 )
 from dedup.evaluate import Scores, score
+from dedup.merge import merge
 from dedup.pipeline import ClusterResult, DedupInputError, cluster
 from dedup.records import Article, Assignment, Cluster, Difference, Rejected, Story, StorySentence
 
@@ -40,5 +41,6 @@ __all__ = [
     "StorySentence",
     "__version__",
     "cluster",
+    "merge",
     "score",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -11,7 +12,10 @@ import click
 
 from dedup import io
 from dedup.config import Config
+from dedup.merge import story_from_dict, story_to_dict
 from dedup.pipeline import ClusterResult, DedupInputError, cluster
+from dedup.render import FORMATS as STORY_FORMATS
+from dedup.render import render
 
 
 class InputFailure(click.ClickException):
@@ -45,6 +49,8 @@ def main() -> None:
               help="Column naming the outlet (used to find its page templates).")
 @click.option("--skip-bad-rows", is_flag=True,
               help="Reject bad rows into OUTDIR/rejected.jsonl instead of stopping.")
+@click.option("--stories/--no-stories", default=True, show_default=True,
+              help="Merge each cluster into a canonical story (OUTDIR/stories.jsonl).")
 def cluster_command(
     inputs: tuple[str, ...],
     outdir: str,
@@ -56,6 +62,7 @@ def cluster_command(
     date_col: str,
     source_col: str,
     skip_bad_rows: bool,
+    stories: bool,
 ) -> None:
     """Cluster the articles in INPUT... (files, .txt folders, or - for JSONL on stdin)."""
     columns = io.Columns(id=id_col, text=text_col, title=title_col, published=date_col,
@@ -65,7 +72,8 @@ def cluster_command(
         read = io.read_articles(inputs, fmt=fmt, columns=columns, skip_bad_rows=skip_bad_rows,
                                 stdin=io.stdin_bytes() if "-" in inputs else None)
         read_seconds = time.perf_counter() - start
-        result = cluster(read.frame, Config(), progress=_progress_bar())
+        result = cluster(read.frame, Config(), with_stories=stories,
+                         progress=_progress_bar())
     except (io.InputError, DedupInputError) as err:
         raise InputFailure(str(err)) from None
     result.rejected = read.rejected
@@ -87,6 +95,11 @@ def write_outputs(outdir: Path, result: ClusterResult, fmt: str, rejected_file: 
         [{"cluster_id": c.cluster_id, "members": list(c.members), "size": c.size}
          for c in result.clusters],
     )
+    stories = outdir / "stories.jsonl"
+    if result.stories:
+        io.write_jsonl(stories, [story_to_dict(story) for story in result.stories])
+    elif stories.exists():
+        stories.unlink()  # a stale file from an earlier run would not match these clusters
     if rejected_file:
         io.write_jsonl(
             outdir / "rejected.jsonl",
@@ -125,3 +138,41 @@ def _progress_bar() -> Any:
                    err=True, nl=done >= total)
 
     return show
+
+
+@main.command("stories")
+@click.argument("outdir", type=click.Path(file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(STORY_FORMATS), default="md",
+              show_default=True, help="Markdown for terminals, one HTML page, or JSON lines.")
+@click.option("--cluster", "cluster_ids", multiple=True,
+              help="Only this cluster id (repeatable).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write to this file (atomically) instead of stdout.")
+def stories_command(outdir: str, fmt: str, cluster_ids: tuple[str, ...],
+                    output: str | None) -> None:
+    """Show the merged stories that `dedup cluster` wrote to OUTDIR."""
+    path = Path(outdir) / "stories.jsonl"
+    if not path.exists():
+        raise InputFailure(f"{path}: no stories here; run `dedup cluster INPUT -o {outdir}` "
+                           "first (without --no-stories)")
+    found = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                found.append(story_from_dict(json.loads(line)))
+            except (ValueError, KeyError, TypeError) as err:
+                raise InputFailure(f"{path}:{number}: not a story record ({err})") from None
+    if cluster_ids:
+        wanted = set(cluster_ids)
+        found = [story for story in found if story.cluster_id in wanted]
+        missing = wanted - {story.cluster_id for story in found}
+        if missing:
+            raise InputFailure(f"{path}: no cluster {', '.join(sorted(missing))}")
+    text = render(found, fmt)
+    if output:
+        with io.atomic_path(Path(output)) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)

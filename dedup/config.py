@@ -149,9 +149,9 @@ class IndexConfig:
     # Average similarity to a cluster's members needed to join it; None means
     # ClusterConfig.link_threshold, the batch's average-link threshold.
     join_threshold: float | None = None
-    # Candidates scored per new article, those sharing the most LSH bands first: bounds the
-    # cost of an add as the index grows (batch scores every candidate pair).
-    max_candidates: int = 300
+    # Events partners scored per new article (those sharing the most LSH bands first);
+    # None means CandidateConfig.events_max_per_doc. Copies candidates are all scored.
+    events_candidates: int | None = None
     # Members (most recent first) compared when averaging similarity to a large cluster.
     max_link_members: int = 100
     # When a touched cluster's story is merged again: "read" (on the first read after the

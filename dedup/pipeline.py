@@ -14,6 +14,7 @@ import polars as pl
 
 from dedup import candidates, clustering, normalize, refine, signatures
 from dedup.config import Config
+from dedup.merge import merge as merge_story
 from dedup.records import Article, Cluster, Rejected, Story
 
 Progress = Callable[[str, int, int], None]
@@ -163,6 +164,7 @@ def cluster(
     articles: pl.DataFrame | Iterable[Article | Mapping[str, Any]],
     config: Config | None = None,
     *,
+    with_stories: bool = True,
     progress: Progress | None = None,
 ) -> ClusterResult:
     """Cluster articles by event.
@@ -172,6 +174,9 @@ def cluster(
             ``published``, ``source``, anything else passed through), or an iterable of
             dicts with those keys or of ``Article`` records.
         config: thresholds for every stage; defaults are tuned on ecbplus-dev.
+        with_stories: merge each cluster into a canonical story (``result.stories``);
+            the story's base is the canonical article. Without it the most central member
+            is canonical and the (pure Python) merge stage is skipped.
         progress: called as ``progress(stage, done, total)`` during long loops.
 
     Example:
@@ -186,45 +191,38 @@ def cluster(
         frame = articles_frame(articles)
     n = frame.height
     ids: list[str] = frame["id"].to_list()
-    texts: list[str] = frame["text"].to_list()
-    titles: list[str] = frame["title"].fill_null("").to_list()
-    sources: list[str | None] = frame["source"].to_list()
 
-    with timer.stage("normalize"):
-        templates = normalize.repeated_lines(zip(sources, texts, strict=True), config.normalize)
-        prepared = []
-        for i, (text, title) in enumerate(zip(texts, titles, strict=True)):
-            prepared.append(prepare(text, title, templates))
-            if progress and (i + 1) % 1000 == 0:
-                progress("normalize", i + 1, n)
+    counts, copy_sigs, has_copies = _normalize_and_hash(frame, config, timer, progress)
     with timer.stage("features"):
-        features = refine.build_features(
-            [p.terms for p in prepared], config.refine, days=_days(frame)
+        features = refine.weigh_features(
+            counts, counts.frequencies(), n, config.refine, days=_days(frame)
         )
+        del counts
     with timer.stage("signatures"):
         sig = config.signatures
-        hasher, minhasher = signatures.TokenHasher(), signatures.MinHasher(sig.num_perm, sig.seed)
-        copy_sets = signatures.copy_shingles([p.tokens for p in prepared], sig, hasher)
-        event_sets = signatures.term_shingles(features.salient, hasher)
-        copy_sigs = minhasher.signatures(copy_sets)
+        minhasher = signatures.MinHasher(sig.num_perm, sig.seed)
+        event_sets = signatures.term_shingles(features.salient, signatures.TokenHasher())
         event_sigs = minhasher.signatures(event_sets)
+        has_events = np.array([len(s) > 0 for s in event_sets], dtype=bool)
+        del event_sets
     with timer.stage("candidates"):
         cand = config.candidates
         copy_pairs, copy_stats = candidates.lsh_pairs(
             copy_sigs,
-            np.array([len(s) > 0 for s in copy_sets], dtype=bool),
+            has_copies,
             threshold=cand.copies_threshold,
             max_bucket_size=cand.max_bucket_size,
         )
         event_pairs, event_stats = candidates.lsh_pairs(
             event_sigs,
-            np.array([len(s) > 0 for s in event_sets], dtype=bool),
+            has_events,
             threshold=cand.events_threshold,
             max_bucket_size=cand.max_bucket_size,
             min_collisions=cand.events_min_collisions,
             max_per_doc=cand.events_max_per_doc,
         )
         pairs = candidates.union_pairs(copy_pairs, event_pairs)
+        del copy_sigs, event_sigs, copy_pairs, event_pairs
     with timer.stage("refine"):
         scores = refine.pair_scores(features, pairs)
 
@@ -234,25 +232,29 @@ def cluster(
     with timer.stage("cluster"):
         groups = clustering.cluster_documents(n, pairs, scores, similarity, config.clustering)
         cluster_of = np.empty(n, dtype=object)
-        canonical = np.zeros(n, dtype=bool)
         closeness = np.ones(n, dtype=np.float64)
-        clusters: list[Cluster] = []
-        published = frame["published"].to_list()
         for rows in groups:
-            member_ids = [ids[r] for r in rows]
-            cid = clustering.cluster_id(member_ids)
-            coh = clustering.cohesion(rows, similarity)
-            # Most central member first; ties by earliest date (undated last), then id.
-            best = min(
-                range(len(rows)),
-                key=lambda k: (-round(float(coh[k]), 12), _date_key(published[rows[k]]),
-                               member_ids[k]),
-            )
-            cluster_of[rows] = cid
-            closeness[rows] = np.round(coh, 6)
-            canonical[rows[best]] = True
-            clusters.append(Cluster(cid, tuple(sorted(member_ids)), member_ids[best]))
-        clusters.sort(key=lambda c: c.cluster_id)
+            cluster_of[rows] = clustering.cluster_id([ids[r] for r in rows])
+            closeness[rows] = np.round(clustering.cohesion(rows, similarity), 6)
+
+    stories: list[Story] = []
+    canonical = np.zeros(n, dtype=bool)
+    with timer.stage("merge"):
+        if with_stories:
+            stories = _stories(frame, groups, cluster_of, config, progress)
+            row_of = {article_id: row for row, article_id in enumerate(ids)}
+            bases = [row_of[story.base] for story in stories]
+        else:
+            bases = [_most_central(rows, closeness, frame, ids) for rows in groups]
+        canonical[bases] = True
+    clusters = sorted(
+        (
+            Cluster(cluster_of[rows[0]], tuple(sorted(ids[r] for r in rows)), ids[base])
+            for rows, base in zip(groups, _group_bases(groups, canonical), strict=True)
+        ),
+        key=lambda c: c.cluster_id,
+    )
+    stories.sort(key=lambda story: story.cluster_id)
 
     assignments = pl.DataFrame(
         {
@@ -273,10 +275,92 @@ def cluster(
     return ClusterResult(
         assignments=assignments,
         clusters=clusters,
+        stories=stories,
         timings=timer.timings,
         candidate_pairs=len(pairs),
         stats=stats,
     )
+
+
+_CHUNK = 5_000  # articles normalized at once: bounds the memory of token lists
+
+
+def _normalize_and_hash(
+    frame: pl.DataFrame, config: Config, timer: _Timer, progress: Progress | None
+) -> tuple[refine.Counts, np.ndarray, np.ndarray]:
+    """Normalize in chunks, keeping only term counts and copies signatures of each.
+
+    Token lists and sentences are the bulk of a corpus in memory; nothing later needs
+    them, so they never outlive their chunk.
+    """
+    n = frame.height
+    texts: list[str] = frame["text"].to_list()
+    titles: list[str] = frame["title"].fill_null("").to_list()
+    sources: list[str | None] = frame["source"].to_list()
+    sig = config.signatures
+    hasher, minhasher = signatures.TokenHasher(), signatures.MinHasher(sig.num_perm, sig.seed)
+    count_parts: list[refine.Counts] = []
+    sig_parts: list[np.ndarray] = []
+    present_parts: list[np.ndarray] = []
+    with timer.stage("normalize"):
+        templates = normalize.repeated_lines(zip(sources, texts, strict=True), config.normalize)
+    for start in range(0, n, _CHUNK):
+        stop = min(start + _CHUNK, n)
+        with timer.stage("normalize"):
+            prepared = [prepare(texts[i], titles[i], templates) for i in range(start, stop)]
+        with timer.stage("features"):
+            count_parts.append(refine.count_terms([p.terms for p in prepared]))
+        with timer.stage("signatures"):
+            sets = signatures.copy_shingles([p.tokens for p in prepared], sig, hasher)
+            sig_parts.append(minhasher.signatures(sets))
+            present_parts.append(np.array([len(s) > 0 for s in sets], dtype=bool))
+        if progress:
+            progress("normalize", stop, n)
+    if not count_parts:
+        count_parts.append(refine.count_terms([]))
+        sig_parts.append(np.empty((0, sig.num_perm), dtype=np.uint32))
+        present_parts.append(np.empty(0, dtype=bool))
+    return (
+        refine.Counts.stack(count_parts),
+        np.concatenate(sig_parts),
+        np.concatenate(present_parts),
+    )
+
+
+def _stories(
+    frame: pl.DataFrame,
+    groups: list[np.ndarray],
+    cluster_of: np.ndarray,
+    config: Config,
+    progress: Progress | None,
+) -> list[Story]:
+    """One merged story per cluster, in the order of ``groups``."""
+    articles = to_articles(frame)
+    stories = []
+    for k, rows in enumerate(groups):
+        stories.append(
+            merge_story([articles[r] for r in rows], str(cluster_of[rows[0]]), config)
+        )
+        if progress and ((k + 1) % 1000 == 0 or k + 1 == len(groups)):
+            progress("merge", k + 1, len(groups))
+    return stories
+
+
+def _most_central(
+    rows: np.ndarray, closeness: np.ndarray, frame: pl.DataFrame, ids: list[str]
+) -> int:
+    """Most cohesive member; ties by earliest date (undated last), then id."""
+    published = frame["published"]
+    return int(
+        min(
+            rows,
+            key=lambda r: (-float(closeness[r]), _date_key(published[int(r)]), ids[int(r)]),
+        )
+    )
+
+
+def _group_bases(groups: list[np.ndarray], canonical: np.ndarray) -> list[int]:
+    return [int(rows[canonical[rows]][0]) for rows in groups]
 
 
 def _date_key(value: object) -> tuple[int, str]:

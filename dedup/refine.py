@@ -110,6 +110,12 @@ class Counts:
     numbers: sp.csr_matrix
     years: sp.csr_matrix
 
+    @classmethod
+    def stack(cls, parts: Sequence[Counts]) -> Counts:
+        """Rows of several batches, in order."""
+        return cls(*(sp.vstack([getattr(p, name) for p in parts], format="csr")
+                     for name in ("body", "names", "title", "numbers", "years")))
+
     def frequencies(self) -> dict[str, np.ndarray]:
         """Document frequency per block: what shards must sum before weighting."""
         return {name: document_frequencies(getattr(self, name)) for name in _BLOCKS}

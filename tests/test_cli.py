@@ -75,7 +75,7 @@ def test_outputs_are_byte_identical_across_runs(tmp_path: Path) -> None:
     src = _jsonl(tmp_path / "in.jsonl", rows)
     for name in ("one", "two"):
         assert run("cluster", str(src), str(SEEDS), "-o", str(tmp_path / name)).exit_code == 0
-    for file in ("assignments.parquet", "clusters.jsonl"):
+    for file in ("assignments.parquet", "clusters.jsonl", "stories.jsonl"):
         assert (tmp_path / "one" / file).read_bytes() == (tmp_path / "two" / file).read_bytes()
 
 
@@ -128,6 +128,35 @@ def test_skip_bad_rows_accounts_for_every_row(tmp_path: Path) -> None:
 
 
 def test_every_command_has_help() -> None:
-    for args in (["--help"], ["cluster", "--help"]):
+    for args in (["--help"], ["cluster", "--help"], ["stories", "--help"]):
         result = run(*args)
         assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_cluster_writes_stories_and_stories_command_renders(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run("cluster", str(SEEDS), "-o", str(out)).exit_code == 0
+    stories = [json.loads(x) for x in (out / "stories.jsonl").open()]
+    assert len(stories) == 1 and sorted(stories[0]["members"]) == list(SEED_IDS)
+    toll = [d for d in stories[0]["differences"] if d["kind"] == "number"
+            and {"143", "144"} <= set(d["variants"])]
+    assert toll and toll[0]["variants"]["143"] == [SEED_IDS[0]]
+    md = run("stories", str(out))
+    assert md.exit_code == 0 and "143" in md.output and "144" in md.output
+    html = run("stories", str(out), "--format", "html", "-o", str(tmp_path / "s.html"))
+    assert html.exit_code == 0
+    assert (tmp_path / "s.html").read_text(encoding="utf-8").lstrip().startswith("<!DOCTYPE")
+    only = run("stories", str(out), "--format", "json", "--cluster", stories[0]["cluster_id"])
+    assert json.loads(only.output)["cluster_id"] == stories[0]["cluster_id"]
+    missing = run("stories", str(out), "--cluster", "cnope")
+    assert missing.exit_code == 2 and "no cluster cnope" in missing.stderr
+
+
+def test_no_stories_skips_merge_and_removes_stale_file(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run("cluster", str(SEEDS), "-o", str(out)).exit_code == 0
+    assert (out / "stories.jsonl").exists()
+    assert run("cluster", str(SEEDS), "-o", str(out), "--no-stories").exit_code == 0
+    assert not (out / "stories.jsonl").exists()
+    result = run("stories", str(out))
+    assert result.exit_code == 2 and "no stories here" in result.stderr

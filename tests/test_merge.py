@@ -1,0 +1,350 @@
+"""Canonical stories: base choice, provenance, and every planted disagreement found once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dedup.config import Config
+from dedup.merge import (
+    _align,
+    _order_members,
+    _prepare,
+    cluster_id_for,
+    member_sentences,
+    merge,
+    story_from_dict,
+    story_to_dict,
+)
+from dedup.records import Article, Difference, Story
+
+SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+SEED_000 = "000_ad9cb973c98234b4"
+SEED_004 = "004_7929c3090c429e95"
+
+BASE = [
+    "A fire broke out at the Riverside chemical plant in Dayton on Tuesday night.",
+    "At least 12 people were killed and 30 were injured, officials said.",
+    "Plant manager John Smith said the blaze started in a storage tank.",
+    "Firefighters from three counties fought the flames for six hours.",
+    "The plant opened in 1998 and employs about 400 workers.",
+    "Governor Mary Jones visited the site on March 14 and promised an inquiry.",
+]
+
+
+def _seed_articles() -> list[Article]:
+    """Seeds as the .txt reader makes them: id = stem, title = first non-empty line."""
+    articles = []
+    for path in sorted(SEEDS.glob("*.txt")):
+        lines = path.read_text(encoding="utf-8").split("\n")
+        first = next(i for i, line in enumerate(lines) if line.strip())
+        articles.append(Article(path.stem, "\n".join(lines[first + 1 :]), lines[first].strip()))
+    return articles
+
+
+def _version(id_: str, sentences: list[str], **kw: object) -> Article:
+    return Article(id_, "\n".join(sentences), title="Chemical plant fire", **kw)  # type: ignore[arg-type]
+
+
+def _replace(index: int, old: str, new: str) -> list[str]:
+    out = list(BASE)
+    assert old in out[index]
+    out[index] = out[index].replace(old, new)
+    return out
+
+
+def _non_sentence(story: Story) -> list[Difference]:
+    return [d for d in story.differences if d.kind != "sentence"]
+
+
+# ----------------------------------------------------------------------------- seeds
+
+
+@pytest.fixture(scope="module")
+def seed_story() -> Story:
+    return merge(_seed_articles())
+
+
+def test_seeds_death_toll_is_a_number_difference(seed_story: Story) -> None:
+    tolls = [
+        d
+        for d in seed_story.differences
+        if d.kind == "number" and "143" in d.variants and "144" in d.variants
+    ]
+    assert len(tolls) == 1
+    assert tolls[0].variants["143"] == (SEED_000,)
+    assert tolls[0].variants["144"] == (SEED_004,)
+
+
+def test_seeds_keep_facts_only_one_version_has(seed_story: Story) -> None:
+    budanov = [s for s in seed_story.sentences if "Kyrylo Budanov" in s.text]
+    assert budanov and "March 27" in budanov[0].text and budanov[0].sources == (SEED_000,)
+    general = [s for s in seed_story.sentences if "dismissed the American warning" in s.text]
+    assert general and general[0].text.startswith("Russian officials dismissed")
+    assert SEED_004 in general[0].sources
+
+
+def test_seeds_no_boilerplate_in_title_or_text(seed_story: Story) -> None:
+    for junk in ("PREV", "NEXT", "Tags:", "Share.", "Exit mobile version", "Lithuanian"):
+        assert junk not in seed_story.title
+        assert junk not in seed_story.text
+    assert seed_story.members == (SEED_000, SEED_004)
+    assert seed_story.cluster_id == cluster_id_for([SEED_000, SEED_004])
+
+
+def test_cluster_id_formula() -> None:
+    expected = "c" + hashlib.sha1(b"a\nb\nc").hexdigest()[:12]
+    assert cluster_id_for(["c", "a", "b"]) == expected
+    assert merge([Article("b", "x."), Article("a", "y."), Article("c", "z.")]).cluster_id == (
+        expected
+    )
+    assert merge([Article("a", "x.")], cluster_id="given").cluster_id == "given"
+
+
+# ----------------------------------------------------------------------------- planted
+
+
+def test_changed_number_found_once_with_members() -> None:
+    story = merge(
+        [
+            _version("a", BASE),
+            _version("b", _replace(1, "At least 12", "At least 14")),
+            _version("c", BASE),
+        ]
+    )
+    diffs = _non_sentence(story)
+    assert [(d.kind, d.variants) for d in diffs] == [("number", {"12": ("a", "c"), "14": ("b",)})]
+    assert "killed" in diffs[0].context
+    assert not [d for d in story.differences if d.kind == "sentence"]
+
+
+def test_changed_date_found_once() -> None:
+    story = merge([_version("a", BASE), _version("b", _replace(5, "March 14", "March 15"))])
+    assert [(d.kind, d.variants) for d in story.differences] == [
+        ("date", {"March 14": ("a",), "March 15": ("b",)})
+    ]
+
+
+def test_changed_weekday_found_once() -> None:
+    story = merge([_version("a", BASE), _version("b", _replace(0, "Tuesday", "Wednesday"))])
+    assert [(d.kind, d.variants) for d in story.differences] == [
+        ("date", {"Tuesday": ("a",), "Wednesday": ("b",)})
+    ]
+
+
+def test_changed_name_found_once_even_when_repeated() -> None:
+    b = [*_replace(2, "John Smith", "John Smyth"), "John Smyth later resigned from the company."]
+    c = [*BASE, "John Smith later resigned from the company."]
+    story = merge([_version("a", BASE), _version("b", b), _version("c", c)])
+    names = [d for d in story.differences if d.kind == "name"]
+    assert [d.variants for d in names] == [{"John Smith": ("a", "c"), "John Smyth": ("b",)}]
+    assert len(_non_sentence(story)) == 1
+
+
+def test_sentence_only_one_version_has() -> None:
+    extra = "Residents were told to keep their windows closed overnight."
+    b = [*BASE[:3], extra, *BASE[3:]]
+    story = merge([_version("a", BASE), _version("b", b), _version("c", BASE)])
+    assert [(d.kind, d.variants) for d in story.differences] == [("sentence", {extra: ("b",)})]
+    texts = [s.text for s in story.sentences]
+    assert texts.index(extra) == 3  # after the sentence its predecessor aligned to
+    assert story.sentences[3].sources == ("b",)
+    assert story.sentences[0].sources == ("a", "b", "c")
+
+
+def test_dropped_sentence_lists_the_members_that_carry_it() -> None:
+    b = BASE[:3] + BASE[4:]
+    story = merge([_version("a", BASE), _version("b", b), _version("c", BASE)])
+    assert [(d.kind, d.variants) for d in story.differences] == [
+        ("sentence", {BASE[3]: ("a", "c")})
+    ]
+    assert story.differences[0].context == "not in b"
+
+
+def test_all_planted_kinds_together() -> None:
+    b = _replace(1, "12 people", "13 people")
+    b[5] = b[5].replace("Mary Jones", "Mary Johns")
+    c = _replace(4, "in 1998", "in 1996")[:3] + _replace(4, "in 1998", "in 1996")[4:]
+    story = merge([_version("a", BASE), _version("b", b), _version("c", c)])
+    got = {(d.kind, tuple(sorted(d.variants.items()))) for d in story.differences}
+    assert got == {
+        ("number", (("12", ("a", "c")), ("13", ("b",)))),
+        ("name", (("Mary Johns", ("b",)), ("Mary Jones", ("a", "c")))),
+        ("date", (("1996", ("c",)), ("1998", ("a", "b")))),
+        ("sentence", ((BASE[3], ("a", "b")),)),
+    }
+
+
+def test_rewritten_sentences_compare_numbers_by_role() -> None:
+    a = Article("a", "Police said at least 143 people were killed in the attack on the hall.")
+    b = Article(
+        "b", "Gunmen stormed the concert venue, resulting in the deaths of 144 people overall."
+    )
+    story = merge([a, b])
+    assert [d.variants for d in story.differences if d.kind == "number"] == [
+        {"143": ("a",), "144": ("b",)}
+    ]
+
+
+def test_unrelated_counts_are_not_a_difference() -> None:
+    a = Article("a", "At least 12 people were killed in the fire.\nAbout 30 people were injured.")
+    b = Article("b", "Twelve died.\nRescuers evacuated 400 people from nearby homes.")
+    assert not _non_sentence(merge([a, b]))
+
+
+# ----------------------------------------------------------------------------- edge cases
+
+
+def test_identical_versions_have_no_differences() -> None:
+    story = merge([_version("a", BASE), _version("b", BASE), _version("c", BASE)])
+    assert story.differences == ()
+    assert all(s.sources == ("a", "b", "c") for s in story.sentences)
+    assert [s.text for s in story.sentences] == BASE
+
+
+def test_near_verbatim_copy_with_split_sentence_is_no_flood() -> None:
+    joined = BASE[3].rstrip(".") + ", and " + BASE[4][0].lower() + BASE[4][1:]
+    b = [*BASE[:3], joined, *BASE[5:]]
+    story = merge([_version("a", BASE), _version("b", b)])
+    assert [d for d in story.differences if d.kind == "sentence"] == []
+
+
+def test_deterministic_under_reordering() -> None:
+    versions = [
+        _version("a", BASE, published=datetime(2024, 3, 2)),
+        _version("b", _replace(1, "12", "14")),
+        _version("c", BASE[:4], published=datetime(2024, 3, 1)),
+        _version("d", [*BASE, "An extra line only d has, about cleanup crews."]),
+    ]
+    expected = json.dumps(story_to_dict(merge(versions)), sort_keys=True)
+    rng = random.Random(7)
+    for _ in range(5):
+        rng.shuffle(versions)
+        assert json.dumps(story_to_dict(merge(versions)), sort_keys=True) == expected
+
+
+def test_base_tie_goes_to_earliest_published_then_id() -> None:
+    early = _version("z", BASE, published=datetime(2024, 1, 1))
+    late = _version("a", BASE, published=datetime(2024, 1, 2))
+    assert merge([late, early]).base == "z"
+    assert merge([_version("y", BASE), _version("x", BASE)]).base == "x"
+
+
+def test_base_prefers_complete_member_without_boilerplate() -> None:
+    short = _version("a", BASE[:2])
+    noisy = _version("b", [*BASE, "Share.", "Tags: fire, plant", "Exit mobile version"])
+    full = _version("c", BASE)
+    assert merge([short, noisy, full]).base == "c"
+
+
+def test_single_member_cluster() -> None:
+    story = merge([_version("only", BASE)])
+    assert story.base == "only" and story.members == ("only",)
+    assert story.title == "Chemical plant fire"
+    assert [s.text for s in story.sentences] == BASE
+    assert story.differences == ()
+
+
+def test_empty_text_works() -> None:
+    story = merge([Article("a", ""), Article("b", "", title="Headline")])
+    assert story.sentences == () and story.text == "" and story.differences == ()
+    assert story.title == "Headline"
+    assert merge([]).members == ()
+    mixed = merge([Article("a", ""), _version("b", BASE)])
+    assert mixed.base == "b" and len(mixed.sentences) == len(BASE)
+
+
+def test_title_paragraph_and_glued_navigation() -> None:
+    lead = "Gunmen attacked the hall on Friday. At least 143 people were killed."
+    text = (
+        "PREV Stock market closes higher on bank results and energy prices today\n"
+        "NEXT As of April 1, the prices of public electricity supply are decreasingThe "
+        "government declared a day of mourning after the attack on the concert hall.\n"
+        "Share.\nExit mobile version"
+    )
+    title, sentences = member_sentences(Article("x", text, title=lead))
+    assert title == "Gunmen attacked the hall on Friday."
+    assert sentences[:2] == [
+        "Gunmen attacked the hall on Friday.",
+        "At least 143 people were killed.",
+    ]
+    assert sentences[2].startswith("The government declared")
+    assert not any("NEXT" in s or "PREV" in s or "Share" in s for s in sentences)
+
+
+def test_story_dict_round_trip() -> None:
+    story = merge([_version("a", BASE), _version("b", _replace(1, "12", "14"))])
+    data = story_to_dict(story)
+    assert set(data) == {
+        "cluster_id",
+        "members",
+        "base",
+        "title",
+        "text",
+        "sentences",
+        "differences",
+    }
+    assert data["differences"][0] == {
+        "kind": "number",
+        "context": data["differences"][0]["context"],
+        "variants": {"12": ["a"], "14": ["b"]},
+    }
+    assert story_from_dict(json.loads(json.dumps(data))) == story
+
+
+# ----------------------------------------------------------------------------- invariant
+
+POOL = [
+    *BASE,
+    "Investigators from the state fire marshal's office arrived on Wednesday.",
+    "The company said it would cooperate fully with the investigation.",
+    "Nearby schools were closed as a precaution.",
+    "Smoke could be seen from 20 miles away.",
+]
+
+
+@st.composite
+def clusters(draw: st.DrawFn) -> list[Article]:
+    """2-4 versions: random subsets and orders of a pool, with words dropped or numbers changed."""
+    n = draw(st.integers(2, 4))
+    out = []
+    for k in range(n):
+        picked = draw(st.lists(st.sampled_from(POOL), min_size=0, max_size=8, unique=True))
+        sentences = []
+        for s in picked:
+            words = s.split()
+            drop = draw(st.integers(0, 2))
+            for _ in range(drop):
+                if len(words) > 3:
+                    del words[draw(st.integers(1, len(words) - 2))]
+            sentences.append(" ".join(words))
+        out.append(Article(f"m{k}", "\n".join(sentences)))
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(clusters())
+def test_every_member_sentence_is_in_the_story_or_aligned_to_it(articles: list[Article]) -> None:
+    cfg = Config().merge
+    members = _order_members([_prepare(a, cfg) for a in sorted(articles, key=lambda a: a.id)], cfg)
+    nodes = _align(members, cfg)
+    for member in members:
+        placed = sorted(i for node in nodes for i in node.carriers.get(member.id, []))
+        assert placed == list(range(len(member.sentences)))  # each exactly once
+    story = merge(articles)
+    assert len(story.sentences) == len(nodes)
+    for article in articles:
+        _, sentences = member_sentences(article)
+        carried = [s for s in story.sentences if article.id in s.sources]
+        assert bool(carried) == bool(sentences)
+        for sentence in sentences:
+            assert any(s.text == sentence for s in carried) or carried
+    keys = [(d.kind, tuple(sorted(d.variants.items()))) for d in story.differences]
+    assert len(keys) == len(set(keys))  # each disagreement once
