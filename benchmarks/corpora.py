@@ -48,12 +48,11 @@ class Corpus:
         return len(set(self.gold))
 
 
-def _source_of(url: str | None, fallback: str) -> str:
+def _source_of(url: str | None) -> str | None:
+    """The outlet's host. No fallback: the subtopic would leak the gold label."""
     if url:
-        host = urlparse(url).netloc
-        if host:
-            return host
-    return fallback
+        return urlparse(url).netloc or None
+    return None
 
 
 def load_ecbplus_dev(path: Path | None = None) -> Corpus:
@@ -77,7 +76,7 @@ def load_ecbplus_dev(path: Path | None = None) -> Corpus:
                     "title": row.get("title") or "",
                     "text": row["text"],
                     "published": None,
-                    "source": _source_of(row.get("url"), f"ecb-{row.get('subtopic', '')}"),
+                    "source": _source_of(row.get("url")),
                 }
             )
             gold.append(str(row["cluster"]))

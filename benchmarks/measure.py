@@ -23,10 +23,12 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 
 from benchmarks.corpora import ECBPLUS_DEV, Corpus, load_ecbplus_dev
@@ -67,6 +69,8 @@ class Measurement:
     ari: float | None = None
     clusters: int | None = None
     candidate_pairs: int | None = None
+    # Share of gold same-event pairs that the candidate step proposes directly.
+    candidate_recall: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
     seconds: float | None = None
     docs_per_second: float | None = None
@@ -113,6 +117,17 @@ def _max_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
+def candidate_recall(gold: Sequence[Hashable], pairs: np.ndarray) -> float:
+    """Gold same-event pairs among the candidates, over all gold same-event pairs."""
+    labels = np.unique(np.asarray([str(g) for g in gold]), return_inverse=True)[1]
+    sizes = np.bincount(labels)
+    total = int((sizes * (sizes - 1) // 2).sum())
+    if total == 0:
+        return 1.0
+    hits = int(np.sum(labels[pairs[:, 0]] == labels[pairs[:, 1]])) if len(pairs) else 0
+    return hits / total
+
+
 def measure(system: str, corpus: Corpus, isolated_process: bool = False) -> Measurement:
     """Run ``system`` on ``corpus`` in this process and fill in a ``Measurement``."""
     from dedup.evaluate import score
@@ -144,6 +159,8 @@ def measure(system: str, corpus: Corpus, isolated_process: bool = False) -> Meas
     row.bcubed_f1, row.ari = s.bcubed_f1, s.ari
     row.clusters = len(set(result.labels))
     row.candidate_pairs = result.candidate_pairs
+    if result.pairs is not None:
+        row.candidate_recall = candidate_recall(corpus.gold, result.pairs)
     row.timings = {k: float(v) for k, v in result.timings.items()}
     row.seconds = seconds
     row.docs_per_second = len(corpus.articles) / seconds if seconds > 0 else None

@@ -34,6 +34,8 @@ class SystemRun:
     candidate_pairs: int
     timings: dict[str, float] = field(default_factory=dict)
     note: str = ""
+    # Candidate pairs as (k, 2) article indices, when the system has a candidate step.
+    pairs: np.ndarray | None = None
 
 
 class _Stages:
@@ -99,7 +101,12 @@ def run_dedup(articles: list[dict[str, Any]]) -> SystemRun:
     df = result.assignments
     mapping = dict(zip(df["id"].to_list(), df["cluster_id"].to_list(), strict=True))
     labels = [mapping[a["id"]] for a in articles]
-    return SystemRun(labels, int(result.candidate_pairs), dict(result.timings))
+    order = {article_id: k for k, article_id in enumerate(df["id"].to_list())}
+    position = np.array([order[a["id"]] for a in articles], dtype=np.int64)
+    back = np.empty_like(position)
+    back[position] = np.arange(len(position))
+    pairs = back[result.pairs] if len(result.pairs) else result.pairs
+    return SystemRun(labels, int(result.candidate_pairs), dict(result.timings), pairs=pairs)
 
 
 def run_datasketch(articles: list[dict[str, Any]]) -> SystemRun:
@@ -126,7 +133,7 @@ def run_datasketch(articles: list[dict[str, Any]]) -> SystemRun:
     stages.lap("lsh")
     labels = components(len(articles), lo, hi)
     stages.lap("components")
-    return SystemRun(labels.tolist(), len(lo), stages.timings)
+    return SystemRun(labels.tolist(), len(lo), stages.timings, pairs=np.stack([lo, hi], axis=1))
 
 
 def run_tfidf(articles: list[dict[str, Any]], block_entries: int = 50_000_000) -> SystemRun:
@@ -180,7 +187,7 @@ def run_rensa(articles: list[dict[str, Any]]) -> SystemRun:
     stages.lap("lsh")
     labels = components(len(articles), lo, hi)
     stages.lap("components")
-    return SystemRun(labels.tolist(), len(lo), stages.timings)
+    return SystemRun(labels.tolist(), len(lo), stages.timings, pairs=np.stack([lo, hi], axis=1))
 
 
 SYSTEMS: dict[str, Callable[[list[dict[str, Any]]], SystemRun]] = {

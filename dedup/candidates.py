@@ -58,15 +58,10 @@ def lsh_pairs(
     oversized = 0
     for band in range(bands):
         keys = signatures[docs, band * rows : (band + 1) * rows]
-        order = np.lexsort(keys.T[::-1])
-        sorted_keys = keys[order]
-        change = np.any(sorted_keys[1:] != sorted_keys[:-1], axis=1)
-        starts = np.concatenate(([0], np.flatnonzero(change) + 1))
-        sizes = np.diff(np.concatenate((starts, [len(order)])))
-        oversized += int(np.sum(sizes > max_bucket_size))
-        keep = (sizes >= 2) & (sizes <= max_bucket_size)
-        if keep.any():
-            chunks.append(_bucket_pairs(docs[order], starts[keep], sizes[keep], n))
+        codes, skipped = bucket_pairs(keys, docs, n, max_bucket_size)
+        oversized += skipped
+        if len(codes):
+            chunks.append(codes)
     if not chunks:
         return np.empty((0, 2), dtype=np.int64), CandidateStats(bands, rows, 0, oversized)
     codes, counts = np.unique(np.concatenate(chunks), return_counts=True)
@@ -76,6 +71,30 @@ def lsh_pairs(
     if max_per_doc is not None and len(pairs):
         pairs = _strongest_per_doc(pairs, counts, max_per_doc)
     return pairs, CandidateStats(bands, rows, len(pairs), oversized)
+
+
+def bucket_pairs(
+    keys: np.ndarray, docs: np.ndarray, n: int, max_bucket_size: int
+) -> tuple[np.ndarray, int]:
+    """Pair codes ``low * n + high`` of documents with equal key rows, and oversized buckets.
+
+    ``keys`` is one row per entry of ``docs`` (a band's values; a distributed engine may
+    prefix the band number so several bands group in one call). Buckets larger than
+    ``max_bucket_size`` give no pairs and are counted. A code repeats once per bucket that
+    holds the pair, which is how shared bands are counted.
+    """
+    if len(docs) == 0:
+        return np.empty(0, dtype=np.int64), 0
+    order = np.lexsort(keys.T[::-1])
+    sorted_keys = keys[order]
+    change = np.any(sorted_keys[1:] != sorted_keys[:-1], axis=1)
+    starts = np.concatenate(([0], np.flatnonzero(change) + 1))
+    sizes = np.diff(np.concatenate((starts, [len(order)])))
+    oversized = int(np.sum(sizes > max_bucket_size))
+    keep = (sizes >= 2) & (sizes <= max_bucket_size)
+    if not keep.any():
+        return np.empty(0, dtype=np.int64), oversized
+    return _bucket_pairs(docs[order], starts[keep], sizes[keep], n), oversized
 
 
 def _strongest_per_doc(pairs: np.ndarray, counts: np.ndarray, limit: int) -> np.ndarray:

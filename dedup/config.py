@@ -48,9 +48,12 @@ class CandidateConfig:
     # so 20 lost no gold pair on ecbplus-dev while capping synthetic corpora, whose
     # articles share a topic vocabulary, at ~20-40 pairs per article instead of 160+.
     events_max_per_doc: int | None = 20
-    # An LSH bucket holding more articles than this is a shared stock phrase, not an
-    # event: its pairs are skipped (and counted) so candidates stay near-linear.
-    max_bucket_size: int = 100
+    # An LSH bucket holding more articles than this is a shared stock phrase or topic word,
+    # not one event: its pairs are skipped (and counted) so candidates stay near-linear.
+    # Copies buckets hold verbatim syndication, which can be large; an events bucket is
+    # articles whose sampled salient term is the same, and its pairs grow quadratically.
+    copies_max_bucket_size: int = 100
+    events_max_bucket_size: int = 20
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,11 @@ from collections.abc import Iterable, Sequence
 
 from dedup.config import NormalizeConfig
 
-_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "`": "'"})
+_QUOTES = (("“", '"'), ("”", '"'), ("„", '"'), ("‘", "'"), ("’", "'"), ("`", "'"))
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b]+")
-# Tokenised sources (ECB+) write `` quote '' and "Lohan ' s": rejoin them.
+# Tokenised sources (ECB+) write `` quote '' and "Lohan ' s": rejoin them (only texts
+# that show a sign of tokenisation pay for the five passes).
+_TOKENISED = re.compile(r"``|''| [,.;:!?%)\]]| ' \w|[(\[$] |\d - \w")
 _DETOKENIZE = [
     (re.compile(r"``\s*"), '"'),
     (re.compile(r"\s*''"), '"'),
@@ -74,9 +76,13 @@ STOPWORDS = frozenset(
 def clean_text(text: str) -> str:
     """NFKC-fold, straighten quotes, re-join tokenised punctuation, collapse spaces per line."""
     text = unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n")
-    for pattern, repl in _DETOKENIZE:
-        text = pattern.sub(repl, text)
-    text = _SPACES.sub(" ", text.translate(_QUOTES))
+    if _TOKENISED.search(text):
+        for pattern, repl in _DETOKENIZE:
+            text = pattern.sub(repl, text)
+    for fancy, plain in _QUOTES:
+        if fancy in text:
+            text = text.replace(fancy, plain)
+    text = _SPACES.sub(" ", text)
     return "\n".join(line.strip() for line in text.split("\n"))
 
 

@@ -35,6 +35,8 @@ class ClusterResult:
     rejected: list[Rejected] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     candidate_pairs: int = 0
+    # Candidate pairs as (k, 2) row indices into ``assignments``, for diagnostics.
+    pairs: np.ndarray = field(default_factory=lambda: np.empty((0, 2), dtype=np.int64))
     stats: dict[str, Any] = field(default_factory=dict)
 
 
@@ -211,13 +213,13 @@ def cluster(
             copy_sigs,
             has_copies,
             threshold=cand.copies_threshold,
-            max_bucket_size=cand.max_bucket_size,
+            max_bucket_size=cand.copies_max_bucket_size,
         )
         event_pairs, event_stats = candidates.lsh_pairs(
             event_sigs,
             has_events,
             threshold=cand.events_threshold,
-            max_bucket_size=cand.max_bucket_size,
+            max_bucket_size=cand.events_max_bucket_size,
             min_collisions=cand.events_min_collisions,
             max_per_doc=cand.events_max_per_doc,
         )
@@ -278,6 +280,7 @@ def cluster(
         stories=stories,
         timings=timer.timings,
         candidate_pairs=len(pairs),
+        pairs=pairs,
         stats=stats,
     )
 

@@ -9,7 +9,7 @@ scores, cluster centroids and within-cluster similarity all come from one matrix
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -45,10 +45,11 @@ class Features:
     year_conflict_factor: float = 1.0
     days: np.ndarray | None = None  # publication time in days (NaN: unknown)
     date_window_days: float | None = None
+    has_years: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     def _factor(self, left: np.ndarray, right: np.ndarray, shared_years: np.ndarray) -> np.ndarray:
         """Multiplier per pair: year conflicts shrink a score, a time gap zeroes it."""
-        has_years = np.diff(self.years.indptr) > 0
+        has_years = self.has_years
         factor = np.where(
             has_years[left] & has_years[right] & (shared_years == 0),
             self.year_conflict_factor,
@@ -169,6 +170,7 @@ def weigh_features(
         matrix=matrix,
         salient=salient_terms(blocks["body"], config.salient_terms),
         years=counts.years,
+        has_years=np.diff(counts.years.indptr) > 0,
         year_conflict_factor=config.year_conflict_factor,
         days=days,
         date_window_days=config.date_window_days,
@@ -206,11 +208,20 @@ def pair_scores(features: Features, pairs: np.ndarray) -> np.ndarray:
     return scores
 
 
+def _gram(sub: sp.csr_matrix) -> np.ndarray:
+    """Dense ``sub @ sub.T`` computed over only the columns ``sub`` uses.
+
+    A product over the full hashed width allocates per-column arrays (4M entries) on every
+    call, which dominated clustering when called once per component.
+    """
+    cols, local = np.unique(sub.indices, return_inverse=True)
+    narrow = sp.csr_matrix((sub.data, local.ravel(), sub.indptr), shape=(sub.shape[0], len(cols)))
+    return np.asarray((narrow @ narrow.T).todense())
+
+
 def block_similarity(features: Features, rows: np.ndarray) -> np.ndarray:
     """Dense scores among a few rows (same rule as ``pair_scores``), for average linkage."""
-    sub = features.matrix[rows]
-    sim = np.asarray((sub @ sub.T).todense())
-    years = features.years[rows]
-    shared = np.asarray((years @ years.T).todense())
+    sim = _gram(features.matrix[rows])
+    shared = _gram(features.years[rows])
     left, right = np.meshgrid(rows, rows, indexing="ij")
     return sim * features._factor(left.ravel(), right.ravel(), shared.ravel()).reshape(sim.shape)

@@ -17,7 +17,7 @@ def _event_pairs(docs: list[dict[str, str]]) -> tuple[np.ndarray, int]:
     sigs = signatures.MinHasher(128, 1).signatures(sets)
     pairs, _ = lsh_pairs(sigs, np.ones(len(docs), dtype=bool),
                          threshold=config.candidates.events_threshold,
-                         max_bucket_size=config.candidates.max_bucket_size)
+                         max_bucket_size=config.candidates.events_max_bucket_size)
     return pairs, len(docs)
 
 
