@@ -17,7 +17,8 @@ _QUOTES = (("“", '"'), ("”", '"'), ("„", '"'), ("‘", "'"), ("’", "'"),
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b]+")
 # Tokenised sources (ECB+) write `` quote '' and "Lohan ' s": rejoin them (only texts
 # that show a sign of tokenisation pay for the five passes).
-_TOKENISED = re.compile(r"``|''| [,.;:!?%)\]]| ' \w|[(\[$] |\d - \w")
+_TOKENISED = ("``", "''", " ,", " .", " ;", " :", " !", " ?", " %", " )", " ]", " ' ", "( ",
+              "[ ", "$ ", " - ")
 _DETOKENIZE = [
     (re.compile(r"``\s*"), '"'),
     (re.compile(r"\s*''"), '"'),
@@ -76,7 +77,7 @@ STOPWORDS = frozenset(
 def clean_text(text: str) -> str:
     """NFKC-fold, straighten quotes, re-join tokenised punctuation, collapse spaces per line."""
     text = unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n")
-    if _TOKENISED.search(text):
+    if any(mark in text for mark in _TOKENISED):
         for pattern, repl in _DETOKENIZE:
             text = pattern.sub(repl, text)
     for fancy, plain in _QUOTES:
@@ -149,7 +150,7 @@ def split_sentences(lines: Sequence[str]) -> list[str]:
 
 def tokens(text: str) -> list[str]:
     """Lower-cased word tokens, keeping internal dots, hyphens and apostrophes (U.S., IS-K)."""
-    return [t.casefold() for t in _TOKEN.findall(text)]
+    return _TOKEN.findall(text.casefold())
 
 
 def content_tokens(text: str) -> list[str]:
@@ -157,7 +158,7 @@ def content_tokens(text: str) -> list[str]:
     return [t for t in tokens(text) if t not in STOPWORDS]
 
 
-_NAME = re.compile(r"\b[A-Z][\w'.-]*(?:\s+(?:of|de|del|la|van|von|bin|al)?\s*[A-Z][\w'.-]*)*")
+_NAME = re.compile(r"\b[A-Z][\w'.-]*(?:[ \t]+(?:of|de|del|la|van|von|bin|al)?[ \t]*[A-Z][\w'.-]*)*")
 _YEAR = re.compile(r"\b(?:19[5-9]\d|20[0-9]\d)\b")
 _NUMBER = re.compile(r"\b\d[\d,.]*\d\b|\b\d\b")
 
@@ -166,18 +167,18 @@ def names(sentences: Sequence[str]) -> list[str]:
     """Capitalised name phrases (and their words), lower-cased: who and where.
 
     A capitalised word opening a sentence is kept only when it is not a function word,
-    so "The" and "But" are not names while "Moscow ..." is.
+    so "The" and "But" are not names while "Moscow ..." is. Phrases never cross a
+    sentence (the pattern does not span line breaks).
     """
     out: list[str] = []
-    for sentence in sentences:
-        for match in _NAME.finditer(sentence):
-            words = [w.strip(".'-").casefold() for w in match.group().split()]
-            words = [w for w in words if w and w not in STOPWORDS]
-            if not words:
-                continue
-            if len(words) > 1:
-                out.append("_".join(words))
-            out.extend(words)
+    for match in _NAME.finditer("\n".join(sentences)):
+        words = [w.strip(".'-") for w in match.group().casefold().split()]
+        words = [w for w in words if w and w not in STOPWORDS]
+        if not words:
+            continue
+        if len(words) > 1:
+            out.append("_".join(words))
+        out.extend(words)
     return out
 
 
