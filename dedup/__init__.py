@@ -6,12 +6,14 @@ from dedup.config import (
     CandidateConfig,
     ClusterConfig,
     Config,
+    IndexConfig,
     MergeConfig,
     NormalizeConfig,
     RefineConfig,
     SignatureConfig,
 )
 from dedup.evaluate import Scores, score
+from dedup.index import ClusterInfo, Placement, StoryIndex, StoryIndexError
 from dedup.merge import merge
 from dedup.pipeline import ClusterResult, DedupInputError, cluster
 from dedup.records import Article, Assignment, Cluster, Difference, Rejected, Story, StorySentence
@@ -27,17 +29,22 @@ __all__ = [
     "CandidateConfig",
     "Cluster",
     "ClusterConfig",
+    "ClusterInfo",
     "ClusterResult",
     "Config",
     "DedupInputError",
     "Difference",
+    "IndexConfig",
     "MergeConfig",
     "NormalizeConfig",
+    "Placement",
     "RefineConfig",
     "Rejected",
     "Scores",
     "SignatureConfig",
     "Story",
+    "StoryIndex",
+    "StoryIndexError",
     "StorySentence",
     "__version__",
     "cluster",

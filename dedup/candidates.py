@@ -1,12 +1,13 @@
 """Candidate pairs from MinHash LSH banding.
 
-Bands and rows come from datasketch's ``MinHashLSH`` for the configured threshold, and a
-pair is a candidate exactly when datasketch's index would return it for a query (a test
-proves it). The banding itself runs in numpy, one sort per band over all documents,
-because inserting millions of documents one Python call at a time dominated batch runs
-(the incremental ``StoryIndex`` uses ``MinHashLSH`` directly, where that is the right
-shape). Buckets larger than ``max_bucket_size`` hold a stock phrase or a very common term
-rather than one event; their quadratic pairs are skipped and counted.
+Bands and rows come from datasketch's ``MinHashLSH`` for the configured threshold, and
+with no bucket limits a pair is a candidate exactly when datasketch's index would return
+it for a query (a test proves it). The banding itself runs in numpy, one sort per band
+over all documents: inserting millions of documents one Python call at a time dominated
+batch runs, and reloading an incremental index the same way took a minute at 100k
+articles. A bucket larger than ``max_bucket_size`` holds a stock phrase or a very common
+term rather than one event: it is split by further min-hashes, and what still does not
+fit is skipped and counted.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def lsh_pairs(
     max_bucket_size: int,
     min_collisions: int = 1,
     max_per_doc: int | None = None,
+    split_depth: int = 0,
 ) -> tuple[np.ndarray, CandidateStats]:
     """Pairs (i < j, as a sorted (k, 2) int64 array) sharing at least ``min_collisions`` bands.
 
@@ -50,15 +52,21 @@ def lsh_pairs(
     a single common term. ``max_per_doc`` keeps, for each document, only the partners it
     shares the most bands with (a pair stays if either side keeps it): candidates then
     grow linearly with the corpus even where thousands of articles share a topic's words.
+    ``split_depth`` > 0 splits crowded buckets by up to that many further min-hashes (the
+    first rows of the following bands) instead of dropping them at once.
     """
     n = len(signatures)
     bands, rows = lsh_params(threshold, signatures.shape[1])
     docs = np.flatnonzero(present).astype(np.int64)
     chunks: list[np.ndarray] = []
     oversized = 0
+    present_sigs = signatures[docs]
     for band in range(bands):
-        keys = signatures[docs, band * rows : (band + 1) * rows]
-        codes, skipped = bucket_pairs(keys, docs, n, max_bucket_size)
+        keys = present_sigs[:, band * rows : (band + 1) * rows]
+        codes, skipped = bucket_pairs(
+            keys, docs, n, max_bucket_size, split_columns(present_sigs, band, bands, rows,
+                                                          split_depth)
+        )
         oversized += skipped
         if len(codes):
             chunks.append(codes)
@@ -74,27 +82,59 @@ def lsh_pairs(
 
 
 def bucket_pairs(
-    keys: np.ndarray, docs: np.ndarray, n: int, max_bucket_size: int
+    keys: np.ndarray,
+    docs: np.ndarray,
+    n: int,
+    max_bucket_size: int,
+    extra: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """Pair codes ``low * n + high`` of documents with equal key rows, and oversized buckets.
 
     ``keys`` is one row per entry of ``docs`` (a band's values; a distributed engine may
-    prefix the band number so several bands group in one call). Buckets larger than
-    ``max_bucket_size`` give no pairs and are counted. A code repeats once per bucket that
-    holds the pair, which is how shared bands are counted.
+    prefix the band number so several bands group in one call). A bucket larger than
+    ``max_bucket_size`` is split by the columns of ``extra`` (other min-hashes of the same
+    entries), one column at a time: members of a crowded bucket pair only if they also
+    agree there, so a very common term alone is no evidence but a common term plus another
+    shared sampled term is. Buckets still too large give no pairs and are counted. A code
+    repeats once per bucket that holds the pair, which is how shared bands are counted.
     """
-    if len(docs) == 0:
-        return np.empty(0, dtype=np.int64), 0
-    order = np.lexsort(keys.T[::-1])
-    sorted_keys = keys[order]
-    change = np.any(sorted_keys[1:] != sorted_keys[:-1], axis=1)
-    starts = np.concatenate(([0], np.flatnonzero(change) + 1))
-    sizes = np.diff(np.concatenate((starts, [len(order)])))
-    oversized = int(np.sum(sizes > max_bucket_size))
-    keep = (sizes >= 2) & (sizes <= max_bucket_size)
-    if not keep.any():
+    chunks: list[np.ndarray] = []
+    oversized = 0
+    depth = 0 if extra is None else extra.shape[1]
+    for level in range(depth + 1):
+        if len(docs) == 0:
+            break
+        order = np.lexsort(keys.T[::-1])
+        sorted_keys = keys[order]
+        change = np.any(sorted_keys[1:] != sorted_keys[:-1], axis=1)
+        starts = np.concatenate(([0], np.flatnonzero(change) + 1))
+        sizes = np.diff(np.concatenate((starts, [len(order)])))
+        keep = (sizes >= 2) & (sizes <= max_bucket_size)
+        if keep.any():
+            chunks.append(_bucket_pairs(docs[order], starts[keep], sizes[keep], n))
+        crowded = sizes > max_bucket_size
+        if not crowded.any():
+            break
+        if level == depth:
+            oversized += int(crowded.sum())
+            break
+        entries = order[np.repeat(crowded, sizes)]
+        assert extra is not None
+        keys = np.hstack((keys[entries], extra[entries, level : level + 1]))
+        docs, extra = docs[entries], extra[entries]
+    if not chunks:
         return np.empty(0, dtype=np.int64), oversized
-    return _bucket_pairs(docs[order], starts[keep], sizes[keep], n), oversized
+    return np.concatenate(chunks), oversized
+
+
+def split_columns(
+    signatures: np.ndarray, band: int, bands: int, rows: int, depth: int
+) -> np.ndarray | None:
+    """The min-hashes that split a crowded bucket of ``band``: first rows of the next bands."""
+    if depth <= 0:
+        return None
+    columns = [((band + k) % bands) * rows for k in range(1, depth + 1)]
+    return signatures[:, columns]
 
 
 def _strongest_per_doc(pairs: np.ndarray, counts: np.ndarray, limit: int) -> np.ndarray:

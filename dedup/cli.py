@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from dedup import io
+from dedup.cli_index import index
 from dedup.config import Config
 from dedup.merge import story_from_dict, story_to_dict
 from dedup.pipeline import ClusterResult, DedupInputError, cluster
@@ -28,6 +29,9 @@ class InputFailure(click.ClickException):
 @click.version_option(package_name="dedup")
 def main() -> None:
     """Find news articles about the same event, cluster them, merge each cluster."""
+
+
+main.add_command(index)
 
 
 @main.command("cluster")

@@ -58,6 +58,10 @@ class CandidateConfig:
     # (0.990); no ecbplus-dev bucket exceeds 20.
     copies_max_bucket_size: int = 100
     events_max_bucket_size: int = 20
+    # A crowded events bucket is split by up to this many further min-hashes of its
+    # members before it is dropped: a common term plus another shared sampled term is
+    # evidence. Set by measurement on the synthetic corpus (see CHANGELOG).
+    events_split_depth: int = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,18 +140,6 @@ class MergeConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class Config:
-    """All stages' settings; pass ``config=`` to any entry point."""
-
-    normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
-    signatures: SignatureConfig = field(default_factory=SignatureConfig)
-    candidates: CandidateConfig = field(default_factory=CandidateConfig)
-    refine: RefineConfig = field(default_factory=RefineConfig)
-    clustering: ClusterConfig = field(default_factory=ClusterConfig)
-    merge: MergeConfig = field(default_factory=MergeConfig)
-
-
-@dataclass(frozen=True, slots=True)
 class IndexConfig:
     """``StoryIndex`` (incremental, persistent) settings; the other stages' settings still apply.
 
@@ -168,3 +160,16 @@ class IndexConfig:
     story_refresh: str = "read"
     # Seconds a writer waits for another process's write transaction before failing.
     busy_timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """All stages' settings; pass ``config=`` to any entry point."""
+
+    normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
+    signatures: SignatureConfig = field(default_factory=SignatureConfig)
+    candidates: CandidateConfig = field(default_factory=CandidateConfig)
+    refine: RefineConfig = field(default_factory=RefineConfig)
+    clustering: ClusterConfig = field(default_factory=ClusterConfig)
+    merge: MergeConfig = field(default_factory=MergeConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)

@@ -222,6 +222,7 @@ def cluster(
             max_bucket_size=cand.events_max_bucket_size,
             min_collisions=cand.events_min_collisions,
             max_per_doc=cand.events_max_per_doc,
+            split_depth=cand.events_split_depth,
         )
         pairs = candidates.union_pairs(copy_pairs, event_pairs)
         del copy_sigs, event_sigs, copy_pairs, event_pairs

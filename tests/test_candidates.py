@@ -4,7 +4,7 @@ import numpy as np
 from datasketch import LeanMinHash, MinHashLSH
 
 from dedup import pipeline, refine, signatures
-from dedup.candidates import lsh_pairs, union_pairs
+from dedup.candidates import lsh_pairs, lsh_params, union_pairs
 from dedup.config import Config
 from tests.conftest import DISTRACTORS, read_seeds
 
@@ -106,3 +106,21 @@ def test_per_document_cap_keeps_strongest_partners() -> None:
     strict, _ = lsh_pairs(sigs, np.ones(4, dtype=bool), threshold=0.01, max_bucket_size=10,
                           min_collisions=2)
     assert strict.tolist() == [[0, 1], [0, 2]]
+
+
+def test_crowded_bucket_is_split_by_further_min_hashes() -> None:
+    # Bands of 2 rows (threshold 0.5 over 8 min-hashes). Ten articles share band 0 (a
+    # common pair of terms); only 0-1 and 2-3 also share the first min-hash of band 1,
+    # which is no band match on its own. With a bucket limit of 5 the crowd gives no
+    # pairs unless it is split by that min-hash.
+    assert lsh_params(0.5, 8)[1] == 2
+    sigs = np.arange(10 * 8, dtype=np.uint32).reshape(10, 8) + 1000
+    sigs[:, 0:2] = 7
+    sigs[1, 2] = sigs[0, 2]
+    sigs[3, 2] = sigs[2, 2]
+    dropped, stats = lsh_pairs(sigs, np.ones(10, dtype=bool), threshold=0.5,
+                               max_bucket_size=5)
+    assert len(dropped) == 0 and stats.oversized_buckets == 1
+    split, stats = lsh_pairs(sigs, np.ones(10, dtype=bool), threshold=0.5,
+                             max_bucket_size=5, split_depth=1)
+    assert split.tolist() == [[0, 1], [2, 3]] and stats.oversized_buckets == 0
