@@ -55,6 +55,14 @@ main.add_command(index)
               help="Reject bad rows into OUTDIR/rejected.jsonl instead of stopping.")
 @click.option("--stories/--no-stories", default=True, show_default=True,
               help="Merge each cluster into a canonical story (OUTDIR/stories.jsonl).")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local",
+              show_default=True,
+              help="Run in this process or on a Dask cluster (pip install 'dedup[dask]').")
+@click.option("--scheduler",
+              help="Dask scheduler address, e.g. tcp://host:8786 (implies --engine dask; "
+                   "without it --engine dask starts a local cluster sized to this machine).")
+@click.option("--partitions", type=click.IntRange(min=1),
+              help="Input partitions for --engine dask (default: one per 50,000 articles).")
 def cluster_command(
     inputs: tuple[str, ...],
     outdir: str,
@@ -67,10 +75,22 @@ def cluster_command(
     source_col: str,
     skip_bad_rows: bool,
     stories: bool,
+    engine: str,
+    scheduler: str | None,
+    partitions: int | None,
 ) -> None:
     """Cluster the articles in INPUT... (files, .txt folders, or - for JSONL on stdin)."""
     columns = io.Columns(id=id_col, text=text_col, title=title_col, published=date_col,
                          source=source_col)
+    out_fmt = output_format or ("jsonl" if fmt == "jsonl" else "parquet")
+    if engine == "dask" or scheduler:
+        if "-" in inputs:
+            raise click.UsageError("--engine dask reads files on the workers: stdin (-) "
+                                   "is not supported there; write it to a file first")
+        result = _cluster_on_dask(inputs, columns, fmt, skip_bad_rows, stories, scheduler,
+                                  partitions)
+        _finish(Path(outdir), result, out_fmt, skip_bad_rows)
+        return
     start = time.perf_counter()
     try:
         read = io.read_articles(inputs, fmt=fmt, columns=columns, skip_bad_rows=skip_bad_rows,
@@ -83,11 +103,38 @@ def cluster_command(
     result.rejected = read.rejected
     result.timings = {"read": read_seconds, **{k: v for k, v in result.timings.items()
                                                  if k != "read"}}
-    out_fmt = output_format or ("jsonl" if fmt == "jsonl" else "parquet")
-    with_timer = time.perf_counter()
-    write_outputs(Path(outdir), result, out_fmt, skip_bad_rows)
-    result.timings["write"] = time.perf_counter() - with_timer
+    _finish(Path(outdir), result, out_fmt, skip_bad_rows)
+
+
+def _finish(outdir: Path, result: ClusterResult, fmt: str, rejected_file: bool) -> None:
+    start = time.perf_counter()
+    write_outputs(outdir, result, fmt, rejected_file)
+    result.timings["write"] = time.perf_counter() - start
     _summary(result)
+
+
+def _cluster_on_dask(
+    inputs: tuple[str, ...],
+    columns: io.Columns,
+    fmt: str | None,
+    skip_bad_rows: bool,
+    stories: bool,
+    scheduler: str | None,
+    partitions: int | None,
+) -> ClusterResult:
+    """The same job on Dask; imported lazily so the local engine never needs dask."""
+    try:
+        from dedup.engine_dask import DaskEngineError, cluster_dask
+    except ImportError as err:
+        raise click.ClickException(str(err)) from None
+    try:
+        return cluster_dask(list(inputs), Config(), scheduler=scheduler, partitions=partitions,
+                            with_stories=stories, columns=columns, fmt=fmt,
+                            skip_bad_rows=skip_bad_rows)
+    except (io.InputError, DedupInputError) as err:
+        raise InputFailure(str(err)) from None
+    except (DaskEngineError, ImportError) as err:
+        raise click.ClickException(str(err)) from None
 
 
 def write_outputs(outdir: Path, result: ClusterResult, fmt: str, rejected_file: bool) -> None:

@@ -81,15 +81,33 @@ def cluster_documents(
     bounds = np.flatnonzero(np.diff(labels[order])) + 1
     groups: list[np.ndarray] = []
     for rows in np.split(order, bounds):
-        rows = np.sort(rows)
-        parts = (
-            _split_large(rows, pairs, scores, config.edge_threshold, config.max_component_size)
-            if len(rows) > config.max_component_size
-            else [rows]
-        )
-        for part in parts:
-            groups.extend(_average_link(part, similarity, config.link_threshold))
+        groups.extend(link_component(np.sort(rows), pairs, scores, similarity, config))
     groups.sort(key=lambda g: int(g[0]))
+    return groups
+
+
+def link_component(
+    rows: np.ndarray,
+    pairs: np.ndarray,
+    scores: np.ndarray,
+    similarity: Similarity,
+    config: ClusterConfig,
+) -> list[np.ndarray]:
+    """Groups of one connected component (``rows`` sorted), each sorted.
+
+    Components are independent, so a distributed engine runs this per component wherever
+    the component's rows are; ``pairs`` may hold only the component's accepted edges.
+    An oversized component is first cut by raising its edge threshold, then each part is
+    split by weighted average linkage.
+    """
+    parts = (
+        _split_large(rows, pairs, scores, config.edge_threshold, config.max_component_size)
+        if len(rows) > config.max_component_size
+        else [rows]
+    )
+    groups: list[np.ndarray] = []
+    for part in parts:
+        groups.extend(_average_link(part, similarity, config.link_threshold))
     return groups
 
 

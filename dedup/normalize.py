@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 
 from dedup.config import NormalizeConfig
 
-_QUOTES = (("“", '"'), ("”", '"'), ("„", '"'), ("‘", "'"), ("’", "'"), ("`", "'"))
+_QUOTES = (("“", '"'), ("”", '"'), ("„", '"'), ("‘", "'"), ("’", "'"))
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b]+")
 # Tokenised sources (ECB+) write `` quote '' and "Lohan ' s": rejoin them (only texts
 # that show a sign of tokenisation pay for the five passes).
@@ -77,13 +77,18 @@ STOPWORDS = frozenset(
 def clean_text(text: str) -> str:
     """NFKC-fold, straighten quotes, re-join tokenised punctuation, collapse spaces per line."""
     text = unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n")
-    if any(mark in text for mark in _TOKENISED):
-        for pattern, repl in _DETOKENIZE:
-            text = pattern.sub(repl, text)
     for fancy, plain in _QUOTES:
         if fancy in text:
             text = text.replace(fancy, plain)
     text = _SPACES.sub(" ", text)
+    # One rule can expose another's pattern ("' '" -> "''"), so repeat to a fixed point:
+    # normalizing twice must change nothing.
+    while any(mark in text for mark in _TOKENISED):
+        before = text
+        for pattern, repl in _DETOKENIZE:
+            text = pattern.sub(repl, text)
+        if text == before:
+            break
     return "\n".join(line.strip() for line in text.split("\n"))
 
 

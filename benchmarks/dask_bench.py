@@ -1,0 +1,132 @@
+"""Wall time and peak memory per worker of the Dask engine on a synthetic corpus.
+
+    python -m benchmarks.dask_bench                          # 100k articles, 1 and 2 workers
+    python -m benchmarks.dask_bench --docs 20000 --workers 1,2 --no-stories
+
+Each worker count gets a fresh ``distributed.LocalCluster`` (1 thread per worker, so the
+figures are per core), reading the same cached Parquet corpus lazily. "peak RSS / worker"
+is the largest ``ru_maxrss`` (kernel high-water mark of a worker process since it started),
+"transfer MiB" the bytes workers sent each other (the shuffles). ``--local`` adds the local
+engine (``dedup.cluster``) in this process as the reference; every run's assignments are
+checked equal to the first run's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.run import CACHE_DIR
+from benchmarks.synthetic import DEFAULT_SEED, write_parquet
+from dedup.config import Config
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _sent_bytes(dask_worker: Any) -> int:
+    return int(getattr(dask_worker, "transfer_outgoing_bytes_total", 0))
+
+
+def corpus(docs: int, seed: int, cache_dir: Path) -> Path:
+    """The synthetic corpus as Parquet, written once and cached."""
+    path = cache_dir / f"synthetic-{docs}-seed{seed}-dask.parquet"
+    if not path.exists():
+        write_parquet(path, docs, seed)
+    return path
+
+
+def run_workers(path: Path, workers: int, memory_limit: str, partitions: int | None,
+                with_stories: bool) -> dict[str, Any]:
+    """One run on a fresh LocalCluster of ``workers`` single-threaded processes."""
+    import distributed
+
+    from dedup.engine_dask import cluster_dataset
+
+    with (
+        distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                 memory_limit=memory_limit, dashboard_address=None) as local,
+        distributed.Client(local) as client,
+    ):
+        start = time.perf_counter()
+        result = cluster_dataset(str(path), Config(), client=client, partitions=partitions,
+                                 with_stories=with_stories)
+        seconds = time.perf_counter() - start
+        peaks = client.run(_peak_rss_mib)
+        sent = client.run(_sent_bytes)
+    return {
+        "system": f"dask x{workers}",
+        "seconds": seconds,
+        "peak_worker_mib": max(peaks.values()),
+        "transfer_mib": sum(sent.values()) / 2**20,
+        "result": result,
+    }
+
+
+def run_local(path: Path, with_stories: bool) -> dict[str, Any]:
+    """The local engine on the same file, in this process (reference)."""
+    import polars as pl
+
+    from dedup import cluster
+
+    frame = pl.read_parquet(path).drop("gold", "hard_negative_of")
+    before = _peak_rss_mib()
+    start = time.perf_counter()
+    result = cluster(frame, Config(), with_stories=with_stories)
+    return {"system": "local", "seconds": time.perf_counter() - start,
+            "peak_worker_mib": _peak_rss_mib(), "peak_increase_mib": _peak_rss_mib() - before,
+            "transfer_mib": 0.0, "result": result}
+
+
+def table(rows: list[dict[str, Any]], docs: int) -> str:
+    """Markdown table, one line per run."""
+    stages = list(rows[0]["result"].timings)
+    out = [f"synthetic corpus, {docs:,} articles",
+           "| system | partitions | total s | docs/s | peak RSS / worker MiB | transfer MiB | "
+           "same as first | " + " | ".join(f"{s} s" for s in stages) + " |",
+           "|---" * (7 + len(stages)) + "|"]
+    first = rows[0]["result"].assignments
+    for row in rows:
+        r = row["result"]
+        out.append(
+            f"| {row['system']} | {r.stats.get('partitions', 1)} | {row['seconds']:.1f} | "
+            f"{docs / row['seconds']:,.0f} | {row['peak_worker_mib']:,.0f} | "
+            f"{row['transfer_mib']:,.0f} | {r.assignments.select('id', 'cluster_id', 'is_canonical', 'similarity').equals(first.select('id', 'cluster_id', 'is_canonical', 'similarity'))} | "  # noqa: E501
+            + " | ".join(f"{r.timings.get(s, 0.0):.1f}" for s in stages) + " |"
+        )
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """CLI: time the Dask engine for each worker count and print one table."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.dask_bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=int, default=100_000, help="synthetic articles")
+    parser.add_argument("--workers", default="1,2", help="worker counts, comma-separated")
+    parser.add_argument("--partitions", type=int, default=None,
+                        help="input partitions (default: one per 50,000 articles)")
+    parser.add_argument("--memory-limit", default="4GB", help="memory limit per worker")
+    parser.add_argument("--no-stories", action="store_true", help="skip the merge stage")
+    parser.add_argument("--local", action="store_true", help="also run the local engine")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
+    args = parser.parse_args(argv)
+    path = corpus(args.docs, args.seed, args.cache_dir)
+    rows = []
+    if args.local:
+        rows.append(run_local(path, not args.no_stories))
+        print(f"local: {rows[-1]['seconds']:.1f} s", file=sys.stderr, flush=True)
+    for workers in (int(w) for w in args.workers.split(",")):
+        rows.append(run_workers(path, workers, args.memory_limit, args.partitions,
+                                not args.no_stories))
+        print(f"{workers} workers: {rows[-1]['seconds']:.1f} s", file=sys.stderr, flush=True)
+    print(table(rows, args.docs))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,248 @@
+"""The Dask engine gives the local engine's result, whatever the partitions or workers.
+
+Needs dask.distributed (the ``test`` extra): without it these tests fail, never skip.
+Clusters here are small (2 workers x 1 thread) so the file stays well under a minute.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dask
+import distributed
+import polars as pl
+import pytest
+
+from benchmarks.synthetic import generate
+from dedup import cluster, io
+from dedup.cli import write_outputs
+from dedup.engine_dask import DaskEngineError, cluster_dask, cluster_dataset
+from dedup.pipeline import ClusterResult
+from tests.conftest import DISTRACTORS, ROOT, read_ecbplus, read_seeds
+
+WORKER_MEMORY = "1.5GB"
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                 memory_limit=WORKER_MEMORY, dashboard_address=None) as local,
+        distributed.Client(local) as connected,
+    ):
+        yield connected
+
+
+@pytest.fixture(scope="module")
+def ecb_articles() -> list[dict[str, Any]]:
+    return [{"id": r["doc_id"], "title": r["title"], "text": r["text"]} for r in read_ecbplus()]
+
+
+@pytest.fixture(scope="module")
+def ecb_local(ecb_articles: list[dict[str, Any]]) -> ClusterResult:
+    return cluster(ecb_articles, with_stories=False)
+
+
+def assert_same(got: ClusterResult, want: ClusterResult) -> None:
+    assert got.assignments.equals(want.assignments)
+    assert got.clusters == want.clusters
+    assert got.stories == want.stories
+    assert got.candidate_pairs == want.candidate_pairs
+    for key in ("articles", "clusters", "largest_cluster", "copy_pairs", "event_pairs",
+                "oversized_buckets"):
+        assert got.stats[key] == want.stats[key], key
+
+
+def test_importing_dedup_does_not_import_dask() -> None:
+    code = ("import sys, dedup, dedup.engine_dask, dedup.cli; "
+            "assert not {'dask', 'distributed'} & set(sys.modules), 'dask imported'")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_missing_dask_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(ImportError, match=r"pip install 'dedup\[dask\]'"):
+        cluster_dask([{"id": "a", "text": "x"}])
+
+
+@pytest.mark.parametrize("partitions", [1, 3])  # 2: on the multi-process cluster below
+def test_ecbplus_equals_local_engine(
+    client: Any, ecb_articles: list[dict[str, Any]], ecb_local: ClusterResult, partitions: int
+) -> None:
+    got = cluster_dask(ecb_articles, client=client, partitions=partitions, with_stories=False,
+                       with_pairs=True)
+    assert_same(got, ecb_local)
+    assert (got.pairs == ecb_local.pairs).all() and got.pairs.shape == ecb_local.pairs.shape
+    assert got.stats["partitions"] == partitions
+
+
+@pytest.fixture(scope="module")
+def synthetic_parquet(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ClusterResult]:
+    """2,000 synthetic articles (dates, sources, boilerplate templates) as one Parquet file."""
+    corpus = generate(2000)
+    path = tmp_path_factory.mktemp("synthetic") / "articles.parquet"
+    pl.DataFrame(corpus.articles).write_parquet(path)
+    local = cluster(io.read_articles([str(path)]).frame, with_stories=False)
+    return path, local
+
+
+@pytest.mark.parametrize("partitions", [1, 2, 3])
+def test_synthetic_parquet_read_by_workers_equals_local(
+    client: Any, synthetic_parquet: tuple[Path, ClusterResult], partitions: int
+) -> None:
+    path, local = synthetic_parquet
+    got = cluster_dataset(str(path.parent / "*.parquet"), client=client, partitions=partitions,
+                          with_stories=False)
+    assert got.stats["partitions"] == partitions
+    assert_same(got, local)
+
+
+def test_stories_and_canonicals_equal_local(client: Any) -> None:
+    articles = DISTRACTORS + read_seeds()
+    local = cluster(articles)
+    assert local.stories
+    for partitions in (2, 3):
+        assert_same(cluster_dask(articles, client=client, partitions=partitions), local)
+
+
+def test_jsonl_read_by_workers_maps_columns_and_rejects_duplicates(
+    client: Any, tmp_path: Path
+) -> None:
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_text('{"doc_id": "x", "text": "Quake hits Lima."}\nnot json\n')
+    second.write_text('{"doc_id": "y", "text": "Quake hits Lima."}\n'
+                      '{"doc_id": "x", "text": "Again."}\n')
+    columns = io.Columns(id="doc_id")
+    paths = [str(first), str(second)]
+    want = io.read_articles(paths, columns=columns, skip_bad_rows=True)
+    got = cluster_dask(paths, client=client, columns=columns, skip_bad_rows=True)
+    assert got.rejected == want.rejected
+    assert_same(got, cluster(want.frame))
+    third, fourth = tmp_path / "c.jsonl", tmp_path / "d.jsonl"
+    third.write_text('{"doc_id": "x", "text": "One."}\n')
+    fourth.write_text('{"doc_id": "z", "text": "Two."}\n{"doc_id": "x", "text": "Three."}\n')
+    with pytest.raises(io.InputError, match=r"d.jsonl:2 \(id 'x'\): duplicate id, first seen at "
+                       r".*c.jsonl:1"):
+        cluster_dask([str(third), str(fourth)], client=client, columns=columns)
+
+
+# ------------------------------------------------------- a real multi-process cluster
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def scheduler_address() -> Iterator[str]:
+    """`dask scheduler` and two `dask worker` processes, as a user would start them."""
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    dask = [sys.executable, "-m", "dask"]
+    procs = [subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--no-dashboard"], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        for _ in range(2):
+            procs.append(subprocess.Popen(
+                [*dask, "worker", address, "--nthreads", "1", "--nworkers", "1",
+                 "--memory-limit", WORKER_MEMORY, "--no-dashboard", "--death-timeout", "30"],
+                env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        with distributed.Client(address, timeout=30) as probe:
+            probe.wait_for_workers(2, timeout=30)
+        yield address
+    finally:
+        for proc in procs:
+            proc.kill()  # nothing to flush: a test cluster holds no state worth saving
+        for proc in procs:
+            proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def ecb_parquet(tmp_path_factory: pytest.TempPathFactory,
+                ecb_articles: list[dict[str, Any]]) -> Path:
+    path = tmp_path_factory.mktemp("ecb") / "ecb.parquet"
+    pl.DataFrame(ecb_articles).write_parquet(path)
+    return path
+
+
+def test_scheduler_address_runs_on_separate_worker_processes(
+    scheduler_address: str, ecb_parquet: Path, ecb_local: ClusterResult
+) -> None:
+    got = cluster_dataset(str(ecb_parquet), scheduler=scheduler_address, partitions=2,
+                          with_stories=False)
+    assert got.stats["workers"] == 2
+    assert_same(got, ecb_local)
+
+
+def test_killed_worker_completes_or_fails_clearly(
+    scheduler_address: str, ecb_parquet: Path, ecb_local: ClusterResult, tmp_path: Path
+) -> None:
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            result = cluster_dataset(str(ecb_parquet), scheduler=scheduler_address,
+                                     partitions=4, with_stories=False)
+            write_outputs(tmp_path / "out", result, "parquet", False)
+            outcome["result"] = result
+        except DaskEngineError as err:
+            outcome["error"] = err
+
+    with distributed.Client(scheduler_address) as admin:
+        thread = threading.Thread(target=work)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not admin.processing():
+            time.sleep(0.05)  # wait until tasks are running
+        time.sleep(0.5)
+        victim = sorted(admin.scheduler_info()["workers"])[0]
+        with contextlib.suppress(Exception):  # the worker process dies mid-run
+            admin.run(os._exit, 1, workers=[victim])
+        thread.join(timeout=60)
+    assert not thread.is_alive()
+    if "error" in outcome:
+        assert "no output was written" in str(outcome["error"])
+        assert not (tmp_path / "out").exists()
+    else:
+        assert_same(outcome["result"], ecb_local)
+        written = pl.read_parquet(tmp_path / "out" / "assignments.parquet")
+        assert written.equals(ecb_local.assignments)
+
+
+def test_unreachable_scheduler_is_a_clear_error() -> None:
+    with (
+        dask.config.set({"distributed.comm.timeouts.connect": "1s"}),
+        pytest.raises(DaskEngineError, match="cannot reach the Dask scheduler"),
+    ):
+        cluster_dask([{"id": "a", "text": "x"}], scheduler=f"tcp://127.0.0.1:{_free_port()}")
+
+
+def test_cli_with_scheduler_writes_what_the_local_engine_writes(
+    scheduler_address: str, ecb_parquet: Path, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from dedup.cli import main
+
+    runner = CliRunner()
+    base = [str(ecb_parquet), "--no-stories"]
+    local = runner.invoke(main, ["cluster", *base, "-o", str(tmp_path / "local")])
+    remote = runner.invoke(main, ["cluster", *base, "-o", str(tmp_path / "dask"),
+                                  "--scheduler", scheduler_address, "--partitions", "3"])
+    assert local.exit_code == 0, local.output
+    assert remote.exit_code == 0, remote.output
+    for name in ("assignments.parquet", "clusters.jsonl"):
+        assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "dask" / name).read_bytes()
