@@ -30,7 +30,6 @@ import glob
 import itertools
 import operator
 import os
-import time
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -49,6 +48,7 @@ from dedup.config import Config, NormalizeConfig
 from dedup.merge import merge as merge_story
 from dedup.pipeline import (
     ClusterResult,
+    StageTimer,
     articles_frame,
     prepare,
     to_articles,
@@ -694,21 +694,13 @@ def _finish(frame: pl.DataFrame, offset: int, config: Config, with_stories: bool
 # --------------------------------------------------------------------------- driver
 
 
-class _Run:
+class _Run(StageTimer):
     """Submits the stages on one client and keeps the futures a recomputation needs."""
 
     def __init__(self, client: Any, config: Config) -> None:
+        super().__init__()
         self.client = client
         self.config = config
-        self.timings: dict[str, float] = {}
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
     def submit(self, func: Any, *args: Any) -> Any:
         # The scheduler keeps each task's lineage while a dependent is wanted, so results a

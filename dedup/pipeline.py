@@ -143,7 +143,9 @@ def prepare(text: str, title: str, templates: frozenset[str]) -> Prepared:
     )
 
 
-class _Timer:
+class StageTimer:
+    """Wall seconds per named stage, summed over every entry into the stage."""
+
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
 
@@ -188,7 +190,7 @@ def cluster(
         2
     """
     config = config or Config()
-    timer = _Timer()
+    timer = StageTimer()
     with timer.stage("read"):
         frame = articles_frame(articles)
     n = frame.height
@@ -290,7 +292,7 @@ _CHUNK = 5_000  # articles normalized at once: bounds the memory of token lists
 
 
 def _normalize_and_hash(
-    frame: pl.DataFrame, config: Config, timer: _Timer, progress: Progress | None
+    frame: pl.DataFrame, config: Config, timer: StageTimer, progress: Progress | None
 ) -> tuple[refine.Counts, np.ndarray, np.ndarray]:
     """Normalize in chunks, keeping only term counts and copies signatures of each.
 
