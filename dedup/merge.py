@@ -23,10 +23,14 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from difflib import SequenceMatcher
+from functools import lru_cache
 from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
 
 from dedup.config import Config, MergeConfig
 from dedup.normalize import (
@@ -62,17 +66,20 @@ _GLUED_NAV = re.compile(r"^(?i:prev|previous|next)\s+(?:\S+\s+){2,}?\S*?[a-z0-9]
 # Re-joined tokenised sources (ecbplus-dev) write "5. 9", "120, 000", "12: 52 p. m.": one
 # number each. Only forms prose does not use are rejoined (a small number before ". ",
 # exactly ", 000", an hour before ": "). normalize.clean_text is the better home for this.
+# Each comes with a cheap search for text every match contains: patterns that open with a
+# look-behind are tried at every position of the text, which was a tenth of merge time.
 _SPLIT_NUMBER = [
-    (re.compile(r"(?<![\d.,])(\d{1,2})\. (\d)(?!\d*\. [A-Z])"), r"\1.\2"),
-    (re.compile(r"(?<![\d.,])(\d{1,3}), (000)\b"), r"\1,\2"),
-    (re.compile(r"(?<![\d.,:])([01]?\d|2[0-3]): ([0-5]\d)\b"), r"\1:\2"),
-    (re.compile(r"\b([ap])\. m\.", re.IGNORECASE), r"\1.m."),
+    (re.compile(r"(?<![\d.,])(\d{1,2})\. (\d)(?!\d*\. [A-Z])"), r"\1.\2", re.compile(r"\. \d")),
+    (re.compile(r"(?<![\d.,])(\d{1,3}), (000)\b"), r"\1,\2", re.compile(", 000")),
+    (re.compile(r"(?<![\d.,:])([01]?\d|2[0-3]): ([0-5]\d)\b"), r"\1:\2", re.compile(r": \d")),
+    (re.compile(r"\b([ap])\. m\.", re.IGNORECASE), r"\1.m.", re.compile(r"\. [mM]\.")),
 ]
 
 
 def _rejoin_numbers(text: str) -> str:
-    for pattern, repl in _SPLIT_NUMBER:
-        text = pattern.sub(repl, text)
+    for pattern, repl, needed in _SPLIT_NUMBER:
+        if needed.search(text):
+            text = pattern.sub(repl, text)
     return text
 
 
@@ -106,8 +113,13 @@ def member_sentences(article: Article, config: MergeConfig | None = None) -> tup
     back into the body. Without a usable title the first content sentence is the title. A
     headline (no closing punctuation) repeated as a body line is not a sentence of the body.
     """
-    cfg = config or MergeConfig()
-    lines, _ = _content_lines(article.text)
+    title, sentences, _ = _member_text(article, config or MergeConfig())
+    return title, sentences
+
+
+def _member_text(article: Article, cfg: MergeConfig) -> tuple[str, list[str], float]:
+    """``member_sentences`` plus the boilerplate share, cleaning the body text only once."""
+    lines, share = _content_lines(article.text)
     title = ""
     if article.title.strip():
         title_lines, _ = _content_lines(article.title)
@@ -124,7 +136,7 @@ def member_sentences(article: Article, config: MergeConfig | None = None) -> tup
     if title and not _TERMINAL.search(title):
         key = title.casefold()
         sentences = [s for s in sentences if s.casefold() != key]
-    return title, sentences
+    return title, sentences, share
 
 
 # --------------------------------------------------------------------------- similarity
@@ -140,11 +152,27 @@ def _stem(token: str) -> str:
     return token
 
 
+@lru_cache(maxsize=1 << 18)
+def _term(token: str) -> str:
+    """The vector term of a content token: '#' for any number, else its stem (cached: news
+    repeats its words, and stemming was a tenth of merge time)."""
+    return "#" if any(c.isdigit() for c in token) else _stem(token)
+
+
+def _terms(text: str) -> list[str]:
+    """Vector terms of a text's content tokens, in text order."""
+    return [_term(t) for t in tokens(text) if t not in STOPWORDS]
+
+
 def _stems(text: str) -> list[str]:
     """Content stems of a text, numbers left out (they are compared, not matched on)."""
-    return [
-        _stem(t) for t in tokens(text) if t not in STOPWORDS and not any(c.isdigit() for c in t)
-    ]
+    return [t for t in _terms(text) if t != "#"]
+
+
+def _unit(counts: Counter[str]) -> dict[str, float]:
+    """Counts scaled to unit length (keys in first-seen order, as the cosines sum them)."""
+    norm = math.sqrt(sum(v * v for v in counts.values()))
+    return {k: v / norm for k, v in counts.items()} if norm else {}
 
 
 def _vector(text: str) -> dict[str, float]:
@@ -153,11 +181,7 @@ def _vector(text: str) -> dict[str, float]:
     Numbers are what versions disagree on, so their values must not keep two statements of
     one claim apart; their presence still helps align short lines ("She was 85.").
     """
-    counts = Counter(
-        "#" if any(c.isdigit() for c in t) else _stem(t) for t in tokens(text) if t not in STOPWORDS
-    )
-    norm = math.sqrt(sum(v * v for v in counts.values()))
-    return {k: v / norm for k, v in counts.items()} if norm else {}
+    return _unit(Counter(_terms(text)))
 
 
 _EPS = 1e-9  # cosine of {a, b} and {a, c} is 0.5 up to rounding: count it as 0.5
@@ -193,17 +217,118 @@ class _Member:
 
 
 def _prepare(article: Article, config: MergeConfig) -> _Member:
-    title, sentences = member_sentences(article, config)
-    _, share = _content_lines(article.text)
+    """Sentences, their vectors and stem sets, and the whole text's vector, tokenised once.
+
+    Tokens never span the space that joins sentences, so the document's counts are the
+    sentences' counts added up in order: the same vector as ``_vector(" ".join(sentences))``.
+    """
+    title, sentences, share = _member_text(article, config)
+    terms = [_terms(s) for s in sentences]
+    doc: Counter[str] = Counter()
+    for t in terms:
+        doc.update(t)
     return _Member(
         article=article,
         title=title,
         sentences=sentences,
-        vectors=[_vector(s) for s in sentences],
-        stemsets=[frozenset(_stems(s)) for s in sentences],
+        vectors=[_unit(Counter(t)) for t in terms],
+        stemsets=[frozenset(x for x in t if x != "#") for t in terms],
         boilerplate=share,
-        doc=_vector(" ".join(sentences)),
+        doc=_unit(doc),
     )
+
+
+def _prepare_all(articles: Sequence[Article], config: MergeConfig) -> list[_Member]:
+    """``_prepare`` each article; exact copies (same text and title) share one preparation.
+
+    Syndicated copies are common, and preparing is the costliest per-member step.
+    """
+    done: dict[tuple[str, str], _Member] = {}
+    out = []
+    for article in articles:
+        key = (article.text, article.title)
+        first = done.get(key)
+        if first is None:
+            first = done[key] = _prepare(article, config)
+            out.append(first)
+        else:
+            out.append(replace(first, article=article))
+    return out
+
+
+# Matrix cosines differ from ``_cosine`` only in summation order: by at most ~(terms shared)
+# * 1.1e-16, far below this band. Only values inside the band around a threshold are
+# recomputed with ``_cosine``; the band stays far from the common exact 0.5 (1e-9 away).
+_BAND = 1e-11
+
+# Sentence-pair matrices are computed whole, in one product each, up to this many sentences
+# (32 MiB each); larger clusters get one block of rows per member.
+_FULL_MATRIX_MAX_SENTENCES = 2048
+
+
+class _Similarity:
+    """Every sentence of a cluster as a row of two sparse matrices over one vocabulary.
+
+    Why: alignment and the base score compare every sentence with every other, and one
+    sparse product replaces thousands of dict cosines. Products only find candidates; a
+    decision near a threshold and every score that is sorted on are computed with
+    ``_cosine`` as before, so stories stay byte-identical. Stem overlaps are whole numbers,
+    exact in any summation order.
+    """
+
+    def __init__(self, members: Sequence[_Member]) -> None:
+        self.start: dict[str, int] = {}
+        vocab: dict[str, int] = {}
+        v_cols: list[int] = []
+        v_data: list[float] = []
+        v_ptr = [0]
+        s_cols: list[int] = []
+        s_ptr = [0]
+        for m in members:
+            self.start[m.id] = len(v_ptr) - 1
+            for vec, stems in zip(m.vectors, m.stemsets, strict=True):
+                v_cols.extend([vocab.setdefault(k, len(vocab)) for k in vec])
+                v_data.extend(vec.values())
+                v_ptr.append(len(v_cols))
+                s_cols.extend([vocab.setdefault(k, len(vocab)) for k in stems])
+                s_ptr.append(len(s_cols))
+        shape = (len(v_ptr) - 1, max(len(vocab), 1))
+        self.vectors = sp.csr_matrix((np.array(v_data), v_cols, v_ptr), shape=shape)
+        self.vectors_t = self.vectors.T.tocsr()
+        self.stems = sp.csr_matrix((np.ones(len(s_cols)), s_cols, s_ptr), shape=shape)
+        self.stems_t = self.stems.T.tocsr()
+        self._cos: np.ndarray | None = None  # every sentence pair, when that fits
+        self._shared: np.ndarray | None = None
+        if shape[0] <= _FULL_MATRIX_MAX_SENTENCES:
+            self._cos = np.asarray((self.vectors @ self.vectors_t).toarray())
+            self._shared = np.asarray((self.stems @ self.stems_t).toarray())
+
+    def row(self, member_id: str, k: int) -> int:
+        return self.start[member_id] + k
+
+    def cosines(self, member: _Member) -> np.ndarray:
+        """Cosine of each of ``member``'s sentences (rows) with every sentence (columns)."""
+        a = self.start[member.id]
+        rows = slice(a, a + len(member.sentences))
+        if self._cos is not None:
+            return self._cos[rows]
+        return np.asarray((self.vectors[rows] @ self.vectors_t).toarray())
+
+    def overlaps(self, rows: Sequence[int]) -> np.ndarray:
+        """Shared content stems of the given sentences (rows) with every sentence (columns)."""
+        index = np.asarray(rows, dtype=np.intp)
+        if self._shared is not None:
+            return self._shared[index]
+        return np.asarray((self.stems[index] @ self.stems_t).toarray())
+
+
+def _rep_rows(story: Sequence[_Node], sims: _Similarity, width: int) -> np.ndarray:
+    """Matrix rows of each story node's representatives, padded with its first one."""
+    start = sims.start
+    rows = [[start[mid] + k for mid, k in node.reps] for node in story]
+    width = max(width, 1)
+    padded = [r + r[:1] * (width - len(r)) for r in rows]
+    return np.array(padded, dtype=np.intp).reshape(len(story), width)
 
 
 def _published_key(value: datetime | None) -> tuple[bool, float]:
@@ -214,30 +339,70 @@ def _published_key(value: datetime | None) -> tuple[bool, float]:
     return (False, value.timestamp())
 
 
-def _base_scores(members: Sequence[_Member], config: MergeConfig) -> list[float]:
+def _base_scores(
+    members: Sequence[_Member], config: MergeConfig, sims: _Similarity | None = None
+) -> list[float]:
     """centrality + completeness - boilerplate share, per member (see ``merge``)."""
     n = len(members)
+    if n > 1 and sims is None:
+        sims = _Similarity(members)
+    cut = config.align_threshold - _EPS
+    total = sum(len(m.sentences) for m in members)
+    doc_cos: dict[tuple[int, int], float] = {}
     scores = []
     for i, m in enumerate(members):
-        others = [o for j, o in enumerate(members) if j != i]
-        if not others:
+        if n == 1 or sims is None:
             scores.append(1.0 - m.boilerplate)
             continue
-        centrality = sum(_cosine(m.doc, o.doc) for o in others) / (n - 1)
-        claims = carried = 0
-        for o in others:
-            for vec in o.vectors:
-                claims += 1
-                if any(_cosine(vec, mv) >= config.align_threshold - _EPS for mv in m.vectors):
-                    carried += 1
+        centrality = sum(_doc_cosine(members, i, j, doc_cos) for j in range(n) if j != i) / (n - 1)
+        claims = total - len(m.sentences)
+        carried = 0
+        if claims and m.sentences:
+            a = sims.start[m.id]
+            block = sims.cosines(m)
+            claim = np.ones(block.shape[1], dtype=bool)
+            claim[a : a + len(m.sentences)] = False  # m's own sentences are no claims
+            sure = claim & (block >= cut + _BAND).any(axis=0)
+            carried = int(sure.sum())
+            unsure = claim & ~sure & (block > cut - _BAND).any(axis=0)
+            for col in np.flatnonzero(unsure):
+                o, k = _owner(members, sims, int(col))
+                vec = o.vectors[k]
+                carried += any(_cosine(vec, mv) >= cut for mv in m.vectors)
         completeness = carried / claims if claims else 1.0
         scores.append(centrality + completeness - m.boilerplate)
     return scores
 
 
-def _order_members(members: list[_Member], config: MergeConfig) -> list[_Member]:
+def _doc_cosine(
+    members: Sequence[_Member], i: int, j: int, cache: dict[tuple[int, int], float]
+) -> float:
+    """``_cosine(members[i].doc, members[j].doc)``, computed once per pair where it is symmetric.
+
+    It is symmetric (bit for bit) when the two dicts differ in length: both orders then sum
+    over the shorter one in its own key order.
+    """
+    a, b = members[i].doc, members[j].doc
+    key = (min(i, j), max(i, j)) if len(a) != len(b) else (i, j)
+    if key not in cache:
+        cache[key] = _cosine(a, b)
+    return cache[key]
+
+
+def _owner(members: Sequence[_Member], sims: _Similarity, row: int) -> tuple[_Member, int]:
+    """The member and sentence index of a matrix row."""
+    for m in members:
+        a = sims.start[m.id]
+        if a <= row < a + len(m.sentences):
+            return m, row - a
+    raise IndexError(row)
+
+
+def _order_members(
+    members: list[_Member], config: MergeConfig, sims: _Similarity | None = None
+) -> list[_Member]:
     """Base first, then the rest by the same score; ties by earliest published, then id."""
-    scores = _base_scores(members, config)
+    scores = _base_scores(members, config, sims)
     ranked = sorted(
         zip(scores, members, strict=True),
         key=lambda sm: (-round(sm[0], 9), _published_key(sm[1].article.published), sm[1].id),
@@ -248,15 +413,21 @@ def _order_members(members: list[_Member], config: MergeConfig) -> list[_Member]
 # --------------------------------------------------------------------------- alignment
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Node:
-    """One story sentence: the member sentences (member id -> indices) that state it."""
+    """One story sentence: the member sentences (member id -> indices) that state it.
+
+    Compared by identity (``story.index``): no two nodes share a representative, so field
+    equality meant identity anyway, at the cost of comparing dicts.
+    """
 
     carriers: dict[str, list[int]] = field(default_factory=dict)
     reps: list[tuple[str, int]] = field(default_factory=list)
 
 
-def _align(ordered: Sequence[_Member], config: MergeConfig) -> list[_Node]:
+def _align(
+    ordered: Sequence[_Member], config: MergeConfig, sims: _Similarity | None = None
+) -> list[_Node]:
     """Build the story: the base's sentences, then each member aligned against it.
 
     Greedy best-match one-to-one (cosine >= ``align_threshold``) against the story built so
@@ -266,15 +437,17 @@ def _align(ordered: Sequence[_Member], config: MergeConfig) -> list[_Node]:
     by_id = {m.id: m for m in ordered}
     base = ordered[0]
     story = [_Node({base.id: [i]}, [(base.id, i)]) for i in range(len(base.sentences))]
+    if len(ordered) == 1:
+        return story  # a singleton: nothing to align, nothing joined
+    if sims is None:
+        sims = _Similarity(ordered)
+    cut = config.align_threshold - _EPS
+    width = config.max_node_representatives
     for member in ordered[1:]:
         if not member.sentences:
             continue
-        pairs: list[tuple[float, int, int]] = []
-        for si, vec in enumerate(member.vectors):
-            for ni, node in enumerate(story):
-                sim = max(_cosine(vec, by_id[mid].vectors[k]) for mid, k in node.reps)
-                if sim >= config.align_threshold - _EPS:
-                    pairs.append((sim, si, ni))
+        reps = _rep_rows(story, sims, width)
+        pairs = _aligned_pairs(member, story, reps, sims, by_id, cut)
         pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
         placed: dict[int, int] = {}
         used: set[int] = set()
@@ -283,16 +456,7 @@ def _align(ordered: Sequence[_Member], config: MergeConfig) -> list[_Node]:
                 continue
             placed[si] = ni
             used.add(ni)
-        for si, stems in enumerate(member.stemsets):
-            if si in placed or len(stems) < 3:
-                continue
-            best, best_ni = 0.0, -1
-            for ni, node in enumerate(story):
-                c = max(_containment(stems, by_id[mid].stemsets[k]) for mid, k in node.reps)
-                if c > best:
-                    best, best_ni = c, ni
-            if best >= config.containment_threshold:
-                placed[si] = best_ni
+        placed.update(_contained(member, placed, reps, sims, config))
         node_of = {si: story[ni] for si, ni in placed.items()}
         for si in range(len(member.sentences)):
             if si in node_of:
@@ -316,20 +480,130 @@ def _align(ordered: Sequence[_Member], config: MergeConfig) -> list[_Node]:
                 node.reps
             ):
                 node.reps.append((member.id, si))
-    # A member whose long sentence states a story sentence it was not aligned to still
-    # carries that claim (a joined sentence): add it to the sources, not to the text.
-    for node in story:
-        mid, k = node.reps[0]
-        stems = by_id[mid].stemsets[k]
-        if len(stems) < 3:
-            continue
-        for member in ordered:
-            if member.id not in node.carriers and any(
-                _containment(stems, other) >= config.containment_threshold
-                for other in member.stemsets
-            ):
-                node.carriers[member.id] = []
+    _add_joined_carriers(story, ordered, sims, config)
     return story
+
+
+def _aligned_pairs(
+    member: _Member,
+    story: Sequence[_Node],
+    reps: np.ndarray,
+    sims: _Similarity,
+    by_id: dict[str, _Member],
+    cut: float,
+) -> list[tuple[float, int, int]]:
+    """(cosine, sentence, node) for every member sentence and story node that align.
+
+    The cosine with a node is the best over its representatives. The matrix product only
+    proposes candidates; their cosines are recomputed with ``_cosine``, since ties between
+    pairs are broken by these exact values.
+    """
+    if not story:
+        return []
+    by_rep = sims.cosines(member)[:, reps]  # sentence x node x representative
+    near = by_rep.max(axis=2)
+    pairs = []
+    for si, ni in zip(*np.nonzero(near > cut - _BAND), strict=True):
+        vec = member.vectors[si]
+        # Only a representative within the error band of the best can hold the exact maximum.
+        close = by_rep[si, ni] >= near[si, ni] - 2 * _BAND
+        node = story[ni]
+        sim = max(
+            _cosine(vec, by_id[mid].vectors[k])
+            for (mid, k), ok in zip(node.reps, close, strict=False)
+            if ok
+        )
+        if sim >= cut:
+            pairs.append((sim, int(si), int(ni)))
+    return pairs
+
+
+def _contained(
+    member: _Member,
+    placed: dict[int, int],
+    reps: np.ndarray,
+    sims: _Similarity,
+    config: MergeConfig,
+) -> dict[int, int]:
+    """Unplaced sentences (3+ stems) whose stems lie mostly inside one story node: the first
+    node with the highest containment, if that reaches ``containment_threshold``.
+
+    Shared-stem counts are exact integers, so the ratios equal ``_containment``'s.
+    """
+    todo = [si for si, stems in enumerate(member.stemsets) if si not in placed and len(stems) >= 3]
+    if not todo:
+        return {}
+    a = sims.start[member.id]
+    shared = sims.overlaps([a + si for si in todo])[:, reps].max(axis=2)
+    out = {}
+    for row, si in enumerate(todo):
+        share = shared[row] / len(member.stemsets[si])
+        best_ni = int(np.argmax(share)) if share.size and share.max() > 0.0 else -1
+        best = float(share[best_ni]) if best_ni >= 0 else 0.0
+        if best >= config.containment_threshold:
+            out[si] = best_ni
+    return out
+
+
+def _add_joined_carriers(
+    story: Sequence[_Node], ordered: Sequence[_Member], sims: _Similarity, config: MergeConfig
+) -> None:
+    """A member whose long sentence states a story sentence it was not aligned to still
+    carries that claim (a joined sentence): add it to the sources, not to the text."""
+    by_id = {m.id: m for m in ordered}
+    heads = [node for node in story if len(by_id[node.reps[0][0]].stemsets[node.reps[0][1]]) >= 3]
+    if not heads:
+        return
+    shared = sims.overlaps([sims.row(*node.reps[0]) for node in heads])
+    sizes = np.array([len(by_id[mid].stemsets[k]) for mid, k in (n.reps[0] for n in heads)])
+    hits = np.zeros((len(heads), len(ordered)), dtype=bool)  # node x member
+    for mi, m in enumerate(ordered):
+        if m.sentences:
+            a = sims.start[m.id]
+            best = shared[:, a : a + len(m.sentences)].max(axis=1)
+            hits[:, mi] = best / sizes >= config.containment_threshold
+    for h, mi in np.argwhere(hits):  # node by node, members in order, as carriers are listed
+        node, mid = heads[h], ordered[mi].id
+        if mid not in node.carriers:
+            node.carriers[mid] = []
+
+
+# --------------------------------------------------------------------------- exact copies
+
+
+def _all_copies(members: Sequence[_Member]) -> bool:
+    """True when every member has the same text and title (syndicated copies)."""
+    first = members[0].article
+    return all((m.article.text, m.article.title) == (first.text, first.title) for m in members)
+
+
+def _aligns_only_to_itself(member: _Member, config: MergeConfig) -> bool:
+    """True when each sentence reaches ``align_threshold`` with itself and with no other.
+
+    Then, among exact copies of ``member``, ``_order_members`` sees equal scores (ties: earliest
+    published, then id) and ``_align`` maps each copy's sentence k onto story sentence k: the
+    result ``_copies_story`` builds without any cosine beyond this check.
+    """
+    if not member.sentences:
+        return True
+    cut = config.align_threshold - _EPS
+    block = _Similarity([member]).cosines(member)
+    aligned = block >= cut + _BAND
+    for i, j in np.argwhere((block > cut - _BAND) & ~aligned):
+        aligned[i, j] = _cosine(member.vectors[i], member.vectors[j]) >= cut
+    return bool(np.array_equal(aligned, np.eye(len(member.sentences), dtype=bool)))
+
+
+def _copies_story(ordered: Sequence[_Member]) -> list[_Node]:
+    """``_align``'s story for exact copies that pass ``_aligns_only_to_itself``.
+
+    Only the first representative is kept: later ones serve alignment, which is skipped.
+    """
+    base = ordered[0]
+    return [
+        _Node({m.id: [i] for m in ordered}, [(m.id, i) for m in ordered[:1]])
+        for i in range(len(base.sentences))
+    ]
 
 
 # --------------------------------------------------------------------------- mentions
@@ -463,26 +737,33 @@ _DATELINE_WORDS = frozenset(
 )
 
 
+@lru_cache(maxsize=1 << 12)
 def _is_metadata(sentence: str) -> bool:
-    """True for dateline and timestamp lines, whose differences are no disagreement."""
-    words = [
-        t
-        for t in tokens(sentence)
-        if t not in STOPWORDS
+    """True for dateline and timestamp lines, whose differences are no disagreement.
+
+    Cached: a story sentence is asked once for its mentions and again for its difference.
+    """
+    return not any(
+        t not in STOPWORDS
         and t not in _DATELINE_WORDS
         and t not in _MONTHS
         and t not in _WEEKDAYS
         and not any(c.isdigit() for c in t)
-    ]
-    return not words
+        for t in tokens(sentence)
+    )
 
 
 def _sides(sentence: str, start: int, end: int) -> tuple[list[str], list[str]]:
     return tokens(sentence[:start]), tokens(sentence[end:])
 
 
-def _mentions(sentence: str, member: str, known_names: frozenset[str]) -> list[_Mention]:
-    """Numbers, dates and names in one sentence, each with the words around it."""
+def _mentions(
+    sentence: str, member: str, known_names: frozenset[str], names: bool = True
+) -> list[_Mention]:
+    """Numbers, dates and names in one sentence, each with the words around it.
+
+    ``names=False`` leaves names out (they are found last, so nothing else changes).
+    """
     found: list[_Mention] = []
     if _is_metadata(sentence):
         return found
@@ -530,7 +811,7 @@ def _mentions(sentence: str, member: str, known_names: frozenset[str]) -> list[_
             )
         )
         taken.append(m.span())
-    for m in _NAME.finditer(sentence):
+    for m in _NAME.finditer(sentence) if names else ():
         if any(s < m.end() and m.start() < e for s, e in taken):
             continue
         words = m.group(0).split()
@@ -566,23 +847,48 @@ def _mentions(sentence: str, member: str, known_names: frozenset[str]) -> list[_
     return found
 
 
+def _mentions_once(
+    sentence: str,
+    member: str,
+    known_names: frozenset[str],
+    seen: dict[tuple[str, bool], list[_Mention]],
+    names: bool = True,
+) -> list[_Mention]:
+    """``_mentions``, computed once per distinct sentence of a cluster (copies repeat them):
+    later members get fresh copies that name them."""
+    found = seen.get((sentence, names))
+    if found is None:
+        found = seen[sentence, names] = _mentions(sentence, member, known_names, names)
+        return found
+    return [replace(mention, member=member) for mention in found]
+
+
+_MID_SENTENCE_CAPITAL = re.compile(r"(?<=[\w,;:] )([A-Z][\w'.-]*)")
+
+
 def _known_names(members: Iterable[_Member]) -> frozenset[str]:
-    """Capitalised words the cluster writes mid-sentence: evidence they are names."""
-    known: set[str] = set()
-    for m in members:
-        for s in m.sentences:
-            for w in re.finditer(r"(?<=[\w,;:] )([A-Z][\w'.-]*)", s):
-                known.add(w.group(1).strip("."))
-    return frozenset(known)
+    """Capitalised words the cluster writes mid-sentence: evidence they are names.
+
+    One search over all sentences joined by newlines finds what one search per sentence
+    finds: no match reaches over a newline, and the look-behind needs a space before.
+    """
+    text = "\n".join(s for m in members for s in m.sentences)
+    return frozenset(w.group(1).strip(".") for w in _MID_SENTENCE_CAPITAL.finditer(text))
 
 
 # --------------------------------------------------------------------------- comparing
 
 
-def _name_tokens(m: _Mention) -> set[str]:
+def _name_tokens(m: _Mention) -> frozenset[str]:
     """Words of a name, plural 's' dropped so 'Yemeni' and 'Yemenis' agree."""
-    words = re.sub(r"'s\b|\.", "", str(m.key)).replace("-", " ").split()
-    return {w[:-1] if w.endswith("s") and len(w) > 2 else w for w in words}
+    return _name_words(str(m.key))
+
+
+@lru_cache(maxsize=1 << 14)
+def _name_words(key: str) -> frozenset[str]:
+    """``_name_tokens`` by key: every pair of names in a sentence compares them (cached)."""
+    words = re.sub(r"'s\b|\.", "", key).replace("-", " ").split()
+    return frozenset(w[:-1] if w.endswith("s") and len(w) > 2 else w for w in words)
 
 
 def _agree(a: _Mention, b: _Mention) -> bool:
@@ -597,10 +903,31 @@ def _agree(a: _Mention, b: _Mention) -> bool:
     return bool(a.key == b.key)
 
 
+_RESPELLING = 0.75  # SequenceMatcher ratio from which two names are one name respelled
+
+
+@lru_cache(maxsize=1 << 14)
+def _spelling(a: str, b: str) -> float:
+    """``SequenceMatcher`` ratio of two names, or an upper bound of it below ``_RESPELLING``.
+
+    Only ratios from ``_RESPELLING`` up are used as values; most pairs of names are far apart
+    and fail the length bound (``real_quick_ratio``) or ``quick_ratio`` already. The same pairs
+    recur in every sentence that names them, hence the cache.
+    """
+    length_bound = 2.0 * min(len(a), len(b)) / (len(a) + len(b)) if a or b else 1.0
+    if length_bound < _RESPELLING:
+        return length_bound
+    matcher = SequenceMatcher(None, a, b)
+    bound = matcher.quick_ratio()
+    return matcher.ratio() if bound >= _RESPELLING else bound
+
+
 def _role_score(a: _Mention, b: _Mention, aligned: bool, max_ratio: float = 2.0) -> float | None:
     """How surely ``a`` and ``b`` fill the same slot; None when they cannot."""
     if a.kind != b.kind:
         return None
+    if a.kind == "number" and (a.unit != b.unit or (not aligned and not a.unit)):
+        return None  # the commonest case, decided before the words around are compared
     near = (
         (a.left[-1:] == b.left[-1:] and bool(a.left))
         + (a.right[:1] == b.right[:1] and bool(a.right))
@@ -618,8 +945,8 @@ def _role_score(a: _Mention, b: _Mention, aligned: bool, max_ratio: float = 2.0)
             return 10.0 + near
         # A respelling (Smith / Smyth) pairs on its own; another name needs the same words
         # around it.
-        spelling = SequenceMatcher(None, str(a.key), str(b.key)).ratio()
-        if spelling >= 0.75:
+        spelling = _spelling(str(a.key), str(b.key))
+        if spelling >= _RESPELLING:
             return 2.0 + spelling + near
         return float(near) if near >= 2 else None
     # numbers
@@ -645,11 +972,12 @@ def _slots(
 ) -> list[list[_Mention]]:
     """Group mentions of several members (one group each, in order) into same-role slots."""
     slots: list[list[_Mention]] = []
+    voices: list[set[str]] = []  # the members in each slot
     for group in groups:
         opts: list[tuple[float, int, int]] = []
         for gi, mention in enumerate(group):
             for si, slot in enumerate(slots):
-                if any(x.member == mention.member for x in slot):
+                if mention.member in voices[si]:
                     continue
                 score = _role_score(slot[0], mention, aligned, max_ratio)
                 if score is not None:
@@ -661,9 +989,13 @@ def _slots(
             if gi in done_g or si in done_s:
                 continue
             slots[si].append(group[gi])
+            voices[si].add(group[gi].member)
             done_g.add(gi)
             done_s.add(si)
-        slots.extend([mention] for gi, mention in enumerate(group) if gi not in done_g)
+        for gi, mention in enumerate(group):
+            if gi not in done_g:
+                slots.append([mention])
+                voices.append({mention.member})
     return slots
 
 
@@ -711,19 +1043,25 @@ def _differences(
     known = _known_names(ordered)
     found: list[tuple[int, Difference]] = []
     pool: list[tuple[int, _Mention]] = []  # numbers left without a partner in their sentence
+    seen: dict[tuple[str, bool], list[_Mention]] = {}
     for pos, node in enumerate(story):
-        groups: list[list[_Mention]] = []
-        for member in ordered:
-            idxs = node.carriers.get(member.id)
-            if not idxs:
-                continue
-            groups.append(
-                [
-                    mention
-                    for k in idxs
-                    for mention in _mentions(member.sentences[k], member.id, known)
-                ]
-            )
+        carrying = [(m, idxs) for m in ordered if (idxs := node.carriers.get(m.id))]
+        if len(carrying) == 1:
+            # One version states it: within the sentence there is nothing to compare, so each
+            # of its numbers goes to the cross-sentence pool, and names are not even extracted.
+            member, idxs = carrying[0]
+            for k in idxs:
+                found_k = _mentions_once(member.sentences[k], member.id, known, seen, names=False)
+                pool.extend((pos, x) for x in found_k if x.kind == "number")
+            continue
+        groups = [
+            [
+                mention
+                for k in idxs
+                for mention in _mentions_once(member.sentences[k], member.id, known, seen)
+            ]
+            for member, idxs in carrying
+        ]
         for kind in ("number", "date", "name"):
             kind_groups = [[x for x in g if x.kind == kind] for g in groups]
             for slot in _slots([g for g in kind_groups if g], aligned=True):
@@ -753,9 +1091,9 @@ def _differences(
             pos = min(first_pos[id(m)] for m in slot)
             found.append((pos, Difference("number", _context(slot), variants)))
     # Sentences only some versions carry.
-    members = [m.id for m in ordered]
+    members = sorted(m.id for m in ordered)
     for pos, node in enumerate(story):
-        missing = [mid for mid in sorted(members) if mid not in node.carriers]
+        missing = [mid for mid in members if mid not in node.carriers]
         if not missing:
             continue
         mid, k = node.reps[0]
@@ -769,14 +1107,14 @@ def _differences(
     # The same disagreement repeated in several sentences (Smith / Smyth wherever the name
     # occurs) is one disagreement: same kind and same values, members united.
     merged: list[tuple[tuple[str, frozenset[str]], dict[str, set[str]], Difference]] = []
+    same_key: dict[tuple[str, frozenset[str]], list[int]] = {}  # positions in merged by key
     for _, diff in found:
         names = frozenset(diff.variants)
         if diff.kind != "sentence":
             names = frozenset(v.casefold() for v in diff.variants)
         dkey = (str(diff.kind), names)
-        for gkey, united, _first in merged:
-            if gkey != dkey:
-                continue
+        for at in same_key.get(dkey, []):
+            _key, united, _first = merged[at]
             fold = {v.casefold(): v for v in united}
             trial = {v: set(ids) for v, ids in united.items()}
             for value, ids in diff.variants.items():
@@ -787,6 +1125,7 @@ def _differences(
                 united.update(trial)
                 break
         else:
+            same_key.setdefault(dkey, []).append(len(merged))
             merged.append((dkey, {v: set(ids) for v, ids in diff.variants.items()}, diff))
     out = []
     for _, united, first in merged:
@@ -828,12 +1167,19 @@ def merge(
     cid = cluster_id if cluster_id is not None else cluster_id_for(members_sorted)
     if not unique:
         return Story(cid, (), "", "", "", (), ())
-    prepared = [_prepare(unique[i], cfg) for i in members_sorted]
-    ordered = _order_members(prepared, cfg) if len(prepared) > 1 else prepared
+    prepared = _prepare_all([unique[i] for i in members_sorted], cfg)
+    if len(prepared) == 1:
+        ordered, story = prepared, _align(prepared, cfg)
+    elif _all_copies(prepared) and _aligns_only_to_itself(prepared[0], cfg):
+        ordered = sorted(prepared, key=lambda m: (_published_key(m.article.published), m.id))
+        story = _copies_story(ordered)
+    else:
+        sims = _Similarity(prepared)
+        ordered = _order_members(prepared, cfg, sims)
+        story = _align(ordered, cfg, sims)
     base = ordered[0]
     by_id = {m.id: m for m in ordered}
     rank = {m: i for i, m in enumerate(members_sorted)}
-    story = _align(ordered, cfg) if base.sentences or len(ordered) > 1 else []
     sentences = tuple(
         StorySentence(
             by_id[node.reps[0][0]].sentences[node.reps[0][1]],

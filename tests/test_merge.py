@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import random
 from datetime import datetime
@@ -12,11 +13,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dedup.config import Config
+from dedup.config import Config, MergeConfig
 from dedup.merge import (
+    _EPS,
     _align,
+    _base_scores,
+    _containment,
+    _cosine,
+    _Member,
     _order_members,
     _prepare,
+    _stems,
+    _vector,
     cluster_id_for,
     member_sentences,
     merge,
@@ -24,6 +32,8 @@ from dedup.merge import (
     story_to_dict,
 )
 from dedup.records import Article, Difference, Story
+
+merge_module = importlib.import_module("dedup.merge")  # the package exports merge() by that name
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 SEED_000 = "000_ad9cb973c98234b4"
@@ -348,3 +358,184 @@ def test_every_member_sentence_is_in_the_story_or_aligned_to_it(articles: list[A
             assert any(s.text == sentence for s in carried) or carried
     keys = [(d.kind, tuple(sorted(d.variants.items()))) for d in story.differences]
     assert len(keys) == len(set(keys))  # each disagreement once
+
+
+# ----------------------------------------------------------------------------- fast paths
+
+
+def _full_alignment(articles: list[Article]) -> tuple[str, list[tuple[str, tuple[str, ...]]]]:
+    """Base id and (sentence, sorted carriers) as ordering + alignment build them."""
+    cfg = Config().merge
+    members = _order_members([_prepare(a, cfg) for a in sorted(articles, key=lambda a: a.id)], cfg)
+    by_id = {m.id: m for m in members}
+    nodes = _align(members, cfg)
+    return members[0].id, [
+        (by_id[n.reps[0][0]].sentences[n.reps[0][1]], tuple(sorted(n.carriers))) for n in nodes
+    ]
+
+
+def _story_alignment(story: Story) -> tuple[str, list[tuple[str, tuple[str, ...]]]]:
+    return story.base, [(s.text, s.sources) for s in story.sentences]
+
+
+def test_singleton_fast_path_builds_no_similarity(monkeypatch: pytest.MonkeyPatch) -> None:
+    def forbidden(*_: object) -> None:
+        raise AssertionError("a singleton needs no sentence similarities")
+
+    monkeypatch.setattr(merge_module, "_Similarity", forbidden)
+    monkeypatch.setattr(merge_module, "_order_members", forbidden)
+    article = _version("only", [*BASE, "He said so."])
+    story = merge([article])
+    assert story.base == "only" and story.differences == ()
+    assert [(s.text, s.sources) for s in story.sentences] == [
+        (t, ("only",)) for t in [*BASE, "He said so."]
+    ]
+    monkeypatch.undo()
+    assert _story_alignment(story) == _full_alignment([article])
+
+
+def test_identical_copies_fast_path_matches_full_alignment(monkeypatch: pytest.MonkeyPatch) -> None:
+    copies = [
+        _version("b", BASE, published=datetime(2024, 3, 2)),
+        _version("a", BASE, published=datetime(2024, 3, 3)),
+        _version("c", BASE, published=datetime(2024, 3, 1)),
+        _version("d", BASE),
+    ]
+
+    def forbidden(*_: object) -> None:
+        raise AssertionError("exact copies need no ordering or alignment")
+
+    monkeypatch.setattr(merge_module, "_order_members", forbidden)
+    monkeypatch.setattr(merge_module, "_align", forbidden)
+    story = merge(copies)
+    monkeypatch.undo()
+    assert story.base == "c"  # equal scores: earliest published
+    assert [(s.text, s.sources) for s in story.sentences] == [
+        (t, ("a", "b", "c", "d")) for t in BASE
+    ]
+    assert story.differences == ()
+    assert _story_alignment(story) == _full_alignment(copies)
+
+
+def test_copies_with_sentences_that_do_not_align_take_the_full_path() -> None:
+    # A sentence of stopwords aligns with nothing, not even itself: every copy adds its own.
+    # Two sentences that align with each other make the matching order matter.
+    text = [*BASE, "He said so.", BASE[0].replace("Tuesday", "Wednesday")]
+    copies = [_version("a", text), _version("b", text)]
+    story = merge(copies)
+    assert _story_alignment(story) == _full_alignment(copies)
+    assert sum(s.text == "He said so." for s in story.sentences) == 2
+
+
+# ----------------------------------------------------------------------------- exactness
+
+# The dict-cosine alignment and base score that the matrix version replaced, kept to prove
+# the two give the same story: every threshold decision and every sort key bit for bit.
+
+
+def _reference_base_scores(members: list[_Member], config: MergeConfig) -> list[float]:
+    n = len(members)
+    scores = []
+    for i, m in enumerate(members):
+        others = [o for j, o in enumerate(members) if j != i]
+        if not others:
+            scores.append(1.0 - m.boilerplate)
+            continue
+        centrality = sum(_cosine(m.doc, o.doc) for o in others) / (n - 1)
+        claims = carried = 0
+        for o in others:
+            for vec in o.vectors:
+                claims += 1
+                if any(_cosine(vec, mv) >= config.align_threshold - _EPS for mv in m.vectors):
+                    carried += 1
+        completeness = carried / claims if claims else 1.0
+        scores.append(centrality + completeness - m.boilerplate)
+    return scores
+
+
+def _reference_align(
+    ordered: list[_Member], config: MergeConfig
+) -> list[tuple[dict[str, list[int]], list[tuple[str, int]]]]:
+    by_id = {m.id: m for m in ordered}
+    base = ordered[0]
+    story = [({base.id: [i]}, [(base.id, i)]) for i in range(len(base.sentences))]
+    for member in ordered[1:]:
+        if not member.sentences:
+            continue
+        pairs = []
+        for si, vec in enumerate(member.vectors):
+            for ni, (_, reps) in enumerate(story):
+                sim = max(_cosine(vec, by_id[mid].vectors[k]) for mid, k in reps)
+                if sim >= config.align_threshold - _EPS:
+                    pairs.append((sim, si, ni))
+        pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
+        placed: dict[int, int] = {}
+        used: set[int] = set()
+        for _, si, ni in pairs:
+            if si not in placed and ni not in used:
+                placed[si] = ni
+                used.add(ni)
+        for si, stems in enumerate(member.stemsets):
+            if si in placed or len(stems) < 3:
+                continue
+            best, best_ni = 0.0, -1
+            for ni, (_, reps) in enumerate(story):
+                c = max(_containment(stems, by_id[mid].stemsets[k]) for mid, k in reps)
+                if c > best:
+                    best, best_ni = c, ni
+            if best >= config.containment_threshold:
+                placed[si] = best_ni
+        node_of = {si: id(story[ni]) for si, ni in placed.items()}
+        for si in range(len(member.sentences)):
+            if si in node_of:
+                continue
+            new: tuple[dict[str, list[int]], list[tuple[str, int]]] = ({}, [(member.id, si)])
+            ids = [id(n) for n in story]
+            prev = next((node_of[p] for p in range(si - 1, -1, -1) if p in node_of), None)
+            nxt = next(
+                (node_of[p] for p in range(si + 1, len(member.vectors)) if p in node_of), None
+            )
+            at = len(story) if nxt is None else ids.index(nxt)
+            if prev is not None:
+                at = ids.index(prev) + 1
+            story.insert(at, new)
+            node_of[si] = id(new)
+        nodes = {id(n): n for n in story}
+        for si in range(len(member.sentences)):
+            carriers, reps = nodes[node_of[si]]
+            carriers.setdefault(member.id, []).append(si)
+            if len(reps) < config.max_node_representatives and (member.id, si) not in reps:
+                reps.append((member.id, si))
+    for carriers, reps in story:
+        mid, k = reps[0]
+        stems = by_id[mid].stemsets[k]
+        if len(stems) < 3:
+            continue
+        for member in ordered:
+            if member.id not in carriers and any(
+                _containment(stems, other) >= config.containment_threshold
+                for other in member.stemsets
+            ):
+                carriers[member.id] = []
+    return story
+
+
+@settings(max_examples=80, deadline=None)
+@given(clusters())
+def test_matrix_alignment_equals_dict_cosine_reference(articles: list[Article]) -> None:
+    cfg = Config().merge
+    members = [_prepare(a, cfg) for a in sorted(articles, key=lambda a: a.id)]
+    assert _base_scores(members, cfg) == _reference_base_scores(members, cfg)
+    ordered = _order_members(members, cfg)
+    got = [(n.carriers, n.reps) for n in _align(ordered, cfg)]
+    assert got == _reference_align(ordered, cfg)
+
+
+def test_prepare_tokenises_once_into_the_same_vectors() -> None:
+    article = _version("a", [*BASE, "U.S. officials said 1,200 people left; the U.N. agreed."])
+    member = _prepare(article, Config().merge)
+    assert member.vectors == [_vector(s) for s in member.sentences]
+    assert [list(v) for v in member.vectors] == [list(_vector(s)) for s in member.sentences]
+    assert member.stemsets == [frozenset(_stems(s)) for s in member.sentences]
+    assert member.doc == _vector(" ".join(member.sentences))
+    assert list(member.doc) == list(_vector(" ".join(member.sentences)))  # same summation order
