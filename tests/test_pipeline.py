@@ -39,7 +39,7 @@ def test_ecbplus_dev_quality_floor(ecbplus: list[dict[str, Any]]) -> None:
     gold = {r["doc_id"]: r["cluster"] for r in ecbplus}
     got = score([gold[i] for i in result.assignments["id"]],
                 result.assignments["cluster_id"].to_list())
-    # Measured with the defaults: ARI 0.914, precision 0.965, recall 0.872.
+    # Measured with the defaults: ARI 0.911, precision 0.965, recall 0.865.
     assert got.ari >= 0.89
     assert got.precision >= 0.94
     assert got.recall >= 0.84
