@@ -209,27 +209,21 @@ def _read_piece(piece: _Piece, columns: io.Columns, skip_bad_rows: bool) -> _Rea
     lines: list[int | None] = []
     rejected: list[Rejected] = []
 
-    def bad(file: str, line: int | None, row_id: str | None, reason: str) -> None:
-        if not skip_bad_rows:
-            where = f"{file}:{line}" if line is not None else file
-            who = f" (id {row_id!r})" if row_id is not None else ""
-            raise io.InputError(f"{where}{who}: {reason} (or pass --skip-bad-rows)")
-        rejected.append(Rejected(file=file, line=line, id=row_id, reason=reason))
-
+    bad = io.bad_row_handler(skip_bad_rows, rejected)
     try:
-        for line, raw in _records(piece, bad):
-            article = io._map_row(raw, columns, piece.path, line, bad)
+        for line, raw in _piece_records(piece, bad):
+            article = io.map_row(raw, columns, piece.path, line, bad)
             if article is not None:
                 rows.append(article)
                 lines.append(line)
     except io.InputError as err:
-        return _Read(io._frame([]), [], rejected, str(err))
-    return _Read(io._frame(rows), lines, rejected)
+        return _Read(io.articles_table([]), [], rejected, str(err))
+    return _Read(io.articles_table(rows), lines, rejected)
 
 
-def _records(piece: _Piece, bad: io.Bad) -> Iterator[tuple[int | None, dict[str, Any]]]:
+def _piece_records(piece: _Piece, bad: io.Bad) -> Iterator[tuple[int | None, dict[str, Any]]]:
     if piece.fmt != "parquet":
-        yield from io._records(piece.path, piece.fmt, None, bad)
+        yield from io.records(piece.path, piece.fmt, None, bad)
         return
     try:
         frame = pl.scan_parquet(piece.path).slice(piece.offset, piece.length).collect()

@@ -93,20 +93,14 @@ def read_articles(
     rows: list[dict[str, Any]] = []
     rejected: list[Rejected] = []
 
-    def bad(file: str, line: int | None, row_id: str | None, reason: str) -> None:
-        if not skip_bad_rows:
-            where = f"{file}:{line}" if line is not None else file
-            who = f" (id {row_id!r})" if row_id is not None else ""
-            raise InputError(f"{where}{who}: {reason} (or pass --skip-bad-rows)")
-        rejected.append(Rejected(file=file, line=line, id=row_id, reason=reason))
-
+    bad = bad_row_handler(skip_bad_rows, rejected)
     seen: dict[str, str] = {}
     for path in paths:
         kind = detect_format(path, fmt)
         if path != "-" and not Path(path).exists():
             raise InputError(f"{path}: no such file or directory")
-        for line, raw in _records(path, kind, stdin, bad):
-            article = _map_row(raw, columns, path, line, bad)
+        for line, raw in records(path, kind, stdin, bad):
+            article = map_row(raw, columns, path, line, bad)
             if article is None:
                 continue
             where = f"{path}:{line}" if line is not None else path
@@ -115,13 +109,26 @@ def read_articles(
                 continue
             seen[article["id"]] = where
             rows.append(article)
-    return ReadResult(frame=_frame(rows), rejected=rejected)
+    return ReadResult(frame=articles_table(rows), rejected=rejected)
 
 
 Bad = Callable[[str, "int | None", "str | None", str], None]
 
 
-def _records(
+def bad_row_handler(skip_bad_rows: bool, rejected: list[Rejected]) -> Bad:
+    """What to do with a bad row: raise one clear error, or record it and go on."""
+
+    def bad(file: str, line: int | None, row_id: str | None, reason: str) -> None:
+        if not skip_bad_rows:
+            where = f"{file}:{line}" if line is not None else file
+            who = f" (id {row_id!r})" if row_id is not None else ""
+            raise InputError(f"{where}{who}: {reason} (or pass --skip-bad-rows)")
+        rejected.append(Rejected(file=file, line=line, id=row_id, reason=reason))
+
+    return bad
+
+
+def records(
     path: str, kind: str, stdin: IO[bytes] | None, bad: Bad
 ) -> Iterator[tuple[int | None, dict[str, Any]]]:
     if kind == "jsonl":
@@ -206,7 +213,7 @@ def _txt_folder(path: str, bad: Bad) -> Iterator[tuple[int | None, dict[str, Any
         yield None, {"id": file.stem, "title": title, "text": content, "source": None}
 
 
-def _map_row(
+def map_row(
     raw: dict[str, Any], columns: Columns, path: str, line: int | None, bad: Bad
 ) -> dict[str, Any] | None:
     row_id = raw.get(columns.id)
@@ -254,7 +261,7 @@ def _parse_date(value: Any) -> datetime | None:
     return parsed
 
 
-def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+def articles_table(rows: list[dict[str, Any]]) -> pl.DataFrame:
     schema: dict[str, pl.DataType] = {
         "id": pl.String(),
         "text": pl.String(),
