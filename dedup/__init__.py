@@ -13,7 +13,14 @@ from dedup.config import (
     SignatureConfig,
 )
 from dedup.evaluate import Scores, score
-from dedup.index import ClusterInfo, Placement, StoryIndex, StoryIndexError
+from dedup.index import (
+    ClusterInfo,
+    Placement,
+    RetiredCluster,
+    RetiredClusterError,
+    StoryIndex,
+    StoryIndexError,
+)
 from dedup.merge import merge
 from dedup.pipeline import ClusterResult, DedupInputError, cluster
 from dedup.records import Article, Assignment, Cluster, Difference, Rejected, Story, StorySentence
@@ -40,6 +47,8 @@ __all__ = [
     "Placement",
     "RefineConfig",
     "Rejected",
+    "RetiredCluster",
+    "RetiredClusterError",
     "Scores",
     "SignatureConfig",
     "Story",

@@ -87,10 +87,12 @@ def add_command(
         except (DedupInputError, StoryIndexError) as err:
             raise IndexInputFailure(str(err)) from None
     new = sum(p.is_new_cluster for p in placed)
+    merged = len({m for p in placed for m in p.merged})
     lines = [
         f"articles added  {len(placed):>10,}",
         f"  new clusters  {new:>10,}",
         f"  joined        {len(placed) - new:>10,}",
+        f"  merged ids    {merged:>10,}",
         f"  rejected      {len(read.rejected) + skipped:>10,}",
         f"index articles  {stats['articles']:>10,}",
         f"index clusters  {stats['clusters']:>10,}",
@@ -121,8 +123,13 @@ def stories_command(db: str, since: str | None, fmt: str) -> None:
     updated_since = _parse_since(since)
     with _open(db, create=False) as story_index:
         try:
-            infos = story_index.clusters(updated_since)
-            stories = [story_index.story(info.cluster_id) for info in infos]
+            infos, stories = [], []
+            for info in story_index.clusters(updated_since):
+                try:
+                    stories.append(story_index.story(info.cluster_id))
+                except KeyError:
+                    continue  # merged or expired by another process since the listing
+                infos.append(info)
         except StoryIndexError as err:
             raise IndexInputFailure(str(err)) from None
     if fmt == "json":
@@ -134,6 +141,25 @@ def stories_command(db: str, since: str | None, fmt: str) -> None:
         from dedup.render import render_markdown  # the batch command's renderer
 
         click.echo(render_markdown(stories), nl=False)
+
+
+@index.command("retired")
+@click.argument("db", type=click.Path(dir_okay=False))
+@click.option("--since", help="Only ids retired at or after this time (ISO 8601, UTC).")
+def retired_command(db: str, since: str | None) -> None:
+    """Print the cluster ids DB retired (merged into another story, or expired), one JSON
+    line each: cluster_id, merged_into, live (the id holding the story now), retired_at,
+    reason. A retired id is never handed out again."""
+    updated_since = _parse_since(since)
+    with _open(db, create=False) as story_index:
+        try:
+            retired = story_index.retired(updated_since)
+        except StoryIndexError as err:
+            raise IndexInputFailure(str(err)) from None
+    for info in retired:
+        click.echo(json.dumps({"cluster_id": info.cluster_id, "merged_into": info.merged_into,
+                               "live": info.live, "retired_at": info.retired_at.isoformat(),
+                               "reason": info.reason}))
 
 
 @index.command("stats")

@@ -144,7 +144,8 @@ class IndexConfig:
     """``StoryIndex`` (incremental, persistent) settings; the other stages' settings still apply.
 
     Placement reuses ``CandidateConfig``, ``RefineConfig`` and ``ClusterConfig``; these
-    fields only bound the per-article cost and choose when stories are merged.
+    fields choose the placement rule, bound the per-article cost and choose when stories
+    are merged.
     """
 
     # Average similarity to a cluster's members needed to join it; None means
@@ -155,6 +156,29 @@ class IndexConfig:
     events_candidates: int | None = None
     # Members (most recent first) compared when averaging similarity to a large cluster.
     max_link_members: int = 100
+    # Re-link the neighbourhood of each add with the batch's weighted average linkage
+    # (issue #6): the new articles' component over stored edges, whole clusters included,
+    # re-clustered as the batch does with the current IDF (see StoryIndex). False keeps the
+    # greedy placement only (join the best cluster, never merge or split). On ecbplus-dev
+    # in file order, ARI vs batch 0.810 -> 0.987 one article per add, 0.810 -> 0.969 ten.
+    relink: bool = True
+    # Candidate pairs scoring at least this are stored as edges of the graph whose
+    # components bound the re-linkage (None: ClusterConfig.edge_threshold). Lower than the
+    # batch's edge threshold because a pair is scored once, with the IDF of its arrival,
+    # and may reach edge_threshold only later. ARI vs batch on ecbplus-dev (1 / 10 per
+    # add): 0.962 / 0.956 at 0.13, 0.987 / 0.964 at 0.091, 0.987 / 0.970 at 0.078,
+    # 0.973 / 0.973 at 0.065, 0.961 / 0.956 at 0.052 (relink_refresh 1): 0.08 is on the plateau.
+    relink_edge_threshold: float | None = 0.08
+    # A neighbourhood larger than this many articles is not re-linked (its new articles
+    # keep their greedy placement): linkage is quadratic in it (300 articles: 0.7 MB of
+    # scores, a few ms). The largest batch component on ecbplus-dev has 33 articles.
+    relink_max_size: int = 300
+    # Least recently linked components re-linked per added article besides the new
+    # articles' own (rounded up per add), so stories no article touches follow the
+    # drifting IDF; 0 disables. ARI vs batch on ecbplus-dev (10 per add): 0.900 with 0,
+    # 0.970 with 1, 0.969 with 0.25, 0.970 with 0.1; 0.25 costs 1.2x adds/s, 1 cost 1.8x
+    # (benchmarks.index_bench --docs 20000).
+    relink_refresh: float = 0.25
     # When a touched cluster's story is merged again: "read" (on the first read after the
     # change, then cached) or "add" (inside the add transaction; readers never merge).
     story_refresh: str = "read"

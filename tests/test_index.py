@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from dedup import cluster, score
 from dedup.cli_index import index as index_group
 from dedup.config import IndexConfig
-from dedup.index import StoryIndex, StoryIndexError
+from dedup.index import RetiredClusterError, StoryIndex, StoryIndexError
 from dedup.pipeline import DedupInputError
 from tests.conftest import ECBPLUS, ROOT, SEED_IDS, SEEDS
 
@@ -141,18 +141,133 @@ def test_cluster_ids_survive_growth(tmp_path: Path) -> None:
         assert index.cluster_of("nope") is None
 
 
-def test_agreement_with_batch_on_ecbplus(tmp_path: Path, ecbplus: list[dict[str, Any]]) -> None:
-    """Articles added 10 at a time in file order; measured 0.809 vs batch, 0.763 vs gold."""
+def _check_ids(index: StoryIndex, before: dict[str, str], handed: set[str]) -> dict[str, str]:
+    """The id rules after one add: every id handed out is live or retired (never both),
+    a live id keeps at least one member it had, a merged id's live story holds one."""
+    now = index.assignments()
+    live = {i.cluster_id for i in index.clusters()}
+    retired = {r.cluster_id: r for r in index.retired()}
+    assert set(now.values()) == live and not live & set(retired)
+    assert handed <= live | set(retired)
+    for cid in set(before.values()):
+        kept = {a for a, c in before.items() if c == cid}
+        target = cid if cid in live else retired[cid].live
+        assert target in live and any(now[a] == target for a in kept), cid
+    return now
+
+
+@pytest.mark.parametrize(("size", "vs_batch", "vs_gold"), [(1, 0.97, 0.88), (10, 0.95, 0.87)])
+def test_agreement_with_batch_on_ecbplus(
+    tmp_path: Path, ecbplus: list[dict[str, Any]], size: int, vs_batch: float, vs_gold: float
+) -> None:
+    """Articles added ``size`` at a time in file order, with the re-linkage (issue #6).
+
+    Measured vs batch / vs gold: 0.987 / 0.901 one at a time, 0.969 / 0.898 ten at a time
+    (greedy placement alone: 0.810 / 0.789 and 0.810 / 0.765; batch vs gold 0.911).
+    Every add also keeps the id rules (``_check_ids``).
+    """
     articles = ecb_articles(ecbplus)
-    batch = cluster(articles).assignments
+    batch = cluster(articles, with_stories=False).assignments
     batch_of = dict(zip(batch["id"].to_list(), batch["cluster_id"].to_list(), strict=True))
-    placed: dict[str, str] = {}
+    handed: set[str] = set()
+    new_ids: list[str] = []
     with StoryIndex.open(tmp_path / "ecb.db") as index:
-        for start in range(0, len(articles), 10):
-            placed.update((p.id, p.cluster_id) for p in index.add(articles[start : start + 10]))
+        before: dict[str, str] = {}
+        for start in range(0, len(articles), size):
+            placed = index.add(articles[start : start + size])
+            handed.update(p.cluster_id for p in placed)
+            new_ids.extend({p.cluster_id for p in placed if p.is_new_cluster})
+            before = _check_ids(index, before, handed)
+        final = index.assignments()
+        assert len(index.retired()) > 0  # the re-linkage did merge stories on this corpus
+    assert len(new_ids) == len(set(new_ids))  # an id is handed out as new only once
     ids = [a["id"] for a in articles]
-    assert score([batch_of[i] for i in ids], [placed[i] for i in ids]).ari >= 0.78
-    assert score([r["cluster"] for r in ecbplus], [placed[i] for i in ids]).ari >= 0.73
+    assert score([batch_of[i] for i in ids], [final[i] for i in ids]).ari >= vs_batch
+    assert score([r["cluster"] for r in ecbplus], [final[i] for i in ids]).ari >= vs_gold
+
+
+def test_greedy_placement_without_relink(tmp_path: Path) -> None:
+    with StoryIndex.open(tmp_path / "i.db", index_config=IndexConfig(relink=False)) as index:
+        lava, ige, full = _bridged(index)
+        assert full.cluster_id == lava and not full.merged
+        assert index.cluster_of("ige") == ige and index.retired() == []
+
+
+# Two halves of one event, too different to link, and the full report that bridges them.
+LAVA = {"id": "lava", "title": "Lava destroys homes in Puna",
+        "text": "Lava from the Kilauea volcano destroyed 40 homes in Puna on Hawaii's Big "
+                "Island on Monday, officials said."}
+IGE = {"id": "ige", "title": "Ige declares emergency", "text": KILAUEA_1.split(". ", 1)[1]}
+FULL = {"id": "full", "title": "Kilauea lava destroys 40 homes, Ige declares emergency",
+        "text": KILAUEA_1}
+
+
+def _bridged(index: StoryIndex) -> tuple[str, str, Any]:
+    index.add(STRIKE)
+    [lava] = index.add([LAVA])
+    [ige] = index.add([IGE])
+    assert lava.is_new_cluster and ige.is_new_cluster and lava.cluster_id != ige.cluster_id
+    [full] = index.add([FULL])
+    return lava.cluster_id, ige.cluster_id, full
+
+
+def test_bridge_merges_two_stories_older_id_continues(tmp_path: Path) -> None:
+    db = tmp_path / "i.db"
+    with StoryIndex.open(db) as index:
+        time.sleep(0.01)
+        mark = datetime.utcnow()
+        time.sleep(0.01)
+        lava, ige, full = _bridged(index)
+        # The linkage joins both halves through the full report: the older id (lava's)
+        # continues the story, ige's id is retired into it, and the add says so.
+        assert full.cluster_id == lava and not full.is_new_cluster
+        assert full.merged == (ige,) and set(full.matched) == {"lava", "ige"}
+        assert index.cluster_of("ige") == lava
+        assert index.story(lava).members == ("full", "ige", "lava")
+        assert lava in {i.cluster_id for i in index.clusters(updated_since=mark)}
+        assert ige not in {i.cluster_id for i in index.clusters()}
+    with StoryIndex.open(db) as index:  # the retirement is on disk
+        [gone] = index.retired(updated_since=mark)
+        assert (gone.cluster_id, gone.merged_into, gone.live, gone.reason) == (
+            ige, lava, lava, "merged")
+        assert index.resolve(ige) == lava and index.resolve(lava) == lava
+        assert index.resolve("c000000000000") is None
+        with pytest.raises(RetiredClusterError, match=f"'{ige}'.*merged into '{lava}'") as err:
+            index.story(ige)
+        assert isinstance(err.value, KeyError) and err.value.live == lava
+        assert index.story(ige, follow=True).cluster_id == lava
+        # The strike story was never touched.
+        assert index.story(index.cluster_of("b1") or "").members == ("b1", "b2")
+
+
+def test_retired_ids_are_never_handed_out_again(tmp_path: Path) -> None:
+    now = datetime(2024, 5, 10)
+    db = tmp_path / "i.db"
+    with StoryIndex.open(db) as index:
+        [b1, _] = index.add([dict(a, published=now - timedelta(days=10)) for a in STRIKE])
+        index.add([dict(VOLCANO[0], published=now)])
+        assert index.expire(older_than=timedelta(days=7), now=now) == 2
+        [gone] = index.retired()
+        assert (gone.cluster_id, gone.reason, gone.live) == (b1.cluster_id, "expired", None)
+        with pytest.raises(KeyError, match="expired"):
+            index.story(b1.cluster_id)
+    with StoryIndex.open(db) as index:
+        # The same article id again: its singleton id would be the expired one's.
+        [again] = index.add([dict(STRIKE[0], published=now)])
+        assert again.is_new_cluster and again.cluster_id != b1.cluster_id
+
+
+def test_index_written_before_relink_still_opens(tmp_path: Path) -> None:
+    db = tmp_path / "i.db"
+    with StoryIndex.open(db) as index:
+        index.add(VOLCANO)
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TABLE retired")
+        conn.execute("DROP TABLE edges")
+    with StoryIndex.open(db) as index:
+        assert index.retired() == []
+        assert index.add(STRIKE)[0].is_new_cluster and len(index.clusters()) == 2
+        assert index.add([FULL])[0].cluster_id == index.cluster_of("a1")
 
 
 # --------------------------------------------------------------------------- stories
@@ -317,7 +432,7 @@ def test_reader_and_writer_processes(tmp_path: Path) -> None:
             assert stats["articles"] >= seen  # committed batches only ever grow
             seen = stats["articles"]
             if infos:
-                story = reader.story(infos[-1].cluster_id)
+                story = reader.story(infos[-1].cluster_id, follow=True)  # may be merged since
                 assert story.members
             reads += 1
     assert proc.returncode == 0
@@ -374,6 +489,18 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     skipped = _run("add", db, str(SEEDS), "--skip-bad-rows")
     assert skipped.exit_code == 0 and "rejected               2" in skipped.stderr
+
+
+def test_cli_retired(tmp_path: Path) -> None:
+    db = tmp_path / "feeds.db"
+    with StoryIndex.open(db) as index:
+        lava, ige, _ = _bridged(index)
+    result = _run("retired", str(db))
+    assert result.exit_code == 0, result.output
+    [record] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert (record["cluster_id"], record["merged_into"], record["live"]) == (ige, lava, lava)
+    future = (datetime.utcnow() + timedelta(hours=1)).isoformat()
+    assert _run("retired", str(db), "--since", future).stdout == ""
 
 
 def test_cli_expire(tmp_path: Path) -> None:
