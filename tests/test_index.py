@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from dedup import cluster, score
-from dedup.cli_index import index as index_group
+from dedup.cli import index as index_group
 from dedup.config import IndexConfig
 from dedup.index import RetiredClusterError, StoryIndex, StoryIndexError
 from dedup.pipeline import DedupInputError
