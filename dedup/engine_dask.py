@@ -50,6 +50,7 @@ from dedup.pipeline import (
     ClusterResult,
     StageTimer,
     articles_frame,
+    assignments_frame,
     prepare,
     to_articles,
 )
@@ -674,15 +675,7 @@ def _finish(frame: pl.DataFrame, offset: int, config: Config, with_stories: bool
         clusters.append(Cluster(cid, (ids[row],), ids[row]))
         if with_stories:
             stories.append(merge_story([articles[k]], cid, config))
-    assignments = pl.DataFrame(
-        {
-            "id": ids,
-            "cluster_id": pl.Series(cluster_of.tolist(), dtype=pl.String),
-            "is_canonical": canonical,
-            "similarity": closeness,
-        }
-    ).hstack(frame.drop("id", "text"))
-    return assignments, clusters, stories
+    return assignments_frame(frame, cluster_of, canonical, closeness), clusters, stories
 
 
 # --------------------------------------------------------------------------- driver

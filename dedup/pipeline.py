@@ -158,6 +158,20 @@ class StageTimer:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
 
+def assignments_frame(
+    frame: pl.DataFrame, cluster_of: np.ndarray, canonical: np.ndarray, closeness: np.ndarray
+) -> pl.DataFrame:
+    """The output table: one row per article in input order, input columns passed through."""
+    return pl.DataFrame(
+        {
+            "id": frame["id"],
+            "cluster_id": pl.Series(cluster_of.tolist(), dtype=pl.String),
+            "is_canonical": canonical,
+            "similarity": closeness,
+        }
+    ).hstack(frame.drop("id", "text"))
+
+
 def _days(frame: pl.DataFrame) -> np.ndarray:
     """Publication time in days since the epoch; NaN where unknown."""
     seconds = frame["published"].cast(pl.Datetime("us")).dt.epoch("s").cast(pl.Float64)
@@ -261,14 +275,7 @@ def cluster(
     )
     stories.sort(key=lambda story: story.cluster_id)
 
-    assignments = pl.DataFrame(
-        {
-            "id": ids,
-            "cluster_id": pl.Series(cluster_of.tolist(), dtype=pl.String),
-            "is_canonical": canonical,
-            "similarity": closeness,
-        }
-    ).hstack(frame.drop("id", "text"))
+    assignments = assignments_frame(frame, cluster_of, canonical, closeness)
     stats = {
         "articles": n,
         "clusters": len(clusters),

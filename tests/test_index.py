@@ -22,7 +22,7 @@ from dedup.cli import index as index_group
 from dedup.config import IndexConfig
 from dedup.index import RetiredClusterError, StoryIndex, StoryIndexError
 from dedup.pipeline import DedupInputError
-from tests.conftest import ECBPLUS, ROOT, SEED_IDS, SEEDS
+from tests.conftest import ECBPLUS, ROOT, SEED_IDS, SEEDS, read_seeds
 
 KILAUEA_1 = (
     "Lava from the Kilauea volcano destroyed 40 homes in Puna on Hawaii's Big Island on "
@@ -63,13 +63,7 @@ BRIDGE = {
 
 
 def seed_articles() -> list[dict[str, Any]]:
-    """The seeds as the task defines them: id = stem, title = first non-empty line."""
-    out = []
-    for path in sorted(SEEDS.glob("*.txt")):
-        content = path.read_text(encoding="utf-8")
-        title = next(line.strip() for line in content.splitlines() if line.strip())
-        out.append({"id": path.stem, "title": title, "text": content})
-    return out
+    return read_seeds()
 
 
 def ecb_articles(ecbplus: list[dict[str, Any]]) -> list[dict[str, Any]]:
