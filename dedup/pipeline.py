@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -222,6 +223,8 @@ def cluster(
         event_sets = signatures.term_shingles(features.salient, signatures.TokenHasher())
         event_sigs = minhasher.signatures(event_sets)
         has_events = np.array([len(s) > 0 for s in event_sets], dtype=bool)
+        # ~30 strings per article: nothing later needs them, so they go now.
+        features = dataclasses.replace(features, salient=[])
         del event_sets
     with timer.stage("candidates"):
         cand = config.candidates
@@ -348,12 +351,11 @@ def _stories(
     progress: Progress | None,
 ) -> list[Story]:
     """One merged story per cluster, in the order of ``groups``."""
-    articles = to_articles(frame)
     stories = []
     for k, rows in enumerate(groups):
-        stories.append(
-            merge_story([articles[r] for r in rows], str(cluster_of[rows[0]]), config)
-        )
+        # Records per cluster, not for the whole corpus at once: a second copy of every
+        # text was the largest item in peak memory.
+        stories.append(merge_story(to_articles(frame[rows]), str(cluster_of[rows[0]]), config))
         if progress and ((k + 1) % 1000 == 0 or k + 1 == len(groups)):
             progress("merge", k + 1, len(groups))
     return stories
