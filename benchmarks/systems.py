@@ -90,6 +90,21 @@ def rensa_bands(threshold: float = LSH_THRESHOLD, num_perm: int = NUM_PERM) -> i
     )
 
 
+def _lsh_run(neighbours: Iterable[Iterable[int]], n: int, stages: _Stages) -> SystemRun:
+    """Pairs from each article's LSH neighbours (article i's at position i), components."""
+    left, right = array("q"), array("q")
+    for i, found in enumerate(neighbours):
+        for j in found:
+            if j != i:
+                left.append(i)
+                right.append(j)
+    lo, hi = _unique_pairs(left, right, n)
+    stages.lap("lsh")
+    labels = components(n, lo, hi)
+    stages.lap("components")
+    return SystemRun(labels.tolist(), len(lo), stages.timings, pairs=np.stack([lo, hi], axis=1))
+
+
 # --------------------------------------------------------------------------- systems
 
 
@@ -123,17 +138,7 @@ def run_datasketch(articles: list[dict[str, Any]]) -> SystemRun:
     lsh = MinHashLSH(threshold=LSH_THRESHOLD, num_perm=NUM_PERM)
     for i, m in enumerate(signatures):
         lsh.insert(i, m, check_duplication=False)
-    left, right = array("q"), array("q")
-    for i, m in enumerate(signatures):
-        for j in lsh.query(m):
-            if j != i:
-                left.append(i)
-                right.append(j)
-    lo, hi = _unique_pairs(left, right, len(articles))
-    stages.lap("lsh")
-    labels = components(len(articles), lo, hi)
-    stages.lap("components")
-    return SystemRun(labels.tolist(), len(lo), stages.timings, pairs=np.stack([lo, hi], axis=1))
+    return _lsh_run((lsh.query(m) for m in signatures), len(articles), stages)
 
 
 def run_tfidf(articles: list[dict[str, Any]], block_entries: int = 50_000_000) -> SystemRun:
@@ -177,17 +182,7 @@ def run_rensa(articles: list[dict[str, Any]]) -> SystemRun:
     stages.lap("signatures")
     lsh = RMinHashLSH(LSH_THRESHOLD, NUM_PERM, rensa_bands())
     lsh.insert_many(signatures)
-    left, right = array("q"), array("q")
-    for i, found in enumerate(lsh.query_all(signatures)):
-        for j in found:
-            if j != i:
-                left.append(i)
-                right.append(j)
-    lo, hi = _unique_pairs(left, right, len(articles))
-    stages.lap("lsh")
-    labels = components(len(articles), lo, hi)
-    stages.lap("components")
-    return SystemRun(labels.tolist(), len(lo), stages.timings, pairs=np.stack([lo, hi], axis=1))
+    return _lsh_run(lsh.query_all(signatures), len(articles), stages)
 
 
 SYSTEMS: dict[str, Callable[[list[dict[str, Any]]], SystemRun]] = {
