@@ -5,6 +5,8 @@ from typing import Any
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dedup import Article, Config, DedupInputError, RefineConfig, cluster, score
 from tests.conftest import SEED_IDS
@@ -120,3 +122,35 @@ def test_timings_and_stats_name_every_stage(seeds: list[dict[str, Any]]) -> None
     )
     assert result.stats["articles"] == 2
 
+
+
+_SENTENCES = [
+    "A magnitude 6.1 earthquake struck Qeshm island on Sunday.",
+    "Ten people were killed and 50 injured, officials said.",
+    "Lindsay Lohan checked into the Betty Ford Center on Friday.",
+    "The Red Sox offered Mark Teixeira an eight-year contract.",
+    "Share.",
+    "Voters in Turkmenistan elected a new parliament in 2008.",
+    "Rescue teams reached the village of Dargahan at dawn.",
+]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(_SENTENCES), max_size=5), min_size=1, max_size=12),
+       st.randoms(use_true_random=False))
+def test_clusters_partition_the_input_whatever_the_order(
+    texts: list[list[str]], rng: Any
+) -> None:
+    rows = [{"id": f"a{k}", "text": " ".join(t)} for k, t in enumerate(texts)]
+    result = cluster(rows)
+    ids = result.assignments["id"].to_list()
+    assert ids == [r["id"] for r in rows]  # every article once, in input order
+    members = [m for c in result.clusters for m in c.members]
+    assert sorted(members) == sorted(ids)  # clusters partition the input
+    canon = result.assignments.filter(pl.col("is_canonical"))
+    assert canon["cluster_id"].n_unique() == canon.height == len(result.clusters)
+    assert {s.cluster_id for s in result.stories} == {c.cluster_id for c in result.clusters}
+    shuffled = list(rows)
+    rng.shuffle(shuffled)
+    again = dict(cluster(shuffled).assignments.select("id", "cluster_id").iter_rows())
+    assert again == dict(result.assignments.select("id", "cluster_id").iter_rows())
