@@ -130,7 +130,11 @@ def cluster_command(
 
 def _finish(outdir: Path, result: ClusterResult, fmt: str, rejected_file: bool) -> None:
     start = time.perf_counter()
-    write_outputs(outdir, result, fmt, rejected_file)
+    try:
+        write_outputs(outdir, result, fmt, rejected_file)
+    except OSError as err:
+        raise InputFailure(f"{outdir}: cannot write the outputs ({err.strerror or err}); "
+                           "pick another -o folder") from None
     result.timings["write"] = time.perf_counter() - start
     _summary(result)
 
@@ -245,8 +249,12 @@ def stories_command(outdir: str, fmt: str, cluster_ids: tuple[str, ...],
             raise InputFailure(f"{path}: no cluster {', '.join(sorted(missing))}")
     text = render(found, fmt)
     if output:
-        with io.atomic_path(Path(output)) as tmp:
-            tmp.write_text(text, encoding="utf-8")
+        try:
+            with io.atomic_path(Path(output)) as tmp:
+                tmp.write_text(text, encoding="utf-8")
+        except OSError as err:
+            raise InputFailure(f"{output}: cannot write ({err.strerror or err}); "
+                               "pick another -o file") from None
     else:
         click.echo(text, nl=False)
 

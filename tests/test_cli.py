@@ -160,3 +160,15 @@ def test_no_stories_skips_merge_and_removes_stale_file(tmp_path: Path) -> None:
     assert not (out / "stories.jsonl").exists()
     result = run("stories", str(out))
     assert result.exit_code == 2 and "no stories here" in result.stderr
+
+
+def test_unwritable_output_is_one_clear_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = run("cluster", str(SEEDS), "-o", str(blocker / "out"))
+    assert result.exit_code == 2, result.output
+    assert "cannot write the outputs" in result.stderr and "Traceback" not in result.output
+    out = tmp_path / "out"
+    assert run("cluster", str(SEEDS), "-o", str(out)).exit_code == 0
+    result = run("stories", str(out), "-o", str(blocker / "s.md"))
+    assert result.exit_code == 2 and "cannot write" in result.stderr
