@@ -6,11 +6,12 @@ bad input, a file that is not an index or a version mismatch print one line and 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,6 +23,7 @@ from dedup.config import Config
 from dedup.index import StoryIndex, StoryIndexError
 from dedup.merge import story_from_dict, story_to_dict
 from dedup.pipeline import ClusterResult, DedupInputError, cluster
+from dedup.records import Story
 from dedup.render import FORMATS as STORY_FORMATS
 from dedup.render import render
 
@@ -85,6 +87,9 @@ def main() -> None:
                    "without it --engine dask starts a local cluster sized to this machine).")
 @click.option("--partitions", type=click.IntRange(min=1),
               help="Input partitions for --engine dask (default: one per 50,000 articles).")
+@click.option("-j", "--workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Processes for the local engine (0: every available core). Output is "
+                   "identical for any value.")
 def cluster_command(
     inputs: tuple[str, ...],
     outdir: str,
@@ -100,6 +105,7 @@ def cluster_command(
     engine: str,
     scheduler: str | None,
     partitions: int | None,
+    workers: int,
 ) -> None:
     """Cluster the articles in INPUT... (files, .txt folders, or - for JSONL on stdin)."""
     columns = io.Columns(id=id_col, text=text_col, title=title_col, published=date_col,
@@ -117,21 +123,46 @@ def cluster_command(
     try:
         read = io.read_articles(inputs, fmt=fmt, columns=columns, skip_bad_rows=skip_bad_rows,
                                 stdin=io.stdin_bytes() if "-" in inputs else None)
-        read_seconds = time.perf_counter() - start
-        result = cluster(read.frame, Config(), with_stories=stories,
-                         progress=_progress_bar())
-    except (io.InputError, DedupInputError) as err:
+    except io.InputError as err:
         raise InputFailure(str(err)) from None
-    result.rejected = read.rejected
-    result.timings = {"read": read_seconds, **{k: v for k, v in result.timings.items()
-                                                 if k != "read"}}
-    _finish(Path(outdir), result, out_fmt, skip_bad_rows)
+    read_seconds = time.perf_counter() - start
+    target = Path(outdir)
+    with contextlib.ExitStack() as stack:
+        on_story = None
+        if stories:
+            # Streamed to disk as they are merged: they never all sit in memory.
+            write = stack.enter_context(_writable(target, io.jsonl_sink, target / "stories.jsonl"))
+
+            def on_story(story: Story) -> None:
+                write(story_to_dict(story))
+
+        try:
+            result = cluster(read.frame, Config(), with_stories=stories,
+                             progress=_progress_bar(), workers=workers, on_story=on_story)
+        except DedupInputError as err:
+            raise InputFailure(str(err)) from None
+        result.rejected = read.rejected
+        result.timings = {"read": read_seconds, **{k: v for k, v in result.timings.items()
+                                                     if k != "read"}}
+        _finish(target, result, out_fmt, skip_bad_rows, stories_written=stories)
 
 
-def _finish(outdir: Path, result: ClusterResult, fmt: str, rejected_file: bool) -> None:
+@contextlib.contextmanager
+def _writable(outdir: Path, opener: Callable[[Path], Any], path: Path) -> Iterator[Any]:
+    """Enter ``opener(path)``, turning an unwritable OUTDIR into one clear line."""
+    try:
+        with opener(path) as value:
+            yield value
+    except OSError as err:
+        raise InputFailure(f"{outdir}: cannot write the outputs ({err.strerror or err}); "
+                           "pick another -o folder") from None
+
+
+def _finish(outdir: Path, result: ClusterResult, fmt: str, rejected_file: bool,
+            stories_written: bool = False) -> None:
     start = time.perf_counter()
     try:
-        write_outputs(outdir, result, fmt, rejected_file)
+        write_outputs(outdir, result, fmt, rejected_file, stories_written)
     except OSError as err:
         raise InputFailure(f"{outdir}: cannot write the outputs ({err.strerror or err}); "
                            "pick another -o folder") from None
@@ -163,8 +194,12 @@ def _cluster_on_dask(
         raise click.ClickException(str(err)) from None
 
 
-def write_outputs(outdir: Path, result: ClusterResult, fmt: str, rejected_file: bool) -> None:
-    """Write every output file atomically; a crash never leaves a half-written file."""
+def write_outputs(outdir: Path, result: ClusterResult, fmt: str, rejected_file: bool,
+                  stories_written: bool = False) -> None:
+    """Write every output file atomically; a crash never leaves a half-written file.
+
+    ``stories_written``: stories.jsonl is being streamed by the caller, leave it alone.
+    """
     outdir.mkdir(parents=True, exist_ok=True)
     io.write_frame(outdir / f"assignments.{fmt}", result.assignments, fmt)
     io.write_jsonl(
@@ -173,8 +208,10 @@ def write_outputs(outdir: Path, result: ClusterResult, fmt: str, rejected_file: 
          for c in result.clusters],
     )
     stories = outdir / "stories.jsonl"
-    if result.stories:
-        io.write_jsonl(stories, [story_to_dict(story) for story in result.stories])
+    if stories_written:
+        pass
+    elif result.stories:
+        io.write_jsonl(stories, (story_to_dict(story) for story in result.stories))
     elif stories.exists():
         stories.unlink()  # a stale file from an earlier run would not match these clusters
     if rejected_file:

@@ -48,10 +48,11 @@ from dedup.config import Config, NormalizeConfig
 from dedup.merge import merge as merge_story
 from dedup.pipeline import (
     ClusterResult,
+    NormalizeTask,
     StageTimer,
     articles_frame,
     assignments_frame,
-    prepare,
+    normalize_chunk,
     to_articles,
 )
 from dedup.records import Article, Cluster, Rejected, Story
@@ -306,22 +307,16 @@ def _days(frame: pl.DataFrame) -> np.ndarray:
 def _prepare(frame: pl.DataFrame, config: Config, *template_parts: frozenset[str]) -> _Prepared:
     """Normalize, count terms and hash copies signatures of one partition, in chunks."""
     templates = frozenset().union(*template_parts)
-    texts: list[str] = frame["text"].to_list()
-    titles: list[str] = frame["title"].fill_null("").to_list()
-    sig = config.signatures
-    hasher, minhasher = signatures.TokenHasher(), signatures.MinHasher(sig.num_perm, sig.seed)
-    counts, sigs, present = [refine.count_terms([])], [], []
-    for start in range(0, len(texts), _CHUNK):
-        prepared = [prepare(texts[i], titles[i], templates)
-                    for i in range(start, min(start + _CHUNK, len(texts)))]
-        counts.append(refine.count_terms([p.terms for p in prepared]))
-        sets = signatures.copy_shingles([p.tokens for p in prepared], sig, hasher)
-        sigs.append(minhasher.signatures(sets))
-        present.append(np.array([len(s) > 0 for s in sets], dtype=bool))
+    chunks = [normalize_chunk(NormalizeTask([], [], templates, config))]
+    for start in range(0, frame.height, _CHUNK):
+        part = frame.slice(start, _CHUNK)
+        chunks.append(normalize_chunk(NormalizeTask(
+            part["text"].to_list(), part["title"].fill_null("").to_list(), templates, config
+        )))
     return _Prepared(
-        counts=refine.Counts.stack(counts),
-        copy_sigs=np.concatenate(sigs) if sigs else np.empty((0, sig.num_perm), np.uint32),
-        has_copies=np.concatenate(present) if present else np.empty(0, bool),
+        counts=refine.Counts.stack([c.counts for c in chunks]),
+        copy_sigs=np.concatenate([c.copy_sigs for c in chunks]),
+        has_copies=np.concatenate([c.has_copies for c in chunks]),
         days=_days(frame),
     )
 

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -292,12 +292,26 @@ def atomic_path(target: Path) -> Iterator[Path]:
         raise
 
 
-def write_jsonl(target: Path, records: Sequence[dict[str, Any]]) -> None:
+def write_jsonl(target: Path, records: Iterable[dict[str, Any]]) -> None:
     """Write JSON lines atomically, keys in a fixed order, so runs are byte-identical."""
-    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as out:
+    with jsonl_sink(target) as write:
         for record in records:
+            write(record)
+
+
+@contextmanager
+def jsonl_sink(target: Path) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """A function that appends one JSON line; the file appears only if the block succeeds.
+
+    Lets a producer stream records (a million stories) to disk instead of holding them.
+    """
+    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as out:
+
+        def write(record: dict[str, Any]) -> None:
             out.write(json.dumps(record, ensure_ascii=False, default=_json_default))
             out.write("\n")
+
+        yield write
 
 
 def write_frame(target: Path, frame: pl.DataFrame, fmt: str) -> None:

@@ -1,0 +1,84 @@
+"""Worker processes change speed, never results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from dedup import Config, cluster, pipeline
+from dedup.cli import main
+from dedup.merge import story_to_dict
+from dedup.parallel import WorkerPool, resolve_workers
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+@pytest.fixture(scope="module")
+def articles(ecbplus: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"id": r["doc_id"], "title": r["title"], "text": r["text"]} for r in ecbplus]
+
+
+def test_pool_map_keeps_task_order_with_more_tasks_than_in_flight() -> None:
+    with WorkerPool(2) as pool:
+        assert list(pool.map(_square, range(40), ahead=1)) == [x * x for x in range(40)]
+        assert list(pool.map(_square, [], ahead=1)) == []
+
+
+def test_resolve_workers() -> None:
+    assert resolve_workers(3) == 3
+    assert resolve_workers(0) >= 1
+    assert resolve_workers(None) == resolve_workers(0)
+    with pytest.raises(ValueError, match="workers must be >= 0"):
+        resolve_workers(-1)
+
+
+def test_two_workers_give_byte_identical_results(
+    articles: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small chunks so ecbplus-dev's 509 articles span several normalize and merge tasks.
+    monkeypatch.setattr(pipeline, "_CHUNK", 100)
+    monkeypatch.setattr(pipeline, "_MERGE_TASK_ARTICLES", 60)
+    runs = []
+    for workers in (1, 2):
+        result = cluster(articles, Config(), workers=workers)
+        runs.append((
+            result.assignments.write_ndjson(),
+            [json.dumps(story_to_dict(s), sort_keys=True) for s in result.stories],
+        ))
+    assert len(runs[0][1]) > 1
+    assert runs[0] == runs[1]
+
+
+def test_streamed_stories_equal_returned_stories(articles: list[dict[str, Any]]) -> None:
+    streamed: list[str] = []
+    kept = cluster(articles[:120], Config())
+    result = cluster(articles[:120], Config(),
+                     on_story=lambda s: streamed.append(story_to_dict(s)["cluster_id"]))
+    assert result.stories == []
+    assert streamed == [s.cluster_id for s in kept.stories] == sorted(streamed)
+    assert result.assignments.equals(kept.assignments)
+
+
+def test_cli_workers_option_gives_identical_files(
+    articles: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "_CHUNK", 150)
+    monkeypatch.setattr(pipeline, "_MERGE_TASK_ARTICLES", 100)
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(a, default=str) + "\n" for a in articles[:300]))
+    outputs = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"out{workers}"
+        result = CliRunner().invoke(main, ["cluster", str(source), "-o", str(out),
+                                           "-j", workers, "--output-format", "jsonl"])
+        assert result.exit_code == 0, result.output
+        outputs.append([(out / name).read_bytes()
+                        for name in ("assignments.jsonl", "clusters.jsonl", "stories.jsonl")])
+    assert outputs[0] == outputs[1]
+    assert outputs[0][2].count(b"\n") == outputs[0][1].count(b"\n")
