@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 from urllib.parse import urlparse
 
 ECBPLUS_DEV = "ecbplus-dev"
@@ -30,12 +31,50 @@ def ecbplus_dir() -> Path:
     return shared_dir() / "data" / ECBPLUS_DEV
 
 
+class ParquetArticles(Sequence[dict[str, Any]]):
+    """A Parquet corpus's articles, turned into dicts only when a system reads them.
+
+    A million articles as dicts take ~9 GB: loaded up front, they would dwarf the memory
+    of the system being measured. ``dedup`` reads the file itself, like its CLI does.
+    """
+
+    def __init__(self, path: Path, length: int, drop: Sequence[str] = ()) -> None:
+        self.path = path
+        self._length = length
+        self._drop = list(drop)
+        self._rows: list[dict[str, Any]] | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._rows is not None
+
+    def _load(self) -> list[dict[str, Any]]:
+        if self._rows is None:
+            import polars as pl
+
+            self._rows = pl.read_parquet(self.path).drop(self._drop, strict=False).to_dicts()
+        return self._rows
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        return self._load()[index]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._load())
+
+
 @dataclass
 class Corpus:
     """Articles and their gold cluster labels, position by position."""
 
     name: str
-    articles: list[dict[str, Any]]
+    articles: Sequence[dict[str, Any]]
     gold: list[str]
     differences: list[dict[str, Any]] = field(default_factory=list)
 

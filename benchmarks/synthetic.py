@@ -42,7 +42,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from benchmarks.corpora import Corpus, ecbplus_dir
+from benchmarks.corpora import Corpus, ParquetArticles, ecbplus_dir
 
 DEFAULT_SEED = 13
 GENERATOR_VERSION = 2  # bump when output changes, so cached corpora are rebuilt
@@ -754,15 +754,15 @@ def read_parquet(path: Path, with_differences: bool = False) -> SyntheticCorpus:
     """Load a corpus written by ``write_parquet`` (differences only if asked: they are big)."""
     import polars as pl
 
-    df = pl.read_parquet(path)
+    names = pl.read_parquet_schema(path)
+    df = pl.read_parquet(path, columns=[str(c) for c in ("gold", "hard_negative_of") if c in names])
     gold = df["gold"].to_list()
     present = set(gold)
     related: dict[str, str] = {}
     if "hard_negative_of" in df.columns:
         pairs = zip(gold, df["hard_negative_of"].to_list(), strict=True)
         related = {g: r for g, r in pairs if r is not None and r in present}
-        df = df.drop("hard_negative_of")
-    articles = df.drop("gold").to_dicts()
+    articles = ParquetArticles(path, len(gold), drop=("gold", "hard_negative_of"))
     differences: list[dict[str, Any]] = []
     if with_differences:
         with differences_path(path).open(encoding="utf-8") as fh:

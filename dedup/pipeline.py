@@ -238,7 +238,7 @@ def _cluster(
     counts, copy_sigs, has_copies = _normalize_and_hash(frame, config, timer, progress, pool)
     with timer.stage("features"):
         features = refine.weigh_features(
-            counts, counts.frequencies(), n, config.refine, days=_days(frame)
+            counts, counts.frequencies(), n, config.refine, days=_days(frame), in_place=True
         )
         del counts
     with timer.stage("signatures"):
@@ -419,11 +419,11 @@ def _normalize_and_hash(
                 progress("normalize", done, n)
     if not parts:
         parts.append(normalize_chunk(NormalizeTask([], [], templates, config)))
-    return (
-        refine.Counts.stack([p.counts for p in parts]),
-        np.concatenate([p.copy_sigs for p in parts]),
-        np.concatenate([p.has_copies for p in parts]),
-    )
+    copy_sigs = np.concatenate([p.copy_sigs for p in parts])
+    has_copies = np.concatenate([p.has_copies for p in parts])
+    count_parts = [p.counts for p in parts]
+    del parts
+    return refine.Counts.stack(count_parts, consume=True), copy_sigs, has_copies
 
 
 def release_memory() -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.preprocessing import normalize
 
 from dedup.config import RefineConfig
@@ -84,21 +84,40 @@ def document_frequencies(counts: sp.csr_matrix) -> np.ndarray:
 
 
 def weigh(
-    counts: sp.csr_matrix, df: np.ndarray, n_docs: int, config: RefineConfig, idf_power: float
+    counts: sp.csr_matrix,
+    df: np.ndarray,
+    n_docs: int,
+    config: RefineConfig,
+    idf_power: float,
+    *,
+    scale: float = 1.0,
+    in_place: bool = False,
 ) -> sp.csr_matrix:
     """L2-normalised TF-IDF rows from counts and corpus frequencies, IDF raised to a power.
 
     Row-local given ``df`` and ``n_docs``: a row gets the same bytes whichever shard or
-    batch computes it. IDF is scikit-learn's smoothed ``ln((1 + n) / (1 + df)) + 1``.
+    batch computes it. IDF is scikit-learn's smoothed ``ln((1 + n) / (1 + df)) + 1``, and
+    the arithmetic is TfidfTransformer's step by step. ``scale`` multiplies the result;
+    ``in_place`` reuses the counts' arrays, so a corpus's counts and weights never both
+    sit in memory.
     """
     if counts.shape[0] == 0:
         return sp.csr_matrix(counts.shape)
-    transformer = TfidfTransformer(sublinear_tf=config.sublinear_tf, norm=None)
-    transformer.idf_ = np.log((1.0 + n_docs) / (1.0 + df.astype(np.float64))) + 1.0
-    matrix = transformer.transform(counts).tocsr()
+    matrix = counts if in_place else counts.copy()
+    data = matrix.data
+    if data.dtype != np.float64:
+        data = matrix.data = data.astype(np.float64)
+    if config.sublinear_tf:
+        np.log(data, out=data)
+        data += 1.0
+    idf = np.log((1.0 + n_docs) / (1.0 + df.astype(np.float64))) + 1.0
+    data *= idf[matrix.indices]
     if idf_power != 1.0:
-        matrix = matrix.multiply(transformer.idf_ ** (idf_power - 1.0)).tocsr()
-    return normalize(matrix)
+        data *= (idf ** (idf_power - 1.0))[matrix.indices]
+    normalize(matrix, copy=False)
+    if scale != 1.0:
+        data *= scale
+    return matrix
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +131,20 @@ class Counts:
     years: sp.csr_matrix
 
     @classmethod
-    def stack(cls, parts: Sequence[Counts]) -> Counts:
-        """Rows of several batches, in order."""
-        return cls(*(sp.vstack([getattr(p, name) for p in parts], format="csr")
-                     for name in ("body", "names", "title", "numbers", "years")))
+    def stack(cls, parts: list[Counts], *, consume: bool = False) -> Counts:
+        """Rows of several batches, in order.
+
+        ``consume`` empties ``parts`` first, so each block's pieces are freed as soon as
+        that block is stacked instead of all pieces outliving the whole stack.
+        """
+        names = ("body", "names", "title", "numbers", "years")
+        pieces = {name: [getattr(p, name) for p in parts] for name in names}
+        if consume:
+            parts.clear()
+        stacked = {}
+        for name in names:
+            stacked[name] = sp.vstack(pieces.pop(name), format="csr")
+        return cls(**stacked)
 
     def frequencies(self) -> dict[str, np.ndarray]:
         """Document frequency per block: what shards must sum before weighting."""
@@ -146,7 +175,7 @@ def build_features(
     ``days`` (publication time in days, NaN when unknown) enables the date window.
     """
     counts = count_terms(docs)
-    return weigh_features(counts, counts.frequencies(), len(docs), config, days)
+    return weigh_features(counts, counts.frequencies(), len(docs), config, days, in_place=True)
 
 
 def weigh_features(
@@ -155,26 +184,44 @@ def weigh_features(
     n_docs: int,
     config: RefineConfig,
     days: np.ndarray | None = None,
+    *,
+    in_place: bool = False,
 ) -> Features:
-    """Features of a batch given corpus-wide frequencies (of this batch or a larger corpus)."""
+    """Features of a batch given corpus-wide frequencies (of this batch or a larger corpus).
+
+    ``in_place`` turns ``counts``'s blocks into the weights (no copy): the caller must not
+    use ``counts`` afterwards.
+    """
     powers = {"body": config.idf_power, "names": config.idf_power, "title": 1.0, "numbers": 1.0}
     weights = {"body": config.text_weight, "names": config.names_weight,
                "title": config.title_weight, "numbers": config.numbers_weight}
-    blocks = {name: weigh(getattr(counts, name), frequencies[name], n_docs, config,
-                          powers[name]) for name in _BLOCKS}
-    matrix = sp.hstack(
-        [np.sqrt(weights[name]) * blocks[name] for name in _BLOCKS if weights[name] > 0],
-        format="csr",
-    )
+    body = weigh(counts.body, frequencies["body"], n_docs, config, powers["body"],
+                 in_place=in_place)
+    salient = salient_terms(body, config.salient_terms)
+    blocks = [
+        weigh(getattr(counts, name), frequencies[name], n_docs, config, powers[name],
+              scale=float(np.sqrt(weights[name])), in_place=in_place)
+        if name != "body" else _scaled(body, float(np.sqrt(weights[name])))
+        for name in _BLOCKS if weights[name] > 0
+    ]
+    del body
+    matrix = sp.hstack(blocks, format="csr")
+    del blocks
     return Features(
         matrix=matrix,
-        salient=salient_terms(blocks["body"], config.salient_terms),
+        salient=salient,
         years=counts.years,
         has_years=np.diff(counts.years.indptr) > 0,
         year_conflict_factor=config.year_conflict_factor,
         days=days,
         date_window_days=config.date_window_days,
     )
+
+
+def _scaled(matrix: sp.csr_matrix, factor: float) -> sp.csr_matrix:
+    if factor != 1.0:
+        matrix.data *= factor
+    return matrix
 
 
 def salient_terms(matrix: sp.csr_matrix, k: int) -> list[list[str]]:

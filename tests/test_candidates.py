@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from datasketch import LeanMinHash, MinHashLSH
 
-from dedup import pipeline, refine, signatures
+from dedup import candidates, pipeline, refine, signatures
 from dedup.candidates import lsh_pairs, lsh_params, union_pairs
 from dedup.config import Config
 from tests.conftest import DISTRACTORS, read_seeds
@@ -124,3 +125,21 @@ def test_crowded_bucket_is_split_by_further_min_hashes() -> None:
     split, stats = lsh_pairs(sigs, np.ones(10, dtype=bool), threshold=0.5,
                              max_bucket_size=5, split_depth=1)
     assert split.tolist() == [[0, 1], [2, 3]] and stats.oversized_buckets == 0
+
+
+def test_bounded_memory_counting_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Folding codes a few bands at a time and ranking documents a range at a time must
+    give exactly the pairs of the all-at-once computation."""
+    rng = np.random.default_rng(5)
+    # Few distinct values per column: many buckets, many multi-band collisions.
+    sigs = rng.integers(0, 40, size=(600, 128)).astype(np.uint32)
+    present = np.ones(600, dtype=bool)
+    present[::17] = False
+    options = dict(threshold=0.02, max_bucket_size=30, min_collisions=1, max_per_doc=5,
+                   split_depth=1)
+    whole, _ = candidates.lsh_pairs(sigs, present, **options)
+    monkeypatch.setattr(candidates, "_MIN_BUFFER", 500)
+    monkeypatch.setattr(candidates, "_BUFFER_PER_DOC", 1)
+    pieces, _ = candidates.lsh_pairs(sigs, present, **options)
+    assert len(whole) > 1000
+    np.testing.assert_array_equal(whole, pieces)
