@@ -344,10 +344,10 @@ def _weigh(prepared: _Prepared, totals: dict[str, sp.csr_matrix], n_docs: int,
     features = refine.weigh_features(prepared.counts, dense, n_docs, config.refine,
                                      days=prepared.days)
     sig = config.signatures
-    sets = signatures.term_shingles(features.salient, signatures.TokenHasher())
+    sets = signatures.column_shingles(features.salient.offsets, features.salient.columns)
     event_sigs = signatures.MinHasher(sig.num_perm, sig.seed).signatures(sets)
     return _Weighed(
-        features=dataclasses.replace(features, salient=[]),
+        features=dataclasses.replace(features, salient=refine.Salient.empty()),
         signatures={"copies": prepared.copy_sigs, "events": event_sigs},
         present={"copies": prepared.has_copies,
                  "events": np.array([len(s) > 0 for s in sets], dtype=bool)},
@@ -1026,7 +1026,7 @@ def _features_of(template: refine.Features, rows: _Rows) -> refine.Features:
     if "has_years" in names:
         per_row["has_years"] = np.diff(rows.years.indptr) > 0
     if "salient" in names:
-        per_row["salient"] = []
+        per_row["salient"] = refine.Salient.empty()
     return dataclasses.replace(template, **per_row)
 
 

@@ -244,11 +244,12 @@ def _cluster(
     with timer.stage("signatures"):
         sig = config.signatures
         minhasher = signatures.MinHasher(sig.num_perm, sig.seed)
-        event_sets = signatures.term_shingles(features.salient, signatures.TokenHasher())
+        event_sets = signatures.column_shingles(features.salient.offsets,
+                                                features.salient.columns)
         event_sigs = minhasher.signatures(event_sets)
         has_events = np.array([len(s) > 0 for s in event_sets], dtype=bool)
         # ~30 strings per article: nothing later needs them, so they go now.
-        features = dataclasses.replace(features, salient=[])
+        features = dataclasses.replace(features, salient=refine.Salient.empty())
         del event_sets
     with timer.stage("candidates"):
         cand = config.candidates

@@ -8,6 +8,7 @@ scores, cluster centroids and within-cluster similarity all come from one matrix
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -36,11 +37,35 @@ class DocumentTerms:
 
 
 @dataclass(frozen=True, slots=True)
+class Salient:
+    """Each article's most salient hashed body terms, as one ragged array.
+
+    Row ``r``'s terms are ``columns[offsets[r]:offsets[r + 1]]``. Thirty Python strings
+    per article cost ~1.6 GB at a million articles; these arrays cost 120 MB.
+    """
+
+    offsets: np.ndarray
+    columns: np.ndarray
+
+    @classmethod
+    def empty(cls) -> Salient:
+        return cls(np.zeros(1, dtype=np.int64), np.empty(0, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def terms(self) -> list[list[str]]:
+        """The terms as strings (sorted per article), the events signal's shingles."""
+        return [sorted(str(c) for c in self.columns[a:b])
+                for a, b in itertools.pairwise(self.offsets.tolist())]
+
+
+@dataclass(frozen=True, slots=True)
 class Features:
     """The stacked TF-IDF matrix, each article's most salient body terms and its years."""
 
     matrix: sp.csr_matrix
-    salient: list[list[str]]
+    salient: Salient
     years: sp.csr_matrix  # binary article x year incidence
     year_conflict_factor: float = 1.0
     days: np.ndarray | None = None  # publication time in days (NaN: unknown)
@@ -224,15 +249,25 @@ def _scaled(matrix: sp.csr_matrix, factor: float) -> sp.csr_matrix:
     return matrix
 
 
-def salient_terms(matrix: sp.csr_matrix, k: int) -> list[list[str]]:
-    """The k highest-weighted hashed terms of each row (ties by term): the events signal."""
-    out: list[list[str]] = []
-    for i in range(matrix.shape[0]):
-        start, end = matrix.indptr[i], matrix.indptr[i + 1]
-        cols, weights = matrix.indices[start:end], matrix.data[start:end]
-        order = np.lexsort((cols, -weights))[:k]
-        out.append(sorted(str(c) for c in cols[order]))
-    return out
+def salient_terms(matrix: sp.csr_matrix, k: int, rows_per_block: int = 50_000) -> Salient:
+    """The k highest-weighted hashed terms of each row (ties by term): the events signal.
+
+    One sort per block of rows instead of one per row.
+    """
+    offsets = [np.zeros(1, dtype=np.int64)]
+    columns: list[np.ndarray] = []
+    done = 0
+    for start in range(0, matrix.shape[0], rows_per_block):
+        block = matrix[start : start + rows_per_block]
+        lengths = np.diff(block.indptr)
+        row = np.repeat(np.arange(block.shape[0]), lengths)
+        order = np.lexsort((block.indices, -block.data, row))
+        rank = np.arange(len(order)) - np.repeat(block.indptr[:-1], lengths)
+        keep = order[rank < k]
+        columns.append(block.indices[keep].astype(np.int64))
+        offsets.append(done + np.cumsum(np.minimum(lengths, k)))
+        done += int(np.minimum(lengths, k).sum())
+    return Salient(np.concatenate(offsets), np.concatenate(columns or [np.empty(0, np.int64)]))
 
 
 def _row_dots(matrix: sp.csr_matrix, left: np.ndarray, right: np.ndarray) -> np.ndarray:

@@ -61,13 +61,20 @@ def shingle_hash(shingle: bytes) -> int:
 
 
 class TokenHasher:
-    """Caches token hashes: a corpus repeats its vocabulary, SHA-1 runs once per entry."""
+    """Caches token hashes: a corpus repeats its vocabulary, SHA-1 runs once per entry.
 
-    def __init__(self) -> None:
+    The cache starts over past ``max_entries`` (~100 bytes each), so a long run's rare
+    tokens (names, typos, numbers) cannot grow it without bound.
+    """
+
+    def __init__(self, max_entries: int = 1 << 21) -> None:
         self._cache: dict[str, int] = {}
+        self.max_entries = max_entries
 
     def __call__(self, tokens: Sequence[str]) -> np.ndarray:
         cache = self._cache
+        if len(cache) > self.max_entries:
+            cache.clear()
         for tok in set(tokens).difference(cache):
             cache[tok] = token_hash(tok)
         return np.fromiter(map(cache.__getitem__, tokens), dtype=np.uint32, count=len(tokens))
@@ -160,3 +167,15 @@ def copy_shingles(
 def term_shingles(term_lists: Sequence[Sequence[str]], hasher: TokenHasher) -> list[np.ndarray]:
     """One shingle per term: the events signal over salient terms."""
     return [hasher(terms) for terms in term_lists]
+
+
+def column_shingles(offsets: np.ndarray, columns: np.ndarray) -> list[np.ndarray]:
+    """``term_shingles`` of integer terms given as a ragged array, without their strings.
+
+    Each distinct column is hashed once (as its decimal string, so values equal
+    ``term_shingles`` of ``str(column)``), then looked up for every occurrence.
+    """
+    distinct, inverse = np.unique(columns, return_inverse=True)
+    table = np.fromiter((token_hash(str(c)) for c in distinct.tolist()), dtype=np.uint32,
+                        count=len(distinct))
+    return np.split(table[inverse.ravel()], offsets[1:-1])

@@ -14,7 +14,7 @@ def _event_pairs(docs: list[dict[str, str]]) -> tuple[np.ndarray, int]:
     config = Config()
     prepared = [pipeline.prepare(d["text"], d["title"], frozenset()) for d in docs]
     features = refine.build_features([p.terms for p in prepared], config.refine)
-    sets = signatures.term_shingles(features.salient, signatures.TokenHasher())
+    sets = signatures.term_shingles(features.salient.terms(), signatures.TokenHasher())
     sigs = signatures.MinHasher(128, 1).signatures(sets)
     pairs, _ = lsh_pairs(sigs, np.ones(len(docs), dtype=bool),
                          threshold=config.candidates.events_threshold,

@@ -48,7 +48,7 @@ def test_salient_terms_prefer_rare_words() -> None:
     docs = [_doc("attack attack crocus"), _doc("attack moscow"), _doc("attack paris")]
     features = build_features(docs, RefineConfig(salient_terms=1))
     slot = {w: str(term_counts([[w]]).indices[0]) for w in ("crocus", "moscow", "paris")}
-    assert features.salient == [[slot["crocus"]], [slot["moscow"]], [slot["paris"]]]
+    assert features.salient.terms() == [[slot["crocus"]], [slot["moscow"]], [slot["paris"]]]
 
 
 def test_shards_with_summed_frequencies_give_identical_rows() -> None:

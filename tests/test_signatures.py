@@ -6,6 +6,7 @@ from datasketch.hashfunc import sha1_hash32
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dedup import signatures
 from dedup.config import SignatureConfig
 from dedup.signatures import MinHasher, TokenHasher, copy_shingles, shingle_hash, term_shingles
 
@@ -67,3 +68,13 @@ def test_jaccard_estimate_within_tolerance() -> None:
     b = a[:100] + [f"u{i}" for i in range(100)]  # true Jaccard 100/300
     sig = MinHasher(256, 3).signatures(term_shingles([a, b], TokenHasher()))
     assert abs(float(np.mean(sig[0] == sig[1])) - 1 / 3) < 0.08
+
+
+def test_column_shingles_equal_term_shingles_of_their_strings() -> None:
+    from dedup.refine import Salient
+
+    salient = Salient(np.array([0, 3, 3, 5]), np.array([7, 1_048_575, 42, 42, 0]))
+    by_column = signatures.column_shingles(salient.offsets, salient.columns)
+    by_string = signatures.term_shingles(salient.terms(), signatures.TokenHasher())
+    assert [sorted(a.tolist()) for a in by_column] == [sorted(b.tolist()) for b in by_string]
+    assert [len(a) for a in by_column] == [3, 0, 2]
