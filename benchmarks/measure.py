@@ -15,6 +15,7 @@ loaded, libraries imported, ``gc.collect()`` done). Two ways to run:
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import multiprocessing as mp
 import os
@@ -84,7 +85,11 @@ class Measurement:
 
 
 class RssSampler:
-    """Background thread that records the highest RSS of this process while active."""
+    """Background thread that records the highest RSS of this process and its children.
+
+    Children count because ``dedup`` normalizes and merges in worker processes: their
+    memory is part of what a run costs.
+    """
 
     def __init__(self, interval: float = 0.005) -> None:
         self.interval = interval
@@ -96,8 +101,15 @@ class RssSampler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self.process.memory_info().rss)
+            self.peak = max(self.peak, self._tree_rss())
             self._stop.wait(self.interval)
+
+    def _tree_rss(self) -> int:
+        total = self.process.memory_info().rss
+        for child in self.process.children(recursive=True):
+            with contextlib.suppress(psutil.Error):  # it ended between listing and reading
+                total += child.memory_info().rss
+        return total
 
     def __enter__(self) -> RssSampler:
         gc.collect()
@@ -108,7 +120,7 @@ class RssSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, self.process.memory_info().rss)
+        self.peak = max(self.peak, self._tree_rss())
 
 
 def _max_rss_bytes() -> int:
@@ -149,8 +161,8 @@ def measure(system: str, corpus: Corpus, isolated_process: bool = False) -> Meas
         return row
     high_water_after = _max_rss_bytes()
     if isolated_process and high_water_after > high_water_before:
-        peak = high_water_after
-        row.memory_method = "fresh process, ru_maxrss"
+        peak = max(high_water_after, sampler.peak)
+        row.memory_method = "fresh process and its workers, max(ru_maxrss, sampled)"
     else:
         peak = sampler.peak
         row.memory_method = "fresh process, sampled" if isolated_process else "in-process, sampled"
