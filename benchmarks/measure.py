@@ -208,7 +208,9 @@ def measure_isolated(system: str, spec: CorpusSpec, timeout: float | None = None
     """Run ``system`` in a fresh spawned process (see module docstring for why)."""
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(system, spec, child), daemon=True)
+    # Not daemonic: dedup starts worker processes of its own (the child still dies with
+    # this process, see _die_with_parent).
+    proc = ctx.Process(target=_child, args=(system, spec, child), daemon=False)
     proc.start()
     child.close()
     if parent.poll(timeout):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -46,6 +47,7 @@ class WorkerPool:
     def __init__(self, workers: int) -> None:
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
+        self._warned = False
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -54,6 +56,21 @@ class WorkerPool:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
+
+    def _may_start_processes(self) -> bool:
+        """False inside a daemonic process (a multiprocessing or Dask worker): those may
+        not have children, so the work runs inline there, with a warning."""
+        if not mp.current_process().daemon:
+            return True
+        if not self._warned:
+            warnings.warn(
+                f"dedup: {self.workers} workers requested inside a daemonic process, which "
+                "cannot start worker processes; running on one core",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            self._warned = True
+        return False
 
     def map(
         self, func: Callable[[T], R], tasks: Iterable[T], *, parallel: bool = True,
@@ -65,7 +82,7 @@ class WorkerPool:
         few tasks however long ``tasks`` is. ``func`` must be a module-level function
         (workers import it by name). The processes start on first use (~1 s each).
         """
-        if self.workers <= 1 or not parallel:
+        if self.workers <= 1 or not parallel or not self._may_start_processes():
             yield from map(func, tasks)
             return
         if self._pool is None:

@@ -82,3 +82,25 @@ def test_cli_workers_option_gives_identical_files(
                         for name in ("assignments.jsonl", "clusters.jsonl", "stories.jsonl")])
     assert outputs[0] == outputs[1]
     assert outputs[0][2].count(b"\n") == outputs[0][1].count(b"\n")
+
+
+def _pool_inside_daemon(queue: Any) -> None:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with WorkerPool(2) as pool:
+            queue.put((list(pool.map(_square, range(5))), [str(w.message) for w in caught]))
+
+
+def test_daemonic_process_runs_inline_with_a_warning() -> None:
+    import multiprocessing as mp
+
+    context = mp.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_pool_inside_daemon, args=(queue,), daemon=True)
+    process.start()
+    values, warned = queue.get(timeout=60)
+    process.join(timeout=60)
+    assert values == [0, 1, 4, 9, 16]
+    assert any("daemonic" in w for w in warned)
