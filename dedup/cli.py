@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -116,8 +117,8 @@ def cluster_command(
             raise click.UsageError("--engine dask reads files on the workers: stdin (-) "
                                    "is not supported there; write it to a file first")
         result = _cluster_on_dask(inputs, columns, fmt, skip_bad_rows, stories, scheduler,
-                                  partitions)
-        _finish(Path(outdir), result, out_fmt, skip_bad_rows)
+                                  partitions, Path(outdir), out_fmt)
+        _finish(Path(outdir), result, out_fmt, skip_bad_rows, written_by_engine=True)
         return
     start = time.perf_counter()
     try:
@@ -159,10 +160,14 @@ def _writable(outdir: Path, opener: Callable[[Path], Any], path: Path) -> Iterat
 
 
 def _finish(outdir: Path, result: ClusterResult, fmt: str, rejected_file: bool,
-            stories_written: bool = False) -> None:
+            stories_written: bool = False, written_by_engine: bool = False) -> None:
     start = time.perf_counter()
     try:
-        write_outputs(outdir, result, fmt, rejected_file, stories_written)
+        if written_by_engine:  # the Dask workers wrote everything but the rejected rows
+            if rejected_file:
+                _write_rejected(outdir, result)
+        else:
+            write_outputs(outdir, result, fmt, rejected_file, stories_written)
     except OSError as err:
         raise InputFailure(f"{outdir}: cannot write the outputs ({err.strerror or err}); "
                            "pick another -o folder") from None
@@ -178,8 +183,11 @@ def _cluster_on_dask(
     stories: bool,
     scheduler: str | None,
     partitions: int | None,
+    outdir: Path,
+    out_fmt: str,
 ) -> ClusterResult:
-    """The same job on Dask; imported lazily so the local engine never needs dask."""
+    """The same job on Dask, outputs written by the workers (partitioned assignments);
+    imported lazily so the local engine never needs dask."""
     try:
         from dedup.engine_dask import DaskEngineError, cluster_dask
     except ImportError as err:
@@ -187,7 +195,7 @@ def _cluster_on_dask(
     try:
         return cluster_dask(list(inputs), Config(), scheduler=scheduler, partitions=partitions,
                             with_stories=stories, columns=columns, fmt=fmt,
-                            skip_bad_rows=skip_bad_rows)
+                            skip_bad_rows=skip_bad_rows, output=outdir, output_format=out_fmt)
     except (io.InputError, DedupInputError) as err:
         raise InputFailure(str(err)) from None
     except (DaskEngineError, ImportError) as err:
@@ -204,8 +212,7 @@ def write_outputs(outdir: Path, result: ClusterResult, fmt: str, rejected_file: 
     io.write_frame(outdir / f"assignments.{fmt}", result.assignments, fmt)
     io.write_jsonl(
         outdir / "clusters.jsonl",
-        [{"cluster_id": c.cluster_id, "members": list(c.members), "size": c.size}
-         for c in result.clusters],
+        (c.to_dict() for c in result.clusters),
     )
     stories = outdir / "stories.jsonl"
     if stories_written:
@@ -215,11 +222,18 @@ def write_outputs(outdir: Path, result: ClusterResult, fmt: str, rejected_file: 
     elif stories.exists():
         stories.unlink()  # a stale file from an earlier run would not match these clusters
     if rejected_file:
-        io.write_jsonl(
-            outdir / "rejected.jsonl",
-            [{"file": r.file, "line": r.line, "id": r.id, "reason": r.reason}
-             for r in result.rejected],
-        )
+        _write_rejected(outdir, result)
+    partitioned = outdir / "assignments"
+    if partitioned.is_dir():  # a Dask run's parts would not match these assignments
+        shutil.rmtree(partitioned)
+
+
+def _write_rejected(outdir: Path, result: ClusterResult) -> None:
+    io.write_jsonl(
+        outdir / "rejected.jsonl",
+        ({"file": r.file, "line": r.line, "id": r.id, "reason": r.reason}
+         for r in result.rejected),
+    )
 
 
 def _summary(result: ClusterResult) -> None:

@@ -30,6 +30,8 @@ import glob
 import itertools
 import operator
 import os
+import shutil
+import tempfile
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -46,6 +48,7 @@ import scipy.sparse as sp
 from dedup import candidates, clustering, io, refine, signatures
 from dedup.config import Config, NormalizeConfig
 from dedup.merge import merge as merge_story
+from dedup.merge import story_to_dict
 from dedup.pipeline import (
     ClusterResult,
     NormalizeTask,
@@ -784,6 +787,8 @@ def cluster_dask(
     columns: io.Columns | None = None,
     fmt: str | None = None,
     skip_bad_rows: bool = False,
+    output: str | Path | None = None,
+    output_format: str = "parquet",
 ) -> ClusterResult:
     """Cluster articles by event on a Dask cluster; the same result as ``dedup.cluster``.
 
@@ -801,6 +806,13 @@ def cluster_dask(
         with_pairs: also return the candidate pairs (``result.pairs``); they are gathered to
             the client, about 20 per article, so off by default.
         columns, fmt, skip_bad_rows: how files are read, as ``io.read_articles``.
+        output: a folder the workers write the results to (it must be storage every
+            worker and this process reach): ``assignments/part-NNNNN.parquet`` (one part
+            per input partition, rows in input order), ``clusters.jsonl`` and
+            ``stories.jsonl``, byte for byte what the local engine writes. Nothing is
+            gathered to the client, and the returned result then holds only ``stats``,
+            ``timings`` and ``rejected``. Outputs appear only when the run succeeds.
+        output_format: ``parquet`` or ``jsonl`` for the assignment parts.
 
     Raises:
         ImportError: dask.distributed is not installed (``pip install 'dedup[dask]'``).
@@ -819,7 +831,8 @@ def cluster_dask(
         with _client(client, scheduler) as connected:
             run = _Run(connected, config)
             return _cluster(run, articles, partitions, with_stories, with_pairs,
-                            columns or io.Columns(), fmt, skip_bad_rows)
+                            columns or io.Columns(), fmt, skip_bad_rows,
+                            Path(output) if output is not None else None, output_format)
     except (distributed.KilledWorker, CommClosedError) as err:
         raise DaskEngineError(
             f"the Dask cluster lost this run ({type(err).__name__}: {err}); no output was "
@@ -865,6 +878,8 @@ def _cluster(
     columns: io.Columns,
     fmt: str | None,
     skip_bad_rows: bool,
+    output: Path | None = None,
+    output_format: str = "parquet",
 ) -> ClusterResult:
     config = run.config
     workers = max(1, len(run.client.scheduler_info().get("workers", {})))
@@ -972,6 +987,24 @@ def _cluster(
         assigned = run.shuffle(linked, P)
         finished = [run.submit(_finish, f, int(offsets[k]), config, with_stories, *assigned[k])
                     for k, f in enumerate(frames)]
+        if output is not None:
+            written = _write_on_workers(run, output, output_format, finished, linked, P)
+            stats = {
+                "articles": n,
+                "clusters": sum(w[0] for w in written),
+                "largest_cluster": max((w[1] for w in written), default=0),
+                "copy_pairs": sum(s[1] for s in sizes),
+                "event_pairs": sum(s[2] for s in sizes),
+                "oversized_buckets": skipped,
+                "partitions": P,
+                "workers": workers,
+                "component_rounds": rounds,
+                "output": str(output),
+            }
+            return ClusterResult(
+                assignments=pl.DataFrame(), clusters=[], stories=[], rejected=rejected,
+                timings=run.timings, candidate_pairs=sum(s[0] for s in sizes), stats=stats,
+            )
         outputs = run.gather(finished)
         linked_out = run.gather([[run.item(x, P), run.item(x, P + 1)] for x in linked])
     frames_out = [o[0] for o in outputs]
@@ -1005,6 +1038,65 @@ def _cluster(
         pairs=pairs,
         stats=stats,
     )
+
+
+def _write_on_workers(run: _Run, output: Path, fmt: str, finished: list[Any],
+                      linked: list[Any], P: int) -> list[tuple[int, int]]:
+    """Workers write their parts into a staging folder; this process merges the sorted
+    cluster and story parts, then publishes everything at once (nothing half-written)."""
+    created = not output.exists()
+    output.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".dedup-staging-", dir=output))
+    published = False
+    try:
+        with run.stage("write"):
+            tasks = [run.submit(_write_partition, str(staging), f"{k:05d}", fmt, f)
+                     for k, f in enumerate(finished)]
+            tasks += [run.submit(_write_linked, str(staging), f"l{b:05d}", run.item(x, P),
+                                 run.item(x, P + 1)) for b, x in enumerate(linked)]
+            written = run.gather(tasks)
+            parts = staging / _PARTS
+            for kind in ("clusters", "stories"):
+                files = sorted(parts.glob(f"{kind}-*.txt"))
+                if files:
+                    io.merge_sorted_parts(files, staging / f"{kind}.jsonl")
+            shutil.rmtree(parts)
+            stale = ["assignments.parquet", "assignments.jsonl"]
+            if not (staging / "stories.jsonl").exists():
+                stale.append("stories.jsonl")  # would not match these clusters
+            io.publish(staging, output, replaces=stale)
+            published = True
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created and not published:
+            shutil.rmtree(output, ignore_errors=True)  # leave no trace of a failed run
+    return written
+
+
+_PARTS = ".parts"
+
+
+def _write_partition(staging: str, name: str, fmt: str,
+                     finished: tuple[pl.DataFrame, list[Cluster], list[Story]]
+                     ) -> tuple[int, int]:
+    frame, clusters, stories = finished
+    folder = Path(staging) / "assignments"
+    folder.mkdir(parents=True, exist_ok=True)
+    io.write_frame(folder / f"part-{name}.{fmt}", frame, fmt)
+    return _write_linked(staging, name, clusters, stories)
+
+
+def _write_linked(staging: str, name: str, clusters: list[Cluster], stories: list[Story]
+                  ) -> tuple[int, int]:
+    """Sorted part files of clusters and stories; returns (clusters, largest size)."""
+    parts = Path(staging) / _PARTS
+    parts.mkdir(parents=True, exist_ok=True)
+    io.write_sorted_part(parts / f"clusters-{name}.txt",
+                         ((c.cluster_id, c.to_dict()) for c in clusters))
+    if stories:
+        io.write_sorted_part(parts / f"stories-{name}.txt",
+                             ((s.cluster_id, story_to_dict(s)) for s in stories))
+    return len(clusters), max((c.size for c in clusters), default=0)
 
 
 def _sizes(union: tuple[np.ndarray, int, int]) -> tuple[int, int, int]:

@@ -7,9 +7,11 @@ and the fix; the CLI prints them on one line.
 
 from __future__ import annotations
 
+import heapq
 import io as _io
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -392,10 +394,67 @@ def jsonl_sink(target: Path) -> Iterator[Callable[[dict[str, Any]], None]]:
     with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as out:
 
         def write(record: dict[str, Any]) -> None:
-            out.write(json.dumps(record, ensure_ascii=False, default=_json_default))
-            out.write("\n")
+            out.write(json_line(record))
 
         yield write
+
+
+def json_line(record: dict[str, Any]) -> str:
+    """One output line: the same bytes whichever engine or process writes the record."""
+    return json.dumps(record, ensure_ascii=False, default=_json_default) + "\n"
+
+
+def write_sorted_part(target: Path, keyed: Iterable[tuple[str, dict[str, Any]]]) -> None:
+    """A part file of ``key<TAB>json`` lines sorted by key, for ``merge_sorted_parts``."""
+    with open(target, "w", encoding="utf-8", newline="\n") as out:
+        for key, record in sorted(keyed, key=lambda item: item[0]):
+            if "\t" in key or "\n" in key:
+                raise ValueError(f"part key {key!r} holds a tab or newline")
+            out.write(key + "\t" + json_line(record))
+
+
+def merge_sorted_parts(parts: Sequence[Path], target: Path) -> int:
+    """Merge sorted part files into one JSON-lines file in key order, streaming.
+
+    Memory is one line per part, however large the parts: how a distributed run writes
+    clusters.jsonl and stories.jsonl without gathering them. Returns the lines written.
+    """
+    handles = [open(part, encoding="utf-8", newline="\n") for part in parts]  # noqa: SIM115
+    written = 0
+    try:
+        with open(target, "w", encoding="utf-8", newline="\n") as out:
+            for line in heapq.merge(*handles, key=lambda ln: ln.split("\t", 1)[0]):
+                out.write(line.split("\t", 1)[1])
+                written += 1
+    finally:
+        for handle in handles:
+            handle.close()
+    return written
+
+
+def publish(staging: Path, outdir: Path, replaces: Sequence[str] = ()) -> None:
+    """Move everything in ``staging`` into ``outdir``, then delete ``staging``.
+
+    Files are replaced atomically one by one; a folder (partitioned assignments) is
+    swapped by two renames. ``replaces`` names outputs of another shape that the new ones
+    supersede (``assignments.parquet`` when ``assignments/`` arrives), removed after.
+    """
+    trash = Path(tempfile.mkdtemp(prefix=".dedup-old-", dir=outdir))
+    try:
+        for item in sorted(staging.iterdir()):
+            target = outdir / item.name
+            if target.is_dir() and not target.is_symlink():
+                target.rename(trash / item.name)
+            os.replace(item, target)
+        for name in replaces:
+            stale = outdir / name
+            if stale.is_dir() and not stale.is_symlink():
+                stale.rename(trash / name)
+            elif stale.exists():
+                stale.unlink()
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_frame(target: Path, frame: pl.DataFrame, fmt: str) -> None:
@@ -408,8 +467,7 @@ def write_frame(target: Path, frame: pl.DataFrame, fmt: str) -> None:
             write_rows = frame.to_dicts()
             with open(tmp, "w", encoding="utf-8", newline="\n") as out:
                 for row in write_rows:
-                    out.write(json.dumps(row, ensure_ascii=False, default=_json_default))
-                    out.write("\n")
+                    out.write(json_line(row))
 
 
 def _json_default(value: Any) -> Any:

@@ -53,6 +53,10 @@ class Cluster:
     def size(self) -> int:
         return len(self.members)
 
+    def to_dict(self) -> dict[str, object]:
+        """The clusters.jsonl record."""
+        return {"cluster_id": self.cluster_id, "members": list(self.members), "size": self.size}
+
 
 @dataclass(frozen=True, slots=True)
 class StorySentence:

@@ -244,5 +244,35 @@ def test_cli_with_scheduler_writes_what_the_local_engine_writes(
                                   "--scheduler", scheduler_address, "--partitions", "3"])
     assert local.exit_code == 0, local.output
     assert remote.exit_code == 0, remote.output
-    for name in ("assignments.parquet", "clusters.jsonl"):
-        assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "dask" / name).read_bytes()
+    assert (tmp_path / "local" / "clusters.jsonl").read_bytes() == (
+        tmp_path / "dask" / "clusters.jsonl").read_bytes()
+    parts = sorted((tmp_path / "dask" / "assignments").glob("part-*.parquet"))
+    assert len(parts) == 3
+    assert pl.concat([pl.read_parquet(p) for p in parts]).equals(
+        pl.read_parquet(tmp_path / "local" / "assignments.parquet"))
+    assert sorted(p.name for p in (tmp_path / "dask").iterdir()) == [
+        "assignments", "clusters.jsonl"]
+
+
+def test_workers_write_partitioned_outputs_equal_to_local_files(
+    client: Any, tmp_path: Path
+) -> None:
+    from dedup.cli import write_outputs
+
+    articles = DISTRACTORS + read_seeds()
+    local = cluster(articles)
+    write_outputs(tmp_path / "local", local, "jsonl", False)
+    out = tmp_path / "dask"
+    (out / "assignments.jsonl").parent.mkdir()
+    (out / "assignments.jsonl").write_text("stale\n")  # an earlier local run's file
+    got = cluster_dask(articles, client=client, partitions=3, output=out,
+                       output_format="jsonl")
+    assert got.stats["clusters"] == len(local.clusters)
+    assert got.stats["largest_cluster"] == 2
+    for name in ("clusters.jsonl", "stories.jsonl"):
+        assert (out / name).read_bytes() == (tmp_path / "local" / name).read_bytes(), name
+    parts = sorted((out / "assignments").glob("part-*.jsonl"))
+    assert b"".join(p.read_bytes() for p in parts) == (
+        tmp_path / "local" / "assignments.jsonl").read_bytes()
+    assert sorted(p.name for p in out.iterdir()) == [
+        "assignments", "clusters.jsonl", "stories.jsonl"]
