@@ -23,7 +23,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from difflib import SequenceMatcher
 from functools import lru_cache
@@ -171,7 +171,7 @@ def _stems(text: str) -> list[str]:
 
 def _unit(counts: Counter[str]) -> dict[str, float]:
     """Counts scaled to unit length (keys in first-seen order, as the cosines sum them)."""
-    norm = math.sqrt(sum(v * v for v in counts.values()))
+    norm = math.sqrt(sum([v * v for v in counts.values()]))  # whole numbers: exact
     return {k: v / norm for k, v in counts.items()} if norm else {}
 
 
@@ -201,6 +201,21 @@ def _containment(small: frozenset[str], big: frozenset[str]) -> float:
 # --------------------------------------------------------------------------- members and base
 
 
+@dataclass(frozen=True, slots=True)
+class _Sentence:
+    """A sentence's vector terms, vector and stem set: computed once per distinct sentence of
+    a cluster, since versions of one story repeat most of their sentences word for word."""
+
+    terms: list[str]
+    vector: dict[str, float]
+    stems: frozenset[str]
+
+
+def _sentence(text: str) -> _Sentence:
+    terms = _terms(text)
+    return _Sentence(terms, _unit(Counter(terms)), frozenset(x for x in terms if x != "#"))
+
+
 @dataclass(slots=True)
 class _Member:
     article: Article
@@ -216,23 +231,33 @@ class _Member:
         return self.article.id
 
 
-def _prepare(article: Article, config: MergeConfig) -> _Member:
+def _prepare(
+    article: Article, config: MergeConfig, seen: dict[str, _Sentence] | None = None
+) -> _Member:
     """Sentences, their vectors and stem sets, and the whole text's vector, tokenised once.
 
     Tokens never span the space that joins sentences, so the document's counts are the
     sentences' counts added up in order: the same vector as ``_vector(" ".join(sentences))``.
+    ``seen`` shares sentences already prepared for other members of the cluster (their
+    vectors are then the same objects, which ``_Similarity`` maps to columns once).
     """
     title, sentences, share = _member_text(article, config)
-    terms = [_terms(s) for s in sentences]
+    if seen is None:
+        seen = {}
+    parts = []
     doc: Counter[str] = Counter()
-    for t in terms:
-        doc.update(t)
+    for text in sentences:
+        part = seen.get(text)
+        if part is None:
+            part = seen[text] = _sentence(text)
+        parts.append(part)
+        doc.update(part.terms)
     return _Member(
         article=article,
         title=title,
         sentences=sentences,
-        vectors=[_unit(Counter(t)) for t in terms],
-        stemsets=[frozenset(x for x in t if x != "#") for t in terms],
+        vectors=[p.vector for p in parts],
+        stemsets=[p.stems for p in parts],
         boilerplate=share,
         doc=_unit(doc),
     )
@@ -244,15 +269,26 @@ def _prepare_all(articles: Sequence[Article], config: MergeConfig) -> list[_Memb
     Syndicated copies are common, and preparing is the costliest per-member step.
     """
     done: dict[tuple[str, str], _Member] = {}
+    seen: dict[str, _Sentence] = {}
     out = []
     for article in articles:
         key = (article.text, article.title)
         first = done.get(key)
         if first is None:
-            first = done[key] = _prepare(article, config)
+            first = done[key] = _prepare(article, config, seen)
             out.append(first)
         else:
-            out.append(replace(first, article=article))
+            out.append(
+                _Member(
+                    article,
+                    first.title,
+                    first.sentences,
+                    first.vectors,
+                    first.stemsets,
+                    first.boilerplate,
+                    first.doc,
+                )
+            )
     return out
 
 
@@ -264,44 +300,84 @@ _BAND = 1e-11
 # Sentence-pair matrices are computed whole, in one product each, up to this many sentences
 # (32 MiB each); larger clusters get one block of rows per member.
 _FULL_MATRIX_MAX_SENTENCES = 2048
+# Up to this many multiply-adds (sentences^2 x terms) the matrices are dense: a small dense
+# product costs a fraction of scipy's sparse bookkeeping, which dominated small clusters.
+_DENSE_MAX_WORK = 1 << 18
 
 
 class _Similarity:
-    """Every sentence of a cluster as a row of two sparse matrices over one vocabulary.
+    """Every sentence of a cluster as a row of two matrices over one vocabulary (content
+    terms, and stems present).
 
     Why: alignment and the base score compare every sentence with every other, and one
-    sparse product replaces thousands of dict cosines. Products only find candidates; a
+    matrix product replaces thousands of dict cosines. Products only find candidates; a
     decision near a threshold and every score that is sorted on are computed with
     ``_cosine`` as before, so stories stay byte-identical. Stem overlaps are whole numbers,
-    exact in any summation order.
+    exact in any summation order. Column order is free for the same reasons.
     """
 
     def __init__(self, members: Sequence[_Member]) -> None:
         self.start: dict[str, int] = {}
-        vocab: dict[str, int] = {}
+        self.vocab: dict[str, int] = {}
+        vocab = self.vocab
+        # Versions repeat most sentences, and repeated sentences share their vector and stem
+        # set objects (``_prepare``): the matrices hold each distinct sentence once, and
+        # ``index`` maps every sentence (member by member, in order) to its row.
+        distinct: dict[tuple[int, int], int] = {}
+        index: list[int] = []
         v_cols: list[int] = []
         v_data: list[float] = []
         v_ptr = [0]
         s_cols: list[int] = []
         s_ptr = [0]
         for m in members:
-            self.start[m.id] = len(v_ptr) - 1
+            self.start[m.id] = len(index)
             for vec, stems in zip(m.vectors, m.stemsets, strict=True):
-                v_cols.extend([vocab.setdefault(k, len(vocab)) for k in vec])
-                v_data.extend(vec.values())
-                v_ptr.append(len(v_cols))
-                s_cols.extend([vocab.setdefault(k, len(vocab)) for k in stems])
-                s_ptr.append(len(s_cols))
-        shape = (len(v_ptr) - 1, max(len(vocab), 1))
+                key = (id(vec), id(stems))
+                row = distinct.get(key)
+                if row is None:
+                    row = distinct[key] = len(distinct)
+                    v_cols.extend([vocab.setdefault(k, len(vocab)) for k in vec])
+                    v_data.extend(vec.values())
+                    v_ptr.append(len(v_cols))
+                    s_cols.extend([vocab.setdefault(k, len(vocab)) for k in stems])
+                    s_ptr.append(len(s_cols))
+                index.append(row)
+        self.index = np.array(index, dtype=np.intp)
+        shape = (len(distinct), max(len(vocab), 1))
+        self._cos: np.ndarray | None = None  # every sentence pair, when that fits
+        self._shared: np.ndarray | None = None
+        # Keyed by object ids: the members (and so the vectors) outlive this object.
+        self._exact: dict[tuple[int, int], float] = {}
+        full = len(index) <= _FULL_MATRIX_MAX_SENTENCES
+        if full and shape[0] * shape[0] * shape[1] <= _DENSE_MAX_WORK:
+            vectors = np.zeros(shape)
+            vectors[np.repeat(np.arange(shape[0]), np.diff(v_ptr)), v_cols] = v_data
+            stems_m = np.zeros(shape)
+            stems_m[np.repeat(np.arange(shape[0]), np.diff(s_ptr)), s_cols] = 1.0
+            self._cos = self._expand(vectors @ vectors.T)
+            self._shared = self._expand(stems_m @ stems_m.T)
+            return
         self.vectors = sp.csr_matrix((np.array(v_data), v_cols, v_ptr), shape=shape)
         self.vectors_t = self.vectors.T.tocsr()
         self.stems = sp.csr_matrix((np.ones(len(s_cols)), s_cols, s_ptr), shape=shape)
         self.stems_t = self.stems.T.tocsr()
-        self._cos: np.ndarray | None = None  # every sentence pair, when that fits
-        self._shared: np.ndarray | None = None
-        if shape[0] <= _FULL_MATRIX_MAX_SENTENCES:
-            self._cos = np.asarray((self.vectors @ self.vectors_t).toarray())
-            self._shared = np.asarray((self.stems @ self.stems_t).toarray())
+        if full:
+            self._cos = self._expand(np.asarray((self.vectors @ self.vectors_t).toarray()))
+            self._shared = self._expand(np.asarray((self.stems @ self.stems_t).toarray()))
+
+    def _expand(self, distinct: np.ndarray) -> np.ndarray:
+        """Every sentence x every sentence, from the matrix over distinct sentences."""
+        return distinct[np.ix_(self.index, self.index)]
+
+    def exact(self, a: dict[str, float], b: dict[str, float]) -> float:
+        """``_cosine(a, b)``, once per pair of vector objects: repeated sentences share their
+        vector objects, so the same pairs come back for every copy of a version."""
+        key = (id(a), id(b))
+        value = self._exact.get(key)
+        if value is None:
+            value = self._exact[key] = _cosine(a, b)
+        return value
 
     def row(self, member_id: str, k: int) -> int:
         return self.start[member_id] + k
@@ -312,14 +388,16 @@ class _Similarity:
         rows = slice(a, a + len(member.sentences))
         if self._cos is not None:
             return self._cos[rows]
-        return np.asarray((self.vectors[rows] @ self.vectors_t).toarray())
+        block = (self.vectors[self.index[rows]] @ self.vectors_t).toarray()
+        return np.asarray(block)[:, self.index]
 
     def overlaps(self, rows: Sequence[int]) -> np.ndarray:
         """Shared content stems of the given sentences (rows) with every sentence (columns)."""
         index = np.asarray(rows, dtype=np.intp)
         if self._shared is not None:
             return self._shared[index]
-        return np.asarray((self.stems[index] @ self.stems_t).toarray())
+        block = (self.stems[self.index[index]] @ self.stems_t).toarray()
+        return np.asarray(block)[:, self.index]
 
 
 def _rep_rows(story: Sequence[_Node], sims: _Similarity, width: int) -> np.ndarray:
@@ -349,12 +427,18 @@ def _base_scores(
     cut = config.align_threshold - _EPS
     total = sum(len(m.sentences) for m in members)
     doc_cos: dict[tuple[int, int], float] = {}
+    exact = _doc_cosines(members, sims.vocab) if n > 1 and sims is not None else None
     scores = []
     for i, m in enumerate(members):
         if n == 1 or sims is None:
             scores.append(1.0 - m.boilerplate)
             continue
-        centrality = sum(_doc_cosine(members, i, j, doc_cos) for j in range(n) if j != i) / (n - 1)
+        if exact is not None:
+            row = exact[i]
+            centrality = sum(row[:i] + row[i + 1 :]) / (n - 1)
+        else:
+            others = [_doc_cosine(members, i, j, doc_cos) for j in range(n) if j != i]
+            centrality = sum(others) / (n - 1)
         claims = total - len(m.sentences)
         carried = 0
         if claims and m.sentences:
@@ -368,7 +452,7 @@ def _base_scores(
             for col in np.flatnonzero(unsure):
                 o, k = _owner(members, sims, int(col))
                 vec = o.vectors[k]
-                carried += any(_cosine(vec, mv) >= cut for mv in m.vectors)
+                carried += any(sims.exact(vec, mv) >= cut for mv in m.vectors)
         completeness = carried / claims if claims else 1.0
         scores.append(centrality + completeness - m.boilerplate)
     return scores
@@ -387,6 +471,44 @@ def _doc_cosine(
     if key not in cache:
         cache[key] = _cosine(a, b)
     return cache[key]
+
+
+# ``sum`` adds floats one by one, left to right, on the Python versions this package supports;
+# numpy's cumulative sum does the same. Should ``sum`` ever compensate (as 3.12 does), the
+# document cosines fall back to ``_cosine`` itself.
+_SEQUENTIAL = [1e100, 1.0, -1e100, 1.0]
+_SUM_IS_SEQUENTIAL = sum(_SEQUENTIAL) == 1.0 and float(np.cumsum(_SEQUENTIAL)[-1]) == 1.0
+# Dense member x term matrix of document vectors up to this many cells (32 MiB).
+_DOC_MATRIX_MAX_CELLS = 1 << 22
+
+
+def _doc_cosines(members: Sequence[_Member], vocab: dict[str, int]) -> list[list[float]] | None:
+    """``_cosine(members[i].doc, members[j].doc)`` for every pair, bit for bit; None when
+    that cannot be promised (see ``_SUM_IS_SEQUENTIAL``) or the matrix would be too large.
+
+    Why: document vectors are long, and these cosines were a fifth of the base score's time
+    as Python loops. ``_cosine`` sums ``a[k] * b[k]`` over the shorter dict's keys (the first
+    one's when equal) in key order, one by one; a cumulative sum over the same products in
+    the same order performs the same float additions. Keys missing from the other dict add
+    0.0, which changes no partial sum, in both.
+    """
+    n = len(members)
+    if not _SUM_IS_SEQUENTIAL or n * max(len(vocab), 1) > _DOC_MATRIX_MAX_CELLS:
+        return None
+    cols = [np.array([vocab[k] for k in m.doc], dtype=np.intp) for m in members]
+    vals = [np.fromiter(m.doc.values(), dtype=np.float64, count=len(m.doc)) for m in members]
+    docs = np.zeros((n, max(len(vocab), 1)))
+    for i in range(n):
+        docs[i, cols[i]] = vals[i]
+    # by_first[i][j]: the sum over members[i]'s keys, in their order.
+    by_first = np.zeros((n, n))
+    for i in range(n):
+        if len(cols[i]):
+            by_first[i] = np.cumsum(docs[:, cols[i]] * vals[i], axis=1)[:, -1]
+    sizes = np.array([len(m.doc) for m in members])
+    first_is_shorter = sizes[:, None] <= sizes[None, :]
+    cosines: list[list[float]] = np.where(first_is_shorter, by_first, by_first.T).tolist()
+    return cosines
 
 
 def _owner(members: Sequence[_Member], sims: _Similarity, row: int) -> tuple[_Member, int]:
@@ -509,7 +631,7 @@ def _aligned_pairs(
         close = by_rep[si, ni] >= near[si, ni] - 2 * _BAND
         node = story[ni]
         sim = max(
-            _cosine(vec, by_id[mid].vectors[k])
+            sims.exact(vec, by_id[mid].vectors[k])
             for (mid, k), ok in zip(node.reps, close, strict=False)
             if ok
         )
@@ -657,6 +779,7 @@ _NUMBER = re.compile(
     r"(?<![\w.])(?P<cur>[$€£])?(?P<num>\d{1,3}(?:,\d{3})+|\d+)(?P<dec>\.\d+)?"
     r"(?:\s*(?P<scale>million|billion|trillion|thousand|hundred|bn|m)\b)?(?P<pct>\s*%)?"
 )
+_DIGIT = re.compile(r"\d")
 _NAME_WORD = r"(?:[A-Z][a-z]+(?:[-'][A-Za-z]+)*|[A-Z][A-Za-z]*[A-Z][A-Za-z]*(?:-[A-Za-z0-9]+)*"
 _NAME_WORD += r"|[A-Z]\.(?:[A-Z]\.)*)"
 _NAME = re.compile(
@@ -689,6 +812,27 @@ class _Mention:
     context: frozenset[str] = frozenset()
     roles: frozenset[str] = frozenset()
     sole: bool = False  # the only mention of its kind in its sentence
+    # Set by ``_mentions`` once the mention is complete (see ``_finish``): the nearest one
+    # and two tokens on each side (None where missing), a name's words, and the id of the
+    # mention ``_mentions`` made (copies for other members keep it): scores are memoised by it.
+    ends: tuple[Any, ...] = ()
+    words: frozenset[str] = frozenset()
+    origin: int = 0
+
+
+def _finish(mention: _Mention, sole: bool) -> None:
+    """Fill the fields ``_role_score`` reads on every comparison, once per mention."""
+    left, right = mention.left, mention.right
+    mention.sole = sole
+    mention.ends = (
+        left[-1] if left else None,
+        right[0] if right else None,
+        (left[-2], left[-1]) if len(left) >= 2 else None,
+        (right[0], right[1]) if len(right) >= 2 else None,
+    )
+    if mention.kind == "name":
+        mention.words = _name_words(str(mention.key))
+    mention.origin = id(mention)
 
 
 def _roles(stems: Iterable[str]) -> frozenset[str]:
@@ -768,14 +912,17 @@ def _mentions(
     if _is_metadata(sentence):
         return found
     taken: list[tuple[int, int]] = []
-    for m in _DATE.finditer(sentence):
+    # Every number and date has a digit, except a weekday ("...day"): most sentences have
+    # neither, and the date pattern is tried at every word boundary.
+    digits = _DIGIT.search(sentence) is not None
+    for m in _DATE.finditer(sentence) if digits or "day" in sentence else ():
         left, right = _sides(sentence, m.start(), m.end())
         if m.group("year") and not (left and left[-1] in _YEAR_CUES):
             continue
         key = _date_key(m)
         found.append(_Mention("date", m.group(0), key, member, left, right, unit=next(iter(key))))
         taken.append(m.span())
-    for m in _NUMBER.finditer(sentence):
+    for m in _NUMBER.finditer(sentence) if digits else ():
         if any(s <= m.start() < e for s, e in taken):
             continue
         left, right = _sides(sentence, m.start(), m.end())
@@ -811,14 +958,15 @@ def _mentions(
             )
         )
         taken.append(m.span())
+    lead = len(sentence) - len(sentence.lstrip(" \"'(["))  # opening quotes and brackets
     for m in _NAME.finditer(sentence) if names else ():
-        if any(s < m.end() and m.start() < e for s, e in taken):
+        if taken and any(s < m.end() and m.start() < e for s, e in taken):
             continue
         words = m.group(0).split()
         at = m.start()
         # Sentence-initial capitals are names only if the cluster also writes them
         # capitalised mid-sentence ("Putin also ..." yes, "Citing ..." / "However ..." no).
-        if not sentence[:at].strip(" \"'([") and words[0].strip(".") not in known_names:
+        if at <= lead and words[0].strip(".") not in known_names:
             at += len(words[0])
             words = words[1:]
             while words and words[0] in ("of", "de", "van", "von", "der", "al", "la", "du"):
@@ -843,7 +991,7 @@ def _mentions(
         found.append(_Mention("name", text, text.casefold(), member, left, right))
     kinds = Counter(m.kind for m in found)
     for mention in found:
-        mention.sole = kinds[mention.kind] == 1
+        _finish(mention, kinds[mention.kind] == 1)
     return found
 
 
@@ -860,7 +1008,24 @@ def _mentions_once(
     if found is None:
         found = seen[sentence, names] = _mentions(sentence, member, known_names, names)
         return found
-    return [replace(mention, member=member) for mention in found]
+    return [
+        _Mention(
+            x.kind,
+            x.value,
+            x.key,
+            member,
+            x.left,
+            x.right,
+            x.unit,
+            x.context,
+            x.roles,
+            x.sole,
+            x.ends,
+            x.words,
+            x.origin,
+        )
+        for x in found
+    ]
 
 
 _MID_SENTENCE_CAPITAL = re.compile(r"(?<=[\w,;:] )([A-Z][\w'.-]*)")
@@ -872,21 +1037,18 @@ def _known_names(members: Iterable[_Member]) -> frozenset[str]:
     One search over all sentences joined by newlines finds what one search per sentence
     finds: no match reaches over a newline, and the look-behind needs a space before.
     """
-    text = "\n".join(s for m in members for s in m.sentences)
-    return frozenset(w.group(1).strip(".") for w in _MID_SENTENCE_CAPITAL.finditer(text))
+    distinct = dict.fromkeys(s for m in members for s in m.sentences)  # copies add nothing
+    words = set(_MID_SENTENCE_CAPITAL.findall("\n".join(distinct)))
+    return frozenset(w.strip(".") for w in words)
 
 
 # --------------------------------------------------------------------------- comparing
 
 
-def _name_tokens(m: _Mention) -> frozenset[str]:
-    """Words of a name, plural 's' dropped so 'Yemeni' and 'Yemenis' agree."""
-    return _name_words(str(m.key))
-
-
 @lru_cache(maxsize=1 << 14)
 def _name_words(key: str) -> frozenset[str]:
-    """``_name_tokens`` by key: every pair of names in a sentence compares them (cached)."""
+    """Words of a name, plural 's' dropped so 'Yemeni' and 'Yemenis' agree (``_Mention.words``;
+    cached: news repeats its names)."""
     words = re.sub(r"'s\b|\.", "", key).replace("-", " ").split()
     return frozenset(w[:-1] if w.endswith("s") and len(w) > 2 else w for w in words)
 
@@ -898,7 +1060,7 @@ def _agree(a: _Mention, b: _Mention) -> bool:
         shared = set(ka) & set(kb)
         return bool(shared) and all(ka[k] == kb[k] for k in shared)
     if a.kind == "name":
-        ta, tb = _name_tokens(a), _name_tokens(b)
+        ta, tb = a.words, b.words
         return ta <= tb or tb <= ta
     return bool(a.key == b.key)
 
@@ -928,11 +1090,14 @@ def _role_score(a: _Mention, b: _Mention, aligned: bool, max_ratio: float = 2.0)
         return None
     if a.kind == "number" and (a.unit != b.unit or (not aligned and not a.unit)):
         return None  # the commonest case, decided before the words around are compared
+    # The same nearest one / two tokens on the left and on the right, each where ``a`` has
+    # them (precomputed by ``_finish``).
+    ea, eb = a.ends, b.ends
     near = (
-        (a.left[-1:] == b.left[-1:] and bool(a.left))
-        + (a.right[:1] == b.right[:1] and bool(a.right))
-        + (a.left[-2:] == b.left[-2:] and len(a.left) >= 2)
-        + (a.right[:2] == b.right[:2] and len(a.right) >= 2)
+        (ea[0] is not None and ea[0] == eb[0])
+        + (ea[1] is not None and ea[1] == eb[1])
+        + (ea[2] is not None and ea[2] == eb[2])
+        + (ea[3] is not None and ea[3] == eb[3])
     )
     if a.kind == "date":
         if not set(a.key) & set(b.key):
@@ -968,18 +1133,38 @@ def _role_score(a: _Mention, b: _Mention, aligned: bool, max_ratio: float = 2.0)
 
 
 def _slots(
-    groups: Sequence[Sequence[_Mention]], aligned: bool, max_ratio: float = 2.0
+    groups: Sequence[Sequence[_Mention]],
+    aligned: bool,
+    max_ratio: float = 2.0,
+    scores: dict[tuple[int, int], float | None] | None = None,
 ) -> list[list[_Mention]]:
-    """Group mentions of several members (one group each, in order) into same-role slots."""
+    """Group mentions of several members (one group each, in order) into same-role slots.
+
+    ``scores`` memoises ``_role_score`` by ``origin`` across calls with the same ``aligned``
+    and ``max_ratio``: copies of a version repeat the same comparisons.
+    """
+    if scores is None:
+        scores = {}
     slots: list[list[_Mention]] = []
     voices: list[set[str]] = []  # the members in each slot
+    bins: dict[tuple[str, ...], list[int]] = {}  # slots by ``_bins`` of their first mention
     for group in groups:
         opts: list[tuple[float, int, int]] = []
         for gi, mention in enumerate(group):
-            for si, slot in enumerate(slots):
+            keys = _bins(mention)
+            if len(keys) == 1:
+                candidates: Iterable[int] = bins.get(keys[0], ())
+            else:
+                candidates = {si for key in keys for si in bins.get(key, ())}
+            for si in candidates:  # the order is free: ``opts`` is sorted whole
                 if mention.member in voices[si]:
                     continue
-                score = _role_score(slot[0], mention, aligned, max_ratio)
+                rep = slots[si][0]
+                pair = (rep.origin, mention.origin)
+                if pair in scores:
+                    score = scores[pair]
+                else:
+                    score = scores[pair] = _role_score(rep, mention, aligned, max_ratio)
                 if score is not None:
                     opts.append((score, gi, si))
         opts.sort(key=lambda o: (-o[0], o[1], o[2]))
@@ -994,9 +1179,22 @@ def _slots(
             done_s.add(si)
         for gi, mention in enumerate(group):
             if gi not in done_g:
+                for key in _bins(mention):
+                    bins.setdefault(key, []).append(len(slots))
                 slots.append([mention])
                 voices.append({mention.member})
     return slots
+
+
+def _bins(mention: _Mention) -> list[tuple[str, ...]]:
+    """Keys of which ``_role_score`` needs one in common to pair two mentions: the kind, and
+    the unit of a number or any component of a date. Comparing only within them skips the
+    bulk of the pairs (each number against every number of the cluster) unscored."""
+    if mention.kind == "number":
+        return [("number", mention.unit)]
+    if mention.kind == "date":
+        return [("date", part) for part in mention.key]
+    return [(mention.kind,)]
 
 
 def _variants(slot: Sequence[_Mention], rank: dict[str, int]) -> dict[str, tuple[str, ...]]:
@@ -1040,10 +1238,11 @@ def _differences(
     """Number, date and name disagreements within aligned sentences, numbers also across."""
     by_id = {m.id: m for m in ordered}
     rank = {m: i for i, m in enumerate(sorted(by_id))}
-    known = _known_names(ordered)
+    known: frozenset[str] | None = None  # needed only where versions word a sentence apart
     found: list[tuple[int, Difference]] = []
     pool: list[tuple[int, _Mention]] = []  # numbers left without a partner in their sentence
-    seen: dict[tuple[str, bool], list[_Mention]] = {}
+    seen: dict[tuple[str, bool], list[_Mention]] = {}  # keeps every ``origin`` alive
+    scores: dict[tuple[int, int], float | None] = {}
     for pos, node in enumerate(story):
         carrying = [(m, idxs) for m in ordered if (idxs := node.carriers.get(m.id))]
         if len(carrying) == 1:
@@ -1051,9 +1250,19 @@ def _differences(
             # of its numbers goes to the cross-sentence pool, and names are not even extracted.
             member, idxs = carrying[0]
             for k in idxs:
-                found_k = _mentions_once(member.sentences[k], member.id, known, seen, names=False)
+                found_k = _mentions_once(
+                    member.sentences[k], member.id, frozenset(), seen, names=False
+                )
                 pool.extend((pos, x) for x in found_k if x.kind == "number")
             continue
+        if len({tuple(m.sentences[k] for k in idxs) for m, idxs in carrying}) == 1:
+            # Every version states it in the same words. Each mention then scores highest
+            # with its own copies (``_role_score`` is symmetric and rewards equal words
+            # around and equal values), so every slot gets one value from every version:
+            # no disagreement, and no number left for the pool.
+            continue
+        if known is None:
+            known = _known_names(ordered)
         groups = [
             [
                 mention
@@ -1064,7 +1273,7 @@ def _differences(
         ]
         for kind in ("number", "date", "name"):
             kind_groups = [[x for x in g if x.kind == kind] for g in groups]
-            for slot in _slots([g for g in kind_groups if g], aligned=True):
+            for slot in _slots([g for g in kind_groups if g], aligned=True, scores=scores):
                 if len(slot) == 1 and kind == "number":
                     pool.append((pos, slot[0]))
                     continue
