@@ -74,16 +74,42 @@ def cluster_documents(
     config: ClusterConfig,
 ) -> list[np.ndarray]:
     """Groups of document indices (each sorted; groups in order of their first member)."""
+    return [rows for rows, _ in cluster_with_cohesion(n, pairs, scores, similarity, config,
+                                                      with_cohesion=False)]
+
+
+def cluster_with_cohesion(
+    n: int,
+    pairs: np.ndarray,
+    scores: np.ndarray,
+    similarity: Similarity,
+    config: ClusterConfig,
+    *,
+    with_cohesion: bool = True,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``cluster_documents`` groups, each with its members' ``cohesion``.
+
+    Cohesion is taken while a component's similarity block is at hand (see
+    ``ReusingSimilarity``), not recomputed afterwards.
+    """
     if n == 0:
         return []
     labels = components(n, pairs, scores, config.edge_threshold)
     order = np.argsort(labels, kind="stable")
     bounds = np.flatnonzero(np.diff(labels[order])) + 1
-    groups: list[np.ndarray] = []
+    reusing = ReusingSimilarity(similarity)
+    out: list[tuple[np.ndarray, np.ndarray]] = []
     for rows in np.split(order, bounds):
-        groups.extend(link_component(np.sort(rows), pairs, scores, similarity, config))
-    groups.sort(key=lambda g: int(g[0]))
-    return groups
+        if len(rows) == 1:  # most articles: nothing to link
+            out.append((rows, _ALONE))
+            continue
+        for group in link_component(np.sort(rows), pairs, scores, reusing, config):
+            out.append((group, cohesion(group, reusing) if with_cohesion else _ALONE))
+    out.sort(key=lambda item: int(item[0][0]))
+    return out
+
+
+_ALONE = np.ones(1)
 
 
 def link_component(
@@ -117,3 +143,28 @@ def cohesion(rows: np.ndarray, similarity: Similarity) -> np.ndarray:
         return np.ones(1)
     sim = similarity(rows)
     return (sim.sum(axis=1) - np.diag(sim)) / (len(rows) - 1)
+
+
+class ReusingSimilarity:
+    """A similarity function that answers a subset of its last block by slicing it.
+
+    Linkage computes a component's block; the cohesion of each group it yields is then
+    a slice instead of a second sparse product (entries are the same dot products summed
+    in the same order, so the values are identical).
+    """
+
+    def __init__(self, similarity: Similarity) -> None:
+        self._similarity = similarity
+        self._rows = np.empty(0, dtype=np.int64)
+        self._block = np.empty((0, 0))
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        if len(self._rows) and len(rows) <= len(self._rows):
+            at = np.searchsorted(self._rows, rows)
+            if np.all(at < len(self._rows)) and np.array_equal(self._rows[np.minimum(
+                    at, len(self._rows) - 1)], rows):
+                return self._block[np.ix_(at, at)]
+        block = self._similarity(rows)
+        if len(rows) > 2 and np.all(rows[1:] > rows[:-1]):
+            self._rows, self._block = np.asarray(rows), block
+        return block

@@ -608,8 +608,10 @@ def _link(config: Config, with_stories: bool, offsets: np.ndarray, template: ref
     src, dst, score = (np.concatenate([e[k] for e in edges_in]) for k in range(3))
     pairs = np.stack([np.searchsorted(rows.gidx, src), np.searchsorted(rows.gidx, dst)], axis=1)
 
-    def similarity(local: np.ndarray) -> np.ndarray:
+    def block(local: np.ndarray) -> np.ndarray:
         return refine.block_similarity(features, local)
+
+    similarity = clustering.ReusingSimilarity(block)
 
     ids: list[str] = frame["id"].to_list()
     published = frame["published"].to_list()

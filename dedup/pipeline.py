@@ -277,12 +277,15 @@ def _cluster(
         return refine.block_similarity(features, rows)
 
     with timer.stage("cluster"):
-        groups = clustering.cluster_documents(n, pairs, scores, similarity, config.clustering)
+        linked = clustering.cluster_with_cohesion(n, pairs, scores, similarity,
+                                                  config.clustering)
+        groups = [rows for rows, _ in linked]
         cluster_of = np.empty(n, dtype=object)
         closeness = np.ones(n, dtype=np.float64)
-        for rows in groups:
+        for rows, close in linked:
             cluster_of[rows] = clustering.cluster_id([ids[r] for r in rows])
-            closeness[rows] = np.round(clustering.cohesion(rows, similarity), 6)
+            closeness[rows] = np.round(close, 6)
+        del linked
 
     stories: list[Story] = []
     canonical = np.zeros(n, dtype=bool)

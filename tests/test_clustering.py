@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from dedup.clustering import cluster_documents, cluster_id, cohesion
@@ -57,3 +59,29 @@ def test_cluster_id_is_order_free_and_distinct() -> None:
     assert cluster_id(["b", "a"]) == cluster_id(["a", "b"])
     assert cluster_id(["a", "b"]) != cluster_id(["a", "c"])
     assert cohesion(np.array([3]), _sim_from(np.eye(4))).tolist() == [1.0]
+
+
+def test_cohesion_from_the_linkage_block_equals_a_fresh_block(
+    ecbplus: list[dict[str, Any]],
+) -> None:
+    """Cohesion sliced from a component's block must be bit-identical to recomputing it."""
+    from dedup import pipeline, refine
+    from dedup.clustering import cluster_with_cohesion
+    from dedup.config import Config
+
+    config = Config()
+    docs = [pipeline.prepare(r["text"], r["title"], frozenset()) for r in ecbplus[:200]]
+    features = refine.build_features([d.terms for d in docs], config.refine)
+    n = len(docs)
+    pairs = np.array([(i, j) for i in range(n) for j in range(i + 1, n)], dtype=np.int64)
+    scores = refine.pair_scores(features, pairs)
+
+    def similarity(rows: np.ndarray) -> np.ndarray:
+        return refine.block_similarity(features, rows)
+
+    linked = cluster_with_cohesion(n, pairs, scores, similarity, config.clustering)
+    assert any(len(rows) > 2 for rows, _ in linked)
+    for rows, close in linked:
+        assert np.array_equal(close, cohesion(rows, similarity))
+    assert [rows.tolist() for rows, _ in linked] == [
+        g.tolist() for g in cluster_documents(n, pairs, scores, similarity, config.clustering)]
