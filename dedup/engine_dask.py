@@ -989,18 +989,21 @@ def _cluster(
         assigned = run.shuffle(linked, P)
         finished = [run.submit(_finish, f, int(offsets[k]), config, with_stories, *assigned[k])
                     for k, f in enumerate(frames)]
+        run_stats = {
+            "copy_pairs": sum(s[1] for s in sizes),
+            "event_pairs": sum(s[2] for s in sizes),
+            "oversized_buckets": skipped,
+            "partitions": P,
+            "workers": workers,
+            "component_rounds": rounds,
+        }
         if output is not None:
             written = _write_on_workers(run, output, output_format, finished, linked, P)
             stats = {
                 "articles": n,
                 "clusters": sum(w[0] for w in written),
                 "largest_cluster": max((w[1] for w in written), default=0),
-                "copy_pairs": sum(s[1] for s in sizes),
-                "event_pairs": sum(s[2] for s in sizes),
-                "oversized_buckets": skipped,
-                "partitions": P,
-                "workers": workers,
-                "component_rounds": rounds,
+                **run_stats,
                 "output": str(output),
             }
             return ClusterResult(
@@ -1023,12 +1026,7 @@ def _cluster(
         "articles": n,
         "clusters": len(clusters),
         "largest_cluster": max((c.size for c in clusters), default=0),
-        "copy_pairs": sum(s[1] for s in sizes),
-        "event_pairs": sum(s[2] for s in sizes),
-        "oversized_buckets": skipped,
-        "partitions": P,
-        "workers": workers,
-        "component_rounds": rounds,
+        **run_stats,
     }
     return ClusterResult(
         assignments=assignments,
