@@ -192,11 +192,11 @@ def _strongest_per_doc(codes: np.ndarray, counts: np.ndarray, n: int, limit: int
     ranges = max(1, -(-2 * len(codes) // max(_MIN_BUFFER, _BUFFER_PER_DOC * n)))
     bounds = np.linspace(0, n, ranges + 1).astype(np.int64)
     kept: list[np.ndarray] = []
+    # Every pair's high side, once (int32 when it fits: half the memory of the codes).
+    high = (codes % n).astype(np.int32 if n < 2**31 else np.int64)
     for first, stop in itertools.pairwise(bounds.tolist()):
         low = slice(*np.searchsorted(codes, [first * n, stop * n]))
-        high = codes % n
         high_here = np.flatnonzero((high >= first) & (high < stop))
-        del high
         src = np.concatenate((codes[low] // n, codes[high_here] % n))
         dst = np.concatenate((codes[low] % n, codes[high_here] // n))
         strength = np.concatenate((counts[low], counts[high_here]))

@@ -160,6 +160,7 @@ class StageTimer:
         try:
             yield
         finally:
+            release_memory()  # a stage's temporaries are freed: give their pages back
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
 
@@ -236,6 +237,17 @@ def _cluster(
     ids: list[str] = frame["id"].to_list()
 
     counts, copy_sigs, has_copies = _normalize_and_hash(frame, config, timer, progress, pool)
+    cand = config.candidates
+    with timer.stage("candidates"):
+        # Copies first: their signatures (512 bytes per article) are gone before the
+        # features and events signatures exist, which lowers the peak.
+        copy_pairs, copy_stats = candidates.lsh_pairs(
+            copy_sigs,
+            has_copies,
+            threshold=cand.copies_threshold,
+            max_bucket_size=cand.copies_max_bucket_size,
+        )
+        del copy_sigs
     with timer.stage("features"):
         features = refine.weigh_features(
             counts, counts.frequencies(), n, config.refine, days=_days(frame), in_place=True
@@ -248,17 +260,10 @@ def _cluster(
                                                 features.salient.columns)
         event_sigs = minhasher.signatures(event_sets)
         has_events = np.array([len(s) > 0 for s in event_sets], dtype=bool)
-        # ~30 strings per article: nothing later needs them, so they go now.
+        # Nothing later needs the salient terms, so they go now.
         features = dataclasses.replace(features, salient=refine.Salient.empty())
         del event_sets
     with timer.stage("candidates"):
-        cand = config.candidates
-        copy_pairs, copy_stats = candidates.lsh_pairs(
-            copy_sigs,
-            has_copies,
-            threshold=cand.copies_threshold,
-            max_bucket_size=cand.copies_max_bucket_size,
-        )
         event_pairs, event_stats = candidates.lsh_pairs(
             event_sigs,
             has_events,
@@ -268,8 +273,9 @@ def _cluster(
             max_per_doc=cand.events_max_per_doc,
             split_depth=cand.events_split_depth,
         )
+        del event_sigs
         pairs = candidates.union_pairs(copy_pairs, event_pairs)
-        del copy_sigs, event_sigs, copy_pairs, event_pairs
+        del copy_pairs, event_pairs
     with timer.stage("refine"):
         scores = refine.pair_scores(features, pairs)
 

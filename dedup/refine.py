@@ -19,7 +19,7 @@ from sklearn.preprocessing import normalize
 
 from dedup.config import RefineConfig
 
-_PAIR_CHUNK = 200_000
+_PAIR_CHUNK = 50_000  # rows gathered per side at once: bounds refine's memory (~200 MB)
 # Hashed term space per block: 2^20 slots keep collisions rare for vocabularies of
 # a few hundred thousand words, and need no fitted vocabulary (shards and streams agree).
 N_FEATURES = 1 << 20
