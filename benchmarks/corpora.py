@@ -48,7 +48,8 @@ class ParquetArticles(Sequence[dict[str, Any]]):
     def loaded(self) -> bool:
         return self._rows is not None
 
-    def _load(self) -> list[dict[str, Any]]:
+    def load(self) -> list[dict[str, Any]]:
+        """The articles as dicts (read from the file on first use)."""
         if self._rows is None:
             import polars as pl
 
@@ -63,10 +64,10 @@ class ParquetArticles(Sequence[dict[str, Any]]):
     @overload
     def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
     def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
-        return self._load()[index]
+        return self.load()[index]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        return iter(self._load())
+        return iter(self.load())
 
 
 @dataclass
