@@ -86,6 +86,8 @@ def lsh_pairs(
 # synthetic corpus, most of them one-band coincidences).
 _BUFFER_PER_DOC = 16
 _MIN_BUFFER = 1 << 20
+# Directed pair entries ranked at once by ``_strongest_per_doc`` (~45 bytes each).
+_RANK_PER_DOC = 8
 
 
 class _CodeCounter:
@@ -97,7 +99,7 @@ class _CodeCounter:
     def __init__(self, budget: int) -> None:
         self.budget = budget
         self.codes = np.empty(0, dtype=np.int64)
-        self.counts = np.empty(0, dtype=np.int32)
+        self.counts = np.empty(0, dtype=np.uint16)  # shared bands: at most num_perm
         self._buffer: list[np.ndarray] = []
         self._buffered = 0
 
@@ -116,10 +118,10 @@ class _CodeCounter:
         at = np.searchsorted(self.codes, new)
         known = at < len(self.codes)
         known[known] = self.codes[at[known]] == new[known]
-        self.counts[at[known]] += counts[known].astype(np.int32)
+        self.counts[at[known]] += counts[known].astype(np.uint16)
         fresh = ~known
         self.codes = np.insert(self.codes, at[fresh], new[fresh])
-        self.counts = np.insert(self.counts, at[fresh], counts[fresh].astype(np.int32))
+        self.counts = np.insert(self.counts, at[fresh], counts[fresh].astype(np.uint16))
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         self._fold()
@@ -189,7 +191,7 @@ def _strongest_per_doc(codes: np.ndarray, counts: np.ndarray, n: int, limit: int
     sorted codes give each range's low side as one slice), so the directed copy of every
     pair never exists all at once.
     """
-    ranges = max(1, -(-2 * len(codes) // max(_MIN_BUFFER, _BUFFER_PER_DOC * n)))
+    ranges = max(1, -(-2 * len(codes) // max(_MIN_BUFFER, _RANK_PER_DOC * n)))
     bounds = np.linspace(0, n, ranges + 1).astype(np.int64)
     kept: list[np.ndarray] = []
     # Every pair's high side, once (int32 when it fits: half the memory of the codes).
@@ -199,7 +201,7 @@ def _strongest_per_doc(codes: np.ndarray, counts: np.ndarray, n: int, limit: int
         high_here = np.flatnonzero((high >= first) & (high < stop))
         src = np.concatenate((codes[low] // n, codes[high_here] % n))
         dst = np.concatenate((codes[low] % n, codes[high_here] // n))
-        strength = np.concatenate((counts[low], counts[high_here]))
+        strength = np.concatenate((counts[low], counts[high_here])).astype(np.int32)
         order = np.lexsort((dst, -strength, src))
         src_sorted = src[order]
         group_start = np.concatenate(([0], np.flatnonzero(np.diff(src_sorted)) + 1))

@@ -53,6 +53,10 @@ class WorkerPool:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        """Stop the processes (their memory returns to the OS); ``map`` restarts them."""
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None

@@ -237,6 +237,7 @@ def _cluster(
     ids: list[str] = frame["id"].to_list()
 
     counts, copy_sigs, has_copies = _normalize_and_hash(frame, config, timer, progress, pool)
+    pool.shutdown()  # idle workers hold ~300 MB each through the peak; merge restarts them
     cand = config.candidates
     with timer.stage("candidates"):
         # Copies first: their signatures (512 bytes per article) are gone before the
@@ -433,7 +434,9 @@ def _normalize_and_hash(
     has_copies = np.concatenate([p.has_copies for p in parts])
     count_parts = [p.counts for p in parts]
     del parts
-    return refine.Counts.stack(count_parts, consume=True), copy_sigs, has_copies
+    counts = refine.Counts.stack(count_parts, consume=True)
+    release_memory()  # the chunks' pieces are freed: a corpus-sized block of heap
+    return counts, copy_sigs, has_copies
 
 
 def release_memory() -> None:

@@ -140,6 +140,7 @@ def test_bounded_memory_counting_equals_one_pass(monkeypatch: pytest.MonkeyPatch
     whole, _ = candidates.lsh_pairs(sigs, present, **options)
     monkeypatch.setattr(candidates, "_MIN_BUFFER", 500)
     monkeypatch.setattr(candidates, "_BUFFER_PER_DOC", 1)
+    monkeypatch.setattr(candidates, "_RANK_PER_DOC", 1)
     pieces, _ = candidates.lsh_pairs(sigs, present, **options)
     assert len(whole) > 1000
     np.testing.assert_array_equal(whole, pieces)
