@@ -10,16 +10,20 @@ How an article is placed (each choice mirrors a batch stage, see ``pipeline.clus
 - normalization: ``pipeline.prepare`` (fixed boilerplate patterns; per-source template
   lines are a corpus statistic the index does not learn);
 - streaming TF-IDF: document frequencies (DF) per term are counted as articles arrive (and
-  leave, on ``expire``) and stored in SQLite. Vectors are computed on the fly with the
-  *current* IDF, with the blend of ``refine.build_features``: body and names with
-  IDF^``idf_power``, title, numbers, L2-normalised per block and weighted, plus the
-  year-conflict factor. A batch's DF is counted before any of its articles is placed;
+  leave, on ``expire``), in memory; SQLite keeps each article's term ids, from which DF is
+  counted again at open. Vectors are computed with the *current* IDF, with the blend of
+  ``refine.build_features``: body and names with IDF^``idf_power``, title, numbers,
+  L2-normalised per block and weighted, plus the year-conflict factor. A batch's DF is
+  counted before any of its articles is placed, so within one ``add`` a vector never
+  changes and each is computed once (``_Vectors``);
 - candidates: copies and events MinHash signatures (``signatures``), the events terms being
   the top ``salient_terms`` body terms by TF-IDF with the DF at arrival. Signatures are
   stored as blobs and never recomputed. Bands and rows come from datasketch's
   ``MinHashLSH`` for the configured thresholds, as in ``candidates``, but buckets live in a
   compact sorted numpy table (see ``_BandIndex``) rebuilt at open in about a second,
-  where inserting 20k articles into datasketch's dict storage took 13 s;
+  where inserting 20k articles into datasketch's dict storage took 13 s. A batch is
+  looked up, and its candidates scored, all at once: both are independent of where its
+  earlier articles are placed (each article still sees the batch's earlier articles);
 - placement, first greedy: the new article joins the existing cluster whose *average*
   similarity with its members is highest, if that reaches ``link_threshold`` and at least
   one member scored ``edge_threshold``; otherwise it starts a new cluster. Its candidate
@@ -66,7 +70,9 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import json
 import math
 import sqlite3
@@ -82,6 +88,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
+from scipy.cluster.hierarchy import linkage
+from scipy.spatial.distance import squareform
 
 from dedup import candidates, clustering, pipeline, refine, signatures
 from dedup.config import Config, IndexConfig
@@ -93,7 +101,9 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "ClusterInfo", "Placement", "RetiredClust
            "RetiredClusterError", "StoryIndex", "StoryIndexError"]
 
 FORMAT = "dedup.StoryIndex"
-FORMAT_VERSION = 1
+# 2: no ``terms`` table; DF is counted from the stored term ids at load (issue #6: writing
+# DF rows was a third of an add's disk writes). Version 1 files are upgraded when opened.
+FORMAT_VERSION = 2
 Progress = Callable[[str, int, int], None]
 
 _BLOCKS = ("body", "names", "title", "numbers")
@@ -108,8 +118,8 @@ CREATE INDEX IF NOT EXISTS articles_ts ON articles (ts);
 CREATE TABLE IF NOT EXISTS signatures (
     row INTEGER PRIMARY KEY, copies BLOB, events BLOB, term_ids BLOB NOT NULL,
     term_tf BLOB NOT NULL, years TEXT NOT NULL);
--- id = block * refine.N_FEATURES + hashed column (blocks: body, names, title, numbers)
-CREATE TABLE IF NOT EXISTS terms (id INTEGER PRIMARY KEY, df INTEGER NOT NULL);
+-- term_ids: int32 block * refine.N_FEATURES + hashed column (blocks: body, names, title,
+-- numbers), the DF counts at load (no semicolons in comments: the schema is split on them)
 CREATE TABLE IF NOT EXISTS clusters (
     id TEXT PRIMARY KEY, seq INTEGER NOT NULL, created_at REAL NOT NULL,
     updated_at REAL NOT NULL, version INTEGER NOT NULL, size INTEGER NOT NULL);
@@ -232,100 +242,172 @@ def _band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
     return h
 
 
+_Level = tuple[np.ndarray, np.ndarray]  # (sorted uint64 band keys, int64 rows)
+_ROW_BITS = 40  # (document, row) pairs are packed as document << 40 | row
+
+
+def _empty_level() -> _Level:
+    return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.int64)
+
+
+_RADIX_BITS = 16
+_RADIX_SHIFT = np.uint64(64 - _RADIX_BITS)
+_RADIX_MIN = 1 << 18  # levels this large get a directory
+
+
+def _radix_directory(keys: np.ndarray) -> np.ndarray:
+    """Where each value of the top ``_RADIX_BITS`` bits starts in sorted ``keys``."""
+    top = (keys >> _RADIX_SHIFT).astype(np.int64)
+    return np.searchsorted(top, np.arange((1 << _RADIX_BITS) + 1))
+
+
+def _radix_search(keys: np.ndarray, directory: np.ndarray, queries: np.ndarray, side: str
+                  ) -> np.ndarray:
+    """``np.searchsorted(keys, queries, side)`` for large tables of hash keys.
+
+    Why: band keys are uniform 64-bit hashes, so the top bits split a table of millions
+    into buckets of ~100 keys; a binary search inside the bucket touches a few cache
+    lines where one over the whole table (100k articles: 64 MB of keys) misses on most
+    of its ~23 steps. The search runs on all queries at once, a step per pass.
+    """
+    bucket = (queries >> _RADIX_SHIFT).astype(np.int64)
+    lo, hi = directory[bucket], directory[bucket + 1]
+    active = lo < hi
+    while active.any():
+        mid = (lo + hi) >> 1
+        value = keys[np.where(active, mid, 0)]
+        right = active & ((value < queries) if side == "left" else (value <= queries))
+        lo = np.where(right, mid + 1, lo)
+        hi = np.where(active & ~right, mid, hi)
+        active = lo < hi
+    return lo
+
+
+def _spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The positions starts[i], ..., starts[i] + lengths[i] - 1 for every i, concatenated."""
+    ends = np.cumsum(lengths)
+    return np.repeat(starts - ends + lengths, lengths) + np.arange(ends[-1] if len(ends) else 0)
+
+
+def _ranges(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """values[starts[i] : starts[i] + lengths[i]] for every i, concatenated."""
+    return values[_spans(starts, lengths)]
+
+
 class _BandIndex:
-    """LSH buckets as sorted (key, row) tables: a main one, a recent one and a pending block.
+    """LSH buckets as sorted (key, row) tables in three levels: main, recent and small.
 
     Why not datasketch's dict-of-sets storage: one Python set per bucket costs ~1 KB per
     article, inserting 20k articles took 13 s and reopening 100k would rebuild for a
     minute; sorted uint64 tables cost 16 bytes per (article, band), rebuild with one
-    argsort and answer a query with ``searchsorted``. New rows wait in a small pending
-    block (compared with one numpy equality), then are merged into ``recent``, which is
-    merged into ``main`` when it reaches a quarter of it: inserts stay amortised O(1).
+    argsort and answer a whole batch with a few ``searchsorted`` calls over its sorted
+    keys (per-article lookups were a third of ``add``). A batch's keys are merged into
+    ``small``, which is merged into ``recent`` past ``SMALL`` entries, which is merged into
+    ``main`` when it reaches a quarter of it: inserts stay amortised O(1).
     Bucket semantics are the batch's: any shared band makes a candidate, and buckets
     larger than ``max_bucket_size`` are skipped as stock phrases.
     """
 
-    PENDING = 512
+    SMALL = 1 << 16
 
-    def __init__(self, max_bucket_size: int, bands: int) -> None:
+    def __init__(self, max_bucket_size: int) -> None:
         self.max_bucket_size = max_bucket_size
-        self.keys = np.empty(0, dtype=np.uint64)
-        self.rows = np.empty(0, dtype=np.int64)
-        self.recent_keys = np.empty(0, dtype=np.uint64)
-        self.recent_rows = np.empty(0, dtype=np.int64)
-        self.pending_keys = np.empty((self.PENDING, bands), dtype=np.uint64)
-        self.pending_rows = np.empty(self.PENDING, dtype=np.int64)
-        self.pending = 0
+        self.levels: list[_Level] = []
+        self.directories: list[np.ndarray | None] = []
+        self._set_levels([_empty_level(), _empty_level(), _empty_level()])
+
+    def _set_levels(self, levels: list[_Level]) -> None:
+        """Install new level tables; large ones changed get a new radix directory."""
+        directories: list[np.ndarray | None] = []
+        for k, (keys, _) in enumerate(levels):
+            if len(keys) < _RADIX_MIN:
+                directories.append(None)
+            elif k < len(self.levels) and keys is self.levels[k][0]:
+                directories.append(self.directories[k])
+            else:
+                directories.append(_radix_directory(keys))
+        self.levels, self.directories = levels, directories
 
     def build(self, keys: np.ndarray, rows: np.ndarray) -> None:
         order = np.argsort(keys, kind="stable")
-        self.keys, self.rows = keys[order], rows[order]
-        self.recent_keys = self.recent_keys[:0]
-        self.recent_rows = self.recent_rows[:0]
-        self.pending = 0
-
-    def insert(self, row: int, keys: np.ndarray) -> None:
-        if not len(keys):
-            return  # no signature (empty shingle set): never a candidate
-        if self.pending == self.PENDING:
-            self._flush()
-        self.pending_keys[self.pending] = keys
-        self.pending_rows[self.pending] = row
-        self.pending += 1
+        self._set_levels([(keys[order], rows[order]), _empty_level(), _empty_level()])
 
     @staticmethod
-    def _merge(keys: np.ndarray, rows: np.ndarray, new_keys: np.ndarray, new_rows: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def _merge(level: _Level, new: _Level) -> _Level:
+        (keys, rows), (new_keys, new_rows) = level, new
         order = np.argsort(new_keys, kind="stable")
         at = np.searchsorted(keys, new_keys[order], side="right")
         return np.insert(keys, at, new_keys[order]), np.insert(rows, at, new_rows[order])
 
-    def _flush(self) -> None:
-        n, bands = self.pending, self.pending_keys.shape[1]
-        if n:
-            self.recent_keys, self.recent_rows = self._merge(
-                self.recent_keys, self.recent_rows, self.pending_keys[:n].ravel(),
-                np.repeat(self.pending_rows[:n], bands))
-            self.pending = 0
-        if len(self.recent_keys) > max(1 << 16, len(self.keys) // 4):
-            self.keys, self.rows = self._merge(self.keys, self.rows, self.recent_keys,
-                                               self.recent_rows)
-            self.recent_keys = self.recent_keys[:0]
-            self.recent_rows = self.recent_rows[:0]
+    def insert(self, rows: np.ndarray, keys: np.ndarray) -> None:
+        """Add documents: row ``rows[i]`` has band keys ``keys[i]``."""
+        if not len(rows):
+            return
+        main, recent, small = self.levels
+        small = self._merge(small, (keys.ravel(), np.repeat(rows, keys.shape[1])))
+        if len(small[0]) > self.SMALL:
+            recent, small = self._merge(recent, small), _empty_level()
+        if len(recent[0]) > max(1 << 16, len(main[0]) // 4):
+            main, recent = self._merge(main, recent), _empty_level()
+        self._set_levels([main, recent, small])
 
     def remove(self, rows: np.ndarray) -> None:
-        self._flush()
-        keep = ~np.isin(self.rows, rows)
-        self.keys, self.rows = self.keys[keep], self.rows[keep]
-        keep = ~np.isin(self.recent_rows, rows)
-        self.recent_keys, self.recent_rows = self.recent_keys[keep], self.recent_rows[keep]
+        levels = []
+        for keys, level_rows in self.levels:
+            keep = ~np.isin(level_rows, rows)
+            levels.append((keys[keep], level_rows[keep]))
+        self._set_levels(levels)
 
-    @staticmethod
-    def _ranges(rows: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """rows[starts[i] : starts[i] + lengths[i]] for every i, concatenated."""
-        total = int(lengths.sum())
-        offsets = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
-        return rows[offsets + np.arange(total)]
+    def query(self, keys: np.ndarray, valid: np.ndarray, first_row: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Candidates of a batch of new documents, as if each were queried, then inserted.
 
-    def query(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Candidate rows and how many bands each shares (buckets over the cap skipped)."""
-        if not len(keys):
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        lo = np.searchsorted(self.keys, keys, side="left")
-        main = np.searchsorted(self.keys, keys, side="right") - lo
-        rlo = np.searchsorted(self.recent_keys, keys, side="left")
-        recent = np.searchsorted(self.recent_keys, keys, side="right") - rlo
-        hits = self.pending_keys[: self.pending] == keys[None, :]
-        size = main + recent + hits.sum(axis=0)
+        Document ``i`` has band keys ``keys[i]`` (``valid[i]`` False: no signature, never
+        a candidate) and will be row ``first_row + i``: it sees the table plus the batch's
+        earlier documents. Returns (document, candidate row, shared bands), sorted by
+        document then row; buckets over the cap (counting earlier batch documents) are
+        skipped.
+        """
+        nothing = np.empty(0, dtype=np.int64)
+        docs = np.flatnonzero(valid)
+        if not len(docs):
+            return nothing, nothing, nothing
+        bands = keys.shape[1]
+        flat = keys[docs].ravel()
+        order = np.argsort(flat, kind="stable")  # equal keys stay in document order
+        sorted_keys = flat[order]
+        doc_of = np.repeat(docs, bands)[order]
+        # Earlier batch documents in the same bucket: the entries before this one among
+        # equal keys (sorted keys make the searchsorted calls below cache-friendly too).
+        position = np.arange(len(sorted_keys))
+        new_group = np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1]))
+        group_start = np.maximum.accumulate(np.where(new_group, position, 0))
+        earlier = position - group_start
+        lookups = []
+        size = earlier.copy()
+        for (level_keys, level_rows), directory in zip(self.levels, self.directories,
+                                                       strict=True):
+            if directory is None:
+                lo = np.searchsorted(level_keys, sorted_keys, side="left")
+                count = np.searchsorted(level_keys, sorted_keys, side="right") - lo
+            else:
+                lo = _radix_search(level_keys, directory, sorted_keys, "left")
+                count = _radix_search(level_keys, directory, sorted_keys, "right") - lo
+            lookups.append((level_rows, lo, count))
+            size += count
         ok = (size > 0) & (size <= self.max_bucket_size)
-        if not ok.any():
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        found = np.concatenate([
-            self._ranges(self.rows, lo[ok], main[ok]),
-            self._ranges(self.recent_rows, rlo[ok], recent[ok]),
-            self.pending_rows[np.nonzero(hits[:, ok])[0]],
-        ])
-        return np.unique(found, return_counts=True)
+        owner = doc_of[ok]
+        found_docs = [np.repeat(owner, earlier[ok])]
+        found_rows = [first_row + _ranges(doc_of, group_start[ok], earlier[ok])]
+        for level_rows, lo, count in lookups:
+            found_docs.append(np.repeat(owner, count[ok]))
+            found_rows.append(_ranges(level_rows, lo[ok], count[ok]))
+        doc = np.concatenate(found_docs)
+        row = np.concatenate(found_rows)
+        own = row == first_row + doc  # only on a 64-bit key collision between two bands
+        packed = (doc[~own] << _ROW_BITS) | row[~own]
+        pairs, shared = np.unique(packed, return_counts=True)
+        return pairs >> _ROW_BITS, pairs & ((1 << _ROW_BITS) - 1), shared
 
 
 _NO_PAIRS = np.empty((0, 2), dtype=np.int64)
@@ -349,6 +431,32 @@ def _dense_components(adjacent: np.ndarray) -> list[np.ndarray]:
             frontier = reach
         out.append(np.flatnonzero(label == len(out)))
     return out
+
+
+def _weighted_link(sim: np.ndarray, threshold: float) -> list[np.ndarray]:
+    """Groups (sorted index arrays) of weighted average linkage (WPGMA) over ``sim`` cut at
+    ``threshold``: what ``clustering.link_component`` gives (scipy's ``linkage`` tree, the
+    batch's, then ``fcluster`` at distance 1 - threshold), with the cut made here:
+    ``fcluster``'s validation was most of the re-linkage time on components of a few
+    articles. WPGMA is monotone, so the cut keeps the merges at most 1 - threshold apart.
+    """
+    n = len(sim)
+    dist = np.clip(1.0 - sim, 0.0, 1.0)
+    np.fill_diagonal(dist, 0.0)
+    tree = linkage(squareform(dist, checks=False), method="weighted")
+    parent = list(range(2 * n - 1))
+    cut = 1.0 - threshold
+    for k, (a, b, height, _) in enumerate(tree.tolist()):
+        if height > cut:
+            break  # merges come sorted by height
+        parent[int(a)] = parent[int(b)] = n + k
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        root = i
+        while parent[root] != root:
+            root = parent[root]
+        groups.setdefault(root, []).append(i)
+    return [np.asarray(g) for g in groups.values()]
 
 
 # --------------------------------------------------------------------------- in-memory state
@@ -380,6 +488,7 @@ class _State:
     next_row: int
     next_seq: int
     df: np.ndarray  # term id (block * N_FEATURES + hashed column) -> document frequency
+    terms: int  # term ids with a positive DF
     docs: dict[int, _Doc]
     clusters: dict[str, _ClusterState]
     copies: _BandIndex
@@ -396,7 +505,7 @@ class _Relinked:
 
     live_before: set[str]  # cluster ids handed out before this add
     first_new: int  # rows from here on arrived in this add
-    n_docs: int
+    vectors: _Vectors
     moved: dict[int, str] = field(default_factory=dict)  # row -> its cluster before
     retired: dict[str, str] = field(default_factory=dict)  # id -> the live id continuing it
     done: set[int] = field(default_factory=set)  # rows already re-linked in this add
@@ -404,14 +513,212 @@ class _Relinked:
     sims: dict[int, tuple[list[int], np.ndarray]] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class _Vec:
-    """A new article's TF-IDF vector as (term ids, weights), blocks weighted and normalised."""
+_YEAR_ID: dict[str, int] = {}  # year -> a small integer (any numbering works)
 
-    ids: np.ndarray
-    values: np.ndarray
-    years: frozenset[str]
-    published: float
+
+@functools.lru_cache(maxsize=1 << 12)
+def _year_ids(years: frozenset[str]) -> tuple[int, ...]:
+    return tuple(_YEAR_ID.setdefault(year, len(_YEAR_ID)) for year in sorted(years))
+
+
+class _Vectors:
+    """Rows' TF-IDF vectors under one add's IDF, each computed once and shared by the
+    placement, the re-linkage and the ``Placement`` scores of that add.
+
+    Why: DF and the corpus size do not change while a batch is placed, so a row's vector
+    is the same for every comparison of the add; recomputing IDF and norms per comparison
+    was most of the scoring time. A vector is block b's TF-IDF (body and names with
+    IDF^``idf_power``), L2-normalised per block and scaled by sqrt(weight_b): a dot product
+    is ``refine``'s blended score, before the year-conflict factor and the date window.
+    Vectors live in flat arrays (row -> slot -> span), gathered with one index per call.
+    """
+
+    def __init__(self, index: StoryIndex, state: _State, n_docs: int) -> None:
+        refine_cfg = index.config.refine
+        self.docs = state.docs
+        self.new: dict[int, _Doc] = {}  # this add's articles, until placed in state.docs
+        self.df = state.df
+        self.n_docs = n_docs
+        self.idf_power = refine_cfg.idf_power
+        self.weights = index._weights()
+        self.year_factor = refine_cfg.year_conflict_factor
+        window = refine_cfg.date_window_days
+        self.window = None if window is None else window * 86400.0
+        self.scratch, self.local = index._scratch_arrays(len(state.df))
+        self.slot: dict[int, int] = {}
+        # By slot: where the vector starts, its length, the article's date and years.
+        self.starts = np.zeros(0, dtype=np.int64)
+        self.lengths = np.zeros(0, dtype=np.int64)
+        self.stamps = np.zeros(0, dtype=np.float64)
+        self.years: list[tuple[int, ...]] = []  # ``_year_ids``
+        # By position: term ids and weights of all vectors.
+        self.ids = np.zeros(0, dtype=np.int32)
+        self.values = np.zeros(0, dtype=np.float64)
+        self.used = 0
+
+    def doc(self, row: int) -> _Doc:
+        found = self.docs.get(row)
+        return self.new[row] if found is None else found
+
+    def idf_scale(self, ids: np.ndarray) -> np.ndarray:
+        """Current smoothed IDF (scikit-learn's), raised to ``idf_power`` for body and names
+        (computed in place: this runs over every term of every vector of an add)."""
+        idf = self.df[ids].astype(np.float64)
+        idf += 1.0
+        np.divide(1.0 + self.n_docs, idf, out=idf)
+        np.log(idf, out=idf)
+        idf += 1.0
+        if self.idf_power != 1.0:
+            np.power(idf, self.idf_power, out=idf, where=ids < 2 * refine.N_FEATURES)
+        return idf
+
+    def ensure(self, rows: Iterable[int]) -> None:
+        """Compute the vectors of ``rows`` not computed yet, all in one pass."""
+        todo = [r for r in dict.fromkeys(rows) if r not in self.slot]
+        if not todo:
+            return
+        docs = [self.doc(r) for r in todo]
+        lengths = np.array([len(d.ids) for d in docs], dtype=np.int64)
+        ids = np.concatenate([d.ids for d in docs])  # int32, as stored
+        tf = np.concatenate([d.tf for d in docs])
+        blk = ids // refine.N_FEATURES
+        key = np.repeat(np.arange(0, 4 * len(docs), 4, dtype=np.int64), lengths) + blk
+        w = self.idf_scale(ids)
+        w *= tf
+        # TF and IDF are positive, so every block that has a term has a positive norm.
+        values = w / np.sqrt(np.bincount(key, w * w, minlength=4 * len(docs)))[key]
+        values *= self.weights[blk]
+        first, end = len(self.slot), self.used + len(ids)
+        if end > len(self.ids):
+            size = max(end, 2 * len(self.ids))
+            self.ids = np.resize(self.ids, size)
+            self.values = np.resize(self.values, size)
+        if first + len(todo) > len(self.starts):
+            size = max(first + len(todo), 2 * len(self.starts))
+            self.starts = np.resize(self.starts, size)
+            self.lengths = np.resize(self.lengths, size)
+            self.stamps = np.resize(self.stamps, size)
+        self.ids[self.used : end] = ids
+        self.values[self.used : end] = values
+        slots = slice(first, first + len(todo))
+        self.starts[slots] = self.used + np.cumsum(lengths) - lengths
+        self.lengths[slots] = lengths
+        self.stamps[slots] = [d.published for d in docs]
+        self.years.extend(_year_ids(d.years) for d in docs)
+        self.slot.update(zip(todo, range(first, first + len(todo)), strict=True))
+        self.used = end
+
+    def slots(self, rows: Sequence[int]) -> np.ndarray:
+        return np.fromiter(map(self.slot.__getitem__, rows), dtype=np.int64, count=len(rows))
+
+    def gather(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(term ids, values, lengths) of computed vectors, concatenated in order."""
+        lengths = self.lengths[slots]
+        positions = _spans(self.starts[slots], lengths)
+        return self.ids[positions], self.values[positions], lengths
+
+    def _years(self, slots: np.ndarray) -> np.ndarray:
+        """Which years (``_year_ids``) each slot's article names, as a boolean matrix."""
+        years = [self.years[k] for k in slots.tolist()]
+        lengths = [len(y) for y in years]
+        matrix = np.zeros((len(years), len(_YEAR_ID)), dtype=bool)
+        matrix[np.repeat(np.arange(len(years)), lengths),
+               np.fromiter(itertools.chain.from_iterable(years), np.int64, sum(lengths))] = True
+        return matrix
+
+    def _adjust(self, scores: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """The year-conflict factor (both name years, none in common) and the date window
+        for the pairs of slots (left[i], right[i]), in place."""
+        if self.year_factor != 1.0 and len(left):
+            a, b = self._years(left), self._years(right)
+            conflict = a.any(axis=1) & b.any(axis=1) & ~(a & b).any(axis=1)
+            scores[conflict] *= self.year_factor
+        if self.window is not None:
+            gap = np.abs(self.stamps[left] - self.stamps[right])
+            scores[gap > self.window] = 0.0  # NaN (undated) passes
+        return scores
+
+    def scores(self, row: int, rows: Sequence[int]) -> np.ndarray:
+        """Blended scores of ``row`` with each of ``rows`` (``refine.pair_scores``)."""
+        if not len(rows):
+            return np.empty(0, dtype=np.float64)
+        self.ensure([row, *rows])
+        a_slot = self.slots([row])
+        b_slots = self.slots(rows)
+        a_ids, a_values, _ = self.gather(a_slot)
+        ids, values, lengths = self.gather(b_slots)
+        scratch = self.scratch
+        scratch[a_ids] = a_values
+        try:
+            product = values * scratch[ids]
+        finally:
+            scratch[a_ids] = 0.0
+        seg = np.repeat(np.arange(len(rows), dtype=np.int64), lengths)
+        scores = np.bincount(seg, product, minlength=len(rows))
+        return self._adjust(scores, np.repeat(a_slot, len(rows)), b_slots)
+
+    def pair_scores(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """Blended scores of the pairs (left[i], right[i]), ``left`` sorted.
+
+        The left rows (a batch's new articles) are laid out densely over their own terms,
+        64 at a time, plus a zero column that every other term maps to; each right row's
+        entries then look their partner's weight up by index: one pass over all pairs
+        instead of one scoring call per article.
+        """
+        out = np.zeros(len(left), dtype=np.float64)
+        if not len(left):
+            return out
+        self.ensure([*left.tolist(), *right.tolist()])
+        left_slots, right_slots = self.slots(left.tolist()), self.slots(right.tolist())
+        lefts = np.unique(left)
+        for start in range(0, len(lefts), 64):
+            block = lefts[start : start + 64]
+            lo = int(np.searchsorted(left, block[0], side="left"))
+            hi = int(np.searchsorted(left, block[-1], side="right"))
+            ids, values, lengths = self.gather(self.slots(block.tolist()))
+            columns, cols = np.unique(ids, return_inverse=True)
+            dense = np.zeros((len(block), len(columns) + 1))  # column -1: terms not here
+            dense[np.repeat(np.arange(len(block)), lengths), cols.ravel()] = values
+            ids, values, lengths = self.gather(right_slots[lo:hi])
+            self.local[columns] = np.arange(len(columns), dtype=np.int32)
+            try:
+                cols = self.local[ids]
+            finally:
+                self.local[columns] = -1
+            pair = np.repeat(np.arange(hi - lo), lengths)
+            owner = np.searchsorted(block, left[lo:hi])[pair]
+            out[lo:hi] = np.bincount(pair, values * dense[owner, cols], minlength=hi - lo)
+        return self._adjust(out, left_slots, right_slots)
+
+    def dense(self, rows: Sequence[int]) -> np.ndarray:
+        """All-pairs blended scores among ``rows`` (as ``refine.block_similarity``).
+
+        Only terms two of the rows share can add to an off-diagonal score, so the product
+        runs over those columns (a fraction of them all); the diagonal is each row's own
+        sum of squares.
+        """
+        self.ensure(rows)
+        slots = self.slots(rows)
+        ids, values, lengths = self.gather(slots)
+        columns, cols = np.unique(ids, return_inverse=True)
+        cols = cols.ravel()
+        seg = np.repeat(np.arange(len(rows)), lengths)
+        shared = np.bincount(cols, minlength=len(columns)) > 1
+        local = np.cumsum(shared) - 1
+        keep = shared[cols]
+        matrix = np.zeros((len(rows), int(local[-1]) + 1 if len(local) else 0))
+        matrix[seg[keep], local[cols[keep]]] = values[keep]
+        sim = matrix @ matrix.T
+        np.fill_diagonal(sim, np.bincount(seg, values * values, minlength=len(rows)))
+        if self.year_factor != 1.0:
+            years = self._years(slots).astype(np.float64)
+            dated = years.sum(axis=1) > 0
+            conflict = np.outer(dated, dated) & ((years @ years.T) == 0)
+            sim[conflict] *= self.year_factor
+        if self.window is not None:
+            stamps = self.stamps[slots]
+            sim[np.abs(stamps[:, None] - stamps[None, :]) > self.window] = 0.0
+        return sim
 
 
 # --------------------------------------------------------------------------- the index
@@ -448,6 +755,7 @@ class StoryIndex:
         self._minhasher = signatures.MinHasher(sig.num_perm, sig.seed)
         self._state: _State | None = None
         self._scratch = np.zeros(0, dtype=np.float64)
+        self._local = np.zeros(0, dtype=np.int32)
         self._conn = self._connect(create)
 
     @classmethod
@@ -533,7 +841,7 @@ class StoryIndex:
             conn.executemany(
                 "INSERT INTO meta (key, value) VALUES (?, ?)",
                 [(k, str(v)) for k, v in self._meta().items()]
-                + [("generation", "0"), ("next_row", "1"), ("next_seq", "1"),
+                + [("generation", "0"), ("next_row", "1"), ("next_seq", "1"), ("terms", "0"),
                    ("created_at", str(time.time()))],
             )
             conn.execute("COMMIT")
@@ -557,7 +865,7 @@ class StoryIndex:
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         if meta.get("format") != FORMAT:
             raise self._fail("not a dedup story index (its meta table names another format)")
-        if meta.get("format_version") != str(FORMAT_VERSION):
+        if meta.get("format_version") not in ("1", str(FORMAT_VERSION)):
             raise self._fail(
                 f"story index format version {meta.get('format_version')}, but this dedup "
                 f"reads version {FORMAT_VERSION}: rebuild it with `dedup index add` from the "
@@ -575,6 +883,27 @@ class StoryIndex:
             for statement in _RETIRED_SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+        if meta.get("format_version") == "1":
+            self._upgrade_v1(conn)
+
+    @staticmethod
+    def _upgrade_v1(conn: sqlite3.Connection) -> None:
+        """Version 1 kept DF rows in a ``terms`` table, equal to the counts of the stored
+        term ids; drop it (its count goes to meta) so no writer leaves it stale."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute(
+                "SELECT value FROM meta WHERE key = 'format_version'").fetchone()[0]
+            if version == "1":
+                terms = conn.execute("SELECT count(*) FROM terms").fetchone()[0]
+                conn.execute("DROP TABLE terms")
+                conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                                 [("format_version", str(FORMAT_VERSION)),
+                                  ("terms", str(terms))])
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -612,12 +941,8 @@ class StoryIndex:
         return self._state
 
     def _load(self, generation: int) -> _State:
-        """Read DF, per-article terms and signatures; rebuild the LSH tables."""
+        """Read per-article terms and signatures, count DF; rebuild the LSH tables."""
         conn = self.conn
-        df = np.zeros(len(_BLOCKS) * refine.N_FEATURES, dtype=np.int64)
-        terms = np.array(conn.execute("SELECT id, df FROM terms").fetchall(), dtype=np.int64)
-        if len(terms):
-            df[terms[:, 0]] = terms[:, 1]
         clusters = {
             cid: _ClusterState(seq)
             for cid, seq in conn.execute("SELECT id, seq FROM clusters ORDER BY seq")
@@ -643,13 +968,16 @@ class StoryIndex:
                 if blob is not None:
                     sigs[name][0].append(row)
                     sigs[name][1].append(blob)
+        df = np.zeros(len(_BLOCKS) * refine.N_FEATURES, dtype=np.int32)  # 16 MB, cache-kinder
+        if docs:
+            df += np.bincount(np.concatenate([d.ids for d in docs.values()]), minlength=len(df))
         tables = []
         cand = self.config.candidates
         for name, (bands, rows_per_band), cap in (
             ("copies", self._copy_bands, cand.copies_max_bucket_size),
             ("events", self._event_bands, cand.events_max_bucket_size),
         ):
-            table = _BandIndex(cap, bands)
+            table = _BandIndex(cap)
             ids, blobs = sigs[name]
             if ids:
                 matrix = np.frombuffer(b"".join(blobs), dtype=np.uint32).reshape(len(ids), -1)
@@ -661,6 +989,7 @@ class StoryIndex:
             next_row=self._meta_int("next_row"),
             next_seq=self._meta_int("next_seq"),
             df=df,
+            terms=int(np.count_nonzero(df)),
             docs=docs,
             clusters=clusters,
             copies=tables[0],
@@ -750,11 +1079,16 @@ class StoryIndex:
         cfg = self.config
         # 1. Streaming DF: the whole batch is counted before any of it is placed.
         term_ids, tfs = self._count_terms(state, prepared)
-        changed = np.unique(np.concatenate(term_ids)) if term_ids else np.empty(0, np.int64)
         n_docs = len(state.docs) + len(batch)
+        first = state.next_row
+        rows = list(range(first, first + len(batch)))
+        vectors = _Vectors(self, state, n_docs)
+        for k, (article, prep) in enumerate(zip(batch, prepared, strict=True)):
+            published = math.nan if article.published is None else _epoch(article.published)
+            vectors.new[first + k] = _Doc(article.id, "", term_ids[k], tfs[k],
+                                          frozenset(prep.terms.years), published)
         # 2. Signatures (events terms ranked with the current IDF), vectorised per batch.
-        salient = [self._salient(state, ids, tf, n_docs)
-                   for ids, tf in zip(term_ids, tfs, strict=True)]
+        salient = self._salient(vectors, term_ids, tfs)
         sig = cfg.signatures
         copy_sets = signatures.copy_shingles([p.tokens for p in prepared], sig, self._hasher)
         event_sets = signatures.term_shingles(salient, self._hasher)
@@ -762,23 +1096,22 @@ class StoryIndex:
         event_sigs = self._minhasher.signatures(event_sets)
         copy_keys = _band_keys(copy_sigs, *self._copy_bands)
         event_keys = _band_keys(event_sigs, *self._event_bands)
-        # 3. Place one by one (greedy); later articles of the batch see the earlier ones.
+        has_copy = np.fromiter((len(s) > 0 for s in copy_sets), dtype=bool, count=len(batch))
+        has_event = np.fromiter((len(s) > 0 for s in event_sets), dtype=bool, count=len(batch))
+        # 3. Candidates and their scores for the whole batch at once: neither depends on
+        # where the batch's earlier articles are placed (each article sees those before it).
+        candidates = self._candidates(state, copy_keys, has_copy, event_keys, has_event, first)
+        scores = self._batch_scores(state, vectors, rows, [c.tolist() for c in candidates])
+        # 4. Place one by one (greedy); later articles of the batch see the earlier ones.
         live_before = set(state.clusters)
-        rows: list[int] = []
-        vecs: list[_Vec] = []
         edges: list[list[int]] = []
         edge_rows: list[tuple[int, int]] = []
         touched: set[str] = set()
         article_rows: list[tuple[Any, ...]] = []
         signature_rows: list[tuple[Any, ...]] = []
-        for k, (article, prep) in enumerate(zip(batch, prepared, strict=True)):
-            years = frozenset(prep.terms.years)
-            published = math.nan if article.published is None else _epoch(article.published)
-            vec = self._vector(state, term_ids[k], tfs[k], n_docs, years, published)
-            ckeys = copy_keys[k] if len(copy_sets[k]) else copy_keys[k][:0]
-            ekeys = event_keys[k] if len(event_sets[k]) else event_keys[k][:0]
-            cid, linked = self._choose(state, vec, ckeys, ekeys, n_docs)
-            row = state.next_row
+        for k, article in enumerate(batch):
+            row = first + k
+            cid, linked = self._choose(state, vectors, row, candidates[k].tolist(), scores[k])
             state.next_row += 1
             if not cid:
                 cid = self._new_cluster_id(state, article.id)
@@ -786,34 +1119,34 @@ class StoryIndex:
                 state.next_seq += 1
                 state.queue[cid] = None
             state.clusters[cid].members.append(row)
-            state.docs[row] = _Doc(article.id, cid, term_ids[k], tfs[k], years, published)
-            state.copies.insert(row, ckeys)
-            state.events.insert(row, ekeys)
+            doc = vectors.new.pop(row)
+            doc.cluster = cid
+            state.docs[row] = doc
             for other in linked:
                 state.edges.setdefault(row, []).append(other)
                 state.edges.setdefault(other, []).append(row)
             edge_rows.extend((row, other) for other in linked)
             touched.add(cid)
-            rows.append(row)
-            vecs.append(vec)
             edges.append(linked)
-            article_rows.append(self._article_row(row, article, now, published, cid))
+            article_rows.append(self._article_row(row, article, now, doc.published, cid))
             signature_rows.append((
                 row,
-                copy_sigs[k].tobytes() if len(copy_sets[k]) else None,
-                event_sigs[k].tobytes() if len(event_sets[k]) else None,
+                copy_sigs[k].tobytes() if has_copy[k] else None,
+                event_sigs[k].tobytes() if has_event[k] else None,
                 term_ids[k].tobytes(),
                 tfs[k].tobytes(),
-                " ".join(sorted(years)),
+                " ".join(sorted(doc.years)),
             ))
-            if len(article_rows) >= 64 or k == len(batch) - 1:
-                self._flush_rows(conn, article_rows, signature_rows)
             if progress:
                 progress("add", k + 1, len(batch))
+        row_array = np.asarray(rows, dtype=np.int64)
+        state.copies.insert(row_array[has_copy], copy_keys[has_copy])
+        state.events.insert(row_array[has_event], event_keys[has_event])
+        self._flush_rows(conn, article_rows, signature_rows)
         conn.executemany("INSERT OR IGNORE INTO edges (a, b) VALUES (?, ?)", edge_rows)
-        # 4. Re-link the batch's neighbourhoods with the batch's average linkage.
+        # 5. Re-link the batch's neighbourhoods with the batch's average linkage.
         merged: dict[str, list[str]] = {}
-        ctx = _Relinked(live_before, rows[0], n_docs)
+        ctx = _Relinked(live_before, rows[0], vectors)
         if self.index_config.relink:
             self._relink(state, rows, edges, ctx)
             conn.executemany("UPDATE articles SET cluster_id = ? WHERE row = ?",
@@ -826,22 +1159,47 @@ class StoryIndex:
         touched &= set(state.clusters)
         created = {cid: state.clusters[cid].seq for cid in touched - live_before}
         placements = [
-            self._placement(state, row, vec, ctx, cid in created, tuple(merged.get(cid, ())))
-            for row, vec in zip(rows, vecs, strict=True)
+            self._placement(state, row, ctx, cid in created, tuple(merged.get(cid, ())))
+            for row in rows
             for cid in (state.docs[row].cluster,)
         ]
-        # 5. DF, clusters, stories, meta: the rest of the same transaction.
-        conn.executemany(
-            "INSERT OR REPLACE INTO terms (id, df) VALUES (?, ?)",
-            zip(changed.tolist(), state.df[changed].tolist(), strict=True),
-        )
+        # 6. Clusters, stories, meta: the rest of the same transaction.
         self._touch(conn, state, touched, created, now)
         state.generation += 1
         self._set_meta(conn, generation=state.generation, next_row=state.next_row,
-                       next_seq=state.next_seq)
+                       next_seq=state.next_seq, terms=state.terms)
         return placements
 
-    def _placement(self, state: _State, row: int, vec: _Vec, ctx: _Relinked, is_new: bool,
+    def _batch_scores(self, state: _State, vectors: _Vectors, rows: Sequence[int],
+                      candidates: Sequence[list[int]]) -> list[dict[int, float]]:
+        """Per new article, its scores with its candidates and with the members ``_choose``
+        will average over (those of the clusters holding a candidate it matches, as the
+        index stands before the batch): two vectorised passes instead of two scoring calls
+        per article. ``_choose`` scores what the batch's own placements add."""
+        left = np.repeat(np.asarray(rows, dtype=np.int64), [len(c) for c in candidates])
+        right = np.asarray([r for c in candidates for r in c], dtype=np.int64)
+        flat = vectors.pair_scores(left, right).tolist()
+        scores, at = [], 0
+        for found in candidates:
+            scores.append(dict(zip(found, flat[at : at + len(found)], strict=True)))
+            at += len(found)
+        edge, keep = self.config.clustering.edge_threshold, self.index_config.max_link_members
+        more: list[tuple[int, int]] = []
+        for k, known in enumerate(scores):
+            clusters = {state.docs[r].cluster for r, score in known.items()
+                        if score >= edge and r in state.docs}
+            more.extend((k, m) for cid in sorted(clusters)
+                        for m in state.clusters[cid].members[-keep:] if m not in known)
+        if more:
+            index = np.asarray([k for k, _ in more], dtype=np.int64)
+            members = np.asarray([m for _, m in more], dtype=np.int64)
+            values = vectors.pair_scores(np.asarray(rows, dtype=np.int64)[index], members)
+            for k, m, value in zip(index.tolist(), members.tolist(), values.tolist(),
+                                   strict=True):
+                scores[k][m] = value
+        return scores
+
+    def _placement(self, state: _State, row: int, ctx: _Relinked, is_new: bool,
                    merged: tuple[str, ...]) -> Placement:
         """An article's ``Placement`` in its final cluster, scored with the current IDF."""
         doc = state.docs[row]
@@ -853,7 +1211,7 @@ class StoryIndex:
         if known is not None and set(others) <= set(known[0]):
             scores = known[1][np.searchsorted(known[0], others)]
         else:
-            scores = self._similarities(state, vec, others, ctx.n_docs)
+            scores = ctx.vectors.scores(row, others)
         edge = self.config.clustering.edge_threshold
         matched = sorted(((s, state.docs[r].id) for r, s in zip(others, scores.tolist(),
                                                                 strict=True) if s >= edge),
@@ -929,130 +1287,94 @@ class StoryIndex:
     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Term ids and sublinear TF per article (``refine``'s hashed columns, one range per
         block); DF updated in memory."""
-        counts = refine.count_terms([p.terms for p in prepared])
-        blocks = [getattr(counts, name) for name in _BLOCKS]
-        term_ids: list[np.ndarray] = []
-        tfs: list[np.ndarray] = []
-        for i in range(len(prepared)):
-            ids, tf = [], []
-            for blk, matrix in enumerate(blocks):
-                start, end = matrix.indptr[i], matrix.indptr[i + 1]
-                ids.append(matrix.indices[start:end].astype(np.int64) + blk * refine.N_FEATURES)
-                tf.append(matrix.data[start:end])
-            id_array = np.concatenate(ids)
-            tf_array = np.concatenate(tf).astype(np.float64)
-            if self.config.refine.sublinear_tf:
-                tf_array = 1.0 + np.log(tf_array)
-            state.df[id_array] += 1
-            # Kept as stored (int32, float32) so a reopened index scores exactly the same.
-            term_ids.append(id_array.astype(np.int32))
-            tfs.append(tf_array.astype(np.float32))
+        matrix = sp.hstack(
+            [refine.term_counts([getattr(p.terms, name) for p in prepared]) for name in _BLOCKS],
+            format="csr",
+        )  # block b's column c is term id b * N_FEATURES + c, blocks in order per row
+        ids = matrix.indices.astype(np.int64)
+        tf = matrix.data.astype(np.float64)
+        if self.config.refine.sublinear_tf:
+            tf = 1.0 + np.log(tf)
+        changed, counts = np.unique(ids, return_counts=True)  # ids are unique per article
+        state.df[changed] += counts
+        state.terms += int(np.count_nonzero(state.df[changed] == counts))
+        # Kept as stored (int32, float32) so a reopened index scores exactly the same.
+        bounds = matrix.indptr[1:-1]
+        term_ids = np.split(ids.astype(np.int32), bounds)
+        tfs = np.split(tf.astype(np.float32), bounds)
         return term_ids, tfs
 
-    def _idf_scale(self, state: _State, ids: np.ndarray, n_docs: int) -> np.ndarray:
-        """Current smoothed IDF (scikit-learn's), raised to ``idf_power`` for body and names."""
-        idf = np.log((1.0 + n_docs) / (1.0 + state.df[ids])) + 1.0
-        power = self.config.refine.idf_power
-        if power == 1.0:
-            return idf
-        return np.where(ids < 2 * refine.N_FEATURES, idf**power, idf)
-
-    def _salient(self, state: _State, ids: np.ndarray, tf: np.ndarray, n_docs: int) -> list[str]:
-        """The top ``salient_terms`` body columns by current TF-IDF (ties by column), as
-        ``refine.salient_terms`` names them."""
-        mask = ids < refine.N_FEATURES
-        cols = ids[mask]
-        weights = tf[mask] * self._idf_scale(state, cols, n_docs)
-        order = np.lexsort((cols, -weights))[: self.config.refine.salient_terms]
-        return sorted(str(c) for c in cols[order].tolist())
+    def _salient(self, vectors: _Vectors, term_ids: Sequence[np.ndarray],
+                 tfs: Sequence[np.ndarray]) -> list[list[str]]:
+        """Per article, the top ``salient_terms`` body columns by current TF-IDF (ties by
+        column), as ``refine.salient_terms`` names them; one sort for the whole batch."""
+        if not term_ids:
+            return []
+        lengths = np.fromiter((len(t) for t in term_ids), dtype=np.int64, count=len(term_ids))
+        doc = np.repeat(np.arange(len(term_ids), dtype=np.int64), lengths)
+        ids = np.concatenate(term_ids).astype(np.int64)
+        body = ids < refine.N_FEATURES
+        doc, cols = doc[body], ids[body]
+        weights = np.concatenate(tfs)[body] * vectors.idf_scale(cols)
+        order = np.lexsort((cols, -weights, doc))
+        doc, cols = doc[order], cols[order]
+        rank = np.arange(len(doc)) - np.searchsorted(doc, doc, side="left")
+        keep = rank < self.config.refine.salient_terms
+        doc, cols = doc[keep], cols[keep]
+        bounds = np.searchsorted(doc, np.arange(1, len(term_ids)))
+        return [sorted(map(str, part.tolist())) for part in np.split(cols, bounds)]
 
     def _weights(self) -> np.ndarray:
         r = self.config.refine
         return np.sqrt(np.array([r.text_weight, r.names_weight, r.title_weight,
                                  r.numbers_weight], dtype=np.float64))
 
-    def _vector(
-        self,
-        state: _State,
-        ids: np.ndarray,
-        tf: np.ndarray,
-        n_docs: int,
-        years: frozenset[str],
-        published: float,
-    ) -> _Vec:
-        w = tf * self._idf_scale(state, ids, n_docs)
-        blk = ids // refine.N_FEATURES
-        norms = np.sqrt(np.bincount(blk, w * w, minlength=4))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            values = np.where(norms[blk] > 0, w / norms[blk], 0.0) * self._weights()[blk]
-        return _Vec(ids, values, years, published)
+    def _scratch_arrays(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Zeroed float scratch and -1 filled column map over all term ids, kept between
+        adds (allocating 48 MB per add would cost more than the scoring)."""
+        if len(self._scratch) < size:
+            self._scratch = np.zeros(size, dtype=np.float64)
+            self._local = np.full(size, -1, dtype=np.int32)
+        return self._scratch, self._local
 
-    def _similarities(
-        self, state: _State, vec: _Vec, rows: Sequence[int], n_docs: int
-    ) -> np.ndarray:
-        """Blended score of ``vec`` with each row: ``refine.pair_scores`` with current IDF."""
-        if not rows:
-            return np.empty(0, dtype=np.float64)
-        docs = [state.docs[r] for r in rows]
-        lengths = np.fromiter((len(d.ids) for d in docs), dtype=np.int64, count=len(docs))
-        ids = np.concatenate([d.ids for d in docs])
-        tf = np.concatenate([d.tf for d in docs])
-        seg = np.repeat(np.arange(len(docs), dtype=np.int64), lengths)
-        key = seg * 4 + ids // refine.N_FEATURES
-        w = tf * self._idf_scale(state, ids, n_docs)
-        if len(self._scratch) < len(state.df):
-            self._scratch = np.zeros(len(state.df), dtype=np.float64)
-        scratch = self._scratch
-        scratch[vec.ids] = vec.values
-        try:
-            num = np.bincount(key, w * scratch[ids], minlength=4 * len(docs))
-        finally:
-            scratch[vec.ids] = 0.0
-        norm = np.sqrt(np.bincount(key, w * w, minlength=4 * len(docs)))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            cos = np.where(norm > 0, num / norm, 0.0).reshape(len(docs), 4)
-        scores = cos @ self._weights()
-        refine_cfg = self.config.refine
-        if vec.years:
-            for i, d in enumerate(docs):
-                if d.years and not (d.years & vec.years):
-                    scores[i] *= refine_cfg.year_conflict_factor
-        window = refine_cfg.date_window_days
-        if window is not None and not math.isnan(vec.published):
-            stamps = np.fromiter((d.published for d in docs), dtype=np.float64, count=len(docs))
-            scores[np.abs(stamps - vec.published) > window * 86400.0] = 0.0  # NaN passes
-        return scores
-
-    def _candidates(self, state: _State, copy_keys: np.ndarray, event_keys: np.ndarray
-                    ) -> list[int]:
-        """Rows sharing a copies band, plus the events partners sharing the most bands.
+    def _candidates(self, state: _State, copy_keys: np.ndarray, has_copy: np.ndarray,
+                    event_keys: np.ndarray, has_event: np.ndarray, first_row: int
+                    ) -> list[np.ndarray]:
+        """Per new article (row ``first_row + i``), the sorted rows sharing a copies band,
+        plus the events partners sharing the most bands.
 
         As ``candidates.lsh_pairs``: events partners need ``events_min_collisions`` shared
         bands and only the ``events_max_per_doc`` strongest are kept (ties: most recent),
-        here seen from the new article's side only.
+        here seen from the new article's side only. Each article sees the index and the
+        batch's articles before it.
         """
         cand = self.config.candidates
-        copies, _ = state.copies.query(copy_keys)
-        events, shared = state.events.query(event_keys)
+        copy_doc, copy_row, _ = state.copies.query(copy_keys, has_copy, first_row)
+        event_doc, event_row, shared = state.events.query(event_keys, has_event, first_row)
         keep = shared >= cand.events_min_collisions
-        events, shared = events[keep], shared[keep]
+        event_doc, event_row, shared = event_doc[keep], event_row[keep], shared[keep]
         limit = self.index_config.events_candidates or cand.events_max_per_doc
-        if limit is not None and len(events) > limit:
-            events = events[np.lexsort((-events, -shared))[:limit]]
-        return np.union1d(copies, events).tolist()
+        if limit is not None and len(event_doc):
+            order = np.lexsort((-event_row, -shared, event_doc))
+            event_doc, event_row = event_doc[order], event_row[order]
+            rank = np.arange(len(event_doc)) - np.searchsorted(event_doc, event_doc)
+            event_doc, event_row = event_doc[rank < limit], event_row[rank < limit]
+        packed = np.unique(np.concatenate([(copy_doc << _ROW_BITS) | copy_row,
+                                           (event_doc << _ROW_BITS) | event_row]))
+        doc = packed >> _ROW_BITS
+        bounds = np.searchsorted(doc, np.arange(1, len(copy_keys)))
+        return np.split(packed & ((1 << _ROW_BITS) - 1), bounds)
 
-    def _choose(self, state: _State, vec: _Vec, copy_keys: np.ndarray, event_keys: np.ndarray,
-                n_docs: int) -> tuple[str, list[int]]:
+    def _choose(self, state: _State, vectors: _Vectors, row: int, candidates: list[int],
+                scores: dict[int, float]) -> tuple[str, list[int]]:
         """Greedy placement: the best existing cluster by average similarity ("" for a new
         cluster), and the candidate rows scoring at least ``relink_edge_threshold`` (the
-        edges to store)."""
+        edges to store). ``scores`` holds the candidates' scores; members scored here are
+        added to it."""
         icfg, ccfg = self.index_config, self.config.clustering
-        candidates = self._candidates(state, copy_keys, event_keys)
-        scores = dict(zip(candidates, self._similarities(state, vec, candidates, n_docs).tolist(),
-                          strict=True))
         store = ccfg.edge_threshold if icfg.relink_edge_threshold is None else min(
             icfg.relink_edge_threshold, ccfg.edge_threshold)
-        linked = [r for r, s in scores.items() if s >= store]
+        linked = [r for r in candidates if scores[r] >= store]
         eligible = sorted({state.docs[r].cluster for r in linked
                            if scores[r] >= ccfg.edge_threshold})
         if not eligible:
@@ -1060,8 +1382,7 @@ class StoryIndex:
         members = {cid: state.clusters[cid].members[-icfg.max_link_members:]
                    for cid in eligible}
         missing = sorted({r for rs in members.values() for r in rs if r not in scores})
-        scores.update(zip(missing, self._similarities(state, vec, missing, n_docs).tolist(),
-                          strict=True))
+        scores.update(zip(missing, vectors.scores(row, missing).tolist(), strict=True))
         threshold = icfg.join_threshold if icfg.join_threshold is not None else (
             ccfg.link_threshold
         )
@@ -1184,16 +1505,22 @@ class StoryIndex:
         (components at ``edge_threshold``, then weighted average linkage inside each) over
         their dense scores with the current IDF, and give the groups ids (``_assign_ids``).
         """
-        sim = self._dense_similarity(state, members, ctx.n_docs)
+        sim = ctx.vectors.dense(members)
         ctx.done.update(members)
         for k, row in enumerate(members):
             ctx.sims[row] = (members, sim[k])
         adjacent = sim >= self.config.clustering.edge_threshold
         groups: list[list[int]] = []
+        ccfg = self.config.clustering
         for component in _dense_components(adjacent):
-            parts = [component] if len(component) <= 2 else clustering.link_component(
-                component, _NO_PAIRS, _NO_SCORES, lambda sub: sim[np.ix_(sub, sub)],
-                self.config.clustering)
+            if len(component) <= 2:
+                parts = [component]
+            elif len(component) <= ccfg.max_component_size:  # else link_component cuts it
+                parts = [component[g] for g in _weighted_link(
+                    sim[np.ix_(component, component)], ccfg.link_threshold)]
+            else:
+                parts = clustering.link_component(
+                    component, _NO_PAIRS, _NO_SCORES, lambda sub: sim[np.ix_(sub, sub)], ccfg)
             groups.extend([members[k] for k in part.tolist()] for part in parts)
         groups.sort(key=lambda g: g[0])
         self._assign_ids(state, groups, ctx)
@@ -1259,44 +1586,6 @@ class StoryIndex:
             while into in ctx.retired:
                 into = ctx.retired[into]
             ctx.retired[cid] = into
-
-    def _dense_similarity(self, state: _State, rows: Sequence[int], n_docs: int) -> np.ndarray:
-        """All-pairs blended scores among ``rows`` with the current IDF (as
-        ``refine.block_similarity``: the same rule as ``_similarities``)."""
-        docs = [state.docs[r] for r in rows]
-        lengths = np.fromiter((len(d.ids) for d in docs), dtype=np.int64, count=len(docs))
-        ids = np.concatenate([d.ids for d in docs]).astype(np.int64)
-        tf = np.concatenate([d.tf for d in docs])
-        seg = np.repeat(np.arange(len(docs), dtype=np.int64), lengths)
-        blk = ids // refine.N_FEATURES
-        key = seg * 4 + blk
-        w = tf * self._idf_scale(state, ids, n_docs)
-        norm = np.sqrt(np.bincount(key, w * w, minlength=4 * len(docs)))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            values = np.where(norm[key] > 0, w / norm[key], 0.0) * self._weights()[blk]
-        cols, local = np.unique(ids, return_inverse=True)
-        local = local.ravel()
-        if len(docs) * len(cols) <= 1 << 15:  # tiny: a dense product beats scipy's overhead
-            dense = np.zeros((len(docs), len(cols)))
-            dense[seg, local] = values
-            sim = dense @ dense.T
-        else:
-            indptr = np.concatenate(([0], np.cumsum(lengths)))
-            matrix = sp.csr_matrix((values, local, indptr), shape=(len(docs), len(cols)))
-            sim = np.asarray((matrix @ matrix.T).todense())
-        refine_cfg = self.config.refine
-        if refine_cfg.year_conflict_factor != 1.0:
-            dated = [k for k, d in enumerate(docs) if d.years]
-            for i, a in enumerate(dated):
-                for b in dated[i + 1:]:
-                    if not (docs[a].years & docs[b].years):
-                        sim[a, b] *= refine_cfg.year_conflict_factor
-                        sim[b, a] *= refine_cfg.year_conflict_factor
-        window = refine_cfg.date_window_days
-        if window is not None:
-            stamps = np.fromiter((d.published for d in docs), dtype=np.float64, count=len(docs))
-            sim[np.abs(stamps[:, None] - stamps[None, :]) > window * 86400.0] = 0.0
-        return sim
 
     def _retire(self, conn: sqlite3.Connection, state: _State, retired: Mapping[str, str | None],
                 now: float, reason: str = "merged") -> None:
@@ -1379,14 +1668,10 @@ class StoryIndex:
         conn.executemany("DELETE FROM edges WHERE a = ?", [(r,) for r in gone])
         conn.executemany("DELETE FROM edges WHERE b = ?", [(r,) for r in gone])
         self._retire(conn, state, dict.fromkeys(empty), now, reason="expired")
-        dead = changed[state.df[changed] <= 0]
-        live = changed[state.df[changed] > 0]
-        conn.executemany("UPDATE terms SET df = ? WHERE id = ?",
-                         zip(state.df[live].tolist(), live.tolist(), strict=True))
-        conn.executemany("DELETE FROM terms WHERE id = ?", [(t,) for t in dead.tolist()])
+        state.terms -= int(np.count_nonzero(state.df[changed] <= 0))
         self._touch(conn, state, touched - set(empty), {}, now)
         state.generation += 1
-        self._set_meta(conn, generation=state.generation)
+        self._set_meta(conn, generation=state.generation, terms=state.terms)
 
     # -- public API: reading ----------------------------------------------------------
 
@@ -1574,7 +1859,7 @@ class StoryIndex:
             "largest_cluster": largest or 0,
             "singletons": singletons or 0,
             "retired_ids": conn.execute("SELECT count(*) FROM retired").fetchone()[0],
-            "terms": conn.execute("SELECT count(*) FROM terms").fetchone()[0],
+            "terms": self._meta_int("terms"),
             "stories_to_merge": stale,
             "oldest": None if oldest is None else _from_epoch(oldest).isoformat(),
             "newest": None if newest is None else _from_epoch(newest).isoformat(),

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -304,10 +305,15 @@ def test_expire_removes_old_articles_and_keeps_the_rest_correct(tmp_path: Path) 
         again = index.add([dict(VOLCANO[0], id="a1-again", published=now)])
         assert again[0].cluster_id == volcano
         assert index.expire(older_than=timedelta(days=7), now=now) == 0
-    # DF counts on disk equal those of an index built from the survivors only.
+    # DF counts (in memory, and as counted again at load) equal those of an index built
+    # from the survivors only.
     with StoryIndex.open(tmp_path / "fresh.db") as fresh:
         fresh.add([*new, dict(VOLCANO[0], id="a1-again", published=now)])
-    assert snapshot(db)["terms"] == snapshot(tmp_path / "fresh.db")["terms"]
+        expected = fresh._current_state().df.copy()
+        assert fresh.stats()["terms"] == np.count_nonzero(expected) > 0
+    with StoryIndex.open(db) as index:
+        assert index.stats()["terms"] == np.count_nonzero(expected)
+        assert np.array_equal(index._current_state().df, expected)
 
 
 # --------------------------------------------------------------------------- errors
@@ -352,8 +358,34 @@ def test_version_mismatch(tmp_path: Path) -> None:
     StoryIndex.open(db).close()
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE meta SET value = '999' WHERE key = 'format_version'")
-    with pytest.raises(StoryIndexError, match=r"format version 999.*reads version 1"):
+    with pytest.raises(StoryIndexError, match=r"format version 999.*reads version 2"):
         StoryIndex.open(db)
+
+
+def test_version_1_file_is_upgraded_and_scores_the_same(tmp_path: Path) -> None:
+    """Version 1 stored DF rows in a ``terms`` table; version 2 counts DF from the stored
+    term ids. Opening a version 1 file drops the table, keeps its count, and places the
+    next article as the same index never written to disk would."""
+    db, fresh = tmp_path / "v1.db", tmp_path / "fresh.db"
+    for path in (db, fresh):
+        with StoryIndex.open(path) as index:
+            index.add(STRIKE + VOLCANO[:1])
+            terms = index.stats()["terms"]
+            df = index._current_state().df
+    with sqlite3.connect(db) as conn:  # as version 1 wrote it
+        conn.execute("CREATE TABLE terms (id INTEGER PRIMARY KEY, df INTEGER NOT NULL)")
+        ids = np.flatnonzero(df)
+        conn.executemany("INSERT INTO terms VALUES (?, ?)",
+                         zip(ids.tolist(), df[ids].tolist(), strict=True))
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'format_version'")
+        conn.execute("DELETE FROM meta WHERE key = 'terms'")
+    with StoryIndex.open(db) as index, StoryIndex.open(fresh) as other:
+        assert index.stats()["terms"] == terms and index.stats()["format_version"] == 2
+        assert index.add(VOLCANO[1:]) == other.add(VOLCANO[1:])
+    tables = snapshot(db)
+    assert "terms" not in tables
+    assert ("'format_version'", "'2'") in {tuple(r.strip("()").split(", ")[:2])
+                                           for r in tables["meta"]}
 
 
 def test_closed_index_fails_clearly(tmp_path: Path) -> None:
