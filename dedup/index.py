@@ -88,8 +88,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
-from scipy.cluster.hierarchy import linkage
-from scipy.spatial.distance import squareform
 
 from dedup import candidates, clustering, pipeline, refine, signatures
 from dedup.config import Config, IndexConfig
@@ -431,32 +429,6 @@ def _dense_components(adjacent: np.ndarray) -> list[np.ndarray]:
             frontier = reach
         out.append(np.flatnonzero(label == len(out)))
     return out
-
-
-def _weighted_link(sim: np.ndarray, threshold: float) -> list[np.ndarray]:
-    """Groups (sorted index arrays) of weighted average linkage (WPGMA) over ``sim`` cut at
-    ``threshold``: what ``clustering.link_component`` gives (scipy's ``linkage`` tree, the
-    batch's, then ``fcluster`` at distance 1 - threshold), with the cut made here:
-    ``fcluster``'s validation was most of the re-linkage time on components of a few
-    articles. WPGMA is monotone, so the cut keeps the merges at most 1 - threshold apart.
-    """
-    n = len(sim)
-    dist = np.clip(1.0 - sim, 0.0, 1.0)
-    np.fill_diagonal(dist, 0.0)
-    tree = linkage(squareform(dist, checks=False), method="weighted")
-    parent = list(range(2 * n - 1))
-    cut = 1.0 - threshold
-    for k, (a, b, height, _) in enumerate(tree.tolist()):
-        if height > cut:
-            break  # merges come sorted by height
-        parent[int(a)] = parent[int(b)] = n + k
-    groups: dict[int, list[int]] = {}
-    for i in range(n):
-        root = i
-        while parent[root] != root:
-            root = parent[root]
-        groups.setdefault(root, []).append(i)
-    return [np.asarray(g) for g in groups.values()]
 
 
 # --------------------------------------------------------------------------- in-memory state
@@ -1516,7 +1488,7 @@ class StoryIndex:
             if len(component) <= 2:
                 parts = [component]
             elif len(component) <= ccfg.max_component_size:  # else link_component cuts it
-                parts = [component[g] for g in _weighted_link(
+                parts = [component[g] for g in clustering.weighted_link(
                     sim[np.ix_(component, component)], ccfg.link_threshold)]
             else:
                 parts = clustering.link_component(

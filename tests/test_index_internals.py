@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from dedup import clustering
+from dedup.clustering import weighted_link as _weighted_link
 from dedup.config import ClusterConfig
-from dedup.index import _radix_directory, _radix_search, _weighted_link
+from dedup.index import _radix_directory, _radix_search
 
 _NO_PAIRS = np.empty((0, 2), dtype=np.int64)
 _NO_SCORES = np.empty(0, dtype=np.float64)
