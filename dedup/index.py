@@ -483,6 +483,12 @@ class _Relinked:
     done: set[int] = field(default_factory=set)  # rows already re-linked in this add
     # row -> (sorted rows of its neighbourhood, its dense scores with them)
     sims: dict[int, tuple[list[int], np.ndarray]] = field(default_factory=dict)
+    # sorted rows of a neighbourhood about to be re-linked -> its dense scores
+    # (``_Vectors.dense_many``), computed together ahead of the one-by-one re-linkage
+    prefetched: dict[tuple[int, ...], np.ndarray] = field(default_factory=dict)
+    # row -> its ``_component`` as the plans found it (still exact when the re-linkage
+    # reaches it: re-linking one closed component leaves every other unchanged)
+    components: dict[int, set[int] | None] = field(default_factory=dict)
 
 
 _YEAR_ID: dict[str, int] = {}  # year -> a small integer (any numbering works)
@@ -504,6 +510,8 @@ class _Vectors:
     is ``refine``'s blended score, before the year-conflict factor and the date window.
     Vectors live in flat arrays (row -> slot -> span), gathered with one index per call.
     """
+
+    PAIRWISE_MAX = 10  # ``dense_many`` scores sets up to this many rows pair by pair
 
     def __init__(self, index: StoryIndex, state: _State, n_docs: int) -> None:
         refine_cfg = index.config.refine
@@ -647,20 +655,83 @@ class _Vectors:
             block = lefts[start : start + 64]
             lo = int(np.searchsorted(left, block[0], side="left"))
             hi = int(np.searchsorted(left, block[-1], side="right"))
-            ids, values, lengths = self.gather(self.slots(block.tolist()))
-            columns, cols = np.unique(ids, return_inverse=True)
-            dense = np.zeros((len(block), len(columns) + 1))  # column -1: terms not here
-            dense[np.repeat(np.arange(len(block)), lengths), cols.ravel()] = values
+            columns, values, lengths = self.gather(self.slots(block.tolist()))
+            dense = np.zeros((len(block), self._columns(columns) + 1))  # -1: not here
+            dense[np.repeat(np.arange(len(block)), lengths), self.local[columns]] = values
             ids, values, lengths = self.gather(right_slots[lo:hi])
-            self.local[columns] = np.arange(len(columns), dtype=np.int32)
             try:
                 cols = self.local[ids]
             finally:
                 self.local[columns] = -1
             pair = np.repeat(np.arange(hi - lo), lengths)
             owner = np.searchsorted(block, left[lo:hi])[pair]
-            out[lo:hi] = np.bincount(pair, values * dense[owner, cols], minlength=hi - lo)
+            # Flat positions: a term not in the block (column -1) lands on the zero column
+            # ending the row before (the last row's for row 0).
+            width = dense.shape[1]
+            out[lo:hi] = np.bincount(pair, values * dense.ravel().take(owner * width + cols),
+                                     minlength=hi - lo)
         return self._adjust(out, left_slots, right_slots)
+
+    def dense_many(self, sets: Sequence[Sequence[int]]) -> dict[tuple[int, ...], np.ndarray]:
+        """``dense`` of several sets of rows (sorted), keyed by the tuple of rows.
+
+        Why: most re-linked neighbourhoods have a few rows, where ``dense``'s fixed cost
+        (a dozen array calls) outweighs its arithmetic; the pairs of all sets up to
+        ``PAIRWISE_MAX`` rows go through one ``pair_scores`` pass instead (the same
+        scores, up to rounding in the last bit). Larger sets use ``dense``.
+        """
+        out: dict[tuple[int, ...], np.ndarray] = {}
+        small = [s for s in sets if len(s) <= self.PAIRWISE_MAX]
+        for rows in sets:
+            if len(rows) > self.PAIRWISE_MAX:
+                out[tuple(rows)] = self.dense(rows)
+        if not small:
+            return out
+        flat = [r for rows in small for r in rows]
+        self.ensure(flat)
+        _, values, lengths = self.gather(self.slots(flat))
+        squares = np.bincount(np.repeat(np.arange(len(flat)), lengths), values * values,
+                              minlength=len(flat)).tolist()
+        left: list[int] = []
+        right: list[int] = []
+        for rows in small:
+            for i, a in enumerate(rows):
+                left.extend(itertools.repeat(a, len(rows) - i - 1))
+                right.extend(rows[i + 1 :])
+        left_array = np.asarray(left, dtype=np.int64)
+        order = np.argsort(left_array, kind="stable")
+        scores = np.empty(len(left), dtype=np.float64)
+        scores[order] = self.pair_scores(left_array[order],
+                                         np.asarray(right, dtype=np.int64)[order])
+        at = start = 0
+        for rows in small:
+            n = len(rows)
+            upper = np.triu_indices(n, 1)
+            sim = np.empty((n, n), dtype=np.float64)
+            count = n * (n - 1) // 2
+            sim[upper] = scores[at : at + count]
+            sim[upper[1], upper[0]] = scores[at : at + count]
+            sim[np.diag_indices(n)] = squares[start : start + n]
+            out[tuple(rows)] = sim
+            at += count
+            start += n
+        return out
+
+    def _columns(self, ids: np.ndarray) -> int:
+        """Number the distinct terms of ``ids`` 0, 1, ... in ``self.local`` (the caller
+        resets ``self.local[ids]`` to -1); returns how many there are.
+
+        Why not ``np.unique``: it sorts every gathered term; writing positions into the
+        all-terms map, reading them back and ranking the kept ones is a few linear passes
+        (columns come in no particular order, which only moves the last bit of a sum).
+        """
+        local = self.local
+        local[ids] = np.arange(len(ids), dtype=np.int32)
+        kept = np.zeros(len(ids), dtype=bool)
+        kept[local[ids]] = True  # one position per distinct term
+        rank = np.cumsum(kept, dtype=np.int32)
+        local[ids] = rank[local[ids]] - 1
+        return int(rank[-1]) if len(rank) else 0
 
     def dense(self, rows: Sequence[int]) -> np.ndarray:
         """All-pairs blended scores among ``rows`` (as ``refine.block_similarity``).
@@ -672,10 +743,13 @@ class _Vectors:
         self.ensure(rows)
         slots = self.slots(rows)
         ids, values, lengths = self.gather(slots)
-        columns, cols = np.unique(ids, return_inverse=True)
-        cols = cols.ravel()
+        try:
+            n_columns = self._columns(ids)
+            cols = self.local[ids]
+            shared = np.bincount(cols, minlength=n_columns) > 1
+        finally:
+            self.local[ids] = -1
         seg = np.repeat(np.arange(len(rows)), lengths)
-        shared = np.bincount(cols, minlength=len(columns)) > 1
         local = np.cumsum(shared) - 1
         keep = shared[cols]
         matrix = np.zeros((len(rows), int(local[-1]) + 1 if len(local) else 0))
@@ -1231,28 +1305,26 @@ class StoryIndex:
         now: float,
     ) -> None:
         """Record cluster changes; merge their stories now when ``story_refresh == 'add'``."""
-        for cid in sorted(touched):
-            size = len(state.clusters[cid].members)
-            if cid in created:
-                conn.execute(
-                    "INSERT INTO clusters (id, seq, created_at, updated_at, version, size)"
-                    " VALUES (?, ?, ?, ?, 1, ?)",
-                    (cid, created[cid], now, now, size),
-                )
-            else:
-                conn.execute(
-                    "UPDATE clusters SET updated_at = ?, version = version + 1, size = ?"
-                    " WHERE id = ?",
-                    (now, size, cid),
-                )
-            if self.index_config.story_refresh == "add":
-                version = conn.execute("SELECT version FROM clusters WHERE id = ?",
-                                       (cid,)).fetchone()[0]
-                story = merge(self._members(cid), cid, self.config)
-                conn.execute(
-                    "INSERT OR REPLACE INTO stories (cluster_id, version, json) VALUES (?, ?, ?)",
-                    (cid, version, json.dumps(story_to_dict(story), ensure_ascii=False)),
-                )
+        ordered = sorted(touched)
+        conn.executemany(
+            "INSERT INTO clusters (id, seq, created_at, updated_at, version, size)"
+            " VALUES (?, ?, ?, ?, 1, ?)",
+            [(cid, created[cid], now, now, len(state.clusters[cid].members))
+             for cid in ordered if cid in created])
+        conn.executemany(
+            "UPDATE clusters SET updated_at = ?, version = version + 1, size = ? WHERE id = ?",
+            [(now, len(state.clusters[cid].members), cid)
+             for cid in ordered if cid not in created])
+        if self.index_config.story_refresh != "add":
+            return
+        for cid in ordered:
+            version = conn.execute("SELECT version FROM clusters WHERE id = ?",
+                                   (cid,)).fetchone()[0]
+            story = merge(self._members(cid), cid, self.config)
+            conn.execute(
+                "INSERT OR REPLACE INTO stories (cluster_id, version, json) VALUES (?, ?, ?)",
+                (cid, version, json.dumps(story_to_dict(story), ensure_ascii=False)),
+            )
 
     def _count_terms(
         self, state: _State, prepared: Sequence[pipeline.Prepared]
@@ -1382,11 +1454,12 @@ class StoryIndex:
         ``ctx`` collects the rows moved and the ids retired.
         """
         cap = self.index_config.relink_max_size
+        self._prefetch(self._relink_plan(state, rows, edges, ctx), ctx)
         fallback: list[tuple[int, Sequence[int]]] = []
         for row, linked in zip(rows, edges, strict=True):
             if row in ctx.done:
                 continue
-            component = self._component(state, row, cap)
+            component = self._planned_component(state, row, ctx)
             if component is None:
                 fallback.append((row, linked))
             elif len(component) > 1:
@@ -1399,7 +1472,7 @@ class StoryIndex:
     def _refresh(self, state: _State, budget: int, ctx: _Relinked) -> None:
         """Re-link up to ``budget`` components of the least recently linked clusters, so
         that stories no new article touches still follow the drifting IDF."""
-        cap = self.index_config.relink_max_size
+        self._prefetch(self._refresh_plan(state, budget, ctx), ctx)
         for _ in range(4 * budget):
             if budget <= 0 or not state.queue:
                 return
@@ -1409,11 +1482,66 @@ class StoryIndex:
             row = state.clusters[cid].members[0]
             if row in ctx.done:
                 continue
-            component = self._component(state, row, cap)
+            component = self._planned_component(state, row, ctx)
             if component is None or len(component) == 1:
                 continue
             self._relink_set(state, sorted(component), ctx)
             budget -= 1
+
+    def _relink_plan(self, state: _State, rows: Sequence[int],
+                     edges: Sequence[Sequence[int]], ctx: _Relinked) -> list[list[int]]:
+        """The neighbourhoods ``_relink`` will re-link for the new ``rows``, found before
+        any is re-linked (each is closed over edges and membership, so re-linking one
+        leaves the others as they were); ``_prefetch`` scores them together."""
+        cap = self.index_config.relink_max_size
+        claimed = set(ctx.done)
+        plan: list[list[int]] = []
+        fallback: list[tuple[int, Sequence[int]]] = []
+        ctx.components.clear()
+        for row, linked in zip(rows, edges, strict=True):
+            if row in claimed:
+                continue
+            component = ctx.components[row] = self._component(state, row, cap)
+            if component is None:
+                fallback.append((row, linked))
+            elif len(component) > 1:
+                plan.append(sorted(component))
+                claimed.update(component)
+        plan.extend(m for m in self._one_hop(state, fallback, ctx.live_before) if len(m) <= cap)
+        return plan
+
+    def _refresh_plan(self, state: _State, budget: int, ctx: _Relinked) -> list[list[int]]:
+        """The components ``_refresh`` will most likely re-link: the first ``budget`` from
+        the front of the queue, read without rotating it (a guess: ``_relink_set`` scores
+        whatever was not prefetched)."""
+        cap = self.index_config.relink_max_size
+        claimed = set(ctx.done)
+        plan: list[list[int]] = []
+        ctx.components.clear()
+        for cid in itertools.islice(state.queue, 4 * budget):
+            if len(plan) >= budget:
+                break
+            row = state.clusters[cid].members[0]
+            if row in claimed:
+                continue
+            component = ctx.components[row] = self._component(state, row, cap)
+            if component is not None and len(component) > 1:
+                plan.append(sorted(component))
+                claimed.update(component)
+        return plan
+
+    @staticmethod
+    def _prefetch(plan: Sequence[list[int]], ctx: _Relinked) -> None:
+        """Score the planned neighbourhoods in one pass (see ``_Vectors.dense_many``)."""
+        ctx.prefetched.clear()
+        ctx.prefetched.update(ctx.vectors.dense_many(plan))
+
+    def _planned_component(self, state: _State, row: int, ctx: _Relinked) -> set[int] | None:
+        """``_component`` of ``row``, from the plan when it found it (once: the loops that
+        call this re-link what they get, after which the rows are done)."""
+        if row in ctx.components:
+            return ctx.components.pop(row)
+        return self._component(state, row, self.index_config.relink_max_size)
 
     @staticmethod
     def _component(state: _State, row: int, limit: int) -> set[int] | None:
@@ -1477,7 +1605,9 @@ class StoryIndex:
         (components at ``edge_threshold``, then weighted average linkage inside each) over
         their dense scores with the current IDF, and give the groups ids (``_assign_ids``).
         """
-        sim = ctx.vectors.dense(members)
+        sim = ctx.prefetched.pop(tuple(members), None)
+        if sim is None:
+            sim = ctx.vectors.dense(members)
         ctx.done.update(members)
         for k, row in enumerate(members):
             ctx.sims[row] = (members, sim[k])
