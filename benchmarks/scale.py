@@ -59,7 +59,7 @@ def run_scale(
 def format_scale_table(rows: Sequence[Measurement]) -> str:
     """Markdown table: one line per (size, system)."""
     cols = ["docs", "system", "status", "F1", "B³ F1", "ARI", "cand. pairs", "total s",
-            "docs/s", "peak ΔRSS MiB"]  # fmt: skip
+            "docs/s", "peak ΔRSS MiB", "peak RSS MiB"]  # fmt: skip
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         ok = r.status == "ok"
@@ -81,6 +81,7 @@ def format_scale_table(rows: Sequence[Measurement]) -> str:
                     f(r.seconds, ".1f"),
                     f(r.docs_per_second, ",.0f"),
                     f(r.peak_rss_increase_mib, ",.0f"),
+                    f(r.peak_rss_mib, ",.0f"),
                 ]
             )
             + " |"
