@@ -23,6 +23,7 @@ from dedup import io
 from dedup.config import Config
 from dedup.index import StoryIndex, StoryIndexError
 from dedup.merge import story_from_dict, story_to_dict
+from dedup.parallel import WorkerDied
 from dedup.pipeline import ClusterResult, DedupInputError, cluster
 from dedup.records import Story
 from dedup.render import FORMATS as STORY_FORMATS
@@ -142,6 +143,8 @@ def cluster_command(
                              progress=_progress_bar(), workers=workers, on_story=on_story)
         except DedupInputError as err:
             raise InputFailure(str(err)) from None
+        except WorkerDied as err:
+            raise click.ClickException(str(err)) from None
         result.rejected = read.rejected
         result.timings = {"read": read_seconds, **{k: v for k, v in result.timings.items()
                                                      if k != "read"}}

@@ -13,6 +13,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -34,6 +35,10 @@ def resolve_workers(workers: int | None) -> int:
     if workers < 0:
         raise ValueError(f"workers must be >= 0 (0 = every core), not {workers}")
     return workers
+
+
+class WorkerDied(RuntimeError):
+    """A worker process ended abruptly (killed, out of memory); nothing was written."""
 
 
 class WorkerPool:
@@ -99,6 +104,11 @@ class WorkerPool:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
+        except BrokenProcessPool as err:
+            raise WorkerDied(
+                f"a dedup worker process died ({err}); this is usually the machine running "
+                "out of memory: rerun with fewer workers (-j 1) or on a larger machine"
+            ) from None
         finally:
             for future in pending:
                 future.cancel()

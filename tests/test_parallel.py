@@ -104,3 +104,18 @@ def test_daemonic_process_runs_inline_with_a_warning() -> None:
     process.join(timeout=60)
     assert values == [0, 1, 4, 9, 16]
     assert any("daemonic" in w for w in warned)
+
+
+def _die(x: int) -> int:
+    import os
+
+    if x == 3:
+        os._exit(1)  # as the kernel's OOM killer would end it
+    return x
+
+
+def test_a_dead_worker_is_one_clear_error() -> None:
+    from dedup.parallel import WorkerDied
+
+    with WorkerPool(2) as pool, pytest.raises(WorkerDied, match="worker process died"):
+        list(pool.map(_die, range(8)))
