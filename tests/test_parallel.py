@@ -44,6 +44,7 @@ def test_two_workers_give_byte_identical_results(
     # Small chunks so ecbplus-dev's 509 articles span several normalize and merge tasks.
     monkeypatch.setattr(pipeline, "_CHUNK", 100)
     monkeypatch.setattr(pipeline, "_MERGE_TASK_ARTICLES", 60)
+    monkeypatch.setattr(pipeline, "_STOP_IDLE_WORKERS_FROM", 0)  # workers restart for merge
     runs = []
     for workers in (1, 2):
         result = cluster(articles, Config(), workers=workers)
