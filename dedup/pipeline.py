@@ -368,7 +368,8 @@ class NormalizedChunk:
     timings: dict[str, float]
 
 
-_HASHERS: dict[int, signatures.TokenHasher] = {}
+# One token-hash cache per process: hashes are pure, so sharing cannot change a value.
+_HASHER = signatures.TokenHasher()
 
 
 def normalize_chunk(task: NormalizeTask) -> NormalizedChunk:
@@ -379,8 +380,7 @@ def normalize_chunk(task: NormalizeTask) -> NormalizedChunk:
     """
     timer = StageTimer()
     sig = task.config.signatures
-    # One token-hash cache per process (hashes are pure, so sharing cannot change values).
-    hasher = _HASHERS.setdefault(0, signatures.TokenHasher())
+    hasher = _HASHER
     with timer.stage("normalize"):
         prepared = [
             prepare(text, title, task.templates)
