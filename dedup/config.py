@@ -8,6 +8,7 @@ thresholds by datasketch, never asked of the user.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,19 @@ class CandidateConfig:
     # members before it is dropped: a common term plus another shared sampled term is
     # evidence. Set by measurement on the synthetic corpus (see CHANGELOG).
     events_split_depth: int = 2
+
+    def lsh_options(self, signal: str) -> dict[str, Any]:
+        """``candidates.lsh_pairs`` keyword arguments for the ``copies`` or ``events`` signal."""
+        if signal == "copies":
+            return {"threshold": self.copies_threshold,
+                    "max_bucket_size": self.copies_max_bucket_size}
+        if signal == "events":
+            return {"threshold": self.events_threshold,
+                    "max_bucket_size": self.events_max_bucket_size,
+                    "min_collisions": self.events_min_collisions,
+                    "max_per_doc": self.events_max_per_doc,
+                    "split_depth": self.events_split_depth}
+        raise ValueError(f"unknown candidate signal {signal!r}: use 'copies' or 'events'")
 
 
 @dataclass(frozen=True, slots=True)

@@ -243,12 +243,8 @@ def _cluster(
     with timer.stage("candidates"):
         # Copies first: their signatures (512 bytes per article) are gone before the
         # features and events signatures exist, which lowers the peak.
-        copy_pairs, copy_stats = candidates.lsh_pairs(
-            copy_sigs,
-            has_copies,
-            threshold=cand.copies_threshold,
-            max_bucket_size=cand.copies_max_bucket_size,
-        )
+        copy_pairs, copy_stats = candidates.lsh_pairs(copy_sigs, has_copies,
+                                                      **cand.lsh_options("copies"))
         del copy_sigs
     with timer.stage("features"):
         features = refine.weigh_features(
@@ -266,15 +262,8 @@ def _cluster(
         features = dataclasses.replace(features, salient=refine.Salient.empty())
         del event_sets
     with timer.stage("candidates"):
-        event_pairs, event_stats = candidates.lsh_pairs(
-            event_sigs,
-            has_events,
-            threshold=cand.events_threshold,
-            max_bucket_size=cand.events_max_bucket_size,
-            min_collisions=cand.events_min_collisions,
-            max_per_doc=cand.events_max_per_doc,
-            split_depth=cand.events_split_depth,
-        )
+        event_pairs, event_stats = candidates.lsh_pairs(event_sigs, has_events,
+                                                        **cand.lsh_options("events"))
         del event_sigs
         pairs = candidates.union_pairs(copy_pairs, event_pairs)
         del copy_pairs, event_pairs

@@ -144,3 +144,11 @@ def test_bounded_memory_counting_equals_one_pass(monkeypatch: pytest.MonkeyPatch
     pieces, _ = candidates.lsh_pairs(sigs, present, **options)
     assert len(whole) > 1000
     np.testing.assert_array_equal(whole, pieces)
+
+
+def test_lsh_options_name_each_signal_and_refuse_others() -> None:
+    cand = Config().candidates
+    assert cand.lsh_options("copies") == {"threshold": 0.5, "max_bucket_size": 100}
+    assert cand.lsh_options("events")["max_per_doc"] == cand.events_max_per_doc
+    with pytest.raises(ValueError, match="unknown candidate signal 'names'"):
+        cand.lsh_options("names")
