@@ -56,6 +56,7 @@ from dedup.pipeline import (
     articles_frame,
     assignments_frame,
     normalize_chunk,
+    release_memory,
     to_articles,
 )
 from dedup.records import Article, Cluster, Rejected, Story
@@ -316,12 +317,15 @@ def _prepare(frame: pl.DataFrame, config: Config, *template_parts: frozenset[str
         chunks.append(normalize_chunk(NormalizeTask(
             part["text"].to_list(), part["title"].fill_null("").to_list(), templates, config
         )))
-    return _Prepared(
-        counts=refine.Counts.stack([c.counts for c in chunks]),
-        copy_sigs=np.concatenate([c.copy_sigs for c in chunks]),
-        has_copies=np.concatenate([c.has_copies for c in chunks]),
-        days=_days(frame),
-    )
+        release_memory()  # a chunk's token lists are freed: hand the heap back (see there)
+    copy_sigs = np.concatenate([c.copy_sigs for c in chunks])
+    has_copies = np.concatenate([c.has_copies for c in chunks])
+    parts = [c.counts for c in chunks]
+    del chunks
+    counts = refine.Counts.stack(parts, consume=True)
+    release_memory()
+    return _Prepared(counts=counts, copy_sigs=copy_sigs, has_copies=has_copies,
+                     days=_days(frame))
 
 
 def _frequencies(prepared: _Prepared) -> dict[str, sp.csr_matrix]:

@@ -298,9 +298,52 @@ def _gram(sub: sp.csr_matrix) -> np.ndarray:
     return np.asarray((narrow @ narrow.T).todense())
 
 
+def _gathered(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray,
+                                                                 np.ndarray]:
+    """The stored entries of ``rows`` (columns, values, row offsets), without building a
+    scipy matrix: scipy's per-object checks cost more than the work on a few rows."""
+    starts = matrix.indptr[rows]
+    lengths = matrix.indptr[rows + 1] - starts
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    take = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+    return matrix.indices[take], matrix.data[take], offsets
+
+
+# ``np.cumsum`` adds left to right, as scipy's sparse product accumulates a row; checked once
+# here so that ``_exact_gram`` falls back to scipy wherever that does not hold.
+_CUMSUM_IS_SEQUENTIAL = float(np.cumsum([1e100, 1.0, -1e100, 1.0])[-1]) == 1.0
+
+
+def _exact_gram(matrix: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
+    """``_gram(matrix[rows])`` bit for bit, in numpy alone.
+
+    Why: clustering asks for one small block per component, tens of thousands of times, and
+    scipy's object overhead was most of the clustering stage. scipy's product sums entry
+    (i, j) over row i's stored entries in their stored order, one by one from 0.0; a
+    cumulative sum over the same products in the same order does the same additions (the
+    other row's missing entries add 0.0, which changes no partial sum).
+    """
+    n = len(rows)
+    if not _CUMSUM_IS_SEQUENTIAL or not matrix.has_canonical_format:
+        return _gram(matrix[rows])
+    cols, values, offsets = _gathered(matrix, rows)
+    unique, local = np.unique(cols, return_inverse=True)
+    local = local.ravel()
+    dense = np.zeros((n, len(unique)))
+    dense[np.repeat(np.arange(n), np.diff(offsets)), local] = values
+    out = np.zeros((n, n))
+    for i in range(n):
+        a, b = offsets[i], offsets[i + 1]
+        if a < b:
+            out[i] = np.cumsum(dense[:, local[a:b]] * values[a:b], axis=1)[:, -1]
+    return out
+
+
 def block_similarity(features: Features, rows: np.ndarray) -> np.ndarray:
     """Dense scores among a few rows (same rule as ``pair_scores``), for average linkage."""
-    sim = _gram(features.matrix[rows])
-    shared = _gram(features.years[rows])
+    rows = np.asarray(rows, dtype=np.int64)
+    sim = _exact_gram(features.matrix, rows)
+    shared = _exact_gram(features.years, rows)
     left, right = np.meshgrid(rows, rows, indexing="ij")
     return sim * features._factor(left.ravel(), right.ravel(), shared.ravel()).reshape(sim.shape)

@@ -71,3 +71,20 @@ def test_shards_with_summed_frequencies_give_identical_rows() -> None:
 def test_empty_corpus_blocks_are_harmless() -> None:
     features = build_features([_doc(""), _doc("")], RefineConfig())
     assert pair_scores(features, np.array([[0, 1]])).tolist() == [0.0]
+
+
+def test_block_gram_equals_scipys_product_bit_for_bit() -> None:
+    # The clustering stage's numpy Gram must give scipy's values exactly (not just close):
+    # cluster ids and closeness must not change with the implementation.
+    import scipy.sparse as sp
+
+    from dedup.refine import _exact_gram, _gram
+
+    rng = np.random.default_rng(7)
+    matrix = sp.random(300, 2000, density=0.03, format="csr", random_state=3)
+    matrix.data = rng.random(matrix.nnz) / 7.0
+    matrix = sp.vstack([matrix, sp.csr_matrix((1, 2000))], format="csr")  # an empty row
+    for size in (1, 2, 3, 8, 40):
+        for _ in range(20):
+            rows = np.sort(rng.choice(301, size, replace=False))
+            assert np.array_equal(_exact_gram(matrix, rows), _gram(matrix[rows]))
