@@ -66,6 +66,16 @@ class WorkerPool:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
 
+    def warm(self, func: Callable[[], object]) -> None:
+        """Start the processes now, each running ``func`` (say, importing what later tasks
+        need), without waiting: they get ready while this process works on something else.
+        """
+        if self.workers <= 1 or self._pool is not None or not self._may_start_processes():
+            return
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
+        for _ in range(self.workers):
+            self._pool.submit(func)
+
     def _may_start_processes(self) -> bool:
         """False inside a daemonic process (a multiprocessing or Dask worker): those may
         not have children, so the work runs inline there, with a warning."""

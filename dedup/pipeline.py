@@ -235,6 +235,8 @@ def _cluster(
         frame = articles_frame(articles)
     n = frame.height
     ids: list[str] = frame["id"].to_list()
+    if n > _CHUNK:
+        pool.warm(_ready)  # workers start and import while this process finds templates
 
     counts, copy_sigs, has_copies = _normalize_and_hash(frame, config, timer, progress, pool)
     if n >= _STOP_IDLE_WORKERS_FROM:
@@ -359,6 +361,10 @@ class NormalizedChunk:
 
 # One token-hash cache per process: hashes are pure, so sharing cannot change a value.
 _HASHER = signatures.TokenHasher()
+
+
+def _ready() -> None:
+    """Nothing: a worker that runs it has imported this module, and so the whole pipeline."""
 
 
 def normalize_chunk(task: NormalizeTask) -> NormalizedChunk:

@@ -30,6 +30,18 @@ def test_pool_map_keeps_task_order_with_more_tasks_than_in_flight() -> None:
         assert list(pool.map(_square, [], ahead=1)) == []
 
 
+def test_warm_pool_starts_processes_that_map_then_uses() -> None:
+    with WorkerPool(2) as pool:
+        pool.warm(pipeline._ready)
+        started = pool._pool
+        assert started is not None
+        assert list(pool.map(_square, range(5))) == [0, 1, 4, 9, 16]
+        assert pool._pool is started  # the same processes, not a second pool
+    with WorkerPool(1) as inline:
+        inline.warm(pipeline._ready)
+        assert inline._pool is None  # one worker runs inline: nothing to start
+
+
 def test_resolve_workers() -> None:
     assert resolve_workers(3) == 3
     assert resolve_workers(0) >= 1
