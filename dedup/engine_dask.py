@@ -414,23 +414,21 @@ def _directions(pairs: tuple[np.ndarray, np.ndarray], n: int,
                   np.concatenate((codes, codes)))
 
 
-def _strongest(limit: int, buckets: int, *slices: tuple[np.ndarray, ...]) -> list[Any]:
+def _strongest(limit: int, n: int, buckets: int,
+               *slices: tuple[np.ndarray, ...]) -> list[Any]:
     """Codes of pairs among each document's ``limit`` strongest partners (ties: lower index),
     the rule of ``candidates.lsh_pairs(max_per_doc=...)``."""
     src, dst, strength, codes = (np.concatenate([s[k] for s in slices]) for k in range(4))
-    order = np.lexsort((dst, -strength, src))
-    src_sorted = src[order]
-    starts = np.concatenate(([0], np.flatnonzero(np.diff(src_sorted)) + 1)) if len(src) else src
-    rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.append(starts, len(order))))
-    kept = np.unique(codes[order[rank < limit]])
+    chosen = candidates.strongest_entries(src, dst, strength, limit, n)
+    kept = candidates.unique_sorted(codes[chosen])
     return [s[0] for s in _split(_route(kept, buckets), buckets, kept)]
 
 
 def _union(copies: tuple[np.ndarray, np.ndarray], events: Any,
            capped: bool) -> tuple[np.ndarray, int, int]:
     """Candidate codes of one pair bucket, with its copies and events pair counts."""
-    event_codes = (np.unique(np.concatenate(events)) if capped else events[0])
-    codes = np.union1d(copies[0], event_codes).astype(np.int64)
+    event_codes = (candidates.unique_sorted(np.concatenate(events)) if capped else events[0])
+    codes = candidates.unique_sorted(np.concatenate((copies[0], event_codes)).astype(np.int64))
     return codes, len(copies[0]), len(event_codes)
 
 
@@ -948,7 +946,7 @@ def _cluster(
         events: list[Any] = [[f] for f in found["events"]]
         if capped:
             directed = [run.submit(_directions, f, n, B) for f in found["events"]]
-            strongest = [run.submit(_strongest, cand.events_max_per_doc, B, *col)
+            strongest = [run.submit(_strongest, cand.events_max_per_doc, n, B, *col)
                          for col in run.shuffle(directed, B)]
             events = run.shuffle(strongest, B)
         unions = [run.submit(_union, c, list(e) if capped else e[0], capped)

@@ -152,3 +152,30 @@ def test_lsh_options_name_each_signal_and_refuse_others() -> None:
     assert cand.lsh_options("events")["max_per_doc"] == cand.events_max_per_doc
     with pytest.raises(ValueError, match="unknown candidate signal 'names'"):
         cand.lsh_options("names")
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 1000])
+def test_unique_sorted_equals_numpy_unique(size: int) -> None:
+    values = np.random.default_rng(size).integers(0, 50, size)
+    assert np.array_equal(candidates.unique_sorted(values), np.unique(values))
+
+
+def test_union_pairs_equals_row_unique() -> None:
+    rng = np.random.default_rng(5)
+    a, b = rng.integers(0, 40, (300, 2)), rng.integers(0, 40, (200, 2))
+    assert np.array_equal(union_pairs(a, b), np.unique(np.concatenate([a, b]), axis=0))
+
+
+@pytest.mark.parametrize("n", [60, 2**40])  # packed sort key, and lexsort past its bit fields
+def test_strongest_entries_follow_the_rank_rule(n: int) -> None:
+    rng = np.random.default_rng(11)
+    codes = np.unique(rng.integers(0, 60 * 60, 900))
+    src, dst = codes // 60, codes % 60
+    strength = rng.integers(1, 6, len(src))
+    chosen = candidates.strongest_entries(src, dst, strength, 3, n)
+    expected = []
+    for doc in np.unique(src):
+        mine = np.flatnonzero(src == doc)
+        ranked = sorted(mine, key=lambda k: (-strength[k], dst[k]))
+        expected.extend(ranked[:3])
+    assert sorted(chosen.tolist()) == sorted(int(k) for k in expected)
