@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.run import CACHE_DIR
-from benchmarks.synthetic import DEFAULT_SEED, write_parquet
+from benchmarks.run import CACHE_DIR, RESULTS_DIR, SYNTHETIC, corpus_spec
+from benchmarks.synthetic import DEFAULT_SEED
 from dedup.config import Config
 
 
@@ -34,11 +34,10 @@ def _sent_bytes(dask_worker: Any) -> int:
 
 
 def corpus(docs: int, seed: int, cache_dir: Path) -> Path:
-    """The synthetic corpus as Parquet, written once and cached."""
-    path = cache_dir / f"synthetic-{docs}-seed{seed}-dask.parquet"
-    if not path.exists():
-        write_parquet(path, docs, seed)
-    return path
+    """The synthetic corpus as Parquet: the same cached file the other benchmarks read."""
+    path = corpus_spec(SYNTHETIC, docs, seed, cache_dir).parquet
+    assert path is not None
+    return Path(path)
 
 
 def run_workers(path: Path, workers: int, memory_limit: str, partitions: int | None,
@@ -115,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--local", action="store_true", help="also run the local engine")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
+    parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR,
+                        help="where the table is written as dask-DOCS-wWORKERS.md")
     args = parser.parse_args(argv)
     path = corpus(args.docs, args.seed, args.cache_dir)
     rows = []
@@ -125,7 +126,16 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(run_workers(path, workers, args.memory_limit, args.partitions,
                                 not args.no_stories))
         print(f"{workers} workers: {rows[-1]['seconds']:.1f} s", file=sys.stderr, flush=True)
-    print(table(rows, args.docs))
+    text = table(rows, args.docs)
+    print(text)
+    if args.out_dir is not None:
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+        out = args.out_dir / f"dask-{args.docs}-w{args.workers.replace(',', '_')}.md"
+        tmp = out.with_suffix(".md.tmp")
+        tmp.write_text(f"`python -m benchmarks.dask_bench {' '.join(argv or sys.argv[1:])}`"
+                       f"\n\n{text}\n")
+        tmp.replace(out)
+        print(f"wrote {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

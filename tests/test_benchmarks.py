@@ -246,3 +246,16 @@ def test_dedup_runs_in_the_benchmark() -> None:
     assert "dedup" in SYSTEMS
     report = bench_run.run_benchmark("synthetic", 300, ["dedup"], isolate=False, quiet=True)
     _check_rows(report, ["dedup"])
+
+
+def test_dask_bench_runs_and_writes_its_table(tmp_path: Path, capsys) -> None:
+    from benchmarks import dask_bench
+
+    dask_bench.main(["--docs", "300", "--workers", "1", "--partitions", "2", "--local",
+                     "--no-stories", "--cache-dir", str(tmp_path), "--out-dir", str(tmp_path)])
+    printed = capsys.readouterr().out
+    rows = [line for line in printed.splitlines() if line.startswith("| local") or
+            line.startswith("| dask x1")]
+    assert len(rows) == 2
+    assert rows[1].split("|")[7].strip() == "True"  # same assignments as the local engine
+    assert (tmp_path / "dask-300-w1.md").read_text().count("| dask x1 |") == 1
