@@ -88,7 +88,7 @@ def main() -> None:
               help="Dask scheduler address, e.g. tcp://host:8786 (implies --engine dask; "
                    "without it --engine dask starts a local cluster sized to this machine).")
 @click.option("--partitions", type=click.IntRange(min=1),
-              help="Input partitions for --engine dask (default: one per 50,000 articles).")
+              help="Input partitions for --engine dask (default: one per 10,000 articles).")
 @click.option("-j", "--workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="Processes for the local engine (0: every available core). Output is "
                    "identical for any value.")
