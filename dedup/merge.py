@@ -34,6 +34,7 @@ import scipy.sparse as sp
 
 from dedup.config import Config, MergeConfig
 from dedup.normalize import (
+    _TOKEN,
     STOPWORDS,
     clean_text,
     content_tokens,
@@ -67,10 +68,12 @@ _GLUED_NAV = re.compile(r"^(?i:prev|previous|next)\s+(?:\S+\s+){2,}?\S*?[a-z0-9]
 # number each. Only forms prose does not use are rejoined (a small number before ". ",
 # exactly ", 000", an hour before ": "). normalize.clean_text is the better home for this.
 # Each comes with a cheap search for text every match contains: patterns that open with a
-# look-behind are tried at every position of the text, which was a tenth of merge time.
+# look-behind are tried at every position of the text, which was a tenth of merge time. For
+# the same reason the first digit comes before the look-behind ("(?<![\d.,])\d" written as
+# "\d(?<![\d.,]\d)": no such character before the digit).
 _SPLIT_NUMBER = [
-    (re.compile(r"(?<![\d.,])(\d{1,2})\. (\d)(?!\d*\. [A-Z])"), r"\1.\2", re.compile(r"\. \d")),
-    (re.compile(r"(?<![\d.,])(\d{1,3}), (000)\b"), r"\1,\2", re.compile(", 000")),
+    (re.compile(r"(\d(?<![\d.,]\d)\d?)\. (\d)(?!\d*\. [A-Z])"), r"\1.\2", re.compile(r"\. \d")),
+    (re.compile(r"(\d(?<![\d.,]\d)\d{0,2}), (000)\b"), r"\1,\2", re.compile(", 000")),
     (re.compile(r"(?<![\d.,:])([01]?\d|2[0-3]): ([0-5]\d)\b"), r"\1:\2", re.compile(r": \d")),
     (re.compile(r"\b([ap])\. m\.", re.IGNORECASE), r"\1.m.", re.compile(r"\. [mM]\.")),
 ]
@@ -142,8 +145,10 @@ def _member_text(article: Article, cfg: MergeConfig) -> tuple[str, list[str], fl
 # --------------------------------------------------------------------------- similarity
 
 
+@lru_cache(maxsize=1 << 16)
 def _stem(token: str) -> str:
-    """A light suffix stripper so 'deaths'/'death' and 'warned'/'warning' meet."""
+    """A light suffix stripper so 'deaths'/'death' and 'warned'/'warning' meet (cached: the
+    words around numbers are stemmed once per mention)."""
     if token.endswith("'s"):
         token = token[:-2]
     for suffix, repl in (("ies", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
@@ -236,22 +241,30 @@ def _prepare(
 ) -> _Member:
     """Sentences, their vectors and stem sets, and the whole text's vector, tokenised once.
 
-    Tokens never span the space that joins sentences, so the document's counts are the
-    sentences' counts added up in order: the same vector as ``_vector(" ".join(sentences))``.
     ``seen`` shares sentences already prepared for other members of the cluster (their
     vectors are then the same objects, which ``_Similarity`` maps to columns once).
     """
     title, sentences, share = _member_text(article, config)
-    if seen is None:
-        seen = {}
+    return _vectorise(article, title, sentences, share, {} if seen is None else seen)
+
+
+def _vectorise(
+    article: Article, title: str, sentences: list[str], share: float, seen: dict[str, _Sentence]
+) -> _Member:
+    """``_prepare`` after cleaning: the sentences' vectors and stem sets, and the document's.
+
+    Tokens never span the space that joins sentences, so the document's counts are the
+    sentences' counts added up in order: the same vector as ``_vector(" ".join(sentences))``.
+    """
     parts = []
-    doc: Counter[str] = Counter()
+    terms: list[str] = []
     for text in sentences:
         part = seen.get(text)
         if part is None:
             part = seen[text] = _sentence(text)
         parts.append(part)
-        doc.update(part.terms)
+        terms.extend(part.terms)
+    doc = Counter(terms)  # counted in the same order: the same keys in the same order
     return _Member(
         article=article,
         title=title,
@@ -264,18 +277,25 @@ def _prepare(
 
 
 def _prepare_all(articles: Sequence[Article], config: MergeConfig) -> list[_Member]:
-    """``_prepare`` each article; exact copies (same text and title) share one preparation.
+    """``_prepare`` each article; members with the same cleaned title and sentences share one
+    preparation (each keeps its own boilerplate share), exact copies also one cleaning.
 
-    Syndicated copies are common, and preparing is the costliest per-member step.
+    Syndicated copies are common, and often differ only in page furniture.
     """
-    done: dict[tuple[str, str], _Member] = {}
+    cleaned: dict[tuple[str, str], tuple[str, list[str], float]] = {}
+    done: dict[tuple[str, tuple[str, ...]], _Member] = {}
     seen: dict[str, _Sentence] = {}
     out = []
     for article in articles:
-        key = (article.text, article.title)
+        raw = (article.text, article.title)
+        text = cleaned.get(raw)
+        if text is None:
+            text = cleaned[raw] = _member_text(article, config)
+        title, sentences, share = text
+        key = (title, tuple(sentences))
         first = done.get(key)
         if first is None:
-            first = done[key] = _prepare(article, config, seen)
+            first = done[key] = _vectorise(article, title, sentences, share, seen)
             out.append(first)
         else:
             out.append(
@@ -285,7 +305,7 @@ def _prepare_all(articles: Sequence[Article], config: MergeConfig) -> list[_Memb
                     first.sentences,
                     first.vectors,
                     first.stemsets,
-                    first.boilerplate,
+                    share,
                     first.doc,
                 )
             )
@@ -368,6 +388,8 @@ class _Similarity:
 
     def _expand(self, distinct: np.ndarray) -> np.ndarray:
         """Every sentence x every sentence, from the matrix over distinct sentences."""
+        if len(distinct) == len(self.index):  # no sentence repeats: rows are in order
+            return distinct
         return distinct[np.ix_(self.index, self.index)]
 
     def exact(self, a: dict[str, float], b: dict[str, float]) -> float:
@@ -428,6 +450,10 @@ def _base_scores(
     total = sum(len(m.sentences) for m in members)
     doc_cos: dict[tuple[int, int], float] = {}
     exact = _doc_cosines(members, sims.vocab) if n > 1 and sims is not None else None
+    # Members with the same sentences share their vector list (``_prepare_all``) and so have
+    # the same completeness: their blocks are equal, and the claims each leaves out (its own
+    # sentences) are the other's, with the same vectors.
+    complete: dict[int, float] = {}
     scores = []
     for i, m in enumerate(members):
         if n == 1 or sims is None:
@@ -439,6 +465,9 @@ def _base_scores(
         else:
             others = [_doc_cosine(members, i, j, doc_cos) for j in range(n) if j != i]
             centrality = sum(others) / (n - 1)
+        if id(m.vectors) in complete:
+            scores.append(centrality + complete[id(m.vectors)] - m.boilerplate)
+            continue
         claims = total - len(m.sentences)
         carried = 0
         if claims and m.sentences:
@@ -453,7 +482,7 @@ def _base_scores(
                 o, k = _owner(members, sims, int(col))
                 vec = o.vectors[k]
                 carried += any(sims.exact(vec, mv) >= cut for mv in m.vectors)
-        completeness = carried / claims if claims else 1.0
+        completeness = complete[id(m.vectors)] = carried / claims if claims else 1.0
         scores.append(centrality + completeness - m.boilerplate)
     return scores
 
@@ -624,19 +653,24 @@ def _aligned_pairs(
         return []
     by_rep = sims.cosines(member)[:, reps]  # sentence x node x representative
     near = by_rep.max(axis=2)
+    rows, cols = np.nonzero(near > cut - _BAND)
+    # Only a representative within the error band of the best can hold the exact maximum.
+    close = (by_rep[rows, cols] >= (near[rows, cols] - 2 * _BAND)[:, None]).tolist()
     pairs = []
-    for si, ni in zip(*np.nonzero(near > cut - _BAND), strict=True):
+    for si, ni, ok in zip(rows.tolist(), cols.tolist(), close, strict=True):
         vec = member.vectors[si]
-        # Only a representative within the error band of the best can hold the exact maximum.
-        close = by_rep[si, ni] >= near[si, ni] - 2 * _BAND
-        node = story[ni]
-        sim = max(
-            sims.exact(vec, by_id[mid].vectors[k])
-            for (mid, k), ok in zip(node.reps, close, strict=False)
-            if ok
-        )
+        node_reps = story[ni].reps
+        if len(node_reps) == 1:  # then it is the best (padding repeats it)
+            mid, k = node_reps[0]
+            sim = sims.exact(vec, by_id[mid].vectors[k])
+        else:
+            sim = max(
+                sims.exact(vec, by_id[mid].vectors[k])
+                for (mid, k), good in zip(node_reps, ok, strict=False)
+                if good
+            )
         if sim >= cut:
-            pairs.append((sim, int(si), int(ni)))
+            pairs.append((sim, si, ni))
     return pairs
 
 
@@ -694,9 +728,29 @@ def _add_joined_carriers(
 
 
 def _all_copies(members: Sequence[_Member]) -> bool:
-    """True when every member has the same text and title (syndicated copies)."""
-    first = members[0].article
-    return all((m.article.text, m.article.title) == (first.text, first.title) for m in members)
+    """True when every member has the same cleaned title and sentences (syndicated copies,
+    page furniture aside)."""
+    first = members[0]
+    return all(m.title == first.title and m.sentences == first.sentences for m in members)
+
+
+def _copies_order(members: Sequence[_Member]) -> list[_Member]:
+    """``_order_members`` for copies that pass ``_aligns_only_to_itself``, without cosines.
+
+    Every document vector is the same, so every member's centrality is the same mean of
+    equal cosines; each member carries every other member's sentence k with its own sentence
+    k, so completeness is 1.0. Scores then differ only by the boilerplate share, and are
+    computed with the same float operations as ``_base_scores``.
+    """
+    n = len(members)
+    doc = members[0].doc
+    centrality = sum([_cosine(doc, doc)] * (n - 1)) / (n - 1)
+    scores = [centrality + 1.0 - m.boilerplate for m in members]
+    ranked = sorted(
+        zip(scores, members, strict=True),
+        key=lambda sm: (-round(sm[0], 9), _published_key(sm[1].article.published), sm[1].id),
+    )
+    return [m for _, m in ranked]
 
 
 def _aligns_only_to_itself(member: _Member, config: MergeConfig) -> bool:
@@ -782,8 +836,12 @@ _NUMBER = re.compile(
 _DIGIT = re.compile(r"\d")
 _NAME_WORD = r"(?:[A-Z][a-z]+(?:[-'][A-Za-z]+)*|[A-Z][A-Za-z]*[A-Z][A-Za-z]*(?:-[A-Za-z0-9]+)*"
 _NAME_WORD += r"|[A-Z]\.(?:[A-Z]\.)*)"
+# The first word's capital comes first and the look-behind after it (``(?<![\w'-])`` before
+# it, as "not such a character and then the capital"): a pattern that opens with a class is
+# only tried where that class matches, one that opens with a look-behind at every position.
 _NAME = re.compile(
-    rf"(?<![\w'-]){_NAME_WORD}(?:\s+(?:(?:of|de|van|von|der|al|bin|la|du)\s+)?{_NAME_WORD})*"
+    r"[A-Z](?<![\w'-].)(?:[a-z]+(?:[-'][A-Za-z]+)*|[A-Za-z]*[A-Z][A-Za-z]*(?:-[A-Za-z0-9]+)*"
+    rf"|\.(?:[A-Z]\.)*)(?:\s+(?:(?:of|de|van|von|der|al|bin|la|du)\s+)?{_NAME_WORD})*"
 )
 _NOT_NAMES = frozenset(
     "i mr mrs ms dr a an the it he she we they this that these those there here".split()
@@ -836,9 +894,13 @@ def _finish(mention: _Mention, sole: bool) -> None:
 
 
 def _roles(stems: Iterable[str]) -> frozenset[str]:
-    return frozenset(
-        role for s in stems for role, prefixes in _ROLES.items() if s.startswith(prefixes)
-    )
+    return frozenset(role for s in stems for role in _stem_roles(s))
+
+
+@lru_cache(maxsize=1 << 14)
+def _stem_roles(stem: str) -> tuple[str, ...]:
+    """The roles one stem names (cached: the same words surround numbers again and again)."""
+    return tuple(role for role, prefixes in _ROLES.items() if stem.startswith(prefixes))
 
 
 def _date_key(m: re.Match[str]) -> dict[str, int]:
@@ -897,8 +959,32 @@ def _is_metadata(sentence: str) -> bool:
     )
 
 
-def _sides(sentence: str, start: int, end: int) -> tuple[list[str], list[str]]:
-    return tokens(sentence[:start]), tokens(sentence[end:])
+def _sides(
+    sentence: str, start: int, end: int, low: str | None = None
+) -> tuple[list[str], list[str]]:
+    """``tokens`` of the text before ``start`` and of the text after ``end``.
+
+    ``low``: the sentence lower-cased, when it is ASCII (then ``casefold`` is ``lower`` and
+    keeps positions). The token pattern has no anchors and no look-arounds, so scanning up
+    to ``start`` or from ``end`` finds what scanning each slice finds, without the copies.
+    """
+    if low is None:
+        return tokens(sentence[:start]), tokens(sentence[end:])
+    return _TOKEN.findall(low, 0, start), _TOKEN.findall(low, end)
+
+
+_SCALES = {
+    "thousand": 1e3,
+    "hundred": 1e2,
+    "million": 1e6,
+    "m": 1e6,
+    "bn": 1e9,
+    "billion": 1e9,
+    "trillion": 1e12,
+}
+_PARTICLES = ("of", "de", "van", "von", "der", "al", "la", "du")
+_DAY_WORDS = frozenset([*_MONTHS, *_WEEKDAYS])  # no name ends with one
+_NOT_NAME_START = _NOT_NAMES | _DAY_WORDS  # and none starts with one
 
 
 def _mentions(
@@ -911,26 +997,26 @@ def _mentions(
     found: list[_Mention] = []
     if _is_metadata(sentence):
         return found
+    low = sentence.lower() if sentence.isascii() else None
     taken: list[tuple[int, int]] = []
     # Every number and date has a digit, except a weekday ("...day"): most sentences have
     # neither, and the date pattern is tried at every word boundary.
     digits = _DIGIT.search(sentence) is not None
     for m in _DATE.finditer(sentence) if digits or "day" in sentence else ():
-        left, right = _sides(sentence, m.start(), m.end())
+        left, right = _sides(sentence, m.start(), m.end(), low)
         if m.group("year") and not (left and left[-1] in _YEAR_CUES):
             continue
         key = _date_key(m)
         found.append(_Mention("date", m.group(0), key, member, left, right, unit=next(iter(key))))
         taken.append(m.span())
     for m in _NUMBER.finditer(sentence) if digits else ():
-        if any(s <= m.start() < e for s, e in taken):
+        at, end = m.span()
+        if any(s <= at < e for s, e in taken):
             continue
-        left, right = _sides(sentence, m.start(), m.end())
-        num = m.group("num").replace(",", "")
-        value = float(num + (m.group("dec") or ""))
-        scale = (m.group("scale") or "").lower()
-        mult = {"thousand": 1e3, "hundred": 1e2, "million": 1e6, "m": 1e6, "bn": 1e9}
-        value *= mult.get(scale, {"billion": 1e9, "trillion": 1e12}.get(scale, 1.0))
+        left, right = _sides(sentence, at, end, low)
+        num, dec, scale = m.group("num", "dec", "scale")
+        value = float(num.replace(",", "") + (dec or ""))
+        value *= _SCALES.get((scale or "").lower(), 1.0)
         if m.group("pct"):
             unit = "percent"
         else:
@@ -943,7 +1029,7 @@ def _mentions(
         if m.group("cur"):
             unit = m.group("cur") + unit
         window = [t for t in left[-5:] + right[:5] if t not in STOPWORDS]
-        context = frozenset(_stem(t) for t in window if not t[0].isdigit()) - {unit}
+        context = frozenset([_stem(t) for t in window if not t[0].isdigit()]) - {unit}
         found.append(
             _Mention(
                 "number",
@@ -957,7 +1043,7 @@ def _mentions(
                 roles=_roles(context),
             )
         )
-        taken.append(m.span())
+        taken.append((at, end))
     lead = len(sentence) - len(sentence.lstrip(" \"'(["))  # opening quotes and brackets
     for m in _NAME.finditer(sentence) if names else ():
         if taken and any(s < m.end() and m.start() < e for s, e in taken):
@@ -969,26 +1055,23 @@ def _mentions(
         if at <= lead and words[0].strip(".") not in known_names:
             at += len(words[0])
             words = words[1:]
-            while words and words[0] in ("of", "de", "van", "von", "der", "al", "la", "du"):
+            while words and words[0] in _PARTICLES:
                 at += len(words[0]) + 1
                 words = words[1:]
-        while words and (words[-1].casefold() in _MONTHS or words[-1].casefold() in _WEEKDAYS):
+        while words and words[-1].casefold() in _DAY_WORDS:
             words.pop()
-        while words and (
-            words[0].casefold() in _NOT_NAMES
-            or words[0].casefold() in _MONTHS
-            or words[0].casefold() in _WEEKDAYS
-        ):
+        while words and words[0].casefold() in _NOT_NAME_START:
             at = sentence.index(words[0], at) + len(words[0])
             words = words[1:]
         if not words:
             continue
         text = " ".join(words).removesuffix("'s")
-        if text.casefold() in STOPWORDS or len(text) < 2 or text.casefold() in _DATELINE_WORDS:
+        folded = text.casefold()
+        if folded in STOPWORDS or len(text) < 2 or folded in _DATELINE_WORDS:
             continue
         start = sentence.index(words[0], max(0, at - len(words[0]) - 1))
-        left, right = _sides(sentence, start, start + len(text))
-        found.append(_Mention("name", text, text.casefold(), member, left, right))
+        left, right = _sides(sentence, start, start + len(text), low)
+        found.append(_Mention("name", text, folded, member, left, right))
     kinds = Counter(m.kind for m in found)
     for mention in found:
         _finish(mention, kinds[mention.kind] == 1)
@@ -1079,9 +1162,16 @@ def _spelling(a: str, b: str) -> float:
     length_bound = 2.0 * min(len(a), len(b)) / (len(a) + len(b)) if a or b else 1.0
     if length_bound < _RESPELLING:
         return length_bound
-    matcher = SequenceMatcher(None, a, b)
-    bound = matcher.quick_ratio()
-    return matcher.ratio() if bound >= _RESPELLING else bound
+    # ``quick_ratio``: characters in common, counted with multiplicity; the same float.
+    common = (_letters(a) & _letters(b)).total()
+    bound = 2.0 * common / (len(a) + len(b)) if a or b else 1.0
+    return SequenceMatcher(None, a, b).ratio() if bound >= _RESPELLING else bound
+
+
+@lru_cache(maxsize=1 << 12)
+def _letters(name: str) -> Counter[str]:
+    """A name's characters with their counts (read only)."""
+    return Counter(name)
 
 
 def _role_score(a: _Mention, b: _Mention, aligned: bool, max_ratio: float = 2.0) -> float | None:
@@ -1149,25 +1239,26 @@ def _slots(
     voices: list[set[str]] = []  # the members in each slot
     bins: dict[tuple[str, ...], list[int]] = {}  # slots by ``_bins`` of their first mention
     for group in groups:
-        opts: list[tuple[float, int, int]] = []
+        opts: list[tuple[float, int, int]] = []  # (-score, gi, si): best first once sorted
         for gi, mention in enumerate(group):
             keys = _bins(mention)
             if len(keys) == 1:
                 candidates: Iterable[int] = bins.get(keys[0], ())
             else:
                 candidates = {si for key in keys for si in bins.get(key, ())}
+            member, origin = mention.member, mention.origin
             for si in candidates:  # the order is free: ``opts`` is sorted whole
-                if mention.member in voices[si]:
+                if member in voices[si]:
                     continue
                 rep = slots[si][0]
-                pair = (rep.origin, mention.origin)
+                pair = (rep.origin, origin)
                 if pair in scores:
                     score = scores[pair]
                 else:
                     score = scores[pair] = _role_score(rep, mention, aligned, max_ratio)
                 if score is not None:
-                    opts.append((score, gi, si))
-        opts.sort(key=lambda o: (-o[0], o[1], o[2]))
+                    opts.append((-score, gi, si))
+        opts.sort()
         done_g: set[int] = set()
         done_s: set[int] = set()
         for _, gi, si in opts:
@@ -1243,8 +1334,12 @@ def _differences(
     pool: list[tuple[int, _Mention]] = []  # numbers left without a partner in their sentence
     seen: dict[tuple[str, bool], list[_Mention]] = {}  # keeps every ``origin`` alive
     scores: dict[tuple[int, int], float | None] = {}
+    place = {m.id: i for i, m in enumerate(ordered)}
     for pos, node in enumerate(story):
-        carrying = [(m, idxs) for m in ordered if (idxs := node.carriers.get(m.id))]
+        # The members stating the node, in ``ordered``'s order (joined carriers state nothing).
+        carrying = [(by_id[mid], idxs) for mid, idxs in node.carriers.items() if idxs]
+        if len(carrying) > 1:
+            carrying.sort(key=lambda mi: place[mi[0].id])
         if len(carrying) == 1:
             # One version states it: within the sentence there is nothing to compare, so each
             # of its numbers goes to the cross-sentence pool, and names are not even extracted.
@@ -1302,9 +1397,9 @@ def _differences(
     # Sentences only some versions carry.
     members = sorted(m.id for m in ordered)
     for pos, node in enumerate(story):
-        missing = [mid for mid in members if mid not in node.carriers]
-        if not missing:
+        if len(node.carriers) == len(members):  # carriers are members: nobody is missing
             continue
+        missing = [mid for mid in members if mid not in node.carriers]
         mid, k = node.reps[0]
         text = by_id[mid].sentences[k]
         if len(content_tokens(text)) < config.min_sentence_words or _is_metadata(text):
@@ -1376,11 +1471,11 @@ def merge(
     cid = cluster_id if cluster_id is not None else cluster_id_for(members_sorted)
     if not unique:
         return Story(cid, (), "", "", "", (), ())
+    if len(unique) == 1:
+        return _singleton(cid, unique[members_sorted[0]], cfg)
     prepared = _prepare_all([unique[i] for i in members_sorted], cfg)
-    if len(prepared) == 1:
-        ordered, story = prepared, _align(prepared, cfg)
-    elif _all_copies(prepared) and _aligns_only_to_itself(prepared[0], cfg):
-        ordered = sorted(prepared, key=lambda m: (_published_key(m.article.published), m.id))
+    if _all_copies(prepared) and _aligns_only_to_itself(prepared[0], cfg):
+        ordered = _copies_order(prepared)
         story = _copies_story(ordered)
     else:
         sims = _Similarity(prepared)
@@ -1406,6 +1501,21 @@ def merge(
         text="\n".join(s.text for s in sentences),
         sentences=sentences,
         differences=differences,
+    )
+
+
+def _singleton(cluster_id: str, article: Article, cfg: MergeConfig) -> Story:
+    """``merge`` of a one-member cluster: its cleaned sentences are the story, nothing is
+    compared, so no vector is needed (a quarter of clusters are singletons)."""
+    title, sentences, _ = _member_text(article, cfg)
+    return Story(
+        cluster_id=cluster_id,
+        members=(article.id,),
+        base=article.id,
+        title=title,
+        text="\n".join(sentences),
+        sentences=tuple(StorySentence(text, (article.id,)) for text in sentences),
+        differences=(),
     )
 
 

@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 import importlib
+import re
+from datetime import datetime
+from difflib import SequenceMatcher
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dedup.config import Config
 from dedup.merge import (
+    _align,
+    _base_scores,
     _cosine,
     _doc_cosines,
     _mentions,
     _prepare,
     _prepare_all,
+    _sides,
     _Similarity,
     _slots,
     merge,
     story_to_dict,
 )
+from dedup.normalize import tokens
 from dedup.records import Article
-from tests.test_merge import clusters
+from tests.test_merge import BASE, POOL, clusters
 
 merge_module = importlib.import_module("dedup.merge")  # the package exports merge() by that name
 
@@ -86,3 +94,142 @@ def test_memoised_role_scores_change_no_slot() -> None:
         _slots(kind_groups, aligned=True, scores=memo)
         again = _slots(kind_groups, aligned=True, scores=memo)  # every score from the memo
         assert [[id(x) for x in s] for s in again] == [[id(x) for x in s] for s in plain]
+
+
+# ----------------------------------------------------------------------------- copies
+
+
+FURNITURE = [
+    "Share this",
+    "Exit mobile version",
+    "By Jane Doe, Daily Dispatch",
+    "Advertisement",
+    "Tags: fire, Dayton",
+    "Read more: other stories from the region",
+]
+
+
+@st.composite
+def syndicated(draw: st.DrawFn) -> list[Article]:
+    """2-5 copies of one text, each with its own page furniture, date and title case."""
+    picked = draw(st.lists(st.sampled_from(POOL), min_size=0, max_size=6, unique=True))
+    title = draw(st.sampled_from(["Chemical plant fire", "", "A fire. Many dead."]))
+    out = []
+    for k in range(draw(st.integers(2, 5))):
+        lines = list(picked)
+        for line in draw(st.lists(st.sampled_from(FURNITURE), max_size=3)):
+            lines.insert(draw(st.integers(0, len(lines))), line)
+        day = draw(st.sampled_from([None, 1, 2]))
+        published = datetime(2024, 3, day) if day else None
+        out.append(Article(f"m{k}", "\n".join(lines), title=title, published=published))
+    return out
+
+
+def _general_story(articles: list[Article]) -> dict[str, object]:
+    """The story without the copies shortcut (every member ordered and aligned)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(merge_module, "_all_copies", lambda members: False)
+        return story_to_dict(merge(articles))
+
+
+@settings(max_examples=80, deadline=None)
+@given(syndicated())
+def test_copies_shortcut_gives_the_general_story(articles: list[Article]) -> None:
+    assert story_to_dict(merge(articles)) == _general_story(articles)
+
+
+def test_copies_base_is_the_one_with_least_furniture() -> None:
+    text = "\n".join(BASE)
+    plain = Article("z", text, title="Fire", published=datetime(2024, 1, 2))
+    noisy = Article("a", "Share this\n" + text + "\nAdvertisement", title="Fire")
+    members = _prepare_all([noisy, plain], Config().merge)
+    assert members[1].vectors is members[0].vectors  # one preparation...
+    assert members[0].boilerplate > members[1].boilerplate  # ...each its own furniture
+    story = merge([noisy, plain])
+    assert story.base == "z"
+    assert story_to_dict(story) == _general_story([noisy, plain])
+
+
+@settings(max_examples=40, deadline=None)
+@given(syndicated())
+def test_base_scores_of_shared_preparations_equal_separate_ones(articles: list[Article]) -> None:
+    cfg = Config().merge
+    ordered = sorted(articles, key=lambda a: a.id)
+    shared = _prepare_all(ordered, cfg)
+    separate = [_prepare(a, cfg) for a in ordered]
+    assert _base_scores(shared, cfg) == _base_scores(separate, cfg)
+
+
+@settings(max_examples=40, deadline=None)
+@given(clusters())
+def test_singleton_story_is_the_aligned_member(articles: list[Article]) -> None:
+    cfg = Config().merge
+    article = articles[0]
+    prepared = _prepare_all([article], cfg)
+    nodes = _align(prepared, cfg)
+    story = merge([article])
+    assert story.base == article.id
+    assert story.title == prepared[0].title
+    assert [s.text for s in story.sentences] == [prepared[0].sentences[n.reps[0][1]] for n in nodes]
+    assert all(s.sources == (article.id,) for s in story.sentences)
+    assert story.differences == ()
+
+
+# ----------------------------------------------------------------------------- rewritten scans
+
+_ORIGINAL_NAME_WORD = (
+    r"(?:[A-Z][a-z]+(?:[-'][A-Za-z]+)*|[A-Z][A-Za-z]*[A-Z][A-Za-z]*(?:-[A-Za-z0-9]+)*"
+    r"|[A-Z]\.(?:[A-Z]\.)*)"
+)
+_ORIGINAL_NAME = re.compile(
+    rf"(?<![\w'-]){_ORIGINAL_NAME_WORD}"
+    rf"(?:\s+(?:(?:of|de|van|von|der|al|bin|la|du)\s+)?{_ORIGINAL_NAME_WORD})*"
+)
+_ORIGINAL_SPLIT_NUMBER = [
+    re.compile(r"(?<![\d.,])(\d{1,2})\. (\d)(?!\d*\. [A-Z])"),
+    re.compile(r"(?<![\d.,])(\d{1,3}), (000)\b"),
+]
+_SCAN_TEXT = st.text(alphabet="Ab.'- \n1,0:é_xYZ", max_size=40) | st.sampled_from(POOL)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_SCAN_TEXT)
+def test_name_pattern_finds_what_the_look_behind_first_pattern_finds(text: str) -> None:
+    want = [(m.span(), m.group(0)) for m in _ORIGINAL_NAME.finditer(text)]
+    assert [(m.span(), m.group(0)) for m in merge_module._NAME.finditer(text)] == want
+
+
+@settings(max_examples=400, deadline=None)
+@given(_SCAN_TEXT)
+def test_number_rejoining_equals_the_look_behind_first_patterns(text: str) -> None:
+    for original, (pattern, repl, _) in zip(
+        _ORIGINAL_SPLIT_NUMBER, merge_module._SPLIT_NUMBER, strict=False
+    ):
+        assert pattern.sub(repl, text) == original.sub(repl, text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="Ab.'- 1é$", max_size=30), st.data())
+def test_sides_of_the_lowered_sentence_are_the_tokens_of_each_slice(
+    text: str, data: st.DataObject
+) -> None:
+    start = data.draw(st.integers(0, len(text)))
+    end = data.draw(st.integers(start, len(text)))
+    want = (tokens(text[:start]), tokens(text[end:]))
+    assert _sides(text, start, end) == want
+    if text.isascii():
+        assert _sides(text, start, end, text.lower()) == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="abcdeé", max_size=8), st.text(alphabet="abcdeé", max_size=8))
+def test_spelling_is_the_sequence_matcher_ratio_or_its_bound(a: str, b: str) -> None:
+    matcher = SequenceMatcher(None, a, b)
+    if (a or b) and 2.0 * min(len(a), len(b)) / (len(a) + len(b)) < merge_module._RESPELLING:
+        want = 2.0 * min(len(a), len(b)) / (len(a) + len(b))
+    elif matcher.quick_ratio() < merge_module._RESPELLING:
+        want = matcher.quick_ratio()
+    else:
+        want = matcher.ratio()
+    merge_module._spelling.cache_clear()
+    assert merge_module._spelling(a, b) == want
