@@ -8,20 +8,75 @@ table. Articles come from ``benchmarks.synthetic`` (deterministic, seed 13).
 
 Stories are merged lazily (``story_refresh="read"``, the default), so the figures are
 placement throughput; ``--story-refresh add`` measures merging inside each add.
+``--stages`` adds the CPU milliseconds per batch of each stage of ``add`` (over all batches;
+"rest" is SQLite's commit and what no stage covers).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from benchmarks.synthetic import iter_synthetic
+from dedup import index as index_module
+from dedup import pipeline
 from dedup.config import IndexConfig
 from dedup.index import StoryIndex
+
+# (owner, attribute, label): the stages of ``StoryIndex.add``, in order.
+STAGES = (
+    (pipeline, "articles_frame", "input"),
+    (index_module, "_plain_articles", "input"),
+    (pipeline, "prepare", "normalize (pipeline.prepare)"),
+    (StoryIndex, "_reject_known", "known ids"),
+    (StoryIndex, "_count_terms", "terms and DF"),
+    (StoryIndex, "_salient", "salient terms"),
+    (index_module.signatures.MinHasher, "signatures", "min-hashes"),
+    (StoryIndex, "_candidates", "LSH candidates"),
+    (StoryIndex, "_batch_scores", "candidate scores"),
+    (StoryIndex, "_choose", "greedy placement"),
+    (index_module._BandIndex, "insert", "LSH insert"),
+    (StoryIndex, "_flush_rows", "SQLite rows"),
+    (StoryIndex, "_relink", "re-link"),
+    (StoryIndex, "_placement", "placement scores"),
+    (StoryIndex, "_touch", "SQLite clusters"),
+)
+
+
+def _time_stages(totals: dict[str, float]) -> Callable[[], None]:
+    """Wrap the stages to add their CPU seconds (outermost call only) to ``totals``;
+    returns the function that unwraps them."""
+    depth = [0]
+    restore = []
+    for owner, name, label in STAGES:
+        if not hasattr(owner, name):
+            continue
+        original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+        function = original.__func__ if isinstance(original, staticmethod) else original
+
+        @functools.wraps(function)
+        def timed(*args: Any, _f: Callable[..., Any] = function, _label: str = label,
+                  **kwargs: Any) -> Any:
+            if depth[0]:
+                return _f(*args, **kwargs)
+            depth[0] += 1
+            started = time.process_time()
+            try:
+                return _f(*args, **kwargs)
+            finally:
+                totals[_label] = totals.get(_label, 0.0) + time.process_time() - started
+                depth[0] -= 1
+
+        setattr(owner, name, staticmethod(timed) if isinstance(original, staticmethod) else timed)
+        restore.append((owner, name, original))
+    return lambda: [setattr(owner, name, original) for owner, name, original in restore]
 
 MARKS = (10_000, 50_000, 100_000)
 WINDOW = 0.1  # a mark's rate is measured over the batches ending in the last 10% before it
@@ -31,9 +86,12 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
 
 
-def run(docs: int, batch: int, refresh: str, folder: Path) -> list[tuple[str, str]]:
+def run(docs: int, batch: int, refresh: str, folder: Path, stages: bool = False
+        ) -> list[tuple[str, str]]:
     """Add ``docs`` articles in batches; return the table rows (label, value)."""
     path = folder / "bench.db"
+    totals: dict[str, float] = {}
+    unwrap = _time_stages(totals) if stages else None
     latencies: list[tuple[int, float]] = []  # (articles indexed after the batch, seconds)
     cpu: list[float] = []  # CPU seconds of this process per batch (robust to a busy machine)
     config = IndexConfig(story_refresh=refresh)
@@ -49,6 +107,8 @@ def run(docs: int, batch: int, refresh: str, folder: Path) -> list[tuple[str, st
                 cpu.append(time.process_time() - c0)
                 total += len(part)
     wall = time.perf_counter() - started
+    if unwrap is not None:
+        unwrap()
     rows: list[tuple[str, str]] = [("articles", f"{total:,}"), ("batch size", str(batch)),
                                    ("story refresh", refresh)]
     for mark in sorted({*(m for m in MARKS if m <= docs), docs}):
@@ -67,6 +127,11 @@ def run(docs: int, batch: int, refresh: str, folder: Path) -> list[tuple[str, st
     rows.append(("batch p99 ms", f"{1000 * p99:.1f}"))
     rows.append(("wall s (incl. generating)", f"{wall:.1f}"))
     rows.append(("database MiB", f"{_size(path) / 2**20:,.1f}"))
+    if stages:
+        for label, seconds in totals.items():
+            rows.append((f"stage ms/batch: {label}", f"{1000 * seconds / len(cpu):.1f}"))
+        rest = sum(cpu) - sum(totals.values())
+        rows.append(("stage ms/batch: rest", f"{1000 * rest / len(cpu):.1f}"))
     t0 = time.perf_counter()
     with StoryIndex.open(path, index_config=config) as index:
         opened = time.perf_counter() - t0
@@ -84,14 +149,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--story-refresh", choices=["read", "add"], default="read")
     parser.add_argument("--dir", help="Folder for the database (default: a temporary one).")
+    parser.add_argument("--stages", action="store_true",
+                        help="Also report CPU ms per batch of each stage of add.")
     args = parser.parse_args(argv)
     if args.dir:
         folder = Path(args.dir)
         folder.mkdir(parents=True, exist_ok=True)
-        rows = run(args.docs, args.batch, args.story_refresh, folder)
+        rows = run(args.docs, args.batch, args.story_refresh, folder, args.stages)
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            rows = run(args.docs, args.batch, args.story_refresh, Path(tmp))
+            rows = run(args.docs, args.batch, args.story_refresh, Path(tmp), args.stages)
     width = max(len(label) for label, _ in rows)
     print(f"StoryIndex benchmark, synthetic corpus, one process (pid {os.getpid()})")
     print(f"| {'measure':<{width}} | value |")

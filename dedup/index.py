@@ -70,6 +70,7 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import itertools
@@ -87,7 +88,6 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import scipy.sparse as sp
 
 from dedup import candidates, clustering, pipeline, refine, signatures
 from dedup.config import Config, IndexConfig
@@ -215,6 +215,110 @@ def _epoch(value: datetime) -> float:
 
 def _from_epoch(value: float) -> datetime:
     return datetime.fromtimestamp(value, UTC).replace(tzinfo=None)
+
+
+# --------------------------------------------------------------------------- input
+
+_CORE_COLUMNS = frozenset(pipeline.CORE_COLUMNS)
+
+
+def _plain_articles(items: Sequence[Any]) -> list[Article] | None:
+    """``to_articles(articles_frame(items))`` built directly when every item is plain: an
+    ``Article`` without extras or a dict of core columns only, with a non-blank str id
+    (unique), str text, str or None title and source, a naive datetime or None published
+    (what the frame keeps as is). None otherwise: the frame handles the rest, errors too.
+
+    Why: the round trip through a polars frame cost 2-3 ms per add of 100 dicts.
+    """
+    out: list[Article] = []
+    for item in items:
+        if type(item) is dict:
+            if "id" not in item or "text" not in item or not item.keys() <= _CORE_COLUMNS:
+                return None
+            aid, text, title = item["id"], item["text"], item.get("title")
+            published, source = item.get("published"), item.get("source")
+        elif type(item) is Article and not item.extra:
+            aid, text, title = item.id, item.text, item.title
+            published, source = item.published, item.source
+        else:
+            return None
+        if (type(aid) is not str or not aid.strip() or type(text) is not str
+                or (title is not None and type(title) is not str)
+                or (source is not None and type(source) is not str)
+                or (published is not None and (type(published) is not datetime
+                                               or published.tzinfo is not None))):
+            return None
+        out.append(Article(aid, text, title or "", published, source))
+    if len({a.id for a in out}) != len(out):
+        return None
+    return out
+
+
+# --------------------------------------------------------------------------- terms
+
+
+class _Vocabulary:
+    """Term strings seen lately, each with its hashed TF-IDF column (``refine.term_counts``)
+    and its MinHash token hash (``signatures.token_hash``); body columns' hashes too.
+
+    Why: a batch has ~40k term occurrences, and hashing each in Python, once for TF-IDF
+    (sklearn's HashingVectorizer) and once for the copies shingles (``TokenHasher``), was
+    a tenth of an add. Here each occurrence is one dict lookup and only strings never seen
+    are hashed, by those same functions, so columns and hashes are unchanged. Past
+    ``max_entries`` (~150 bytes each) it starts over, as ``TokenHasher`` does.
+    """
+
+    def __init__(self, max_entries: int = 1 << 21) -> None:
+        self.max_entries = max_entries
+        self.positions: dict[str, int] = {}
+        self.columns = np.zeros(0, dtype=np.int64)
+        self.hashes = np.zeros(0, dtype=np.uint32)
+        # ``token_hash(str(column))`` of body columns (the events shingles), filled lazily.
+        self.column_table = np.zeros(refine.N_FEATURES, dtype=np.uint32)
+        self.column_known = np.zeros(refine.N_FEATURES, dtype=bool)
+
+    def lookup(self, terms: list[str]) -> np.ndarray:
+        """Positions of ``terms`` in ``columns`` and ``hashes``; unseen terms are added."""
+        if len(self.positions) > self.max_entries:
+            self.positions = {}
+        positions = self.positions
+        found = np.fromiter(map(positions.get, terms, itertools.repeat(-1)), dtype=np.int64,
+                            count=len(terms))
+        missing = np.flatnonzero(found < 0).tolist()
+        if missing:
+            new = list(dict.fromkeys(terms[i] for i in missing))
+            start, end = len(positions), len(positions) + len(new)
+            if end > len(self.columns):
+                self.columns = np.resize(self.columns, max(end, 2 * len(self.columns)))
+                self.hashes = np.resize(self.hashes, max(end, 2 * len(self.hashes)))
+            one_each = refine.term_counts([[term] for term in new])  # a column per row
+            self.columns[start:end] = one_each.indices
+            self.hashes[start:end] = [signatures.token_hash(term) for term in new]
+            positions.update(zip(new, range(start, end), strict=True))
+            found[missing] = [positions[terms[i]] for i in missing]
+        return found
+
+    def column_hashes(self, columns: np.ndarray) -> np.ndarray:
+        """``signatures.token_hash(str(c))`` for each body column ``c``."""
+        todo = np.unique(columns[~self.column_known[columns]])
+        if len(todo):
+            self.column_table[todo] = [signatures.token_hash(str(c)) for c in todo.tolist()]
+            self.column_known[todo] = True
+        return self.column_table[columns]
+
+
+def _copy_shingles(hashes: np.ndarray, lengths: np.ndarray, n: int) -> list[np.ndarray]:
+    """``signatures.copy_shingles`` of documents whose token hashes are concatenated in
+    ``hashes``, ``lengths`` tokens each (n-grams crossing documents are never sliced)."""
+    starts = np.cumsum(lengths) - lengths
+    grams = signatures._ngram_hashes(hashes, n) if len(hashes) >= n else hashes[:0]
+    out: list[np.ndarray] = []
+    for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
+        if length >= n:
+            out.append(grams[start : start + length - n + 1])
+        else:  # a short document is one shingle of all its tokens
+            out.append(signatures._ngram_hashes(hashes[start : start + length], n))
+    return out
 
 
 # --------------------------------------------------------------------------- LSH buckets
@@ -412,10 +516,18 @@ _NO_PAIRS = np.empty((0, 2), dtype=np.int64)
 _NO_SCORES = np.empty(0, dtype=np.float64)
 
 
+@functools.lru_cache(maxsize=64)
+def _upper(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.triu_indices(n, 1)``, cached: ``dense_many`` asks for it per set."""
+    return np.triu_indices(n, 1)
+
+
 def _dense_components(adjacent: np.ndarray) -> list[np.ndarray]:
     """Connected components (sorted index arrays) of a small dense boolean adjacency
     matrix, in order of their first index; cheaper than scipy's csgraph for a few rows."""
     n = len(adjacent)
+    if adjacent.all():  # a tight story: the search below would reach all in one step
+        return [np.arange(n)]
     label = np.full(n, -1, dtype=np.int64)
     out: list[np.ndarray] = []
     for start in range(n):
@@ -436,14 +548,97 @@ def _dense_components(adjacent: np.ndarray) -> list[np.ndarray]:
 
 @dataclass(slots=True)
 class _Doc:
-    """What placement needs of one indexed article (its text stays in SQLite)."""
+    """An indexed article's id and cluster (terms in ``_TermStore``, text in SQLite)."""
 
     id: str
     cluster: str
-    ids: np.ndarray  # term ids (all blocks), int64
-    tf: np.ndarray  # sublinear term frequency, float64
-    years: frozenset[str]
-    published: float  # epoch seconds, nan when undated
+
+
+class _YearSets:
+    """Numbers the year sets of articles, with a boolean (set, year) table, so the year
+    conflicts of thousands of pairs are two table lookups (``_Vectors._years``)."""
+
+    def __init__(self) -> None:
+        self.number: dict[frozenset[str], int] = {}
+        self.year: dict[str, int] = {}
+        self.table = np.zeros((64, 16), dtype=bool)
+
+    def id(self, years: frozenset[str]) -> int:
+        found = self.number.get(years)
+        if found is None:
+            found = len(self.number)
+            columns = [self.year.setdefault(y, len(self.year)) for y in sorted(years)]
+            rows, width = self.table.shape
+            if found >= rows or len(self.year) > width:
+                table = np.zeros((max(2 * rows, found + 1), max(2 * width, len(self.year))),
+                                 dtype=bool)
+                table[:rows, :width] = self.table
+                self.table = table
+            self.table[found, columns] = True
+            self.number[years] = found
+        return found
+
+
+class _TermStore:
+    """Every indexed article's term ids (int32) and TF (float32), as stored, in two flat
+    arrays; by row: where its terms start, how many, its date and year set.
+
+    Why: an add of 100 at 90k articles computes ~2.5k vectors (330k terms: candidates,
+    members of the clusters it may join, re-linked neighbourhoods); gathering them from a
+    pair of arrays per article cost five Python passes per vector, more than the
+    arithmetic. Here they are gathered with a few array indexing calls. ``remove`` leaves
+    holes, compacted once they are half the arrays.
+    """
+
+    def __init__(self) -> None:
+        self.start = np.zeros(0, dtype=np.int64)  # by row
+        self.length = np.zeros(0, dtype=np.int64)
+        self.published = np.zeros(0, dtype=np.float64)  # epoch seconds, nan when undated
+        self.year_set = np.zeros(0, dtype=np.int64)  # ``years`` number
+        self.years = _YearSets()
+        self.ids = np.zeros(0, dtype=np.int32)
+        self.tf = np.zeros(0, dtype=np.float32)
+        self.used = 0
+        self.garbage = 0
+
+    def add(self, rows: np.ndarray, ids: np.ndarray, tf: np.ndarray, lengths: np.ndarray,
+            published: np.ndarray, years: Sequence[frozenset[str]]) -> None:
+        """Append articles (``ids`` and ``tf`` concatenated, ``lengths`` terms each)."""
+        if len(rows) and rows.max() >= len(self.start):
+            size = max(int(rows.max()) + 1, 2 * len(self.start))
+            for name in ("start", "length", "published", "year_set"):
+                setattr(self, name, np.resize(getattr(self, name), size))
+        end = self.used + len(ids)
+        if end > len(self.ids):
+            self.ids = np.resize(self.ids, max(end, 2 * len(self.ids)))
+            self.tf = np.resize(self.tf, max(end, 2 * len(self.tf)))
+        self.ids[self.used : end] = ids
+        self.tf[self.used : end] = tf
+        self.start[rows] = self.used + np.cumsum(lengths) - lengths
+        self.length[rows] = lengths
+        self.published[rows] = published
+        self.year_set[rows] = [self.years.id(y) for y in years]
+        self.used = end
+
+    def _compact(self) -> None:
+        live = np.flatnonzero(self.length)
+        lengths = self.length[live]
+        positions = _spans(self.start[live], lengths)
+        self.ids, self.tf = self.ids[positions], self.tf[positions]
+        self.start[live] = np.cumsum(lengths) - lengths
+        self.used, self.garbage = len(self.ids), 0
+
+    def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(term ids, TF, lengths) of ``rows``, concatenated in order."""
+        lengths = self.length[rows]
+        positions = _spans(self.start[rows], lengths)
+        return self.ids[positions], self.tf[positions], lengths
+
+    def remove(self, rows: np.ndarray) -> None:
+        self.garbage += int(self.length[rows].sum())
+        self.length[rows] = 0
+        if self.garbage > self.used // 2:
+            self._compact()
 
 
 @dataclass(slots=True)
@@ -462,6 +657,7 @@ class _State:
     df: np.ndarray  # term id (block * N_FEATURES + hashed column) -> document frequency
     terms: int  # term ids with a positive DF
     docs: dict[int, _Doc]
+    store: _TermStore
     clusters: dict[str, _ClusterState]
     copies: _BandIndex
     events: _BandIndex
@@ -475,13 +671,15 @@ class _State:
 class _Relinked:
     """What one ``add``'s re-linkage did, and what it needs to know of the add."""
 
-    live_before: set[str]  # cluster ids handed out before this add
+    # Cluster ids first handed out by this add (any other live id was handed out before);
+    # why not the set of ids live before: copying ~50k ids per add cost more than this.
+    made: set[str]
     first_new: int  # rows from here on arrived in this add
     vectors: _Vectors
     moved: dict[int, str] = field(default_factory=dict)  # row -> its cluster before
     retired: dict[str, str] = field(default_factory=dict)  # id -> the live id continuing it
     done: set[int] = field(default_factory=set)  # rows already re-linked in this add
-    # row -> (sorted rows of its neighbourhood, its dense scores with them)
+    # new row -> (sorted rows of its neighbourhood, its dense scores with them)
     sims: dict[int, tuple[list[int], np.ndarray]] = field(default_factory=dict)
     # sorted rows of a neighbourhood about to be re-linked -> its dense scores
     # (``_Vectors.dense_many``), computed together ahead of the one-by-one re-linkage
@@ -489,14 +687,6 @@ class _Relinked:
     # row -> its ``_component`` as the plans found it (still exact when the re-linkage
     # reaches it: re-linking one closed component leaves every other unchanged)
     components: dict[int, set[int] | None] = field(default_factory=dict)
-
-
-_YEAR_ID: dict[str, int] = {}  # year -> a small integer (any numbering works)
-
-
-@functools.lru_cache(maxsize=1 << 12)
-def _year_ids(years: frozenset[str]) -> tuple[int, ...]:
-    return tuple(_YEAR_ID.setdefault(year, len(_YEAR_ID)) for year in sorted(years))
 
 
 class _Vectors:
@@ -509,14 +699,14 @@ class _Vectors:
     IDF^``idf_power``), L2-normalised per block and scaled by sqrt(weight_b): a dot product
     is ``refine``'s blended score, before the year-conflict factor and the date window.
     Vectors live in flat arrays (row -> slot -> span), gathered with one index per call.
+    Every row asked about must be in ``state.store`` when this is made.
     """
 
     PAIRWISE_MAX = 10  # ``dense_many`` scores sets up to this many rows pair by pair
 
     def __init__(self, index: StoryIndex, state: _State, n_docs: int) -> None:
         refine_cfg = index.config.refine
-        self.docs = state.docs
-        self.new: dict[int, _Doc] = {}  # this add's articles, until placed in state.docs
+        self.store = state.store
         self.df = state.df
         self.n_docs = n_docs
         self.idf_power = refine_cfg.idf_power
@@ -525,20 +715,17 @@ class _Vectors:
         window = refine_cfg.date_window_days
         self.window = None if window is None else window * 86400.0
         self.scratch, self.local = index._scratch_arrays(len(state.df))
-        self.slot: dict[int, int] = {}
-        # By slot: where the vector starts, its length, the article's date and years.
+        self.slot = np.full(len(self.store.start), -1, dtype=np.int64)  # by row
+        self.n_slots = 0
+        # By slot: where the vector starts, its length, the article's date and year set.
         self.starts = np.zeros(0, dtype=np.int64)
         self.lengths = np.zeros(0, dtype=np.int64)
         self.stamps = np.zeros(0, dtype=np.float64)
-        self.years: list[tuple[int, ...]] = []  # ``_year_ids``
+        self.year_sets = np.zeros(0, dtype=np.int64)
         # By position: term ids and weights of all vectors.
         self.ids = np.zeros(0, dtype=np.int32)
         self.values = np.zeros(0, dtype=np.float64)
         self.used = 0
-
-    def doc(self, row: int) -> _Doc:
-        found = self.docs.get(row)
-        return self.new[row] if found is None else found
 
     def idf_scale(self, ids: np.ndarray) -> np.ndarray:
         """Current smoothed IDF (scikit-learn's), raised to ``idf_power`` for body and names
@@ -548,27 +735,27 @@ class _Vectors:
         np.divide(1.0 + self.n_docs, idf, out=idf)
         np.log(idf, out=idf)
         idf += 1.0
-        if self.idf_power != 1.0:
+        if self.idf_power == 2.0:  # np.power gives x * x for 2.0, three times slower
+            np.multiply(idf, idf, out=idf, where=ids < 2 * refine.N_FEATURES)
+        elif self.idf_power != 1.0:
             np.power(idf, self.idf_power, out=idf, where=ids < 2 * refine.N_FEATURES)
         return idf
 
-    def ensure(self, rows: Iterable[int]) -> None:
+    def ensure(self, rows: Sequence[int] | np.ndarray) -> None:
         """Compute the vectors of ``rows`` not computed yet, all in one pass."""
-        todo = [r for r in dict.fromkeys(rows) if r not in self.slot]
-        if not todo:
+        rows = np.asarray(rows, dtype=np.int64)
+        todo = np.unique(rows[self.slot[rows] < 0])
+        if not len(todo):
             return
-        docs = [self.doc(r) for r in todo]
-        lengths = np.array([len(d.ids) for d in docs], dtype=np.int64)
-        ids = np.concatenate([d.ids for d in docs])  # int32, as stored
-        tf = np.concatenate([d.tf for d in docs])
+        ids, tf, lengths = self.store.gather(todo)  # int32 and float32, as stored
         blk = ids // refine.N_FEATURES
-        key = np.repeat(np.arange(0, 4 * len(docs), 4, dtype=np.int64), lengths) + blk
+        key = np.repeat(np.arange(0, 4 * len(todo), 4, dtype=np.int64), lengths) + blk
         w = self.idf_scale(ids)
         w *= tf
         # TF and IDF are positive, so every block that has a term has a positive norm.
-        values = w / np.sqrt(np.bincount(key, w * w, minlength=4 * len(docs)))[key]
+        values = w / np.sqrt(np.bincount(key, w * w, minlength=4 * len(todo)))[key]
         values *= self.weights[blk]
-        first, end = len(self.slot), self.used + len(ids)
+        first, end = self.n_slots, self.used + len(ids)
         if end > len(self.ids):
             size = max(end, 2 * len(self.ids))
             self.ids = np.resize(self.ids, size)
@@ -578,18 +765,20 @@ class _Vectors:
             self.starts = np.resize(self.starts, size)
             self.lengths = np.resize(self.lengths, size)
             self.stamps = np.resize(self.stamps, size)
+            self.year_sets = np.resize(self.year_sets, size)
         self.ids[self.used : end] = ids
         self.values[self.used : end] = values
         slots = slice(first, first + len(todo))
         self.starts[slots] = self.used + np.cumsum(lengths) - lengths
         self.lengths[slots] = lengths
-        self.stamps[slots] = [d.published for d in docs]
-        self.years.extend(_year_ids(d.years) for d in docs)
-        self.slot.update(zip(todo, range(first, first + len(todo)), strict=True))
+        self.stamps[slots] = self.store.published[todo]
+        self.year_sets[slots] = self.store.year_set[todo]
+        self.slot[todo] = np.arange(first, first + len(todo))
+        self.n_slots += len(todo)
         self.used = end
 
-    def slots(self, rows: Sequence[int]) -> np.ndarray:
-        return np.fromiter(map(self.slot.__getitem__, rows), dtype=np.int64, count=len(rows))
+    def slots(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
+        return self.slot[np.asarray(rows, dtype=np.int64)]
 
     def gather(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(term ids, values, lengths) of computed vectors, concatenated in order."""
@@ -598,13 +787,8 @@ class _Vectors:
         return self.ids[positions], self.values[positions], lengths
 
     def _years(self, slots: np.ndarray) -> np.ndarray:
-        """Which years (``_year_ids``) each slot's article names, as a boolean matrix."""
-        years = [self.years[k] for k in slots.tolist()]
-        lengths = [len(y) for y in years]
-        matrix = np.zeros((len(years), len(_YEAR_ID)), dtype=bool)
-        matrix[np.repeat(np.arange(len(years)), lengths),
-               np.fromiter(itertools.chain.from_iterable(years), np.int64, sum(lengths))] = True
-        return matrix
+        """Which years (``_YearSets``) each slot's article names, as a boolean matrix."""
+        return self.store.years.table[self.year_sets[slots]]
 
     def _adjust(self, scores: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         """The year-conflict factor (both name years, none in common) and the date window
@@ -648,14 +832,14 @@ class _Vectors:
         out = np.zeros(len(left), dtype=np.float64)
         if not len(left):
             return out
-        self.ensure([*left.tolist(), *right.tolist()])
-        left_slots, right_slots = self.slots(left.tolist()), self.slots(right.tolist())
+        self.ensure(np.concatenate([left, right]))
+        left_slots, right_slots = self.slots(left), self.slots(right)
         lefts = np.unique(left)
         for start in range(0, len(lefts), 64):
             block = lefts[start : start + 64]
             lo = int(np.searchsorted(left, block[0], side="left"))
             hi = int(np.searchsorted(left, block[-1], side="right"))
-            columns, values, lengths = self.gather(self.slots(block.tolist()))
+            columns, values, lengths = self.gather(self.slots(block))
             dense = np.zeros((len(block), self._columns(columns) + 1))  # -1: not here
             dense[np.repeat(np.arange(len(block)), lengths), self.local[columns]] = values
             ids, values, lengths = self.gather(right_slots[lo:hi])
@@ -706,12 +890,12 @@ class _Vectors:
         at = start = 0
         for rows in small:
             n = len(rows)
-            upper = np.triu_indices(n, 1)
+            upper = _upper(n)
             sim = np.empty((n, n), dtype=np.float64)
             count = n * (n - 1) // 2
             sim[upper] = scores[at : at + count]
             sim[upper[1], upper[0]] = scores[at : at + count]
-            sim[np.diag_indices(n)] = squares[start : start + n]
+            np.fill_diagonal(sim, squares[start : start + n])
             out[tuple(rows)] = sim
             at += count
             start += n
@@ -797,7 +981,7 @@ class StoryIndex:
         cand, sig = self.config.candidates, self.config.signatures
         self._copy_bands = candidates.lsh_params(cand.copies_threshold, sig.num_perm)
         self._event_bands = candidates.lsh_params(cand.events_threshold, sig.num_perm)
-        self._hasher = signatures.TokenHasher()
+        self._vocabulary = _Vocabulary()
         self._minhasher = signatures.MinHasher(sig.num_perm, sig.seed)
         self._state: _State | None = None
         self._scratch = np.zeros(0, dtype=np.float64)
@@ -863,6 +1047,16 @@ class StoryIndex:
                 self._create(conn)
             else:
                 self._check(conn, tables)
+            # In WAL mode a commit with synchronous=NORMAL is still atomic (a killed or
+            # crashed writer leaves the index before or after its add); only the fsync per
+            # commit goes, so after a power cut the last adds may be missing, never half.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            # An add dirties ~750 pages (3 MB), mostly index leaves all over the file. The
+            # default checkpoint every 1000 WAL pages copied them to the file after about
+            # every add; every 10000 (a 40 MB WAL) most pages are copied once for ten adds.
+            # A 64 MB page cache keeps those leaves between adds instead of re-reading them.
+            conn.execute("PRAGMA wal_autocheckpoint = 10000")
+            conn.execute("PRAGMA cache_size = -65536")
         except sqlite3.DatabaseError as err:
             conn.close()
             raise self._fail(f"not a dedup story index ({err})") from None
@@ -995,28 +1189,35 @@ class StoryIndex:
         }
         docs: dict[int, _Doc] = {}
         sigs: dict[str, tuple[list[int], list[bytes]]] = {"copies": ([], []), "events": ([], [])}
+        term_blobs: list[bytes] = []
+        tf_blobs: list[bytes] = []
+        published: list[float] = []
+        year_sets: list[frozenset[str]] = []
         cursor = conn.execute(
             "SELECT a.row, a.id, a.cluster_id, a.published_ts, s.copies, s.events, s.term_ids,"
             " s.term_tf, s.years FROM articles a JOIN signatures s ON s.row = a.row"
             " ORDER BY a.row"
         )
         for row, aid, cid, pub, copies, events, term_ids, term_tf, years in cursor:
-            docs[row] = _Doc(
-                id=aid,
-                cluster=cid,
-                ids=np.frombuffer(term_ids, dtype=np.int32),
-                tf=np.frombuffer(term_tf, dtype=np.float32),
-                years=frozenset(years.split()),
-                published=math.nan if pub is None else pub,
-            )
+            docs[row] = _Doc(aid, cid)
+            term_blobs.append(term_ids)
+            tf_blobs.append(term_tf)
+            published.append(math.nan if pub is None else pub)
+            year_sets.append(frozenset(years.split()))
             clusters[cid].members.append(row)
             for name, blob in (("copies", copies), ("events", events)):
                 if blob is not None:
                     sigs[name][0].append(row)
                     sigs[name][1].append(blob)
+        store = _TermStore()
+        term_ids = np.frombuffer(b"".join(term_blobs), dtype=np.int32)
+        store.add(np.fromiter(docs, dtype=np.int64, count=len(docs)), term_ids,
+                  np.frombuffer(b"".join(tf_blobs), dtype=np.float32),
+                  np.fromiter(map(len, term_blobs), dtype=np.int64, count=len(docs)) // 4,
+                  np.asarray(published, dtype=np.float64), year_sets)
         df = np.zeros(len(_BLOCKS) * refine.N_FEATURES, dtype=np.int32)  # 16 MB, cache-kinder
-        if docs:
-            df += np.bincount(np.concatenate([d.ids for d in docs.values()]), minlength=len(df))
+        if len(term_ids):
+            df += np.bincount(term_ids, minlength=len(df))
         tables = []
         cand = self.config.candidates
         for name, (bands, rows_per_band), cap in (
@@ -1037,6 +1238,7 @@ class StoryIndex:
             df=df,
             terms=int(np.count_nonzero(df)),
             docs=docs,
+            store=store,
             clusters=clusters,
             copies=tables[0],
             events=tables[1],
@@ -1077,8 +1279,11 @@ class StoryIndex:
             ... # doctest: +SKIP
             'c...'
         """
-        frame = pipeline.articles_frame(articles)
-        batch = pipeline.to_articles(frame)
+        if not isinstance(articles, pl.DataFrame):
+            articles = list(articles)
+        batch = None if isinstance(articles, pl.DataFrame) else _plain_articles(articles)
+        if batch is None:
+            batch = pipeline.to_articles(pipeline.articles_frame(articles))
         if not batch:
             return []
         prepared = [pipeline.prepare(a.text, a.title, frozenset()) for a in batch]
@@ -1124,20 +1329,19 @@ class StoryIndex:
         now = time.time()
         cfg = self.config
         # 1. Streaming DF: the whole batch is counted before any of it is placed.
-        term_ids, tfs = self._count_terms(state, prepared)
+        ids, tf, lengths, token_hashes, token_counts = self._count_terms(state, prepared)
         n_docs = len(state.docs) + len(batch)
         first = state.next_row
         rows = list(range(first, first + len(batch)))
+        published = np.array([math.nan if a.published is None else _epoch(a.published)
+                              for a in batch], dtype=np.float64)
+        years = [frozenset(p.terms.years) for p in prepared]
+        state.store.add(np.asarray(rows, dtype=np.int64), ids, tf, lengths, published, years)
         vectors = _Vectors(self, state, n_docs)
-        for k, (article, prep) in enumerate(zip(batch, prepared, strict=True)):
-            published = math.nan if article.published is None else _epoch(article.published)
-            vectors.new[first + k] = _Doc(article.id, "", term_ids[k], tfs[k],
-                                          frozenset(prep.terms.years), published)
         # 2. Signatures (events terms ranked with the current IDF), vectorised per batch.
-        salient = self._salient(vectors, term_ids, tfs)
-        sig = cfg.signatures
-        copy_sets = signatures.copy_shingles([p.tokens for p in prepared], sig, self._hasher)
-        event_sets = signatures.term_shingles(salient, self._hasher)
+        salient = self._salient(vectors, ids, tf, lengths)
+        copy_sets = _copy_shingles(token_hashes, token_counts, cfg.signatures.shingle_size)
+        event_sets = [self._vocabulary.column_hashes(columns) for columns in salient]
         copy_sigs = self._minhasher.signatures(copy_sets)
         event_sigs = self._minhasher.signatures(event_sets)
         copy_keys = _band_keys(copy_sigs, *self._copy_bands)
@@ -1149,39 +1353,41 @@ class StoryIndex:
         candidates = self._candidates(state, copy_keys, has_copy, event_keys, has_event, first)
         scores = self._batch_scores(state, vectors, rows, [c.tolist() for c in candidates])
         # 4. Place one by one (greedy); later articles of the batch see the earlier ones.
-        live_before = set(state.clusters)
+        made: set[str] = set()
         edges: list[list[int]] = []
         edge_rows: list[tuple[int, int]] = []
         touched: set[str] = set()
         article_rows: list[tuple[Any, ...]] = []
         signature_rows: list[tuple[Any, ...]] = []
+        ends = np.cumsum(lengths).tolist()
+        starts = (np.cumsum(lengths) - lengths).tolist()
+        stamps, copied, evented = published.tolist(), has_copy.tolist(), has_event.tolist()
         for k, article in enumerate(batch):
             row = first + k
             cid, linked = self._choose(state, vectors, row, candidates[k].tolist(), scores[k])
             state.next_row += 1
             if not cid:
                 cid = self._new_cluster_id(state, article.id)
+                made.add(cid)
                 state.clusters[cid] = _ClusterState(state.next_seq)
                 state.next_seq += 1
                 state.queue[cid] = None
             state.clusters[cid].members.append(row)
-            doc = vectors.new.pop(row)
-            doc.cluster = cid
-            state.docs[row] = doc
+            state.docs[row] = _Doc(article.id, cid)
             for other in linked:
                 state.edges.setdefault(row, []).append(other)
                 state.edges.setdefault(other, []).append(row)
             edge_rows.extend((row, other) for other in linked)
             touched.add(cid)
             edges.append(linked)
-            article_rows.append(self._article_row(row, article, now, doc.published, cid))
+            article_rows.append(self._article_row(row, article, now, stamps[k], cid))
             signature_rows.append((
                 row,
-                copy_sigs[k].tobytes() if has_copy[k] else None,
-                event_sigs[k].tobytes() if has_event[k] else None,
-                term_ids[k].tobytes(),
-                tfs[k].tobytes(),
-                " ".join(sorted(doc.years)),
+                copy_sigs[k].tobytes() if copied[k] else None,
+                event_sigs[k].tobytes() if evented[k] else None,
+                ids[starts[k] : ends[k]].tobytes(),
+                tf[starts[k] : ends[k]].tobytes(),
+                " ".join(sorted(years[k])),
             ))
             if progress:
                 progress("add", k + 1, len(batch))
@@ -1192,7 +1398,7 @@ class StoryIndex:
         conn.executemany("INSERT OR IGNORE INTO edges (a, b) VALUES (?, ?)", edge_rows)
         # 5. Re-link the batch's neighbourhoods with the batch's average linkage.
         merged: dict[str, list[str]] = {}
-        ctx = _Relinked(live_before, rows[0], vectors)
+        ctx = _Relinked(made, rows[0], vectors)
         if self.index_config.relink:
             self._relink(state, rows, edges, ctx)
             conn.executemany("UPDATE articles SET cluster_id = ? WHERE row = ?",
@@ -1202,8 +1408,8 @@ class StoryIndex:
             for old, into in sorted(ctx.retired.items()):
                 merged.setdefault(into, []).append(old)
             self._retire(conn, state, ctx.retired, now)
-        touched &= set(state.clusters)
-        created = {cid: state.clusters[cid].seq for cid in touched - live_before}
+        touched = {cid for cid in touched if cid in state.clusters}
+        created = {cid: state.clusters[cid].seq for cid in touched if cid in made}
         placements = [
             self._placement(state, row, ctx, cid in created, tuple(merged.get(cid, ())))
             for row in rows
@@ -1328,45 +1534,63 @@ class StoryIndex:
 
     def _count_terms(
         self, state: _State, prepared: Sequence[pipeline.Prepared]
-    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Term ids and sublinear TF per article (``refine``'s hashed columns, one range per
-        block); DF updated in memory."""
-        matrix = sp.hstack(
-            [refine.term_counts([getattr(p.terms, name) for p in prepared]) for name in _BLOCKS],
-            format="csr",
-        )  # block b's column c is term id b * N_FEATURES + c, blocks in order per row
-        ids = matrix.indices.astype(np.int64)
-        tf = matrix.data.astype(np.float64)
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Term ids (int32, sorted per article) and sublinear TF (float32) of all articles,
+        concatenated, and each article's count; DF updated in memory. Then the copies
+        tokens' hashes, concatenated too, and each article's count.
+
+        A term id is block b's hashed column c (``refine.term_counts``) as b * N_FEATURES
+        + c, blocks in ``_BLOCKS`` order; one sort over (article, term id) counts them all.
+        """
+        flat: list[str] = []
+        lengths: list[int] = []
+        for p in prepared:
+            for part in (p.tokens, *(getattr(p.terms, name) for name in _BLOCKS)):
+                flat.extend(part)
+                lengths.append(len(part))
+        vocabulary = self._vocabulary
+        position = vocabulary.lookup(flat)
+        n, width = len(prepared), len(_BLOCKS) * refine.N_FEATURES
+        counts = np.asarray(lengths, dtype=np.int64)
+        part = np.repeat(np.tile(np.arange(len(_BLOCKS) + 1), n), counts)
+        doc = np.repeat(np.arange(n, dtype=np.int64), counts.reshape(n, -1).sum(axis=1))
+        is_token = part == 0
+        token_hashes = vocabulary.hashes[position[is_token]]
+        term = ~is_token
+        keys = (doc[term] * width + (part[term] - 1) * refine.N_FEATURES
+                + vocabulary.columns[position[term]])
+        keys, occurrences = np.unique(keys, return_counts=True)
+        ids = keys % width
+        tf = occurrences.astype(np.float64)
         if self.config.refine.sublinear_tf:
             tf = 1.0 + np.log(tf)
-        changed, counts = np.unique(ids, return_counts=True)  # ids are unique per article
-        state.df[changed] += counts
-        state.terms += int(np.count_nonzero(state.df[changed] == counts))
+        changed, df_counts = np.unique(ids, return_counts=True)  # unique per article
+        state.df[changed] += df_counts
+        state.terms += int(np.count_nonzero(state.df[changed] == df_counts))
         # Kept as stored (int32, float32) so a reopened index scores exactly the same.
-        bounds = matrix.indptr[1:-1]
-        term_ids = np.split(ids.astype(np.int32), bounds)
-        tfs = np.split(tf.astype(np.float32), bounds)
-        return term_ids, tfs
+        per_article = np.bincount(keys // width, minlength=n)
+        return (ids.astype(np.int32), tf.astype(np.float32), per_article, token_hashes,
+                counts[:: len(_BLOCKS) + 1])
 
-    def _salient(self, vectors: _Vectors, term_ids: Sequence[np.ndarray],
-                 tfs: Sequence[np.ndarray]) -> list[list[str]]:
-        """Per article, the top ``salient_terms`` body columns by current TF-IDF (ties by
-        column), as ``refine.salient_terms`` names them; one sort for the whole batch."""
-        if not term_ids:
+    def _salient(self, vectors: _Vectors, term_ids: np.ndarray, tf: np.ndarray,
+                 lengths: np.ndarray) -> list[np.ndarray]:
+        """Per article (``lengths`` of the concatenated ``term_ids`` and ``tf`` each), the
+        top ``salient_terms`` body columns by current TF-IDF (ties by column), whose names
+        (``refine.salient_terms``) are the events shingles; one sort for the whole batch."""
+        if not len(lengths):
             return []
-        lengths = np.fromiter((len(t) for t in term_ids), dtype=np.int64, count=len(term_ids))
-        doc = np.repeat(np.arange(len(term_ids), dtype=np.int64), lengths)
-        ids = np.concatenate(term_ids).astype(np.int64)
+        doc = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+        ids = term_ids.astype(np.int64)
         body = ids < refine.N_FEATURES
         doc, cols = doc[body], ids[body]
-        weights = np.concatenate(tfs)[body] * vectors.idf_scale(cols)
+        weights = tf[body] * vectors.idf_scale(cols)
         order = np.lexsort((cols, -weights, doc))
         doc, cols = doc[order], cols[order]
         rank = np.arange(len(doc)) - np.searchsorted(doc, doc, side="left")
         keep = rank < self.config.refine.salient_terms
         doc, cols = doc[keep], cols[keep]
-        bounds = np.searchsorted(doc, np.arange(1, len(term_ids)))
-        return [sorted(map(str, part.tolist())) for part in np.split(cols, bounds)]
+        bounds = np.searchsorted(doc, np.arange(1, len(lengths)))
+        return np.split(cols, bounds)
 
     def _weights(self) -> np.ndarray:
         r = self.config.refine
@@ -1464,7 +1688,7 @@ class StoryIndex:
                 fallback.append((row, linked))
             elif len(component) > 1:
                 self._relink_set(state, sorted(component), ctx)
-        for members in self._one_hop(state, fallback, ctx.live_before):
+        for members in self._one_hop(state, fallback, ctx.made):
             if len(members) <= cap:
                 self._relink_set(state, members, ctx)
         self._refresh(state, math.ceil(len(rows) * self.index_config.relink_refresh), ctx)
@@ -1507,7 +1731,7 @@ class StoryIndex:
             elif len(component) > 1:
                 plan.append(sorted(component))
                 claimed.update(component)
-        plan.extend(m for m in self._one_hop(state, fallback, ctx.live_before) if len(m) <= cap)
+        plan.extend(m for m in self._one_hop(state, fallback, ctx.made) if len(m) <= cap)
         return plan
 
     def _refresh_plan(self, state: _State, budget: int, ctx: _Relinked) -> list[list[int]]:
@@ -1570,7 +1794,7 @@ class StoryIndex:
 
     @staticmethod
     def _one_hop(
-        state: _State, seeds: Sequence[tuple[int, Sequence[int]]], live_before: set[str]
+        state: _State, seeds: Sequence[tuple[int, Sequence[int]]], made: set[str]
     ) -> list[list[int]]:
         """New articles joined by their edges, plus the members of the old clusters they
         have an edge to: the fallback neighbourhoods (sorted rows) of ``_relink``."""
@@ -1589,7 +1813,7 @@ class StoryIndex:
             find(row)
             for other in linked:
                 cid = state.docs[other].cluster
-                if other in new or cid in live_before:
+                if other in new or cid not in made:
                     parent[find(other if other in new else cid)] = find(row)
         sets: dict[Any, set[int]] = {}
         for node in list(parent):
@@ -1609,8 +1833,8 @@ class StoryIndex:
         if sim is None:
             sim = ctx.vectors.dense(members)
         ctx.done.update(members)
-        for k, row in enumerate(members):
-            ctx.sims[row] = (members, sim[k])
+        for k in range(bisect.bisect_left(members, ctx.first_new), len(members)):
+            ctx.sims[members[k]] = (members, sim[k])  # for ``_placement``
         adjacent = sim >= self.config.clustering.edge_threshold
         groups: list[list[int]] = []
         ccfg = self.config.clustering
@@ -1643,11 +1867,11 @@ class StoryIndex:
         """
         group_of = {r: g for g, rows in enumerate(groups) for r in rows}
         before = {r: state.docs[r].cluster for rows in groups for r in rows}
-        olds = sorted({c for c in before.values() if c in ctx.live_before},
+        olds = sorted({c for c in before.values() if c not in ctx.made},
                       key=lambda c: state.clusters[c].seq)
         overlap: dict[tuple[str, int], int] = {}
         for r, cid in before.items():
-            if r < ctx.first_new and cid in ctx.live_before:
+            if r < ctx.first_new and cid not in ctx.made:
                 key = (cid, group_of[r])
                 overlap[key] = overlap.get(key, 0) + 1
         for cid in set(olds) - {c for c, _ in overlap}:  # holds only new rows by now
@@ -1660,7 +1884,7 @@ class StoryIndex:
         for (cid, g), _ in ranked:
             if cid not in owner and g not in id_of:
                 owner[cid], id_of[g] = g, cid
-        for cid in set(before.values()) - ctx.live_before:
+        for cid in {c for c in before.values() if c in ctx.made}:
             del state.clusters[cid]  # made earlier in this add: never handed out
             state.queue.pop(cid, None)
         for cid in olds:
@@ -1672,7 +1896,11 @@ class StoryIndex:
                 del state.clusters[cid]
                 state.queue.pop(cid, None)
         for g, rows in enumerate(groups):
-            cid = id_of.get(g) or self._new_cluster_id(state, state.docs[rows[0]].id)
+            found = id_of.get(g)
+            if found is None:
+                found = self._new_cluster_id(state, state.docs[rows[0]].id)
+                ctx.made.add(found)
+            cid = found
             if cid in state.clusters:
                 state.clusters[cid].members = rows
             else:
@@ -1742,10 +1970,10 @@ class StoryIndex:
     ) -> None:
         now = time.time()
         rows = np.asarray([r for r, _ in doomed], dtype=np.int64)
-        ids = [state.docs[r].ids for r in rows.tolist()]
-        if ids:
-            np.subtract.at(state.df, np.concatenate(ids), 1)
-        changed = np.unique(np.concatenate(ids)) if ids else np.empty(0, np.int64)
+        ids = state.store.gather(rows)[0]
+        np.subtract.at(state.df, ids, 1)
+        changed = np.unique(ids)
+        state.store.remove(rows)
         state.copies.remove(rows)
         state.events.remove(rows)
         gone = set(rows.tolist())

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
-from dedup import clustering
-from dedup.clustering import weighted_link as _weighted_link
-from dedup.config import ClusterConfig
-from dedup.index import _radix_directory, _radix_search
+from dedup import clustering, pipeline, refine, signatures
+from dedup.clustering import weighted_link as _weighted_link_reference
+from dedup.config import ClusterConfig, Config
+from dedup.index import (
+    StoryIndex,
+    _copy_shingles,
+    _plain_articles,
+    _radix_directory,
+    _radix_search,
+    _TermStore,
+)
+from dedup.records import Article
 
 _NO_PAIRS = np.empty((0, 2), dtype=np.int64)
 _NO_SCORES = np.empty(0, dtype=np.float64)
@@ -38,7 +52,7 @@ def test_weighted_link_matches_scipy(seed: int) -> None:
     sim = sim + rng.uniform(0, 1e-15, (n, n))  # as a matrix product may leave it
     for threshold in (0.13, 0.3):
         config = ClusterConfig(link_threshold=threshold, edge_threshold=threshold)
-        ours = sorted(g.tolist() for g in _weighted_link(sim, threshold))
+        ours = sorted(g.tolist() for g in _weighted_link_reference(sim, threshold))
         assert ours == _batch_groups(sim, config)
 
 
@@ -56,3 +70,130 @@ def test_radix_search_matches_searchsorted() -> None:
         for side in ("left", "right"):
             assert np.array_equal(_radix_search(keys, directory, queries, side),
                                   np.searchsorted(keys, queries, side))
+
+
+# --------------------------------------------------------------------------- add's inputs
+
+
+def _texts() -> list[dict[str, object]]:
+    """Seeds, distractors and the ECB+ dev articles (when present): varied real text."""
+    from tests.conftest import DISTRACTORS, ECBPLUS, read_seeds
+
+    rows = [*read_seeds(), *DISTRACTORS]
+    if ECBPLUS.exists():
+        with ECBPLUS.open(encoding="utf-8") as handle:
+            for line in list(handle)[:300]:
+                r = json.loads(line)
+                rows.append({"id": r["doc_id"], "title": r["title"], "text": r["text"]})
+    return rows
+
+
+def test_plain_articles_match_the_frame() -> None:
+    """The direct path builds what the polars frame does, and leaves the rest to it."""
+    stamp = datetime(2024, 5, 1, 12, 30, 15, 123456)
+    plain = [
+        [{"id": "a", "text": "Quake hits Lima."}],
+        [{"id": "a", "text": "x", "title": None, "published": stamp, "source": "Wire"},
+         {"id": "b", "text": "", "title": "T", "published": None, "source": None},
+         Article("c", "Text", "Title", stamp, "Src")],
+        [{"id": " padded ", "text": "y", "title": ""}],
+    ]
+    for items in plain:
+        ours = _plain_articles(items)
+        assert ours is not None
+        theirs = pipeline.to_articles(pipeline.articles_frame(items))
+        assert [(a.id, a.text, a.title, a.published, a.source, a.extra) for a in ours] == [
+            (a.id, a.text, a.title, a.published, a.source, a.extra) for a in theirs]
+    not_plain = [
+        [{"id": "a", "text": "x", "lang": "en"}],  # an extra column
+        [Article("a", "x", extra={"lang": "en"})],
+        [{"id": 7, "text": "x"}],  # cast by the frame
+        [{"id": "a", "text": None}],
+        [{"id": "  ", "text": "x"}],  # rejected by the frame
+        [{"id": "a", "text": "x"}, {"id": "a", "text": "y"}],
+        [{"text": "x"}],
+        [{"id": "a", "text": "x", "published": "2024-05-01"}],
+        [{"id": "a", "text": "x", "published": stamp.replace(tzinfo=UTC)}],
+        [("a", "x")],
+    ]
+    for items in not_plain:
+        assert _plain_articles(items) is None
+
+
+def test_count_terms_match_the_hashing_vectorizer(tmp_path: Path) -> None:
+    """Term ids, TF, DF and both shingle sets equal what refine's HashingVectorizer and
+    signatures' TokenHasher give, batch after batch (the vocabulary warm)."""
+    config = Config()
+    hasher = signatures.TokenHasher()
+    with StoryIndex.open(tmp_path / "i.db") as index:
+        state = SimpleNamespace(df=np.zeros(4 * refine.N_FEATURES, dtype=np.int32), terms=0)
+        df = np.zeros(4 * refine.N_FEATURES, dtype=np.int64)
+        rows = _texts()
+        for start in range(0, len(rows), 37):
+            prepared = [pipeline.prepare(str(r["text"]), str(r.get("title") or ""), frozenset())
+                        for r in rows[start : start + 37]]
+            ids, tf, lengths, hashes, counts = index._count_terms(state, prepared)
+            matrix = sp.hstack([refine.term_counts([getattr(p.terms, name) for p in prepared])
+                                for name in ("body", "names", "title", "numbers")], format="csr")
+            assert np.array_equal(ids, matrix.indices.astype(np.int32))
+            assert np.array_equal(tf, (1.0 + np.log(matrix.data)).astype(np.float32))
+            assert np.array_equal(lengths, np.diff(matrix.indptr))
+            np.add.at(df, matrix.indices, 1)
+            assert np.array_equal(state.df, df) and state.terms == np.count_nonzero(df)
+            ours = _copy_shingles(hashes, counts, config.signatures.shingle_size)
+            theirs = signatures.copy_shingles([p.tokens for p in prepared], config.signatures,
+                                              hasher)
+            assert all(np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
+            body = matrix.indices[matrix.indices < refine.N_FEATURES]
+            assert np.array_equal(index._vocabulary.column_hashes(body),
+                                  signatures.term_shingles([list(map(str, body))], hasher)[0])
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_weighted_link_nn_chain_matches_public_linkage(seed: int) -> None:
+    """``weighted_link`` (scipy's nn_chain called directly) against the same cut of the
+    tree public ``linkage`` builds, with ties (rounded scores) and slight asymmetry."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3, 60))
+    story = rng.integers(0, max(1, n // 3), size=n)
+    sim = np.where(story[:, None] == story[None, :], rng.uniform(0.05, 0.6, (n, n)),
+                   rng.uniform(-0.05, 0.2, (n, n)))
+    if seed % 2:
+        sim = np.round(sim, 1)
+    sim = (sim + sim.T) / 2 + rng.uniform(0, 1e-15, (n, n))
+    for threshold in (0.05, 0.13, 0.3):
+        ours = [g.tolist() for g in _weighted_link_reference(sim, threshold)]
+        saved = clustering._nn_chain
+        try:
+            clustering._nn_chain = None  # the fallback: scipy's public ``linkage``
+            public = [g.tolist() for g in _weighted_link_reference(sim, threshold)]
+        finally:
+            clustering._nn_chain = saved
+        assert ours == public
+
+
+def test_term_store_gathers_what_was_added_after_removals() -> None:
+    rng = np.random.default_rng(3)
+    store = _TermStore()
+    expected: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    row = 1
+    for _ in range(30):
+        lengths = rng.integers(0, 9, size=5)
+        rows = np.arange(row, row + 5)
+        row += 5
+        ids = rng.integers(0, 1000, size=int(lengths.sum())).astype(np.int32)
+        tf = rng.uniform(1, 3, size=len(ids)).astype(np.float32)
+        store.add(rows, ids, tf, lengths, np.full(5, np.nan), [frozenset({"2020"})] * 5)
+        for r, part_ids, part_tf in zip(rows.tolist(), np.split(ids, np.cumsum(lengths)[:-1]),
+                                        np.split(tf, np.cumsum(lengths)[:-1]), strict=True):
+            expected[r] = (part_ids, part_tf)
+        gone = rng.choice(sorted(expected), size=3, replace=False)
+        store.remove(gone)
+        for r in gone.tolist():
+            del expected[r]
+    assert store.garbage < store.used  # compacted along the way
+    live = np.asarray(sorted(expected))
+    ids, tf, lengths = store.gather(live)
+    assert np.array_equal(ids, np.concatenate([expected[r][0] for r in live.tolist()]))
+    assert np.array_equal(tf, np.concatenate([expected[r][1] for r in live.tolist()]))
+    assert lengths.tolist() == [len(expected[r][0]) for r in live.tolist()]
