@@ -117,7 +117,9 @@ class WorkerPool:
         except BrokenProcessPool as err:
             raise WorkerDied(
                 f"a dedup worker process died ({err}); this is usually the machine running "
-                "out of memory: rerun with fewer workers (-j 1) or on a larger machine"
+                "out of memory: rerun with fewer workers (-j 1) or on a larger machine. In a "
+                "script, it can also be a missing `if __name__ == \"__main__\":` guard "
+                "around the call (each worker imports the script)"
             ) from None
         finally:
             for future in pending:

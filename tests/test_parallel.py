@@ -132,3 +132,17 @@ def test_a_dead_worker_is_one_clear_error() -> None:
 
     with WorkerPool(2) as pool, pytest.raises(WorkerDied, match="worker process died"):
         list(pool.map(_die, range(8)))
+
+
+def test_a_script_without_a_main_guard_is_told_about_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text("from dedup.parallel import WorkerPool\n"
+                      "print(list(WorkerPool(2).map(abs, range(4))))\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode != 0
+    assert "WorkerDied" in done.stderr
+    assert 'if __name__ == "__main__":' in done.stderr.splitlines()[-1]
