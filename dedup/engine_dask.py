@@ -68,6 +68,10 @@ INSTALL_HINT = "the dask engine needs dask.distributed: pip install 'dedup[dask]
 # (milliseconds) is noise, small enough that a partition's features fit a 2 GB worker.
 DEFAULT_PARTITION_ROWS = 10_000  # measured to fit 4 GB workers at 100k; 50,000 did not
 _CHUNK = 5_000  # articles normalized at once inside a partition (bounds token lists)
+# Candidate pairs scored at once per worker. Each pair ships its left article's feature row
+# (about 1 KB on news text) to the right article's partition; all at once, a million
+# articles' 13.6M pairs overflowed two 4 GB workers.
+_WAVE_PAIRS_PER_WORKER = 500_000
 
 
 class DaskEngineError(RuntimeError):
@@ -454,13 +458,30 @@ def _ship(weighed: _Weighed, local: np.ndarray, offset: int) -> _Rows:
     return _Rows(local + offset, f.matrix[local], f.years[local], days)
 
 
-def _left_rows(weighed: _Weighed, offset: int, n: int, offsets: np.ndarray,
-               *slices: np.ndarray) -> list[tuple[np.ndarray, _Rows]]:
-    """Each pair whose left document is here, with that row, sent to its right's partition."""
-    codes = np.sort(np.concatenate(slices or (np.empty(0, np.int64),)))
-    rows = _ship(weighed, codes // n - offset, offset)
-    parts = _split(_owner(codes % n, offsets), len(offsets) - 1, np.arange(len(codes)))
-    return [(codes[idx], _subset(rows, idx)) for (idx,) in parts]
+def _sorted_codes(*slices: np.ndarray) -> np.ndarray:
+    return np.sort(np.concatenate(slices or (np.empty(0, np.int64),)))
+
+
+def _waves(partitions: int, pairs: int, workers: int) -> list[tuple[int, int]]:
+    """Destination partitions scored together, so that the left rows in flight stay near
+    ``_WAVE_PAIRS_PER_WORKER`` per worker however large the corpus."""
+    count = max(1, min(partitions, -(-pairs // (workers * _WAVE_PAIRS_PER_WORKER))))
+    width = -(-partitions // count)
+    return [(lo, min(lo + width, partitions)) for lo in range(0, partitions, width)]
+
+
+def _left_rows(weighed: _Weighed, offset: int, n: int, offsets: np.ndarray, lo: int, hi: int,
+               codes: np.ndarray) -> list[tuple[np.ndarray, _Rows]]:
+    """The pairs whose left document is here and right document in partitions [lo, hi),
+    sent to their right's partition with each needed left row once: a row per pair would
+    repeat a document's features once per partner and exhaust a worker at a million
+    articles."""
+    dest = _owner(codes % n, offsets)
+    wanted = (dest >= lo) & (dest < hi)
+    out = []
+    for (sent,) in _split(dest[wanted] - lo, hi - lo, codes[wanted]):
+        out.append((sent, _ship(weighed, np.unique(sent // n) - offset, offset)))
+    return out
 
 
 def _subset(rows: _Rows, idx: np.ndarray) -> _Rows:
@@ -482,13 +503,14 @@ def _score(weighed: _Weighed, offset: int, n: int, threshold: float, buckets: in
     """``refine.pair_scores`` of the pairs whose right document is here; accepted edges
     (score >= threshold) both ways, by component bucket."""
     f = weighed.features
+    width = (f.matrix.shape[1], f.years.shape[1])
     codes = np.concatenate([p[0] for p in payloads] or [np.empty(0, np.int64)])
-    left = _stack([p[1] for p in payloads], (f.matrix.shape[1], f.years.shape[1]))
-    right = _ship(weighed, codes % n - offset, offset)
-    both = _stack([left, right], (f.matrix.shape[1], f.years.shape[1]))
-    k = len(codes)
-    merged = _features_of(f, both)
-    scores = refine.pair_scores(merged, np.stack([np.arange(k), np.arange(k) + k], axis=1))
+    left = _stack([p[1] for p in payloads], width)
+    here = _ship(weighed, np.arange(f.matrix.shape[0]), offset)
+    order = np.argsort(left.gidx, kind="stable")
+    at = order[np.searchsorted(left.gidx, codes // n, sorter=order)]
+    pairs = np.stack([at, len(left.gidx) + codes % n - offset], axis=1)
+    scores = refine.pair_scores(_features_of(f, _stack([left, here], width)), pairs)
     keep = scores >= threshold
     low, high, s = codes[keep] // n, codes[keep] % n, scores[keep]
     src, dst = np.concatenate((low, high)), np.concatenate((high, low))
@@ -955,12 +977,18 @@ def _cluster(
         skipped = int(sum(run.gather(oversized)))
     with run.stage("refine"):
         by_left = [run.submit(_by_left, u, n, offsets) for u in unions]
-        left = [run.submit(_left_rows, w, int(offsets[k]), n, offsets, *col)
-                for k, (w, col) in enumerate(zip(weighed, run.shuffle(by_left, P), strict=True))]
-        scored = [run.submit(_score, w, int(offsets[k]), n, config.clustering.edge_threshold,
-                             B, *col)
-                  for k, (w, col) in enumerate(zip(weighed, run.shuffle(left, P), strict=True))]
-        run.wait(scored)
+        mine = [run.submit(_sorted_codes, *col) for col in run.shuffle(by_left, P)]
+        scored = []
+        waves = _waves(P, sum(s[0] for s in sizes), workers)
+        for lo, hi in waves:
+            left = [run.submit(_left_rows, w, int(offsets[k]), n, offsets, lo, hi, m)
+                    for k, (w, m) in enumerate(zip(weighed, mine, strict=True))]
+            wave = [run.submit(_score, weighed[d], int(offsets[d]), n,
+                               config.clustering.edge_threshold, B, *col)
+                    for d, col in zip(range(lo, hi), run.shuffle(left, hi - lo), strict=True)]
+            run.wait(wave)  # the next wave's rows are shipped only once these are consumed
+            scored += wave
+        del left, mine
     with run.stage("cluster"):
         graphs = [run.submit(_cc_init, *col) for col in run.shuffle(scored, B)]
         rounds = 0
@@ -998,6 +1026,7 @@ def _cluster(
             "partitions": P,
             "workers": workers,
             "component_rounds": rounds,
+            "pair_waves": len(waves),
         }
         if output is not None:
             written = _write_on_workers(run, output, output_format, finished, linked, P)

@@ -23,7 +23,7 @@ import polars as pl
 import pytest
 
 from benchmarks.synthetic import generate
-from dedup import cluster, io
+from dedup import cluster, engine_dask, io
 from dedup.cli import write_outputs
 from dedup.engine_dask import DaskEngineError, cluster_dask, cluster_dataset
 from dedup.pipeline import ClusterResult
@@ -104,6 +104,27 @@ def test_synthetic_parquet_read_by_workers_equals_local(
                           with_stories=False)
     assert got.stats["partitions"] == partitions
     assert_same(got, local)
+
+
+def test_pairs_scored_in_waves_equal_local(
+    client: Any, synthetic_parquet: tuple[Path, ClusterResult], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bounding the rows in flight must not change a single edge."""
+    path, local = synthetic_parquet
+    monkeypatch.setattr(engine_dask, "_WAVE_PAIRS_PER_WORKER", 50)
+    got = cluster_dataset(str(path.parent / "*.parquet"), client=client, partitions=3,
+                          with_stories=False)
+    assert got.stats["pair_waves"] == 3
+    assert_same(got, local)
+
+
+def test_waves_cover_every_partition_once() -> None:
+    for partitions, pairs, workers in ((1, 0, 1), (7, 10**7, 2), (100, 13_600_000, 2), (5, 10, 1)):
+        waves = engine_dask._waves(partitions, pairs, workers)
+        assert [p for lo, hi in waves for p in range(lo, hi)] == list(range(partitions))
+    # 13.6M pairs over 2 workers: 14 waves wanted, so 8 partitions a wave, so 13 waves
+    assert len(engine_dask._waves(100, 13_600_000, 2)) == 13
+    assert len(engine_dask._waves(100, 400_000, 2)) == 1
 
 
 def test_stories_and_canonicals_equal_local(client: Any) -> None:
