@@ -365,6 +365,10 @@ def _weigh(prepared: _Prepared, totals: dict[str, sp.csr_matrix], n_docs: int,
     )
 
 
+def _features_only(weighed: _Weighed) -> _Weighed:
+    return _Weighed(weighed.features, {}, {})
+
+
 def _band_entries(weighed: _Weighed, which: str, offset: int, bands: int, rows: int,
                   depth: int, buckets: int) -> list[tuple[np.ndarray, ...]]:
     """(band, key...) rows, global doc index and the min-hashes that split a crowded bucket
@@ -975,6 +979,9 @@ def _cluster(
                   for c, e in zip(found["copies"], events, strict=True)]
         sizes = run.gather([run.submit(_sizes, u) for u in unions])
         skipped = int(sum(run.gather(oversized)))
+        # Signatures (2 KB an article) are done with: held to the end, they were a third
+        # of a worker's state at a million articles.
+        weighed = [run.submit(_features_only, w) for w in weighed]
     with run.stage("refine"):
         by_left = [run.submit(_by_left, u, n, offsets) for u in unions]
         mine = [run.submit(_sorted_codes, *col) for col in run.shuffle(by_left, P)]
