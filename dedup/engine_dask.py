@@ -87,6 +87,34 @@ def _distributed() -> Any:
     return distributed
 
 
+def _register_sizes() -> None:
+    """Teach Dask the size of what the stages hold.
+
+    Dask measures a stored result with ``dask.sizeof``. It does not know polars frames or
+    dataclasses and takes them for ~100 bytes. Then a worker's partitions look like
+    unmanaged memory: Dask never spills them to disk, and the nanny kills the worker
+    when it reaches its limit.
+    """
+    try:
+        from dask.sizeof import sizeof
+    except ImportError:  # no Dask: nothing to teach
+        return
+
+    @sizeof.register(pl.DataFrame)
+    def _frame(frame: pl.DataFrame) -> int:
+        return int(frame.estimated_size())
+
+    @sizeof.register(_Prepared)
+    @sizeof.register(_Weighed)
+    @sizeof.register(_Rows)
+    @sizeof.register(_Graph)
+    @sizeof.register(refine.Features)
+    @sizeof.register(refine.Counts)
+    @sizeof.register(refine.Salient)
+    def _fields(value: Any) -> int:
+        return 64 + sum(int(sizeof(getattr(value, f.name))) for f in dataclasses.fields(value))
+
+
 # --------------------------------------------------------------------------- routing
 
 
@@ -1158,6 +1186,9 @@ def _features_of(template: refine.Features, rows: _Rows) -> refine.Features:
     if "salient" in names:
         per_row["salient"] = refine.Salient.empty()
     return dataclasses.replace(template, **per_row)
+
+
+_register_sizes()
 
 
 def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
