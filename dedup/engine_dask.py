@@ -87,32 +87,26 @@ def _distributed() -> Any:
     return distributed
 
 
-def _register_sizes() -> None:
-    """Teach Dask the size of what the stages hold.
+def register_sizes(sizeof: Any) -> None:
+    """Teach Dask the size of what the stages hold (the ``dask.sizeof`` entry point).
 
     Dask measures a stored result with ``dask.sizeof``. It does not know polars frames or
     dataclasses and takes them for ~100 bytes. Then a worker's partitions look like
     unmanaged memory: Dask never spills them to disk, and the nanny kills the worker
-    when it reaches its limit.
+    when it reaches its limit. Dask calls this when it loads ``dask.sizeof``, in every
+    process, so importing this module never imports Dask.
     """
-    try:
-        from dask.sizeof import sizeof
-    except ImportError:  # no Dask: nothing to teach
-        return
 
     @sizeof.register(pl.DataFrame)
     def _frame(frame: pl.DataFrame) -> int:
         return int(frame.estimated_size())
 
-    @sizeof.register(_Prepared)
-    @sizeof.register(_Weighed)
-    @sizeof.register(_Rows)
-    @sizeof.register(_Graph)
-    @sizeof.register(refine.Features)
-    @sizeof.register(refine.Counts)
-    @sizeof.register(refine.Salient)
     def _fields(value: Any) -> int:
         return 64 + sum(int(sizeof(getattr(value, f.name))) for f in dataclasses.fields(value))
+
+    for kind in (_Prepared, _Weighed, _Rows, _Graph, refine.Features, refine.Counts,
+                 refine.Salient):
+        sizeof.register(kind)(_fields)
 
 
 # --------------------------------------------------------------------------- routing
@@ -971,6 +965,10 @@ def _cluster(
                      for col in run.shuffle(counts, B)]
         prepared = [run.submit(_prepare, p, config, *templates) for p in parts]
         run.wait(prepared)
+        # The client lets go of every future it no longer needs, stage by stage: a result
+        # stays on its worker while the client holds its future, and at a million articles
+        # the finished candidate stage alone was several GB of spill per worker.
+        del counts, templates
     with run.stage("features"):
         freqs = [run.submit(_frequencies, p) for p in prepared]
         while len(freqs) > 1:  # tree reduction: no node sums more than 8 vectors
@@ -1003,16 +1001,20 @@ def _cluster(
             strongest = [run.submit(_strongest, cand.events_max_per_doc, n, B, *col)
                          for col in run.shuffle(directed, B)]
             events = run.shuffle(strongest, B)
+            del directed, strongest
         unions = [run.submit(_union, c, list(e) if capped else e[0], capped)
                   for c, e in zip(found["copies"], events, strict=True)]
         sizes = run.gather([run.submit(_sizes, u) for u in unions])
         skipped = int(sum(run.gather(oversized)))
+        del entries, grouped, oversized, found, events
         # Signatures (2 KB an article) are done with: held to the end, they were a third
         # of a worker's state at a million articles.
         weighed = [run.submit(_features_only, w) for w in weighed]
     with run.stage("refine"):
         by_left = [run.submit(_by_left, u, n, offsets) for u in unions]
         mine = [run.submit(_sorted_codes, *col) for col in run.shuffle(by_left, P)]
+        pair_codes = [run.item(u, 0) for u in unions] if with_pairs else []
+        del unions, by_left
         scored = []
         waves = _waves(P, sum(s[0] for s in sizes), workers)
         for lo, hi in waves:
@@ -1026,6 +1028,7 @@ def _cluster(
         del left, mine
     with run.stage("cluster"):
         graphs = [run.submit(_cc_init, *col) for col in run.shuffle(scored, B)]
+        del scored
         rounds = 0
         while True:
             rounds += 1
@@ -1042,6 +1045,7 @@ def _cluster(
                                  + [run.item(j, 1) for j in jumped])
             if not any(changes):
                 break
+        del messages, received, answers, jumped
         labels = run.shuffle([run.submit(_labels_by_part, g, offsets) for g in graphs], P)
         frames = parts
         grouped_rows = [run.submit(_rows_by_group, f, w, int(offsets[k]), B, *labels[k])
@@ -1051,6 +1055,7 @@ def _cluster(
         linked = [run.submit(_link, config, with_stories, offsets, template, rows, edges)
                   for rows, edges in zip(run.shuffle(grouped_rows, B), grouped_edges,
                                          strict=True)]
+        del labels, grouped_rows, grouped_edges, graphs, weighed, template
         assigned = run.shuffle(linked, P)
         finished = [run.submit(_finish, f, int(offsets[k]), config, with_stories, *assigned[k])
                     for k, f in enumerate(frames)]
@@ -1085,7 +1090,7 @@ def _cluster(
     stories.sort(key=lambda s: s.cluster_id)
     pairs = np.empty((0, 2), dtype=np.int64)
     if with_pairs:
-        codes = np.sort(np.concatenate(run.gather([run.item(u, 0) for u in unions])))
+        codes = np.sort(np.concatenate(run.gather(pair_codes)))
         pairs = np.stack([codes // n, codes % n], axis=1)
     assignments = _concat(frames_out)
     stats = {
@@ -1186,9 +1191,6 @@ def _features_of(template: refine.Features, rows: _Rows) -> refine.Features:
     if "salient" in names:
         per_row["salient"] = refine.Salient.empty()
     return dataclasses.replace(template, **per_row)
-
-
-_register_sizes()
 
 
 def _concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
