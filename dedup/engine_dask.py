@@ -696,6 +696,7 @@ def _link(config: Config, with_stories: bool, offsets: np.ndarray, template: ref
                       np.array(out_cid, dtype=object),
                       np.concatenate(out_canonical or [np.empty(0, bool)]),
                       np.concatenate(out_close or [np.empty(0)]))
+    release_memory()  # merging freed millions of small objects: hand the heap back
     return [*assigned, clusters, stories]
 
 
@@ -749,8 +750,13 @@ class _Run(StageTimer):
 
     def shuffle(self, sources: Sequence[Any], buckets: int) -> list[list[Any]]:
         """``out[b]`` = slice ``b`` of every source: the all-to-all step, one small task per
-        (source, bucket) so each bucket fetches only its own slices."""
-        return [[self.item(s, b) for s in sources] for b in range(buckets)]
+        (source, bucket) so each bucket fetches only its own slices.
+
+        Submitted source by source: Dask runs tasks in submission order, so a source
+        spilled to disk is read back once for all its slices, not once per slice.
+        """
+        items = [[self.item(s, b) for b in range(buckets)] for s in sources]
+        return [[row[b] for row in items] for b in range(buckets)]
 
     def wait(self, futures: Iterable[Any]) -> None:
         _distributed().wait(list(futures))
