@@ -257,5 +257,5 @@ def test_dask_bench_runs_and_writes_its_table(tmp_path: Path, capsys) -> None:
     rows = [line for line in printed.splitlines() if line.startswith("| local") or
             line.startswith("| dask x1")]
     assert len(rows) == 2
-    assert rows[1].split("|")[7].strip() == "True"  # same assignments as the local engine
+    assert rows[1].split("|")[8].strip() == "True"  # same outputs as the local engine
     assert (tmp_path / "dask-300-w1.md").read_text().count("| dask x1 |") == 1
