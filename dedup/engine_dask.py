@@ -533,8 +533,8 @@ def _score(weighed: _Weighed, offset: int, n: int, threshold: float, buckets: in
     codes = np.concatenate([p[0] for p in payloads] or [np.empty(0, np.int64)])
     left = _stack([p[1] for p in payloads], width)
     here = _ship(weighed, np.arange(f.matrix.shape[0]), offset)
-    order = np.argsort(left.gidx, kind="stable")
-    at = order[np.searchsorted(left.gidx, codes // n, sorter=order)]
+    # Payloads come in partition order, each with its rows ascending: gidx is sorted.
+    at = np.searchsorted(left.gidx, codes // n)
     pairs = np.stack([at, len(left.gidx) + codes % n - offset], axis=1)
     scores = refine.pair_scores(_features_of(f, _stack([left, here], width)), pairs)
     keep = scores >= threshold
