@@ -155,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     path = corpus(args.docs, args.seed, args.cache_dir)
     rows = []
+    if args.scratch is not None:
+        args.scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.scratch) as tmp:
         scratch = Path(tmp)
         if args.local:

@@ -259,3 +259,19 @@ def test_dask_bench_runs_and_writes_its_table(tmp_path: Path, capsys) -> None:
     assert len(rows) == 2
     assert rows[1].split("|")[8].strip() == "True"  # same outputs as the local engine
     assert (tmp_path / "dask-300-w1.md").read_text().count("| dask x1 |") == 1
+
+
+def test_pair_spread_counts_rows_shipped_per_destination() -> None:
+    import numpy as np
+
+    from benchmarks.pair_spread import spread
+
+    # 4 articles in partitions {0, 1} and {2, 3}; each pair is scored in its higher
+    # article's partition and the lower article's row is shipped there once.
+    pairs = np.array([[0, 1], [0, 3], [1, 2], [2, 3], [0, 2]])
+    shipped, remote, crossing = spread(pairs, n=4, partitions=2)
+    # (low, destination): (0,0) (0,1) (1,1) (2,1), (0,1) again -> 4 rows for 4 articles.
+    assert shipped == 1.0
+    assert remote == 0.5  # (0,1) and (1,1) leave their partition
+    assert crossing == 3 / 5
+    assert spread(pairs, n=4, partitions=1)[1:] == (0.0, 0.0)
