@@ -96,7 +96,8 @@ def run_workers(path: Path, workers: int, memory_limit: str, partitions: int | N
 
 
 def run_local(path: Path, with_stories: bool, scratch: Path) -> dict[str, Any]:
-    """The local engine on the same file, in this process (reference)."""
+    """The local engine on the same file, as the CLI runs it (every core), as reference.
+    Peak RSS is this process's: the merge and normalize workers are not counted."""
     import polars as pl
 
     from dedup import cluster
@@ -105,7 +106,7 @@ def run_local(path: Path, with_stories: bool, scratch: Path) -> dict[str, Any]:
     frame = pl.read_parquet(path).drop("gold", "hard_negative_of")
     before = _peak_rss_mib()
     start = time.perf_counter()
-    result = cluster(frame, Config(), with_stories=with_stories)
+    result = cluster(frame, Config(), with_stories=with_stories, workers=0)
     seconds = time.perf_counter() - start
     outdir = scratch / "local"
     write_outputs(outdir, result, "parquet", rejected_file=False)
