@@ -7,7 +7,7 @@ Each worker count gets a fresh ``distributed.LocalCluster`` (1 thread per worker
 figures are per core), reading the same cached Parquet corpus lazily. "peak RSS / worker"
 is the largest ``ru_maxrss`` (kernel high-water mark of a worker process since it started),
 "transfer MiB" the bytes workers sent each other (the shuffles). ``--local`` adds the local
-engine (``dedup.cluster``) in this process as the reference.
+engine (``dedup.cluster`` on every core, as the CLI runs it) as the reference.
 
 Every run writes its outputs as ``dedup cluster -o OUTDIR`` does (the Dask workers write
 theirs; nothing is gathered into this process) to a scratch folder. "output sha1" is a
