@@ -12,11 +12,14 @@ fit is skipped and counted.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 
 import numpy as np
 from datasketch import MinHashLSH
+
+from dedup.parallel import thread_map
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,7 @@ def lsh_pairs(
     min_collisions: int = 1,
     max_per_doc: int | None = None,
     split_depth: int = 0,
+    threads: int = 1,
 ) -> tuple[np.ndarray, CandidateStats]:
     """Pairs (i < j, as a sorted (k, 2) int64 array) sharing at least ``min_collisions`` bands.
 
@@ -54,7 +58,9 @@ def lsh_pairs(
     shares the most bands with (a pair stays if either side keeps it): candidates then
     grow linearly with the corpus even where thousands of articles share a topic's words.
     ``split_depth`` > 0 splits crowded buckets by up to that many further min-hashes (the
-    first rows of the following bands) instead of dropping them at once.
+    first rows of the following bands) instead of dropping them at once. ``threads`` > 1
+    groups bands on that many threads (numpy sorts release the GIL) while this thread
+    counts the pairs; bands are counted in order, so the result does not depend on it.
     """
     n = len(signatures)
     bands, rows = lsh_params(threshold, signatures.shape[1])
@@ -63,15 +69,12 @@ def lsh_pairs(
     oversized = 0
     # All present (the usual case): no copy of a corpus-sized array.
     present_sigs = signatures if len(docs) == n else signatures[docs]
-    for band in range(bands):
-        keys = present_sigs[:, band * rows : (band + 1) * rows]
-        codes, skipped = bucket_pairs(
-            keys, docs, n, max_bucket_size, split_columns(present_sigs, band, bands, rows,
-                                                          split_depth)
-        )
+    band_pairs = functools.partial(_band_pairs, present_sigs, docs, n, bands, rows,
+                                   max_bucket_size, split_depth)
+    for codes, skipped in thread_map(band_pairs, range(bands), threads):
         oversized += skipped
         counter.add(codes)
-    del present_sigs
+    del present_sigs, band_pairs
     codes, counts = counter.result()
     keep = counts >= min_collisions
     codes, counts = codes[keep], counts[keep]
@@ -79,6 +82,16 @@ def lsh_pairs(
         codes = _strongest_per_doc(codes, counts, n, max_per_doc)
     pairs = np.stack([codes // n, codes % n], axis=1) if len(codes) else np.empty((0, 2), np.int64)
     return pairs, CandidateStats(bands, rows, len(pairs), oversized)
+
+
+def _band_pairs(
+    signatures: np.ndarray, docs: np.ndarray, n: int, bands: int, rows: int,
+    max_bucket_size: int, split_depth: int, band: int,
+) -> tuple[np.ndarray, int]:
+    """``bucket_pairs`` of one band of ``lsh_pairs``."""
+    keys = signatures[:, band * rows : (band + 1) * rows]
+    extra = split_columns(signatures, band, bands, rows, split_depth)
+    return bucket_pairs(keys, docs, n, max_bucket_size, extra)
 
 
 # Pair codes buffered before they are folded into the running counts: bounds memory at

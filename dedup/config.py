@@ -189,10 +189,12 @@ class IndexConfig:
     relink_max_size: int = 300
     # Least recently linked components re-linked per added article besides the new
     # articles' own (rounded up per add), so stories no article touches follow the
-    # drifting IDF; 0 disables. ARI vs batch on ecbplus-dev (10 per add): 0.900 with 0,
-    # 0.970 with 1, 0.969 with 0.25, 0.970 with 0.1; 0.25 costs 1.2x adds/s, 1 cost 1.8x
-    # (benchmarks.index_bench --docs 20000).
-    relink_refresh: float = 0.25
+    # drifting IDF; 0 disables. ARI vs batch on ecbplus-dev (1 / 10 / 100 per add): 0.935 /
+    # 0.937 / 0.972 with 0, 0.987 / 0.970 / 0.991 with 0.05, 0.1 and 0.25 alike (0.970 with
+    # 1 at 10 per add). On the first 30k synthetic articles (100 per add): ARI vs batch
+    # 0.9929 with 0.1 and 0.25, 0.9928 with 0.05, and 0.1 adds 3% more per second than 0.25
+    # (0.25 cost 1.2x adds/s against 0 and 1 cost 1.8x, benchmarks.index_bench --docs 20000).
+    relink_refresh: float = 0.1
     # When a touched cluster's story is merged again: "read" (on the first read after the
     # change, then cached) or "add" (inside the add transaction; readers never merge).
     story_refresh: str = "read"

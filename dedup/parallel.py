@@ -3,6 +3,8 @@
 Normalization and merging are pure Python per article or per cluster, so threads would
 share one core (the GIL). A process pool does the same work in order, and since results
 come back in task order the output is byte-identical whatever the number of workers.
+Whole-array numpy work (sorting a band of signatures) releases the GIL, so ``thread_map``
+spreads it over threads of this process instead, with no copying between processes.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
@@ -121,6 +123,33 @@ class WorkerPool:
                 "script, it can also be a missing `if __name__ == \"__main__\":` guard "
                 "around the call (each worker imports the script)"
             ) from None
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def thread_map(
+    func: Callable[[T], R], tasks: Iterable[T], threads: int, *, ahead: int = 2
+) -> Iterator[R]:
+    """``map(func, tasks)`` on ``threads`` threads, results in task order.
+
+    For tasks that spend their time in numpy calls that release the GIL (sorts, fancy
+    indexing, ufuncs over large arrays); pure Python tasks would gain nothing. At most
+    ``ahead`` tasks per thread are in flight, so memory stays bounded by a few results
+    while the caller consumes them (and the caller's own work overlaps theirs).
+    """
+    if threads <= 1:
+        yield from map(func, tasks)
+        return
+    with ThreadPoolExecutor(threads, thread_name_prefix="dedup") as executor:
+        pending: deque[Future[R]] = deque()
+        try:
+            for task in tasks:
+                pending.append(executor.submit(func, task))
+                if len(pending) >= threads * ahead:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
         finally:
             for future in pending:
                 future.cancel()

@@ -246,7 +246,8 @@ def _cluster(
         # Copies first: their signatures (512 bytes per article) are gone before the
         # features and events signatures exist, which lowers the peak.
         copy_pairs, copy_stats = candidates.lsh_pairs(copy_sigs, has_copies,
-                                                      **cand.lsh_options("copies"))
+                                                      **cand.lsh_options("copies"),
+                                                      threads=min(pool.workers, _LSH_THREADS))
         del copy_sigs
     with timer.stage("features"):
         features = refine.weigh_features(
@@ -265,7 +266,8 @@ def _cluster(
         del event_sets
     with timer.stage("candidates"):
         event_pairs, event_stats = candidates.lsh_pairs(event_sigs, has_events,
-                                                        **cand.lsh_options("events"))
+                                                        **cand.lsh_options("events"),
+                                                        threads=min(pool.workers, _LSH_THREADS))
         del event_sigs
         pairs = candidates.union_pairs(copy_pairs, event_pairs)
         del copy_pairs, event_pairs
@@ -332,6 +334,9 @@ def _cluster(
 
 
 _CHUNK = 5_000  # articles normalized at once: bounds the memory of token lists
+# Threads that group LSH bands: each holds a band's sort temporaries (~50 MB at a million
+# articles), and two already halve the band time.
+_LSH_THREADS = 4
 _MERGE_TASK_ARTICLES = 2_000  # articles per merge task sent to a worker process
 # From this many articles, workers are stopped while the single-process stages run: their
 # ~300 MB each matters at the peak of a million-article run, while restarting them for

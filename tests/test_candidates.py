@@ -146,6 +146,23 @@ def test_bounded_memory_counting_equals_one_pass(monkeypatch: pytest.MonkeyPatch
     np.testing.assert_array_equal(whole, pieces)
 
 
+def test_bands_on_threads_give_the_pairs_of_one_thread() -> None:
+    """Bands grouped on threads are counted in band order: the same pairs and stats."""
+    rng = np.random.default_rng(11)
+    sigs = rng.integers(0, 40, size=(500, 128)).astype(np.uint32)
+    present = np.ones(500, dtype=bool)
+    present[::13] = False
+    for options in (dict(threshold=0.02, max_bucket_size=30, max_per_doc=5, split_depth=2),
+                    dict(threshold=0.5, max_bucket_size=100)):
+        if options["threshold"] == 0.5:  # five rows per band: fewer values to collide
+            sigs = sigs % 3
+        one, one_stats = candidates.lsh_pairs(sigs, present, **options, threads=1)
+        three, three_stats = candidates.lsh_pairs(sigs, present, **options, threads=3)
+        assert len(one) > 0
+        np.testing.assert_array_equal(one, three)
+        assert one_stats == three_stats
+
+
 def test_lsh_options_name_each_signal_and_refuse_others() -> None:
     cand = Config().candidates
     assert cand.lsh_options("copies") == {"threshold": 0.5, "max_bucket_size": 100}

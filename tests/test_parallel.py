@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from click.testing import CliRunner
 from dedup import Config, cluster, pipeline
 from dedup.cli import main
 from dedup.merge import story_to_dict
-from dedup.parallel import WorkerPool, resolve_workers
+from dedup.parallel import WorkerPool, resolve_workers, thread_map
 
 
 def _square(x: int) -> int:
@@ -22,6 +23,21 @@ def _square(x: int) -> int:
 @pytest.fixture(scope="module")
 def articles(ecbplus: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"id": r["doc_id"], "title": r["title"], "text": r["text"]} for r in ecbplus]
+
+
+def test_thread_map_keeps_task_order_and_bounds_tasks_in_flight() -> None:
+    submitted: list[int] = []
+
+    def tasks() -> Iterator[int]:
+        for x in range(30):
+            submitted.append(x)
+            yield x
+
+    results = thread_map(_square, tasks(), 3, ahead=2)
+    first = next(results)
+    assert first == 0 and len(submitted) <= 3 * 2 + 1  # not all 30 at once
+    assert [first, *results] == [x * x for x in range(30)]
+    assert list(thread_map(_square, range(5), 1)) == [0, 1, 4, 9, 16]
 
 
 def test_pool_map_keeps_task_order_with_more_tasks_than_in_flight() -> None:
