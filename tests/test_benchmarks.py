@@ -6,6 +6,9 @@ Kept small (a few hundred articles) so each test takes seconds.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -14,7 +17,7 @@ import pytest
 from benchmarks import run as bench_run
 from benchmarks import scale as bench_scale
 from benchmarks.corpora import load_ecbplus_dev, shared_dir
-from benchmarks.measure import Measurement
+from benchmarks.measure import Measurement, RssSampler
 from benchmarks.synthetic import (
     generate,
     iter_synthetic,
@@ -275,3 +278,14 @@ def test_pair_spread_counts_rows_shipped_per_destination() -> None:
     assert remote == 0.5  # (0,1) and (1,1) leave their partition
     assert crossing == 3 / 5
     assert spread(pairs, n=4, partitions=1)[1:] == (0.0, 0.0)
+
+
+def test_rss_sampler_counts_a_child_started_after_it() -> None:
+    """Children are listed every ``rescan`` seconds, not at every sample: a worker that
+    starts later must still be counted."""
+    grow = "import time; block = bytearray(200 * 2**20); time.sleep(1.5)"
+    with RssSampler(rescan=0.1) as sampler:
+        time.sleep(0.2)
+        child = subprocess.Popen([sys.executable, "-c", grow])
+        child.wait(timeout=60)
+    assert sampler.peak - sampler.baseline > 150 * 2**20
