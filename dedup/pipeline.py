@@ -128,22 +128,27 @@ def to_articles(frame: pl.DataFrame) -> list[Article]:
     return out
 
 
-def prepare(text: str, title: str, templates: frozenset[str]) -> Prepared:
-    """Normalize one article into sentences, tokens and TF-IDF term lists."""
+def prepare(text: str, title: str, templates: frozenset[str], *, body: bool = True
+            ) -> Prepared:
+    """Normalize one article into sentences, tokens and TF-IDF term lists.
+
+    ``body=False`` leaves ``terms.body`` empty, for a caller that reads the body terms off
+    its ``tokens`` (those that are not ``normalize.STOPWORDS``), as ``StoryIndex`` does.
+    """
     lines = normalize.strip_boilerplate(normalize.clean_text(text), templates)
     sentences = normalize.split_sentences(lines)
-    body = " ".join(lines)
+    text = " ".join(lines)
     clean_title = normalize.clean_text(title).strip()
-    tokens = normalize.tokens(body)
+    tokens = normalize.tokens(text)
     return Prepared(
         sentences=sentences,
         tokens=tokens,
         terms=refine.DocumentTerms(
-            body=[t for t in tokens if t not in normalize.STOPWORDS],
+            body=[t for t in tokens if t not in normalize.STOPWORDS] if body else [],
             names=normalize.names(sentences),
             title=normalize.content_tokens(clean_title),
-            numbers=normalize.numbers(body),
-            years=normalize.years(clean_title + " " + body),
+            numbers=normalize.numbers(text),
+            years=normalize.years(clean_title + " " + text),
         ),
     )
 
