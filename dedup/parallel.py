@@ -14,7 +14,7 @@ import os
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
@@ -108,14 +108,8 @@ class WorkerPool:
             return
         if self._pool is None:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("spawn"))
-        pending: deque[Future[R]] = deque()
         try:
-            for task in tasks:
-                pending.append(self._pool.submit(func, task))
-                if len(pending) >= self.workers * ahead:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
+            yield from _in_order(self._pool, func, tasks, self.workers * ahead)
         except BrokenProcessPool as err:
             raise WorkerDied(
                 f"a dedup worker process died ({err}); this is usually the machine running "
@@ -123,9 +117,6 @@ class WorkerPool:
                 "script, it can also be a missing `if __name__ == \"__main__\":` guard "
                 "around the call (each worker imports the script)"
             ) from None
-        finally:
-            for future in pending:
-                future.cancel()
 
 
 def thread_map(
@@ -142,14 +133,22 @@ def thread_map(
         yield from map(func, tasks)
         return
     with ThreadPoolExecutor(threads, thread_name_prefix="dedup") as executor:
-        pending: deque[Future[R]] = deque()
-        try:
-            for task in tasks:
-                pending.append(executor.submit(func, task))
-                if len(pending) >= threads * ahead:
-                    yield pending.popleft().result()
-            while pending:
+        yield from _in_order(executor, func, tasks, threads * ahead)
+
+
+def _in_order(
+    executor: Executor, func: Callable[[T], R], tasks: Iterable[T], in_flight: int
+) -> Iterator[R]:
+    """Results of ``func`` over ``tasks`` in task order, with at most ``in_flight`` submitted
+    and not yet taken; the rest are cancelled if the caller stops early."""
+    pending: deque[Future[R]] = deque()
+    try:
+        for task in tasks:
+            pending.append(executor.submit(func, task))
+            if len(pending) >= in_flight:
                 yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
