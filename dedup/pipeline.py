@@ -137,9 +137,9 @@ def prepare(text: str, title: str, templates: frozenset[str], *, body: bool = Tr
     """
     lines = normalize.strip_boilerplate(normalize.clean_text(text), templates)
     sentences = normalize.split_sentences(lines)
-    text = " ".join(lines)
+    joined = " ".join(lines)
     clean_title = normalize.clean_text(title).strip()
-    tokens = normalize.tokens(text)
+    tokens = normalize.tokens(joined)
     return Prepared(
         sentences=sentences,
         tokens=tokens,
@@ -147,8 +147,8 @@ def prepare(text: str, title: str, templates: frozenset[str], *, body: bool = Tr
             body=[t for t in tokens if t not in normalize.STOPWORDS] if body else [],
             names=normalize.names(sentences),
             title=normalize.content_tokens(clean_title),
-            numbers=normalize.numbers(text),
-            years=normalize.years(clean_title + " " + text),
+            numbers=normalize.numbers(joined),
+            years=normalize.years(clean_title + " " + joined),
         ),
     )
 
@@ -247,12 +247,13 @@ def _cluster(
     if n >= _STOP_IDLE_WORKERS_FROM:
         pool.shutdown()  # idle workers hold ~300 MB each through the peak; merge restarts them
     cand = config.candidates
+    lsh_threads = min(pool.workers, _LSH_THREADS)
     with timer.stage("candidates"):
         # Copies first: their signatures (512 bytes per article) are gone before the
         # features and events signatures exist, which lowers the peak.
         copy_pairs, copy_stats = candidates.lsh_pairs(copy_sigs, has_copies,
                                                       **cand.lsh_options("copies"),
-                                                      threads=min(pool.workers, _LSH_THREADS))
+                                                      threads=lsh_threads)
         del copy_sigs
     with timer.stage("features"):
         features = refine.weigh_features(
@@ -272,7 +273,7 @@ def _cluster(
     with timer.stage("candidates"):
         event_pairs, event_stats = candidates.lsh_pairs(event_sigs, has_events,
                                                         **cand.lsh_options("events"),
-                                                        threads=min(pool.workers, _LSH_THREADS))
+                                                        threads=lsh_threads)
         del event_sigs
         pairs = candidates.union_pairs(copy_pairs, event_pairs)
         del copy_pairs, event_pairs
