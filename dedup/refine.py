@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.preprocessing import normalize
 
+from dedup.candidates import unique_sorted
 from dedup.config import RefineConfig
 
 _PAIR_CHUNK = 50_000  # rows gathered per side at once: bounds refine's memory (~200 MB)
@@ -311,33 +312,44 @@ def _gathered(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 # ``np.cumsum`` adds left to right, as scipy's sparse product accumulates a row; checked once
-# here so that ``_exact_gram`` falls back to scipy wherever that does not hold.
-_CUMSUM_IS_SEQUENTIAL = float(np.cumsum([1e100, 1.0, -1e100, 1.0])[-1]) == 1.0
+# here (on the axis ``_exact_gram`` sums over) so that it falls back to scipy wherever that
+# does not hold.
+_CUMSUM_IS_SEQUENTIAL = float(
+    np.cumsum(np.array([1e100, 1.0, -1e100, 1.0]).reshape(1, 4, 1), axis=1)[0, -1, 0]
+) == 1.0
+# Cells of the (rows x longest row x rows) array of products ``_exact_gram`` sums at once;
+# larger blocks (rare: components near ``max_component_size``) go to scipy.
+_EXACT_GRAM_MAX_CELLS = 1 << 22
 
 
 def _exact_gram(matrix: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
-    """``_gram(matrix[rows])`` bit for bit, in numpy alone.
+    """``_gram(matrix[rows])`` bit for bit, in a few numpy calls.
 
     Why: clustering asks for one small block per component, tens of thousands of times, and
     scipy's object overhead was most of the clustering stage. scipy's product sums entry
     (i, j) over row i's stored entries in their stored order, one by one from 0.0; a
     cumulative sum over the same products in the same order does the same additions (the
-    other row's missing entries add 0.0, which changes no partial sum).
+    other row's missing entries, and the padding after a short row, add 0.0, which changes
+    no partial sum).
     """
     n = len(rows)
-    if not _CUMSUM_IS_SEQUENTIAL or not matrix.has_canonical_format:
-        return _gram(matrix[rows])
     cols, values, offsets = _gathered(matrix, rows)
-    unique, local = np.unique(cols, return_inverse=True)
-    local = local.ravel()
-    dense = np.zeros((n, len(unique)))
-    dense[np.repeat(np.arange(n), np.diff(offsets)), local] = values
-    out = np.zeros((n, n))
-    for i in range(n):
-        a, b = offsets[i], offsets[i + 1]
-        if a < b:
-            out[i] = np.cumsum(dense[:, local[a:b]] * values[a:b], axis=1)[:, -1]
-    return out
+    lengths = np.diff(offsets)
+    longest = int(lengths.max()) if n else 0
+    if (not _CUMSUM_IS_SEQUENTIAL or not matrix.has_canonical_format
+            or n * n * longest > _EXACT_GRAM_MAX_CELLS):
+        return _gram(matrix[rows])
+    if not longest:
+        return np.zeros((n, n))
+    unique = unique_sorted(cols)
+    local = np.searchsorted(unique, cols)
+    owner = np.repeat(np.arange(n), lengths)
+    dense = np.zeros((len(unique), n))  # transposed: one row per column ``rows`` use
+    dense[local, owner] = values
+    # products[i, k, j]: row i's k-th stored value times row j's value in the same column.
+    products = np.zeros((n, longest, n))
+    products[owner, np.arange(len(cols)) - offsets[owner]] = dense[local] * values[:, None]
+    return np.cumsum(products, axis=1)[:, -1]
 
 
 def block_similarity(features: Features, rows: np.ndarray) -> np.ndarray:

@@ -88,3 +88,5 @@ def test_block_gram_equals_scipys_product_bit_for_bit() -> None:
         for _ in range(20):
             rows = np.sort(rng.choice(301, size, replace=False))
             assert np.array_equal(_exact_gram(matrix, rows), _gram(matrix[rows]))
+    only_empty = np.array([300])
+    assert np.array_equal(_exact_gram(matrix, only_empty), _gram(matrix[only_empty]))
