@@ -120,7 +120,6 @@ def run_dedup(articles: Sequence[dict[str, Any]]) -> SystemRun:
     from benchmarks.corpora import ParquetArticles
     from dedup import Config, cluster, io
     from dedup.cli import write_outputs
-    from dedup.merge import story_to_dict
 
     stages = _Stages()
     with tempfile.TemporaryDirectory(prefix="dedup-bench-") as folder:
@@ -130,9 +129,8 @@ def run_dedup(articles: Sequence[dict[str, Any]]) -> SystemRun:
         else:
             source = list(articles)
         stages.lap("read")
-        with io.jsonl_sink(out / "stories.jsonl") as write:
-            result = cluster(source, Config(), workers=0,
-                             on_story=lambda story: write(story_to_dict(story)))
+        with io.text_sink(out / "stories.jsonl") as write:
+            result = cluster(source, Config(), workers=0, on_story_lines=write)
         del source
         for name, seconds in result.timings.items():  # cluster's own stages, not one lap
             stages.timings[name] = stages.timings.get(name, 0.0) + seconds

@@ -25,7 +25,6 @@ from dedup.index import StoryIndex, StoryIndexError
 from dedup.merge import story_from_dict, story_to_dict
 from dedup.parallel import WorkerDied
 from dedup.pipeline import ClusterResult, DedupInputError, cluster
-from dedup.records import Story
 from dedup.render import FORMATS as STORY_FORMATS
 from dedup.render import render
 
@@ -130,17 +129,15 @@ def cluster_command(
     read_seconds = time.perf_counter() - start
     target = Path(outdir)
     with contextlib.ExitStack() as stack:
-        on_story = None
-        if stories:
-            # Streamed to disk as they are merged: they never all sit in memory.
-            write = stack.enter_context(_writable(target, io.jsonl_sink, target / "stories.jsonl"))
-
-            def on_story(story: Story) -> None:
-                write(story_to_dict(story))
-
+        # Streamed to disk as they are merged (serialized by the workers): they never all
+        # sit in memory.
+        on_story_lines = (stack.enter_context(_writable(target, io.text_sink,
+                                                        target / "stories.jsonl"))
+                          if stories else None)
         try:
             result = cluster(read.frame, Config(), with_stories=stories,
-                             progress=_progress_bar(), workers=workers, on_story=on_story)
+                             progress=_progress_bar(), workers=workers,
+                             on_story_lines=on_story_lines)
         except DedupInputError as err:
             raise InputFailure(str(err)) from None
         except WorkerDied as err:

@@ -391,10 +391,22 @@ def jsonl_sink(target: Path) -> Iterator[Callable[[dict[str, Any]], None]]:
 
     Lets a producer stream records (a million stories) to disk instead of holding them.
     """
-    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as out:
+    with text_sink(target) as write_text:
 
         def write(record: dict[str, Any]) -> None:
-            out.write(json_line(record))
+            write_text(json_line(record))
+
+        yield write
+
+
+@contextmanager
+def text_sink(target: Path) -> Iterator[Callable[[str], None]]:
+    """``jsonl_sink`` for lines already serialized (``pipeline.cluster``'s
+    ``on_story_lines``): a function that appends text; the file appears only on success."""
+    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as out:
+
+        def write(text: str) -> None:
+            out.write(text)
 
         yield write
 

@@ -208,16 +208,28 @@ def test_number_rejoining_equals_the_look_behind_first_patterns(text: str) -> No
         assert pattern.sub(repl, text) == original.sub(repl, text)
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.text(alphabet="Ab.'- 1é$", max_size=30), st.data())
-def test_sides_of_the_lowered_sentence_are_the_tokens_of_each_slice(
-    text: str, data: st.DataObject
-) -> None:
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="Ab.'- 1é$", max_size=200), st.data())
+def test_sides_are_the_nearest_tokens_of_each_slice(text: str, data: st.DataObject) -> None:
+    # Texts longer than the scanned window (``_SIDE_CHARS``) exercise the window scan,
+    # including windows that start or end inside a token.
     start = data.draw(st.integers(0, len(text)))
     end = data.draw(st.integers(start, len(text)))
-    want = (tokens(text[:start]), tokens(text[end:]))
+    side = merge_module._SIDE_TOKENS
+    want = (tokens(text[:start])[-side:], tokens(text[end:])[:side])
     assert _sides(text, start, end) == want
     if text.isascii():
+        assert _sides(text, start, end, text.lower()) == want
+
+
+@pytest.mark.parametrize("word", ["abcdefghij", "u.s.-led", "wordy", "a"])
+def test_sides_at_every_position_of_long_word_text(word: str) -> None:
+    # Long words put exactly a few tokens, the first cut, in the scanned window.
+    text = " ".join(f"{word}{i}" for i in range(40))
+    side = merge_module._SIDE_TOKENS
+    for start in range(len(text) + 1):
+        end = min(len(text), start + 7)
+        want = (tokens(text[:start])[-side:], tokens(text[end:])[:side])
         assert _sides(text, start, end, text.lower()) == want
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from dedup import Config, cluster, pipeline
+from dedup import Config, cluster, io, pipeline
 from dedup.cli import main
 from dedup.merge import story_to_dict
 from dedup.parallel import WorkerPool, resolve_workers, thread_map
@@ -92,6 +92,21 @@ def test_streamed_stories_equal_returned_stories(articles: list[dict[str, Any]])
     assert result.stories == []
     assert streamed == [s.cluster_id for s in kept.stories] == sorted(streamed)
     assert result.assignments.equals(kept.assignments)
+
+
+def test_story_lines_are_the_stories_jsonl_lines(
+    articles: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "_MERGE_TASK_ARTICLES", 40)  # several tasks, two workers
+    kept = cluster(articles[:200], Config())
+    chunks: list[str] = []
+    result = cluster(articles[:200], Config(), workers=2, on_story_lines=chunks.append)
+    assert len(chunks) > 1 and all(c.endswith("\n") for c in chunks)
+    assert "".join(chunks) == "".join(io.json_line(story_to_dict(s)) for s in kept.stories)
+    assert result.stories == []
+    assert result.assignments.equals(kept.assignments)  # the same canonical articles
+    with pytest.raises(ValueError, match="not both"):
+        cluster(articles[:5], Config(), on_story=print, on_story_lines=print)
 
 
 def test_cli_workers_option_gives_identical_files(
