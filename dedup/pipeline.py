@@ -22,7 +22,7 @@ from dedup.config import Config
 from dedup.io import json_line
 from dedup.merge import merge as merge_story
 from dedup.merge import story_to_dict
-from dedup.parallel import WorkerPool, resolve_workers
+from dedup.parallel import WorkerPool, guided_size, resolve_workers
 from dedup.records import Article, Cluster, Rejected, Story
 
 Progress = Callable[[str, int, int], None]
@@ -442,8 +442,10 @@ def _normalize_and_hash(
         )
 
     def tasks() -> Iterator[NormalizeTask]:
-        for start in range(0, n, _CHUNK):
-            part = frame.slice(start, _CHUNK)
+        start = 0
+        while start < n:
+            part = frame.slice(start, guided_size(n - start, _CHUNK, pool.workers))
+            start += part.height
             yield NormalizeTask(
                 part["text"].to_list(), part["title"].fill_null("").to_list(), templates, config
             )
@@ -544,12 +546,16 @@ def _merged(
     def tasks() -> Iterator[MergeTask]:
         batch: list[np.ndarray] = []
         size = 0
+        left = sum(len(rows) for rows in groups)
+        target = guided_size(left, _MERGE_TASK_ARTICLES, pool.workers)
         for rows in groups:
             batch.append(rows)
             size += len(rows)
-            if size >= _MERGE_TASK_ARTICLES:
+            if size >= target:
                 sizes.append(len(batch))
                 yield _merge_task(frame, batch, cluster_of, config)
+                left -= size
+                target = guided_size(left, _MERGE_TASK_ARTICLES, pool.workers)
                 batch, size = [], 0
         if batch:
             sizes.append(len(batch))

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from dedup import Config, cluster, io, pipeline
 from dedup.cli import main
 from dedup.merge import story_to_dict
-from dedup.parallel import WorkerPool, resolve_workers, thread_map
+from dedup.parallel import WorkerPool, guided_size, resolve_workers, thread_map
 
 
 def _square(x: int) -> int:
@@ -177,3 +177,19 @@ def test_a_script_without_a_main_guard_is_told_about_it(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "WorkerDied" in done.stderr
     assert 'if __name__ == "__main__":' in done.stderr.splitlines()[-1]
+
+
+@pytest.mark.parametrize(("total", "largest", "workers"),
+                         [(100_000, 5_000, 2), (7_000, 5_000, 4), (3, 5_000, 2), (10, 1, 8)])
+def test_guided_sizes_cover_everything_and_shrink_at_the_end(
+    total: int, largest: int, workers: int
+) -> None:
+    sizes, left = [], total
+    while left:
+        sizes.append(guided_size(left, largest, workers))
+        left -= sizes[-1]
+    assert sum(sizes) == total
+    assert all(1 <= s <= largest for s in sizes)
+    assert sizes == sorted(sizes, reverse=True)
+    if total >= 4 * workers * largest:
+        assert sizes[0] == largest and sizes[-2] < largest // 2
