@@ -130,20 +130,46 @@ def cluster_with_cohesion(
     Cohesion is taken while a component's similarity block is at hand (see
     ``ReusingSimilarity``), not recomputed afterwards.
     """
+    out = link_components(component_rows(n, pairs, scores, config.edge_threshold), pairs,
+                          scores, similarity, config, with_cohesion=with_cohesion)
+    out.sort(key=lambda item: int(item[0][0]))
+    return out
+
+
+def component_rows(n: int, pairs: np.ndarray, scores: np.ndarray, threshold: float
+                   ) -> list[np.ndarray]:
+    """Each connected component's rows (sorted), components in label order."""
     if n == 0:
         return []
-    labels = components(n, pairs, scores, config.edge_threshold)
+    labels = components(n, pairs, scores, threshold)
     order = np.argsort(labels, kind="stable")
     bounds = np.flatnonzero(np.diff(labels[order])) + 1
+    return [np.sort(rows) if len(rows) > 1 else rows for rows in np.split(order, bounds)]
+
+
+def link_components(
+    parts: Sequence[np.ndarray],
+    pairs: np.ndarray,
+    scores: np.ndarray,
+    similarity: Similarity,
+    config: ClusterConfig,
+    *,
+    with_cohesion: bool = True,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``link_component`` groups of each component (rows sorted), with their cohesion, in
+    component order.
+
+    Components are independent, so batches of them may be linked in other processes;
+    ``pairs`` and ``scores`` are read only for components above ``max_component_size``.
+    """
     reusing = ReusingSimilarity(similarity)
     out: list[tuple[np.ndarray, np.ndarray]] = []
-    for rows in np.split(order, bounds):
+    for rows in parts:
         if len(rows) == 1:  # most articles: nothing to link
             out.append((rows, _ALONE))
             continue
-        for group in link_component(np.sort(rows), pairs, scores, reusing, config):
+        for group in link_component(rows, pairs, scores, reusing, config):
             out.append((group, cohesion(group, reusing) if with_cohesion else _ALONE))
-    out.sort(key=lambda item: int(item[0][0]))
     return out
 
 

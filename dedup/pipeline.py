@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from dedup import candidates, clustering, normalize, refine, signatures
-from dedup.config import Config
+from dedup.config import ClusterConfig, Config
 from dedup.io import json_line
 from dedup.merge import merge as merge_story
 from dedup.merge import story_to_dict
@@ -294,12 +294,8 @@ def _cluster(
     with timer.stage("refine"):
         scores = refine.pair_scores(features, pairs)
 
-    def similarity(rows: np.ndarray) -> np.ndarray:
-        return refine.block_similarity(features, rows)
-
     with timer.stage("cluster"):
-        linked = clustering.cluster_with_cohesion(n, pairs, scores, similarity,
-                                                  config.clustering)
+        linked = _link(n, pairs, scores, features, config, pool)
         groups = [rows for rows, _ in linked]
         cluster_of = np.empty(n, dtype=object)
         closeness = np.ones(n, dtype=np.float64)
@@ -366,6 +362,7 @@ _CHUNK = 5_000  # articles normalized at once: bounds the memory of token lists
 # articles), and two already halve the band time.
 _LSH_THREADS = 4
 _MERGE_TASK_ARTICLES = 2_000  # articles per merge task sent to a worker process
+_LINK_TASK_ARTICLES = 5_000  # articles of components per linkage task
 # From this many articles, workers are stopped while the single-process stages run: their
 # ~300 MB each matters at the peak of a million-article run, while restarting them for
 # the merge costs ~2.4 s (measured at 20k), which matters on small runs.
@@ -495,6 +492,81 @@ def _load_libc() -> Any:
 
 
 _LIBC = _load_libc()
+
+
+@dataclass(frozen=True, slots=True)
+class LinkTask:
+    """Several connected components (``sizes`` rows each, consecutive) and their features."""
+
+    features: refine.Features
+    sizes: list[int]
+    config: ClusterConfig
+
+
+_NO_PAIRS = np.empty((0, 2), dtype=np.int64)
+_NO_SCORES = np.empty(0, dtype=np.float64)
+
+
+def link_task(task: LinkTask) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``clustering.link_components`` of one task's components, in its local row numbers.
+    Module-level so workers can run it."""
+    parts = np.split(np.arange(sum(task.sizes)), np.cumsum(task.sizes)[:-1])
+
+    def similarity(rows: np.ndarray) -> np.ndarray:
+        return refine.block_similarity(task.features, rows)
+
+    return clustering.link_components(parts, _NO_PAIRS, _NO_SCORES, similarity, task.config)
+
+
+def _link(
+    n: int,
+    pairs: np.ndarray,
+    scores: np.ndarray,
+    features: refine.Features,
+    config: Config,
+    pool: WorkerPool,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``clustering.cluster_with_cohesion``, components linked on the workers.
+
+    Components are independent: a task carries a batch of them with their own rows of
+    the features, and the same values come back whichever process links them. A
+    component above ``max_component_size`` (cut by its pairs first) is linked here.
+    """
+    cfg = config.clustering
+
+    def similarity(rows: np.ndarray) -> np.ndarray:
+        return refine.block_similarity(features, rows)
+
+    parts = clustering.component_rows(n, pairs, scores, cfg.edge_threshold)
+    alone = [rows for rows in parts if len(rows) == 1]
+    large = [rows for rows in parts if len(rows) > cfg.max_component_size]
+    linked = clustering.link_components(alone + large, pairs, scores, similarity, cfg)
+    batches = [rows for rows in parts if 1 < len(rows) <= cfg.max_component_size]
+    del parts
+
+    total = sum(len(rows) for rows in batches)
+    sent: deque[np.ndarray] = deque()  # each task's rows, until its groups come back
+
+    def tasks() -> Iterator[LinkTask]:
+        left, start = total, 0
+        while start < len(batches):
+            target = guided_size(left, _LINK_TASK_ARTICLES, pool.workers)
+            stop, size = start, 0
+            while stop < len(batches) and size < target:
+                size += len(batches[stop])
+                stop += 1
+            rows = np.concatenate(batches[start:stop])
+            sent.append(rows)
+            yield LinkTask(features.rows(rows), [len(r) for r in batches[start:stop]], cfg)
+            left -= size
+            start = stop
+
+    parallel = total > _LINK_TASK_ARTICLES
+    for groups in pool.map(link_task, tasks(), parallel=parallel):
+        rows = sent.popleft()
+        linked.extend((rows[group], close) for group, close in groups)
+    linked.sort(key=lambda item: int(item[0][0]))
+    return linked
 
 
 @dataclass(frozen=True, slots=True)

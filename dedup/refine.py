@@ -73,6 +73,20 @@ class Features:
     date_window_days: float | None = None
     has_years: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
+    def rows(self, rows: np.ndarray) -> Features:
+        """Only these rows, in this order (no salient terms): what a worker process needs
+        to score pairs among them, at the same values (each row's entries are kept in
+        their stored order)."""
+        return Features(
+            matrix=self.matrix[rows],
+            salient=Salient.empty(),
+            years=self.years[rows],
+            year_conflict_factor=self.year_conflict_factor,
+            days=None if self.days is None else self.days[rows],
+            date_window_days=self.date_window_days,
+            has_years=self.has_years[rows],
+        )
+
     def _factor(self, left: np.ndarray, right: np.ndarray, shared_years: np.ndarray) -> np.ndarray:
         """Multiplier per pair: year conflicts shrink a score, a time gap zeroes it."""
         has_years = self.has_years

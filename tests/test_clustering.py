@@ -3,9 +3,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 
-from dedup.clustering import cluster_documents, cluster_id, cohesion
-from dedup.config import ClusterConfig
+from dedup.clustering import cluster_documents, cluster_id, cluster_with_cohesion, cohesion
+from dedup.config import ClusterConfig, Config
 
 
 def _sim_from(matrix: np.ndarray):  # type: ignore[no-untyped-def]
@@ -85,3 +86,38 @@ def test_cohesion_from_the_linkage_block_equals_a_fresh_block(
         assert np.array_equal(close, cohesion(rows, similarity))
     assert [rows.tolist() for rows, _ in linked] == [
         g.tolist() for g in cluster_documents(n, pairs, scores, similarity, config.clustering)]
+
+
+@pytest.mark.parametrize("max_component_size", [3, 5000])
+def test_linkage_in_batches_of_components_equals_one_pass(
+    ecbplus: list[dict[str, Any]], max_component_size: int
+) -> None:
+    # The batch pipeline links batches of components on their own rows of the features
+    # (in worker processes) and components above max_component_size in place: the groups
+    # and cohesion must be those of one pass over the whole matrix.
+    import dataclasses
+
+    from dedup import pipeline, refine
+    from dedup.parallel import WorkerPool
+
+    config = Config()
+    config = dataclasses.replace(config, clustering=dataclasses.replace(
+        config.clustering, max_component_size=max_component_size))
+    prepared = [pipeline.prepare(a["text"], "", frozenset()) for a in ecbplus]
+    features = refine.build_features([p.terms for p in prepared], config.refine)
+    n = len(prepared)
+    pairs = np.array([(i, j) for i in range(n) for j in range(i + 1, n)], dtype=np.int64)
+    scores = refine.pair_scores(features, pairs)
+    want = cluster_with_cohesion(n, pairs, scores,
+                                 lambda rows: refine.block_similarity(features, rows),
+                                 config.clustering)
+    original = pipeline._LINK_TASK_ARTICLES
+    pipeline._LINK_TASK_ARTICLES = 30
+    try:
+        got = pipeline._link(n, pairs, scores, features, config, WorkerPool(1))
+    finally:
+        pipeline._LINK_TASK_ARTICLES = original
+    assert any(len(rows) > 1 for rows, _ in want)
+    assert len(got) == len(want)
+    for (rows_a, close_a), (rows_b, close_b) in zip(got, want, strict=True):
+        assert np.array_equal(rows_a, rows_b) and np.array_equal(close_a, close_b)

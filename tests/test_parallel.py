@@ -69,10 +69,21 @@ def test_resolve_workers() -> None:
 def test_two_workers_give_byte_identical_results(
     articles: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Small chunks so ecbplus-dev's 509 articles span several normalize and merge tasks.
+    # Small tasks so ecbplus-dev's 509 articles span several normalize, linkage and merge
+    # tasks; linkage tasks are counted to show they ran on the workers.
     monkeypatch.setattr(pipeline, "_CHUNK", 100)
+    monkeypatch.setattr(pipeline, "_LINK_TASK_ARTICLES", 40)
     monkeypatch.setattr(pipeline, "_MERGE_TASK_ARTICLES", 60)
     monkeypatch.setattr(pipeline, "_STOP_IDLE_WORKERS_FROM", 0)  # workers restart for merge
+    sent: list[object] = []
+    original_map = WorkerPool.map
+
+    def counting_map(self: WorkerPool, func: Any, tasks: Any, **kw: Any) -> Any:
+        if func is pipeline.link_task and self.workers > 1 and kw.get("parallel"):
+            tasks = (sent.append(t) or t for t in tasks)
+        return original_map(self, func, tasks, **kw)
+
+    monkeypatch.setattr(WorkerPool, "map", counting_map)
     runs = []
     for workers in (1, 2):
         result = cluster(articles, Config(), workers=workers)
@@ -81,6 +92,7 @@ def test_two_workers_give_byte_identical_results(
             [json.dumps(story_to_dict(s), sort_keys=True) for s in result.stories],
         ))
     assert len(runs[0][1]) > 1
+    assert len(sent) > 1
     assert runs[0] == runs[1]
 
 
