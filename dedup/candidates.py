@@ -88,10 +88,16 @@ def _band_pairs(
     signatures: np.ndarray, docs: np.ndarray, n: int, bands: int, rows: int,
     max_bucket_size: int, split_depth: int, band: int,
 ) -> tuple[np.ndarray, int]:
-    """``bucket_pairs`` of one band of ``lsh_pairs``."""
+    """``bucket_pairs`` of one band of ``lsh_pairs``, codes sorted.
+
+    Sorted here, on the band's thread (numpy sorts release the GIL), the codes of several
+    bands are sorted runs that ``_CodeCounter`` merges in a fraction of a full sort.
+    """
     keys = signatures[:, band * rows : (band + 1) * rows]
     extra = split_columns(signatures, band, bands, rows, split_depth)
-    return bucket_pairs(keys, docs, n, max_bucket_size, extra)
+    codes, oversized = bucket_pairs(keys, docs, n, max_bucket_size, extra)
+    codes.sort()
+    return codes, oversized
 
 
 # Pair codes buffered before they are folded into the running counts: bounds memory at
@@ -107,6 +113,7 @@ class _CodeCounter:
     """Sorted distinct pair codes with how many buckets produced each, built a batch at a time.
 
     Equal to ``np.unique(all codes, return_counts=True)`` without all codes in memory.
+    Batches are fastest as a few sorted runs (one per band), though any order is counted.
     """
 
     def __init__(self, budget: int) -> None:
@@ -126,8 +133,12 @@ class _CodeCounter:
     def _fold(self) -> None:
         if not self._buffer:
             return
-        new, counts = np.unique(np.concatenate(self._buffer), return_counts=True)
+        # Timsort ("stable") merges the bands' sorted runs instead of sorting from scratch.
+        merged = np.sort(np.concatenate(self._buffer), kind="stable")
         self._buffer, self._buffered = [], 0
+        starts = np.flatnonzero(np.concatenate(([True], merged[1:] != merged[:-1])))
+        new = merged[starts]
+        counts = np.diff(np.append(starts, len(merged)))
         at = np.searchsorted(self.codes, new)
         known = at < len(self.codes)
         known[known] = self.codes[at[known]] == new[known]

@@ -3,6 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from datasketch import LeanMinHash, MinHashLSH
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dedup import candidates, pipeline, refine, signatures
 from dedup.candidates import lsh_pairs, lsh_params, union_pairs
@@ -196,3 +198,22 @@ def test_strongest_entries_follow_the_rank_rule(n: int) -> None:
         ranked = sorted(mine, key=lambda k: (-strength[k], dst[k]))
         expected.extend(ranked[:3])
     assert sorted(chosen.tolist()) == sorted(int(k) for k in expected)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 50), max_size=30), max_size=12), st.integers(1, 40),
+       st.booleans())
+def test_code_counter_equals_one_unique_count(
+    batches: list[list[int]], budget: int, runs_sorted: bool
+) -> None:
+    # Folded a few batches at a time, sorted runs (as bands give them) or not.
+    from dedup.candidates import _CodeCounter
+
+    counter = _CodeCounter(budget=budget)
+    for batch in batches:
+        codes = np.array(sorted(batch) if runs_sorted else batch, dtype=np.int64)
+        counter.add(codes)
+    codes, counts = counter.result()
+    everything = np.array([c for b in batches for c in b], dtype=np.int64)
+    want_codes, want_counts = np.unique(everything, return_counts=True)
+    assert np.array_equal(codes, want_codes) and np.array_equal(counts, want_counts)
