@@ -157,16 +157,25 @@ def _stem(token: str) -> str:
     return token
 
 
-@lru_cache(maxsize=1 << 18)
 def _term(token: str) -> str:
-    """The vector term of a content token: '#' for any number, else its stem (cached: news
-    repeats its words, and stemming was a tenth of merge time)."""
-    return "#" if any(c.isdigit() for c in token) else _stem(token)
+    """The vector term of a content token: '#' for any number, else its stem."""
+    term = "#" if any(c.isdigit() for c in token) else _stem(token)
+    if len(_TERMS) >= _TERMS_MAX:
+        _TERMS.clear()
+    _TERMS[token] = term
+    return term
+
+
+# Token -> its ``_term``. News repeats its words, and stemming was a tenth of merge time; a
+# dict looked up inline costs less than an ``lru_cache`` call. Bounded: it starts over.
+_TERMS: dict[str, str] = {}
+_TERMS_MAX = 1 << 18
 
 
 def _terms(text: str) -> list[str]:
     """Vector terms of a text's content tokens, in text order."""
-    return [_term(t) for t in tokens(text) if t not in STOPWORDS]
+    known = _TERMS.get
+    return [known(t) or _term(t) for t in tokens(text) if t not in STOPWORDS]
 
 
 def _stems(text: str) -> list[str]:
@@ -894,13 +903,19 @@ def _finish(mention: _Mention, sole: bool) -> None:
 
 
 def _roles(stems: Iterable[str]) -> frozenset[str]:
-    return frozenset(role for s in stems for role in _stem_roles(s))
+    roles: list[str] = []
+    for stem in stems:
+        roles += _stem_roles(stem)
+    return frozenset(roles)
 
 
 @lru_cache(maxsize=1 << 14)
 def _stem_roles(stem: str) -> tuple[str, ...]:
     """The roles one stem names (cached: the same words surround numbers again and again)."""
     return tuple(role for role, prefixes in _ROLES.items() if stem.startswith(prefixes))
+
+
+_NOT_DIGITS = re.compile(r"\D")
 
 
 def _date_key(m: re.Match[str]) -> dict[str, int]:
@@ -916,7 +931,7 @@ def _date_key(m: re.Match[str]) -> dict[str, int]:
         month = next(p for p in parts if not p[0].isdigit())
         day = next(p for p in parts if p[0].isdigit())
         key["month"] = _MONTHS[month.casefold()]
-        key["day"] = int(re.sub(r"\D", "", day))
+        key["day"] = int(_NOT_DIGITS.sub("", day))
         year = g["mdy"] or g["dmy"]
         if year:
             key["year"] = int(year)
@@ -1096,7 +1111,9 @@ def _mentions(
         start = sentence.index(words[0], max(0, at - len(words[0]) - 1))
         left, right = _sides(sentence, start, start + len(text), low)
         found.append(_Mention("name", text, folded, member, left, right))
-    kinds = Counter(m.kind for m in found)
+    kinds: dict[str, int] = {}
+    for mention in found:
+        kinds[mention.kind] = kinds.get(mention.kind, 0) + 1
     for mention in found:
         _finish(mention, kinds[mention.kind] == 1)
     return found
@@ -1135,7 +1152,9 @@ def _mentions_once(
     ]
 
 
-_MID_SENTENCE_CAPITAL = re.compile(r"(?<=[\w,;:] )([A-Z][\w'.-]*)")
+# A capital after a word character (or , ; :) and a space. The capital comes first and the
+# look-behind after it: a pattern that opens with a look-behind is tried at every position.
+_MID_SENTENCE_CAPITAL = re.compile(r"[A-Z](?<=[\w,;:] [A-Z])[\w'.-]*")
 
 
 def _known_names(members: Iterable[_Member]) -> frozenset[str]:
@@ -1152,11 +1171,14 @@ def _known_names(members: Iterable[_Member]) -> frozenset[str]:
 # --------------------------------------------------------------------------- comparing
 
 
+_POSSESSIVE_OR_DOT = re.compile(r"'s\b|\.")
+
+
 @lru_cache(maxsize=1 << 14)
 def _name_words(key: str) -> frozenset[str]:
     """Words of a name, plural 's' dropped so 'Yemeni' and 'Yemenis' agree (``_Mention.words``;
     cached: news repeats its names)."""
-    words = re.sub(r"'s\b|\.", "", key).replace("-", " ").split()
+    words = _POSSESSIVE_OR_DOT.sub("", key).replace("-", " ").split()
     return frozenset(w[:-1] if w.endswith("s") and len(w) > 2 else w for w in words)
 
 

@@ -208,6 +208,13 @@ def test_number_rejoining_equals_the_look_behind_first_patterns(text: str) -> No
         assert pattern.sub(repl, text) == original.sub(repl, text)
 
 
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="aZB1é ,;:.'-\n", max_size=40))
+def test_mid_sentence_capitals_equal_the_look_behind_first_pattern(text: str) -> None:
+    original = re.compile(r"(?<=[\w,;:] )([A-Z][\w'.-]*)")
+    assert merge_module._MID_SENTENCE_CAPITAL.findall(text) == original.findall(text)
+
+
 @settings(max_examples=500, deadline=None)
 @given(st.text(alphabet="Ab.'- 1é$", max_size=200), st.data())
 def test_sides_are_the_nearest_tokens_of_each_slice(text: str, data: st.DataObject) -> None:
