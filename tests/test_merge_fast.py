@@ -208,6 +208,26 @@ def test_number_rejoining_equals_the_look_behind_first_patterns(text: str) -> No
         assert pattern.sub(repl, text) == original.sub(repl, text)
 
 
+_DATE_WORDS = ["May", "March", "Sept.", "Tuesday", "2015", "12", "3rd", "10:45", "am", "p.m.",
+               "٣", "2015-03-04", "$", "£", "5,000", "1.5", "million", "%", "x", "1999"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_DATE_WORDS), max_size=12),
+       st.lists(st.sampled_from([" ", ", ", "-", "", "."]), min_size=12, max_size=12))
+def test_date_and_number_patterns_equal_their_unprefixed_forms(
+    words: list[str], seps: list[str]
+) -> None:
+    # The look-ahead that lets the engine skip to possible first characters must not
+    # change a single match (Unicode digits included).
+    text = "".join(w + sep for w, sep in zip(words, seps, strict=False))
+    for fast in (merge_module._DATE, merge_module._NUMBER):
+        prefix = fast.pattern.index(")") + 1  # the leading look-ahead
+        plain = re.compile(fast.pattern[prefix:], fast.flags)
+        assert [m.groupdict() | {"at": m.span()} for m in fast.finditer(text)] == [
+            m.groupdict() | {"at": m.span()} for m in plain.finditer(text)]
+
+
 @settings(max_examples=400, deadline=None)
 @given(st.text(alphabet="aZB1é ,;:.'-\n", max_size=40))
 def test_mid_sentence_capitals_equal_the_look_behind_first_pattern(text: str) -> None:
