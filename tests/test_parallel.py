@@ -205,3 +205,22 @@ def test_guided_sizes_cover_everything_and_shrink_at_the_end(
     assert sizes == sorted(sizes, reverse=True)
     if total >= 4 * workers * largest:
         assert sizes[0] == largest and sizes[-2] < largest // 2
+
+
+def _gc_settings(_: int) -> tuple[int, int]:
+    import gc
+
+    return gc.get_threshold()[0], gc.get_freeze_count()
+
+
+def test_worker_processes_collect_garbage_less_often() -> None:
+    import gc
+
+    from dedup import parallel
+
+    before = gc.get_threshold()
+    with WorkerPool(2) as pool:
+        settings = list(pool.map(_gc_settings, range(4)))
+    assert all(threshold == parallel._WORKER_GC_THRESHOLD and frozen > 10_000
+               for threshold, frozen in settings)
+    assert gc.get_threshold() == before  # the caller's process is left as it was
