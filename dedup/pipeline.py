@@ -214,7 +214,7 @@ def cluster(
             the story's base is the canonical article. Without it the most central member
             is canonical and the (pure Python) merge stage is skipped.
         progress: called as ``progress(stage, done, total)`` during long loops.
-        workers: processes for normalization and merging (0 or None: every core).
+        workers: processes for normalization, linkage and merging (0 or None: every core).
             Results are byte-identical for any value; more than one pays off from
             roughly 10,000 articles (each worker process takes ~1 s to start).
         on_story: receives each story as soon as it is merged, in cluster-id order,
