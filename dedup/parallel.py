@@ -1,10 +1,11 @@
 """Ordered map over worker processes: how the batch pipeline uses more than one core.
 
 Normalization, linkage and merging work per article, per component or per cluster, mostly
-in Python or in small numpy calls, so threads would share one core (the GIL). A process pool does the same work in order, and since results
-come back in task order the output is byte-identical whatever the number of workers.
-Whole-array numpy work (sorting a band of signatures) releases the GIL, so ``thread_map``
-spreads it over threads of this process instead, with no copying between processes.
+in Python or in small numpy calls, so threads would share one core (the GIL). A process
+pool does the same work in order, and since results come back in task order the output
+is byte-identical whatever the number of workers. Whole-array numpy work (sorting a band
+of signatures) releases the GIL, so ``thread_map`` spreads it over threads of this
+process instead, with no copying between processes.
 """
 
 from __future__ import annotations
