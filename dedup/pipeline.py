@@ -494,6 +494,27 @@ def _load_libc() -> Any:
 _LIBC = _load_libc()
 
 
+def _guided_batches(
+    groups: list[np.ndarray], largest: int, workers: int
+) -> Iterator[list[np.ndarray]]:
+    """Consecutive groups of rows in batches of about ``parallel.guided_size`` rows (a group
+    is never split): the tasks of one stage."""
+    left = sum(len(rows) for rows in groups)
+    target = guided_size(left, largest, workers)
+    batch: list[np.ndarray] = []
+    size = 0
+    for rows in groups:
+        batch.append(rows)
+        size += len(rows)
+        if size >= target:
+            yield batch
+            left -= size
+            target = guided_size(left, largest, workers)
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
 @dataclass(frozen=True, slots=True)
 class LinkTask:
     """Several connected components (``sizes`` rows each, consecutive) and their features."""
@@ -544,27 +565,20 @@ def _link(
     batches = [rows for rows in parts if 1 < len(rows) <= cfg.max_component_size]
     del parts
 
-    total = sum(len(rows) for rows in batches)
-    sent: deque[np.ndarray] = deque()  # each task's rows, until its groups come back
+    if pool.workers <= 1 or sum(len(rows) for rows in batches) <= _LINK_TASK_ARTICLES:
+        linked += clustering.link_components(batches, pairs, scores, similarity, cfg)
+    else:
+        sent: deque[np.ndarray] = deque()  # each task's rows, until its groups come back
 
-    def tasks() -> Iterator[LinkTask]:
-        left, start = total, 0
-        while start < len(batches):
-            target = guided_size(left, _LINK_TASK_ARTICLES, pool.workers)
-            stop, size = start, 0
-            while stop < len(batches) and size < target:
-                size += len(batches[stop])
-                stop += 1
-            rows = np.concatenate(batches[start:stop])
-            sent.append(rows)
-            yield LinkTask(features.rows(rows), [len(r) for r in batches[start:stop]], cfg)
-            left -= size
-            start = stop
+        def tasks() -> Iterator[LinkTask]:
+            for batch in _guided_batches(batches, _LINK_TASK_ARTICLES, pool.workers):
+                rows = np.concatenate(batch)
+                sent.append(rows)
+                yield LinkTask(features.rows(rows), [len(r) for r in batch], cfg)
 
-    parallel = total > _LINK_TASK_ARTICLES
-    for groups in pool.map(link_task, tasks(), parallel=parallel):
-        rows = sent.popleft()
-        linked.extend((rows[group], close) for group, close in groups)
+        for groups in pool.map(link_task, tasks()):
+            rows = sent.popleft()
+            linked.extend((rows[group], close) for group, close in groups)
     linked.sort(key=lambda item: int(item[0][0]))
     return linked
 
@@ -616,20 +630,7 @@ def _merged(
     sizes: deque[int] = deque()
 
     def tasks() -> Iterator[MergeTask]:
-        batch: list[np.ndarray] = []
-        size = 0
-        left = sum(len(rows) for rows in groups)
-        target = guided_size(left, _MERGE_TASK_ARTICLES, pool.workers)
-        for rows in groups:
-            batch.append(rows)
-            size += len(rows)
-            if size >= target:
-                sizes.append(len(batch))
-                yield _merge_task(frame, batch, cluster_of, config)
-                left -= size
-                target = guided_size(left, _MERGE_TASK_ARTICLES, pool.workers)
-                batch, size = [], 0
-        if batch:
+        for batch in _guided_batches(groups, _MERGE_TASK_ARTICLES, pool.workers):
             sizes.append(len(batch))
             yield _merge_task(frame, batch, cluster_of, config)
 

@@ -112,9 +112,10 @@ def test_linkage_in_batches_of_components_equals_one_pass(
                                  lambda rows: refine.block_similarity(features, rows),
                                  config.clustering)
     original = pipeline._LINK_TASK_ARTICLES
-    pipeline._LINK_TASK_ARTICLES = 30
+    pipeline._LINK_TASK_ARTICLES = 30  # several tasks, each on its own rows of the features
     try:
-        got = pipeline._link(n, pairs, scores, features, config, WorkerPool(1))
+        with WorkerPool(2) as pool:
+            got = pipeline._link(n, pairs, scores, features, config, pool)
     finally:
         pipeline._LINK_TASK_ARTICLES = original
     assert any(len(rows) > 1 for rows, _ in want)

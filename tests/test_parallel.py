@@ -79,7 +79,7 @@ def test_two_workers_give_byte_identical_results(
     original_map = WorkerPool.map
 
     def counting_map(self: WorkerPool, func: Any, tasks: Any, **kw: Any) -> Any:
-        if func is pipeline.link_task and self.workers > 1 and kw.get("parallel"):
+        if func is pipeline.link_task and self.workers > 1:
             tasks = (sent.append(t) or t for t in tasks)
         return original_map(self, func, tasks, **kw)
 
