@@ -48,6 +48,7 @@ def lsh_pairs(
     max_per_doc: int | None = None,
     split_depth: int = 0,
     threads: int = 1,
+    num_perm: int | None = None,
 ) -> tuple[np.ndarray, CandidateStats]:
     """Pairs (i < j, as a sorted (k, 2) int64 array) sharing at least ``min_collisions`` bands.
 
@@ -61,9 +62,14 @@ def lsh_pairs(
     first rows of the following bands) instead of dropping them at once. ``threads`` > 1
     groups bands on that many threads (numpy sorts release the GIL) while this thread
     counts the pairs; bands are counted in order, so the result does not depend on it.
+    ``num_perm``: the signature length the bands are derived for (default: the width of
+    ``signatures``, which may be just the first ``lsh_params`` bands x rows columns).
     """
     n = len(signatures)
-    bands, rows = lsh_params(threshold, signatures.shape[1])
+    bands, rows = lsh_params(threshold, num_perm or signatures.shape[1])
+    if bands * rows > signatures.shape[1]:
+        raise ValueError(f"{bands} bands of {rows} rows need {bands * rows} min-hashes, "
+                         f"signatures have {signatures.shape[1]}")
     docs = np.flatnonzero(present).astype(np.int64)
     counter = _CodeCounter(budget=max(_MIN_BUFFER, _BUFFER_PER_DOC * n))
     oversized = 0

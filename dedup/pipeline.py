@@ -279,7 +279,8 @@ def _cluster(
         minhasher = signatures.MinHasher(sig.num_perm, sig.seed)
         event_sets = signatures.column_shingles(features.salient.offsets,
                                                 features.salient.columns)
-        event_sigs = minhasher.signatures(event_sets)
+        bands, rows = candidates.lsh_params(cand.events_threshold, sig.num_perm)
+        event_sigs = minhasher.signatures(event_sets, columns=bands * rows)
         has_events = np.array([len(s) > 0 for s in event_sets], dtype=bool)
         # Nothing later needs the salient terms, so they go now.
         features = dataclasses.replace(features, salient=refine.Salient.empty())
@@ -287,7 +288,8 @@ def _cluster(
     with timer.stage("candidates"):
         event_pairs, event_stats = candidates.lsh_pairs(event_sigs, has_events,
                                                         **cand.lsh_options("events"),
-                                                        threads=lsh_threads)
+                                                        threads=lsh_threads,
+                                                        num_perm=sig.num_perm)
         del event_sigs
         pairs = candidates.union_pairs(copy_pairs, event_pairs)
         del copy_pairs, event_pairs

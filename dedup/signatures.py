@@ -105,19 +105,31 @@ class MinHasher:
         self._a = np.asarray(a, dtype=np.uint32)
         self._b = np.asarray(b, dtype=np.uint32)
 
-    def signatures(self, shingle_sets: Sequence[np.ndarray]) -> np.ndarray:
-        """One row per document of uint32 min-hashes; empty documents get all-max rows."""
-        out = np.full((len(shingle_sets), self.num_perm), _MASK, dtype=np.uint32)
-        for rows, hashes, starts in self._chunks(shingle_sets):
-            phv = _fmix32(hashes)[:, None] * self._a + self._b
+    def signatures(
+        self, shingle_sets: Sequence[np.ndarray], columns: int | None = None
+    ) -> np.ndarray:
+        """One row per document of uint32 min-hashes; empty documents get all-max rows.
+
+        ``columns``: only the first that many min-hashes (the same values as the full rows'
+        first columns). An LSH of b bands of r rows reads no others; the events LSH uses 82
+        of 128, so the rest would be computed for nothing.
+        """
+        width = self.num_perm if columns is None else columns
+        if not 0 < width <= self.num_perm:
+            raise ValueError(f"columns must be in 1..{self.num_perm}, got {columns}")
+        a, b = self._a[:width], self._b[:width]
+        out = np.full((len(shingle_sets), width), _MASK, dtype=np.uint32)
+        for rows, hashes, starts in self._chunks(shingle_sets, width):
+            phv = _fmix32(hashes)[:, None] * a + b
             out[rows] = np.minimum.reduceat(phv, starts, axis=0)
         return out
 
+    @staticmethod
     def _chunks(
-        self, shingle_sets: Sequence[np.ndarray]
+        shingle_sets: Sequence[np.ndarray], width: int
     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Groups of non-empty documents whose shingles fit one bounded matrix."""
-        limit = max(1, _CELLS_PER_CHUNK // self.num_perm)
+        limit = max(1, _CELLS_PER_CHUNK // width)
         rows: list[int] = []
         parts: list[np.ndarray] = []
         size = 0
@@ -125,13 +137,13 @@ class MinHasher:
             if len(hashes) == 0:
                 continue
             if rows and size + len(hashes) > limit:
-                yield self._pack(rows, parts)
+                yield MinHasher._pack(rows, parts)
                 rows, parts, size = [], [], 0
             rows.append(i)
             parts.append(hashes)
             size += len(hashes)
         if rows:
-            yield self._pack(rows, parts)
+            yield MinHasher._pack(rows, parts)
 
     @staticmethod
     def _pack(

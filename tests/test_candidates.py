@@ -217,3 +217,22 @@ def test_code_counter_equals_one_unique_count(
     everything = np.array([c for b in batches for c in b], dtype=np.int64)
     want_codes, want_counts = np.unique(everything, return_counts=True)
     assert np.array_equal(codes, want_codes) and np.array_equal(counts, want_counts)
+
+
+def test_bands_read_only_their_columns_of_the_signatures() -> None:
+    """Signatures cut to the bands x rows columns the LSH reads give the same pairs, as long
+    as the bands are derived for the full length; fewer columns than that are refused."""
+    rng = np.random.default_rng(12)
+    sigs = rng.integers(0, 40, size=(400, 128)).astype(np.uint32)
+    present = np.ones(400, dtype=bool)
+    options = dict(threshold=0.02, max_bucket_size=30, max_per_doc=5, split_depth=2)
+    bands, rows = lsh_params(0.02, 128)
+    assert bands * rows < 128
+    full, full_stats = lsh_pairs(sigs, present, **options)
+    cut, cut_stats = lsh_pairs(sigs[:, : bands * rows].copy(), present, **options,
+                               num_perm=128)
+    assert len(full) > 0
+    np.testing.assert_array_equal(full, cut)
+    assert full_stats == cut_stats
+    with pytest.raises(ValueError, match="min-hashes"):
+        lsh_pairs(sigs[:, : bands * rows - 1], present, **options, num_perm=128)

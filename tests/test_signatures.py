@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from datasketch import MinHash
 from datasketch.hashfunc import sha1_hash32
 from hypothesis import given, settings
@@ -78,3 +79,17 @@ def test_column_shingles_equal_term_shingles_of_their_strings() -> None:
     by_string = signatures.term_shingles(salient.terms(), signatures.TokenHasher())
     assert [sorted(a.tolist()) for a in by_column] == [sorted(b.tolist()) for b in by_string]
     assert [len(a) for a in by_column] == [3, 0, 2]
+
+
+def test_leading_columns_equal_the_full_signatures_first_columns() -> None:
+    rng = np.random.default_rng(3)
+    vocab = [f"w{i}" for i in range(300)]
+    docs = [list(rng.choice(vocab, size=int(rng.integers(0, 200)))) for _ in range(120)]
+    sets = copy_shingles(docs, SignatureConfig(), TokenHasher())
+    minhasher = MinHasher(128, 1)
+    full = minhasher.signatures(sets)
+    for width in (1, 82, 128):
+        assert np.array_equal(minhasher.signatures(sets, columns=width), full[:, :width])
+    for bad in (0, 129):
+        with pytest.raises(ValueError, match="columns"):
+            minhasher.signatures(sets, columns=bad)
