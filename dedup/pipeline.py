@@ -6,12 +6,14 @@ import contextlib
 import ctypes
 import dataclasses
 import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -294,7 +296,7 @@ def _cluster(
         pairs = candidates.union_pairs(copy_pairs, event_pairs)
         del copy_pairs, event_pairs
     with timer.stage("refine"):
-        scores = refine.pair_scores(features, pairs)
+        scores = _pair_scores(features, pairs, pool if n < _STOP_IDLE_WORKERS_FROM else None)
 
     with timer.stage("cluster"):
         linked = _link(n, pairs, scores, features, config, pool)
@@ -365,6 +367,7 @@ _CHUNK = 5_000  # articles normalized at once: bounds the memory of token lists
 _LSH_THREADS = 4
 _MERGE_TASK_ARTICLES = 2_000  # articles per merge task sent to a worker process
 _LINK_TASK_ARTICLES = 5_000  # articles of components per linkage task
+_SCORE_TASK_PAIRS = 50_000  # candidate pairs per scoring task
 # From this many articles, workers are stopped while the single-process stages run: their
 # ~300 MB each matters at the peak of a million-article run, while restarting them for
 # the merge costs ~2.4 s (measured at 20k), which matters on small runs.
@@ -515,6 +518,39 @@ def _guided_batches(
             batch, size = [], 0
     if batch:
         yield batch
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreTask:
+    """Candidate pairs to score against the features ``refine.save_features`` wrote."""
+
+    folder: str
+    pairs: np.ndarray
+
+
+def score_task(task: ScoreTask) -> np.ndarray:
+    """``refine.pair_scores`` of one task. Module-level so workers can run it."""
+    return refine.pair_scores(refine.open_features(Path(task.folder)), task.pairs)
+
+
+def _pair_scores(
+    features: refine.Features, pairs: np.ndarray, pool: WorkerPool | None
+) -> np.ndarray:
+    """``refine.pair_scores``, chunks of pairs scored on the workers (``pool``) when there
+    are enough of them. scipy holds the GIL, so threads would not help; the workers map
+    the features from a temporary folder instead of each being sent a copy. Each pair's
+    score is computed alone, so the values do not depend on where.
+    """
+    if pool is None or pool.workers <= 1 or len(pairs) < 2 * _SCORE_TASK_PAIRS:
+        return refine.pair_scores(features, pairs)
+    with tempfile.TemporaryDirectory(prefix="dedup-features-") as folder:
+        try:
+            refine.save_features(features, Path(folder))
+        except OSError:  # no room for the temporary copy: score here instead
+            return refine.pair_scores(features, pairs)
+        tasks = (ScoreTask(folder, pairs[start : start + _SCORE_TASK_PAIRS])
+                 for start in range(0, len(pairs), _SCORE_TASK_PAIRS))
+        return np.concatenate(list(pool.map(score_task, tasks)))
 
 
 @dataclass(frozen=True, slots=True)

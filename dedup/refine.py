@@ -9,8 +9,10 @@ scores, cluster centroids and within-cluster similarity all come from one matrix
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -99,6 +101,46 @@ class Features:
             gap = np.abs(self.days[left] - self.days[right])
             factor = np.where(gap > self.date_window_days, 0.0, factor)  # NaN gap passes
         return factor
+
+
+_STORED_ARRAYS = ("data", "indices", "indptr", "years_data", "years_indices", "years_indptr",
+                  "has_years", "days")
+
+
+def save_features(features: Features, folder: Path) -> None:
+    """Write what ``open_features`` maps back (salient terms left out) as ``.npy`` files.
+
+    Worker processes that score or link then read one copy through the page cache,
+    instead of each unpickling its own rows from this process.
+    """
+    matrix, years = features.matrix, features.years
+    arrays = {"data": matrix.data, "indices": matrix.indices, "indptr": matrix.indptr,
+              "years_data": years.data, "years_indices": years.indices,
+              "years_indptr": years.indptr, "has_years": features.has_years,
+              "days": features.days}
+    for name, array in arrays.items():
+        if array is not None:
+            np.save(folder / f"{name}.npy", array, allow_pickle=False)
+    meta = {"shape": list(matrix.shape), "years_shape": list(years.shape),
+            "year_conflict_factor": features.year_conflict_factor,
+            "date_window_days": features.date_window_days}
+    (folder / "features.json").write_text(json.dumps(meta), encoding="utf-8")
+
+
+def open_features(folder: Path) -> Features:
+    """The features ``save_features`` wrote, memory-mapped read-only: the same values."""
+    meta = json.loads((folder / "features.json").read_text(encoding="utf-8"))
+    arrays = {name: np.load(path, mmap_mode="r", allow_pickle=False)
+              for name in _STORED_ARRAYS if (path := folder / f"{name}.npy").exists()}
+    matrix = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]),
+                           shape=tuple(meta["shape"]), copy=False)
+    years = sp.csr_matrix(
+        (arrays["years_data"], arrays["years_indices"], arrays["years_indptr"]),
+        shape=tuple(meta["years_shape"]), copy=False)
+    return Features(matrix=matrix, salient=Salient.empty(), years=years,
+                    year_conflict_factor=meta["year_conflict_factor"],
+                    days=arrays.get("days"), date_window_days=meta["date_window_days"],
+                    has_years=arrays["has_years"])
 
 
 def _identity(tokens: Sequence[str]) -> Sequence[str]:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from dedup import Config, cluster, io, pipeline
+from dedup import Config, cluster, io, pipeline, refine
 from dedup.cli import main
 from dedup.merge import story_to_dict
 from dedup.parallel import WorkerPool, guided_size, resolve_workers, thread_map
@@ -94,6 +96,30 @@ def test_two_workers_give_byte_identical_results(
     assert len(runs[0][1]) > 1
     assert len(sent) > 1
     assert runs[0] == runs[1]
+
+
+def test_pairs_scored_on_the_workers_give_the_scores_of_one_process(
+    articles: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "_SCORE_TASK_PAIRS", 500)
+    docs = [pipeline.prepare(a["text"], a["title"] or "", frozenset()).terms for a in articles]
+    features = dataclasses.replace(refine.build_features(docs, Config().refine),
+                                   salient=refine.Salient.empty())
+    rng = np.random.default_rng(4)
+    pairs = np.unique(np.sort(rng.integers(0, len(articles), (3000, 2)), axis=1), axis=0)
+    sent: list[object] = []
+    original_map = WorkerPool.map
+
+    def counting_map(self: WorkerPool, func: Any, tasks: Any, **kw: Any) -> Any:
+        tasks = (sent.append(t) or t for t in tasks)
+        return original_map(self, func, tasks, **kw)
+
+    monkeypatch.setattr(WorkerPool, "map", counting_map)
+    with WorkerPool(2) as pool:
+        on_workers = pipeline._pair_scores(features, pairs, pool)
+    assert len(sent) == -(-len(pairs) // 500)
+    np.testing.assert_array_equal(on_workers, refine.pair_scores(features, pairs))
+    assert (on_workers > 0).sum() > 100
 
 
 def test_streamed_stories_equal_returned_stories(articles: list[dict[str, Any]]) -> None:

@@ -1,14 +1,20 @@
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 
 from dedup.config import RefineConfig
 from dedup.refine import (
     DocumentTerms,
+    Salient,
     block_similarity,
     build_features,
     count_terms,
+    open_features,
     pair_scores,
+    save_features,
     term_counts,
     weigh_features,
 )
@@ -90,3 +96,21 @@ def test_block_gram_equals_scipys_product_bit_for_bit() -> None:
             assert np.array_equal(_exact_gram(matrix, rows), _gram(matrix[rows]))
     only_empty = np.array([300])
     assert np.array_equal(_exact_gram(matrix, only_empty), _gram(matrix[only_empty]))
+
+
+def test_saved_features_map_back_to_the_same_scores(tmp_path: Path) -> None:
+    docs = [_doc("quake qeshm island villages", "qeshm", "quake", years=("2005",)),
+            _doc("quake qeshm island dargahan", "qeshm", years=("2008",)),
+            _doc("bakery sourdough prize", "ambleside", "bread")]
+    pairs = np.array([[0, 1], [0, 2], [1, 2]])
+    for days in (None, np.array([10.0, 11.0, np.nan])):
+        features = replace(build_features(docs, RefineConfig(year_conflict_factor=0.5), days),
+                           salient=Salient.empty())
+        folder = tmp_path / ("dated" if days is not None else "undated")
+        folder.mkdir()
+        save_features(features, folder)
+        opened = open_features(folder)
+        assert (opened.days is None) == (days is None)
+        np.testing.assert_array_equal(pair_scores(opened, pairs), pair_scores(features, pairs))
+        np.testing.assert_array_equal(block_similarity(opened, np.arange(3)),
+                                      block_similarity(features, np.arange(3)))
