@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from difflib import SequenceMatcher
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -36,8 +36,10 @@ from dedup.config import Config, MergeConfig
 from dedup.normalize import (
     _TOKEN,
     STOPWORDS,
+    clean_line,
     clean_text,
     content_tokens,
+    is_boilerplate,
     split_sentences,
     strip_boilerplate,
     tokens,
@@ -96,15 +98,89 @@ def _unglue(line: str) -> str:
     return line
 
 
-def _content_lines(text: str) -> tuple[list[str], float]:
-    """Cleaned content lines and the share of characters that were boilerplate."""
+def _content_whole(text: str) -> tuple[list[str], list[str], float]:
+    """``_content`` the long way: the text cleaned at once."""
     cleaned = clean_text(_rejoin_numbers(text))
     raw = [ln.strip() for ln in cleaned.split("\n") if ln.strip()]
     fixed = [_unglue(ln) for ln in raw]
     kept = strip_boilerplate("\n".join(fixed))
     total = sum(len(ln) for ln in raw)
     share = 1.0 - sum(len(ln) for ln in kept) / total if total else 0.0
-    return kept, max(0.0, share)
+    return kept, split_sentences(kept), max(0.0, share)
+
+
+class _Line(NamedTuple):
+    """One raw line as ``_content`` reads it, worked out once per distinct line (a tuple:
+    a frozen dataclass took longer to build than the line to clean)."""
+
+    length: int  # of the cleaned line: counts toward the boilerplate share
+    text: str  # what a member keeps of it (a glued navigation part cut off)
+    key: str  # ``strip_boilerplate``'s: a line repeated within a member is kept once
+    furniture: bool
+    sentences: tuple[str, ...]
+
+
+_WHOLE_TEXT = _Line(0, "", "", True, ())  # the line needs its text cleaned at once
+_MISSING = _Line(-1, "", "", True, ())  # not in the cache yet
+
+
+def _line(raw: str) -> _Line | None:
+    """``_content``'s view of one raw line (None: blank)."""
+    cleaned = clean_line(_rejoin_numbers(raw))
+    if cleaned is None:
+        return _WHOLE_TEXT
+    if not cleaned:
+        return None
+    text = _unglue(cleaned).strip()
+    furniture = is_boilerplate(text)
+    sentences = () if furniture else tuple(split_sentences([text]))
+    return _Line(len(cleaned), text, text.casefold(), furniture, sentences)
+
+
+# Raw line -> ``_line``. Copies in a cluster repeat their paragraphs and the corpus repeats
+# its furniture: about two lines in five were seen before (synthetic 100k). Bounded: at
+# ~2^15 lines (a few MB) it starts over.
+_LINES: dict[str, _Line | None] = {}
+_LINES_MAX = 1 << 15
+
+
+def _content(text: str) -> tuple[list[str], list[str], float]:
+    """Cleaned content lines, their sentences, and the share of characters that were
+    boilerplate.
+
+    The same as ``clean_text`` -> ``_unglue`` -> ``strip_boilerplate`` ->
+    ``split_sentences`` over the whole text: every step but the last two works line by
+    line (``normalize.clean_line``), and those two only need each line's key and verdict
+    in order. A text that must be cleaned at once takes ``_content_whole``.
+    """
+    cache = _LINES
+    lines: list[str] = []
+    sentences: list[str] = []
+    seen: set[str] = set()
+    total = kept = 0
+    for raw in text.split("\n"):
+        if not raw:
+            continue
+        entry = cache.get(raw, _MISSING)
+        if entry is _MISSING:
+            entry = _line(raw)
+            if len(cache) >= _LINES_MAX:
+                cache.clear()
+            cache[raw] = entry
+        if entry is None:
+            continue
+        if entry is _WHOLE_TEXT:
+            return _content_whole(text)
+        length, line, key, furniture, line_sentences = entry
+        total += length
+        if furniture or key in seen:
+            continue
+        seen.add(key)
+        lines.append(line)
+        sentences.extend(line_sentences)
+        kept += len(line)
+    share = 1.0 - kept / total if total else 0.0
+    return lines, sentences, max(0.0, share)
 
 
 def member_sentences(article: Article, config: MergeConfig | None = None) -> tuple[str, list[str]]:
@@ -122,18 +198,16 @@ def member_sentences(article: Article, config: MergeConfig | None = None) -> tup
 
 def _member_text(article: Article, cfg: MergeConfig) -> tuple[str, list[str], float]:
     """``member_sentences`` plus the boilerplate share, cleaning the body text only once."""
-    lines, share = _content_lines(article.text)
+    lines, sentences, share = _content(article.text)
     title = ""
     if article.title.strip():
-        title_lines, _ = _content_lines(article.title)
-        title = " ".join(title_lines)
-        if title and (
-            len(split_sentences([title])) > 1 or len(title.split()) > cfg.max_title_words
-        ):
-            if not lines or lines[0].casefold() != title.casefold():
-                lines = [title, *lines]
-            title = ""
-    sentences = split_sentences(lines)
+        title = " ".join(_content(article.title)[0])
+        if title:
+            parts = split_sentences([title])
+            if len(parts) > 1 or len(title.split()) > cfg.max_title_words:
+                if not lines or lines[0].casefold() != title.casefold():
+                    sentences = parts + sentences  # the title line before the body's
+                title = ""
     if not title and sentences:
         title = sentences[0]
     if title and not _TERMINAL.search(title):

@@ -121,6 +121,30 @@ def clean_text(text: str) -> str:
     return "\n".join(line.strip() for line in text.split("\n"))
 
 
+def clean_line(line: str) -> str | None:
+    """``clean_text`` of one line, stripped; None where the whole text must be cleaned at
+    once: a carriage return (it starts new lines) or a tokenisation mark (re-joining
+    reaches across lines).
+
+    When every line of a text gives a string, ``clean_text`` of the text is those strings
+    joined by newlines: no other step sees past a newline. So a line that many texts
+    share (syndicated paragraphs, page furniture) can be cleaned once.
+    """
+    if "\r" in line:
+        return None
+    if line.isascii():
+        if "  " in line or "\t" in line:
+            line = _SPACES.sub(" ", line)
+    else:
+        line = unicodedata.normalize("NFKC", line)
+        for fancy, plain in _QUOTES:
+            if fancy in line:
+                line = line.replace(fancy, plain)
+        if "  " in line or _ODD_BLANK.search(line):
+            line = _SPACES.sub(" ", line)
+    return None if _is_tokenised(line) else line.strip()
+
+
 def is_boilerplate(line: str) -> bool:
     """True for page furniture such as 'PREV ...', 'Share.', 'Tags: ...'."""
     stripped = line.strip()

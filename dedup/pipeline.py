@@ -281,8 +281,8 @@ def _cluster(
         minhasher = signatures.MinHasher(sig.num_perm, sig.seed)
         event_sets = signatures.column_shingles(features.salient.offsets,
                                                 features.salient.columns)
-        bands, rows = candidates.lsh_params(cand.events_threshold, sig.num_perm)
-        event_sigs = minhasher.signatures(event_sets, columns=bands * rows)
+        event_bands, event_rows = candidates.lsh_params(cand.events_threshold, sig.num_perm)
+        event_sigs = minhasher.signatures(event_sets, columns=event_bands * event_rows)
         has_events = np.array([len(s) > 0 for s in event_sets], dtype=bool)
         # Nothing later needs the salient terms, so they go now.
         features = dataclasses.replace(features, salient=refine.Salient.empty())

@@ -26,7 +26,7 @@ from dedup.merge import (
     merge,
     story_to_dict,
 )
-from dedup.normalize import tokens
+from dedup.normalize import clean_line, clean_text, tokens
 from dedup.records import Article
 from tests.test_merge import BASE, POOL, clusters
 
@@ -272,3 +272,39 @@ def test_spelling_is_the_sequence_matcher_ratio_or_its_bound(a: str, b: str) -> 
         want = matcher.ratio()
     merge_module._spelling.cache_clear()
     assert merge_module._spelling(a, b) == want
+
+
+# Pieces that reach every branch of the cleaning: tokenised marks, carriage returns, odd
+# blanks, curly quotes, NFKC forms (ligature, full-width, composed and combining), split
+# numbers, navigation and furniture lines, abbreviations.
+_LINE_PIECES = st.sampled_from([
+    "The", "Mr.", "Putin", "said", "143", "144,", "5. 9", "120, 000", "12: 52", "p. m.",
+    " ", "  ", "\t", "\u00a0", "\u2009", "\n", "\n\n", "\r", "\r\n", "``", "''", " ,", " .",
+    "( ", "$ ", " ' s", "\u201cquote\u201d", "\u2019", "\ufb01ne", "\uff21", "e\u0301",
+    "\u0301", "\u1100\u1161", "Share.", "Tags: news", "PREV", "NEXT ten things are "
+    "decreasingThe U.S. provided eight new ships to the navy on Tuesday.", "By Jane Doe",
+    "killed.", "J.", "U.S.", "attack!", "\u00a9 2024",
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_LINE_PIECES, max_size=30).map(" ".join))
+def test_clean_line_joins_to_clean_text(text: str) -> None:
+    lines = [clean_line(line) for line in text.split("\n")]
+    if all(line is not None for line in lines):
+        assert "\n".join(lines) == clean_text(text)  # type: ignore[arg-type]
+
+
+def test_lines_that_need_their_whole_text_say_so() -> None:
+    assert clean_line("He said `` no ''") is None
+    assert clean_line("one\rtwo") is None
+    assert clean_line("  The \u201cfine\u201d  \ufb01ne\t day ") == 'The "fine" fine day'
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_LINE_PIECES, max_size=30).map(" ".join), st.booleans())
+def test_content_line_by_line_equals_the_whole_text(text: str, warm: bool) -> None:
+    merge_module._LINES.clear()
+    if warm:  # lines already cached from another text
+        merge_module._content(text.replace("\n", "\n\n") + "\nShare.")
+    assert merge_module._content(text) == merge_module._content_whole(text)
