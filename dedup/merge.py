@@ -22,7 +22,7 @@ import hashlib
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from difflib import SequenceMatcher
@@ -46,7 +46,8 @@ from dedup.normalize import (
 )
 from dedup.records import Article, Difference, DifferenceKind, Story, StorySentence
 
-__all__ = ["cluster_id_for", "member_sentences", "merge", "story_from_dict", "story_to_dict"]
+__all__ = ["MemberText", "cluster_id_for", "member_sentences", "member_text", "merge",
+           "story_from_dict", "story_to_dict"]
 
 
 def cluster_id_for(member_ids: Iterable[str]) -> str:
@@ -196,12 +197,25 @@ def member_sentences(article: Article, config: MergeConfig | None = None) -> tup
     return title, sentences
 
 
-def _member_text(article: Article, cfg: MergeConfig) -> tuple[str, list[str], float]:
-    """``member_sentences`` plus the boilerplate share, cleaning the body text only once."""
-    lines, sentences, share = _content(article.text)
+# A member's title, sentences and boilerplate share: what ``merge`` reads of its text.
+MemberText = tuple[str, list[str], float]
+
+
+def _member_text(article: Article, cfg: MergeConfig) -> MemberText:
+    return member_text(article.text, article.title, cfg)
+
+
+def member_text(text: str, title: str, cfg: MergeConfig) -> MemberText:
+    """``member_sentences`` plus the boilerplate share, cleaning the body text only once.
+
+    The batch pipeline has a worker compute it ahead, while the single-process stages run,
+    and hands it to ``merge`` as ``cleaned``.
+    """
+    lines, sentences, share = _content(text)
+    raw_title = title
     title = ""
-    if article.title.strip():
-        title = " ".join(_content(article.title)[0])
+    if raw_title.strip():
+        title = " ".join(_content(raw_title)[0])
         if title:
             parts = split_sentences([title])
             if len(parts) > 1 or len(title.split()) > cfg.max_title_words:
@@ -359,7 +373,9 @@ def _vectorise(
     )
 
 
-def _prepare_all(articles: Sequence[Article], config: MergeConfig) -> list[_Member]:
+def _prepare_all(
+    articles: Sequence[Article], config: MergeConfig, given: Mapping[str, MemberText] | None = None
+) -> list[_Member]:
     """``_prepare`` each article; members with the same cleaned title and sentences share one
     preparation (each keeps its own boilerplate share), exact copies also one cleaning.
 
@@ -370,10 +386,12 @@ def _prepare_all(articles: Sequence[Article], config: MergeConfig) -> list[_Memb
     seen: dict[str, _Sentence] = {}
     out = []
     for article in articles:
-        raw = (article.text, article.title)
-        text = cleaned.get(raw)
+        text = given.get(article.id) if given else None
         if text is None:
-            text = cleaned[raw] = _member_text(article, config)
+            raw = (article.text, article.title)
+            text = cleaned.get(raw)
+            if text is None:
+                text = cleaned[raw] = _member_text(article, config)
         title, sentences, share = text
         key = (title, tuple(sentences))
         first = done.get(key)
@@ -1566,7 +1584,11 @@ def _differences(
 
 
 def merge(
-    articles: Sequence[Article], cluster_id: str | None = None, config: Config | None = None
+    articles: Sequence[Article],
+    cluster_id: str | None = None,
+    config: Config | None = None,
+    *,
+    cleaned: Mapping[str, MemberText] | None = None,
 ) -> Story:
     """Merge one cluster into its canonical story, with provenance and differences.
 
@@ -1583,6 +1605,9 @@ def merge(
     sentences, numbers in the same role across the cluster, and story sentences that not all
     members carry; each disagreement once. The result does not depend on input order.
 
+    ``cleaned``: ``member_text`` of members by id, computed ahead (the batch pipeline does
+    that on a worker); the rest are cleaned here.
+
     Example:
         >>> from dedup.records import Article
         >>> story = merge([Article("x", "One sentence."), Article("y", "One sentence.")])
@@ -1596,8 +1621,8 @@ def merge(
     if not unique:
         return Story(cid, (), "", "", "", (), ())
     if len(unique) == 1:
-        return _singleton(cid, unique[members_sorted[0]], cfg)
-    prepared = _prepare_all([unique[i] for i in members_sorted], cfg)
+        return _singleton(cid, unique[members_sorted[0]], cfg, cleaned)
+    prepared = _prepare_all([unique[i] for i in members_sorted], cfg, cleaned)
     if _all_copies(prepared) and _aligns_only_to_itself(prepared[0], cfg):
         ordered = _copies_order(prepared)
         story = _copies_story(ordered)
@@ -1628,10 +1653,13 @@ def merge(
     )
 
 
-def _singleton(cluster_id: str, article: Article, cfg: MergeConfig) -> Story:
+def _singleton(
+    cluster_id: str, article: Article, cfg: MergeConfig, given: Mapping[str, MemberText] | None
+) -> Story:
     """``merge`` of a one-member cluster: its cleaned sentences are the story, nothing is
     compared, so no vector is needed (a quarter of clusters are singletons)."""
-    title, sentences, _ = _member_text(article, cfg)
+    text = given.get(article.id) if given else None
+    title, sentences, _ = text or _member_text(article, cfg)
     return Story(
         cluster_id=cluster_id,
         members=(article.id,),

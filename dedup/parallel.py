@@ -13,12 +13,13 @@ from __future__ import annotations
 import gc
 import multiprocessing as mp
 import os
+import threading
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -95,6 +96,14 @@ class WorkerPool:
             self._warned = True
         return False
 
+    def submit(self, func: Callable[[T], R], task: T) -> Future[R]:
+        """``func(task)`` on a worker (there must be more than one), as a future."""
+        if self.workers <= 1 or not self._may_start_processes():
+            raise RuntimeError("submit needs worker processes: run it inline instead")
+        if self._pool is None:
+            self._pool = _process_pool(self.workers)
+        return self._pool.submit(func, task)
+
     def map(
         self, func: Callable[[T], R], tasks: Iterable[T], *, parallel: bool = True,
         ahead: int = 2,
@@ -119,6 +128,44 @@ class WorkerPool:
                 "script, it can also be a missing `if __name__ == \"__main__\":` guard "
                 "around the call (each worker imports the script)"
             ) from None
+
+
+class Background(Generic[T, R]):
+    """Tasks run on a worker, one at a time and in order, while this process works alone.
+
+    Why: between normalizing and merging, the pipeline's stages run mostly on one core, so
+    the workers sit idle; work a later stage would do anyway can fill one of them. ``stop``
+    returns the results of the tasks finished so far; the caller does the rest itself, so
+    no result depends on how far this got. A task that fails ends the run quietly: the
+    stage that needs its results computes them again and reports the error there.
+    """
+
+    def __init__(self, pool: WorkerPool, func: Callable[[T], R], tasks: Iterable[T]) -> None:
+        self._results: list[R] = []
+        self._stopped = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, args=(pool, func, iter(tasks)),
+                                        name="dedup-background", daemon=True)
+        self._thread.start()
+
+    def _run(self, pool: WorkerPool, func: Callable[[T], R], tasks: Iterator[T]) -> None:
+        for task in tasks:
+            if self._stopped:
+                return
+            try:
+                result = pool.submit(func, task).result()
+            except Exception:  # see the class docstring
+                return
+            with self._lock:
+                if self._stopped:
+                    return
+                self._results.append(result)
+
+    def stop(self) -> list[R]:
+        """The results so far, in task order; no task starts after this."""
+        with self._lock:
+            self._stopped = True
+            return list(self._results)
 
 
 def _process_pool(workers: int) -> ProcessPoolExecutor:

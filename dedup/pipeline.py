@@ -20,11 +20,11 @@ import numpy as np
 import polars as pl
 
 from dedup import candidates, clustering, normalize, refine, signatures
-from dedup.config import ClusterConfig, Config
+from dedup.config import ClusterConfig, Config, MergeConfig
 from dedup.io import json_line
+from dedup.merge import member_text, story_to_dict
 from dedup.merge import merge as merge_story
-from dedup.merge import story_to_dict
-from dedup.parallel import WorkerPool, guided_size, resolve_workers
+from dedup.parallel import Background, WorkerPool, guided_size, resolve_workers
 from dedup.records import Article, Cluster, Rejected, Story
 
 Progress = Callable[[str, int, int], None]
@@ -262,6 +262,11 @@ def _cluster(
     counts, copy_sigs, has_copies = _normalize_and_hash(frame, config, timer, progress, pool)
     if n >= _STOP_IDLE_WORKERS_FROM:
         pool.shutdown()  # idle workers hold ~300 MB each through the peak; merge restarts them
+    ahead: Background[TextTask, list[PackedText]] | None = None
+    if with_stories and pool.workers > 1 and _CHUNK < n < _STOP_IDLE_WORKERS_FROM:
+        # The next stages run mostly in this process: a worker cleans members' texts for
+        # the merge meanwhile (the merge cleans those it did not reach).
+        ahead = Background(pool, member_texts, _text_tasks(frame, config))
     cand = config.candidates
     lsh_threads = min(pool.workers, _LSH_THREADS)
     with timer.stage("candidates"):
@@ -311,6 +316,7 @@ def _cluster(
     stories: list[Story] = []
     canonical = np.zeros(n, dtype=bool)
     with timer.stage("merge"):
+        texts = [packed for part in ahead.stop() for packed in part] if ahead else []
         if with_stories:
             # Merged in cluster-id order, the order of every output, so a sink can stream.
             by_id = sorted(groups, key=lambda rows: str(cluster_of[rows[0]]))
@@ -318,12 +324,12 @@ def _cluster(
             bases: list[int] = []
             if on_story_lines is not None:
                 for base_ids, text in _merged(frame, by_id, cluster_of, config, progress, pool,
-                                              merge_clusters_as_lines):
+                                              merge_clusters_as_lines, texts):
                     bases.extend(row_of[b] for b in base_ids)
                     on_story_lines(text)
             else:
                 for part in _merged(frame, by_id, cluster_of, config, progress, pool,
-                                    merge_clusters):
+                                    merge_clusters, texts):
                     for story in part:
                         bases.append(row_of[story.base])
                         if on_story is None:
@@ -366,6 +372,7 @@ _CHUNK = 5_000  # articles normalized at once: bounds the memory of token lists
 # articles), and two already halve the band time.
 _LSH_THREADS = 4
 _MERGE_TASK_ARTICLES = 2_000  # articles per merge task sent to a worker process
+_TEXT_TASK_ARTICLES = 1_000  # articles per task cleaning texts ahead of the merge
 _LINK_TASK_ARTICLES = 5_000  # articles of components per linkage task
 _SCORE_TASK_PAIRS = 50_000  # candidate pairs per scoring task
 # From this many articles, workers are stopped while the single-process stages run: their
@@ -623,23 +630,61 @@ def _link(
 
 @dataclass(frozen=True, slots=True)
 class MergeTask:
-    """Several clusters' articles (rows in cluster order) and their ids, for one worker."""
+    """Several clusters' articles (rows in cluster order) and their ids, for one worker;
+    ``texts``: each row's ``member_texts`` entry where it was computed ahead (else None)."""
 
     frame: pl.DataFrame
     sizes: list[int]
     cluster_ids: list[str]
     config: Config
+    texts: list[PackedText | None] = field(default_factory=list)
 
 
 def merge_clusters(task: MergeTask) -> list[Story]:
     """Merge each cluster of a task into its story. Module-level so workers can run it."""
     articles = to_articles(task.frame)
+    cleaned = {
+        article.id: (title, body.split("\n") if body else [], share)
+        for article, packed in zip(articles, task.texts, strict=False) if packed is not None
+        for title, body, share in (packed,)
+    }
     out = []
     start = 0
     for size, cluster_id in zip(task.sizes, task.cluster_ids, strict=True):
-        out.append(merge_story(articles[start : start + size], cluster_id, task.config))
+        out.append(merge_story(articles[start : start + size], cluster_id, task.config,
+                               cleaned=cleaned))
         start += size
     return out
+
+
+# ``merge.member_text`` with the sentences joined by newlines (no sentence holds one): one
+# string per article to send back and keep, not a list of them.
+PackedText = tuple[str, str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class TextTask:
+    """Consecutive articles' texts and titles, to clean for the merge ahead of it."""
+
+    texts: list[str]
+    titles: list[str]
+    config: MergeConfig
+
+
+def member_texts(task: TextTask) -> list[PackedText]:
+    """``merge.member_text`` of each article, packed. Module-level so workers can run it."""
+    out = []
+    for text, title in zip(task.texts, task.titles, strict=True):
+        clean_title, sentences, share = member_text(text, title, task.config)
+        out.append((clean_title, "\n".join(sentences), share))
+    return out
+
+
+def _text_tasks(frame: pl.DataFrame, config: Config) -> Iterator[TextTask]:
+    for start in range(0, frame.height, _TEXT_TASK_ARTICLES):
+        part = frame.slice(start, _TEXT_TASK_ARTICLES)
+        yield TextTask(part["text"].to_list(), part["title"].fill_null("").to_list(),
+                       config.merge)
 
 
 def merge_clusters_as_lines(task: MergeTask) -> tuple[list[str], str]:
@@ -659,8 +704,10 @@ def _merged(
     progress: Progress | None,
     pool: WorkerPool,
     func: Callable[[MergeTask], _Merged],
+    texts: list[PackedText],
 ) -> Iterator[_Merged]:
-    """``func`` of every merge task, in the order of ``groups`` (several clusters a task).
+    """``func`` of every merge task, in the order of ``groups`` (several clusters a task);
+    ``texts``: the first rows' ``member_texts``, computed ahead.
 
     Records are built per task, not for the whole corpus at once: a second copy of every
     text was the largest item in peak memory.
@@ -670,7 +717,7 @@ def _merged(
     def tasks() -> Iterator[MergeTask]:
         for batch in _guided_batches(groups, _MERGE_TASK_ARTICLES, pool.workers):
             sizes.append(len(batch))
-            yield _merge_task(frame, batch, cluster_of, config)
+            yield _merge_task(frame, batch, cluster_of, config, texts)
 
     parallel = frame.height > _MERGE_TASK_ARTICLES
     done = 0
@@ -682,13 +729,20 @@ def _merged(
 
 
 def _merge_task(
-    frame: pl.DataFrame, batch: list[np.ndarray], cluster_of: np.ndarray, config: Config
+    frame: pl.DataFrame,
+    batch: list[np.ndarray],
+    cluster_of: np.ndarray,
+    config: Config,
+    texts: list[PackedText] | None = None,
 ) -> MergeTask:
+    rows = np.concatenate(batch)
+    ahead = len(texts or ())
     return MergeTask(
-        frame=frame[np.concatenate(batch)],
+        frame=frame[rows],
         sizes=[len(rows) for rows in batch],
         cluster_ids=[str(cluster_of[rows[0]]) for rows in batch],
         config=config,
+        texts=[texts[r] if r < ahead else None for r in rows.tolist()] if texts else [],
     )
 
 

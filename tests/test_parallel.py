@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from dedup import Config, cluster, io, pipeline, refine
 from dedup.cli import main
 from dedup.merge import story_to_dict
-from dedup.parallel import WorkerPool, guided_size, resolve_workers, thread_map
+from dedup.parallel import Background, WorkerPool, guided_size, resolve_workers, thread_map
 
 
 def _square(x: int) -> int:
@@ -120,6 +120,60 @@ def test_pairs_scored_on_the_workers_give_the_scores_of_one_process(
     assert len(sent) == -(-len(pairs) // 500)
     np.testing.assert_array_equal(on_workers, refine.pair_scores(features, pairs))
     assert (on_workers > 0).sum() > 100
+
+
+def _fail_on_three(x: int) -> int:
+    if x == 3:
+        raise ValueError("three")
+    return x * x
+
+
+def test_background_tasks_run_in_order_and_stop_keeps_what_finished() -> None:
+    with WorkerPool(2) as pool:
+        background = Background(pool, _square, range(6))
+        background._thread.join()
+        assert background.stop() == [0, 1, 4, 9, 16, 25]
+        # A failing task ends the run quietly: the caller computes the rest itself.
+        failing = Background(pool, _fail_on_three, range(6))
+        failing._thread.join()
+        assert failing.stop() == [0, 1, 4]
+        # Stopped at once: nothing, or a prefix of the results.
+        early = Background(pool, _square, range(1000))
+        got = early.stop()
+        assert got == [x * x for x in range(len(got))]
+    with pytest.raises(RuntimeError, match="worker processes"):
+        WorkerPool(1).submit(_square, 2)
+
+
+@pytest.mark.parametrize("finish", [True, False])
+def test_texts_cleaned_ahead_give_the_same_stories(
+    articles: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, finish: bool
+) -> None:
+    """However many texts a worker cleaned ahead of the merge (all, or none), the stories
+    are the one-process stories."""
+    monkeypatch.setattr(pipeline, "_CHUNK", 100)
+    monkeypatch.setattr(pipeline, "_TEXT_TASK_ARTICLES", 50)
+    monkeypatch.setattr(pipeline, "_MERGE_TASK_ARTICLES", 60)
+    original_stop = Background.stop
+    taken: list[int] = []
+
+    def stop(self: Background[Any, Any]) -> list[Any]:
+        if finish:
+            self._thread.join()
+        results = original_stop(self)
+        if not finish:
+            results = []  # as if the merge came before any task finished
+        taken.append(sum(len(part) for part in results))
+        return results
+
+    monkeypatch.setattr(Background, "stop", stop)
+    runs = []
+    for workers in (1, 2):
+        result = cluster(articles, Config(), workers=workers)
+        runs.append((result.assignments.write_ndjson(),
+                     [json.dumps(story_to_dict(s), sort_keys=True) for s in result.stories]))
+    assert taken == [len(articles) if finish else 0]
+    assert runs[0] == runs[1]
 
 
 def test_streamed_stories_equal_returned_stories(articles: list[dict[str, Any]]) -> None:
