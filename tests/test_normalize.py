@@ -4,12 +4,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dedup.normalize import (
+    STOPWORDS,
     clean_text,
     is_boilerplate,
     names,
     numbers,
     split_sentences,
     strip_boilerplate,
+    tokens,
+    without_stopwords,
 )
 from tests.conftest import read_seeds
 
@@ -56,3 +59,9 @@ def test_names_and_numbers() -> None:
     found = names(["The Islamic State claimed the attack on Crocus City Hall."])
     assert "islamic_state" in found and "crocus_city_hall" in found and "the" not in found
     assert numbers("At least 1,143 people, up from 143.") == ["1143", "143"]
+
+
+def test_without_stopwords_keeps_the_other_words_in_order() -> None:
+    words = tokens("The Qeshm quake was felt in the island and it killed 3 of them")
+    assert without_stopwords(words) == [w for w in words if w not in STOPWORDS]
+    assert without_stopwords(words)[:2] == ["qeshm", "quake"]
