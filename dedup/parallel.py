@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -58,6 +58,7 @@ class WorkerPool:
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
         self._warned = False
+        self._background: list[Background[Any, Any]] = []
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -66,7 +67,11 @@ class WorkerPool:
         self.shutdown()
 
     def shutdown(self) -> None:
-        """Stop the processes (their memory returns to the OS); ``map`` restarts them."""
+        """Stop the processes (their memory returns to the OS); ``map`` restarts them.
+        Background runs stop first: none can start the processes again."""
+        for background in self._background:
+            background.stop()
+        self._background.clear()
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
@@ -144,16 +149,22 @@ class Background(Generic[T, R]):
         self._results: list[R] = []
         self._stopped = False
         self._lock = threading.Lock()
+        pool._background.append(self)
         self._thread = threading.Thread(target=self._run, args=(pool, func, iter(tasks)),
                                         name="dedup-background", daemon=True)
         self._thread.start()
 
     def _run(self, pool: WorkerPool, func: Callable[[T], R], tasks: Iterator[T]) -> None:
         for task in tasks:
-            if self._stopped:
-                return
+            with self._lock:  # no task is submitted once ``stop`` has returned
+                if self._stopped:
+                    return
+                try:
+                    future = pool.submit(func, task)
+                except Exception:  # see the class docstring
+                    return
             try:
-                result = pool.submit(func, task).result()
+                result = future.result()
             except Exception:  # see the class docstring
                 return
             with self._lock:

@@ -145,6 +145,16 @@ def test_background_tasks_run_in_order_and_stop_keeps_what_finished() -> None:
         WorkerPool(1).submit(_square, 2)
 
 
+def test_shutting_the_pool_down_stops_its_background_run() -> None:
+    """A run that fails before the merge leaves no background run restarting processes."""
+    pool = WorkerPool(2)
+    background = Background(pool, _square, range(10_000))
+    pool.shutdown()
+    background._thread.join(timeout=60)
+    assert not background._thread.is_alive()
+    assert pool._pool is None
+
+
 @pytest.mark.parametrize("finish", [True, False])
 def test_texts_cleaned_ahead_give_the_same_stories(
     articles: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, finish: bool
