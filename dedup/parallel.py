@@ -69,9 +69,8 @@ class WorkerPool:
     def shutdown(self) -> None:
         """Stop the processes (their memory returns to the OS); ``map`` restarts them.
         Background runs stop first: none can start the processes again."""
-        for background in self._background:
+        for background in list(self._background):
             background.stop()
-        self._background.clear()
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
@@ -149,6 +148,7 @@ class Background(Generic[T, R]):
         self._results: list[R] = []
         self._stopped = False
         self._lock = threading.Lock()
+        self._pool = pool
         pool._background.append(self)
         self._thread = threading.Thread(target=self._run, args=(pool, func, iter(tasks)),
                                         name="dedup-background", daemon=True)
@@ -176,7 +176,10 @@ class Background(Generic[T, R]):
         """The results so far, in task order; no task starts after this."""
         with self._lock:
             self._stopped = True
-            return list(self._results)
+            results = list(self._results)
+        if self in self._pool._background:
+            self._pool._background.remove(self)
+        return results
 
 
 def _process_pool(workers: int) -> ProcessPoolExecutor:
