@@ -150,17 +150,17 @@ class Background(Generic[T, R]):
         self._lock = threading.Lock()
         self._pool = pool
         pool._background.append(self)
-        self._thread = threading.Thread(target=self._run, args=(pool, func, iter(tasks)),
+        self._thread = threading.Thread(target=self._run, args=(func, iter(tasks)),
                                         name="dedup-background", daemon=True)
         self._thread.start()
 
-    def _run(self, pool: WorkerPool, func: Callable[[T], R], tasks: Iterator[T]) -> None:
+    def _run(self, func: Callable[[T], R], tasks: Iterator[T]) -> None:
         for task in tasks:
             with self._lock:  # no task is submitted once ``stop`` has returned
                 if self._stopped:
                     return
                 try:
-                    future = pool.submit(func, task)
+                    future = self._pool.submit(func, task)
                 except Exception:  # see the class docstring
                     return
             try:
