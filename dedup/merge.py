@@ -1430,16 +1430,25 @@ def _bins(mention: _Mention) -> list[tuple[str, ...]]:
     return [(mention.kind,)]
 
 
-def _variants(slot: Sequence[_Mention], rank: dict[str, int]) -> dict[str, tuple[str, ...]]:
-    """value -> members; values that agree (143 / 143, Putin / Vladimir Putin) share one entry."""
+def _variants(
+    slot: Sequence[_Mention],
+    rank: dict[str, int],
+    speakers: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, tuple[str, ...]]:
+    """value -> members; values that agree (143 / 143, Putin / Vladimir Putin) share one entry.
+
+    ``speakers``: the members each mention's member speaks for (itself where absent).
+    """
     merged: list[tuple[_Mention, set[str]]] = []
     for mention in slot:
+        said_by = speakers.get(mention.member, (mention.member,)) if speakers else (
+            mention.member,)
         for rep, members in merged:
             if _agree(rep, mention):
-                members.add(mention.member)
+                members.update(said_by)
                 break
         else:
-            merged.append((mention, {mention.member}))
+            merged.append((mention, set(said_by)))
     out = {rep.value: tuple(sorted(members, key=rank.__getitem__)) for rep, members in merged}
     return _sorted_variants(out, rank)
 
@@ -1492,29 +1501,36 @@ def _differences(
                 )
                 pool.extend((pos, x) for x in found_k if x.kind == "number")
             continue
-        if len({tuple(m.sentences[k] for k in idxs) for m, idxs in carrying}) == 1:
-            # Every version states it in the same words. Each mention then scores highest
-            # with its own copies (``_role_score`` is symmetric and rewards equal words
-            # around and equal values), so every slot gets one value from every version:
-            # no disagreement, and no number left for the pool.
-            continue
+        # Versions that state it in the same words are one voice: they say the same values
+        # in the same places, so their mentions are found and slotted once, for the first
+        # of them, and the slots name all of them.
+        voices: dict[tuple[str, ...], tuple[_Member, list[int], list[str]]] = {}
+        for member, idxs in carrying:
+            said = tuple(member.sentences[k] for k in idxs)
+            if said in voices:
+                voices[said][2].append(member.id)
+            else:
+                voices[said] = (member, idxs, [member.id])
+        if len(voices) == 1:
+            continue  # every version in the same words: no disagreement, nothing to pool
         if known is None:
             known = _known_names(ordered)
+        speakers = {lead.id: ids for lead, _, ids in voices.values()}
         groups = [
             [
                 mention
                 for k in idxs
-                for mention in _mentions_once(member.sentences[k], member.id, known, seen)
+                for mention in _mentions_once(lead.sentences[k], lead.id, known, seen)
             ]
-            for member, idxs in carrying
+            for lead, idxs, _ in voices.values()
         ]
         for kind in ("number", "date", "name"):
             kind_groups = [[x for x in g if x.kind == kind] for g in groups]
             for slot in _slots([g for g in kind_groups if g], aligned=True, scores=scores):
-                if len(slot) == 1 and kind == "number":
+                if len(slot) == 1 and kind == "number" and len(speakers[slot[0].member]) == 1:
                     pool.append((pos, slot[0]))
                     continue
-                variants = _variants(slot, rank)
+                variants = _variants(slot, rank, speakers)
                 if len(variants) > 1:
                     found.append((pos, Difference(kind, _context(slot), variants)))
     # Rewrites state the same count in sentences too different to align ("At least 143
