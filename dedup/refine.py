@@ -19,6 +19,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.preprocessing import normalize
 
+from dedup import jit
 from dedup.candidates import unique_sorted
 from dedup.config import RefineConfig
 
@@ -325,7 +326,20 @@ def salient_terms(matrix: sp.csr_matrix, k: int) -> Salient:
 
 
 def _row_dots(matrix: sp.csr_matrix, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Dot product of each pair of rows (``left[k]``, ``right[k]``)."""
+    width = matrix.nnz / max(matrix.shape[0], 1)  # a pair's merge join: ~2 rows' entries
+    compiled = jit.kernels(int(2 * width * len(left)))
+    if compiled is not None and matrix.has_canonical_format:
+        out = np.empty(len(left))
+        compiled.row_dots(*_csr_arrays(matrix), np.asarray(left, dtype=np.int64),
+                          np.asarray(right, dtype=np.int64), out)
+        return out
     return np.asarray(matrix[left].multiply(matrix[right]).sum(axis=1)).ravel()
+
+
+def _csr_arrays(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """indptr, indices and data as plain arrays (a mapped file's are ``np.memmap``)."""
+    return np.asarray(matrix.indptr), np.asarray(matrix.indices), np.asarray(matrix.data)
 
 
 def pair_scores(features: Features, pairs: np.ndarray) -> np.ndarray:
@@ -389,6 +403,11 @@ def _exact_gram(matrix: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
     no partial sum).
     """
     n = len(rows)
+    compiled = jit.kernels(0)  # only where already loaded: each block is small
+    if compiled is not None and matrix.has_canonical_format:
+        out = np.empty((n, n))
+        compiled.gram(*_csr_arrays(matrix), np.asarray(rows, dtype=np.int64), out)
+        return out
     cols, values, offsets = _gathered(matrix, rows)
     lengths = np.diff(offsets)
     longest = int(lengths.max()) if n else 0

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 from datasketch import MinHash
 
+from dedup import jit
 from dedup.config import SignatureConfig
 
 _U32 = np.uint32
@@ -119,6 +120,14 @@ class MinHasher:
             raise ValueError(f"columns must be in 1..{self.num_perm}, got {columns}")
         a, b = self._a[:width], self._b[:width]
         out = np.full((len(shingle_sets), width), _MASK, dtype=np.uint32)
+        lengths = np.fromiter(map(len, shingle_sets), dtype=np.int64, count=len(shingle_sets))
+        compiled = jit.kernels(int(lengths.sum()) * width)
+        if compiled is not None:
+            ends = np.cumsum(lengths)
+            flat = np.concatenate(shingle_sets) if len(shingle_sets) else np.empty(0)
+            compiled.minhash(flat.astype(np.uint32, copy=False), ends - lengths, ends,
+                             np.ascontiguousarray(a), np.ascontiguousarray(b), out)
+            return out
         for rows, hashes, starts in self._chunks(shingle_sets, width):
             phv = _fmix32(hashes)[:, None] * a + b
             out[rows] = np.minimum.reduceat(phv, starts, axis=0)

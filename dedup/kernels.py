@@ -1,0 +1,172 @@
+"""Compiled loops (numba) for the numeric hot spots of ``signatures`` and ``refine``.
+
+Why: a MinHash row is a min over shingles x permutations of ``h * a + b``. numpy must write
+every product to memory before it can reduce them; a compiled loop keeps them in registers,
+15x faster over the synthetic corpus's copies shingles. Sparse row dot products and the
+small Gram blocks of clustering are merge joins that scipy wraps in per-call object work.
+
+Each kernel gives the same values, bit for bit, as the numpy or scipy code it stands in for
+(tests compare them), and is used only through ``load``: numba is imported on first need,
+not by ``import dedup``, and never when ``DEDUP_JIT=0`` or numba is missing.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+_jit = numba.njit(cache=True, nogil=True)
+
+_MASK = np.uint64(0xFFFFFFFF)
+
+
+@_jit
+def minhash(
+    hashes: np.ndarray, starts: np.ndarray, ends: np.ndarray, a: np.ndarray, b: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """``out[d, p] = min over hashes[starts[d]:ends[d]] of fmix32(h) * a[p] + b[p]`` (mod
+    2**32), lowered where smaller than what ``out`` holds (all-max for a fresh row)."""
+    width = a.shape[0]
+    for d in range(starts.shape[0]):
+        for i in range(starts[d], ends[d]):
+            h = np.uint64(hashes[i])
+            h ^= h >> np.uint64(16)
+            h = (h * np.uint64(0x85EBCA6B)) & _MASK
+            h ^= h >> np.uint64(13)
+            h = (h * np.uint64(0xC2B2AE35)) & _MASK
+            h ^= h >> np.uint64(16)
+            for p in range(width):
+                v = np.uint32((h * np.uint64(a[p]) + np.uint64(b[p])) & _MASK)
+                if v < out[d, p]:
+                    out[d, p] = v
+
+
+@_jit
+def _block_sum(values: np.ndarray, start: int, n: int) -> float:
+    """numpy's sum of a run of at most 128 float64 values: one by one below 8, else eight
+    interleaved partial sums combined in a fixed tree, then the remainder one by one."""
+    if n < 8:
+        total = 0.0
+        for i in range(start, start + n):
+            total += values[i]
+        return total
+    r0, r1, r2, r3 = values[start], values[start + 1], values[start + 2], values[start + 3]
+    r4, r5, r6, r7 = values[start + 4], values[start + 5], values[start + 6], values[start + 7]
+    i = 8
+    stop = n - n % 8
+    while i < stop:
+        at = start + i
+        r0 += values[at]
+        r1 += values[at + 1]
+        r2 += values[at + 2]
+        r3 += values[at + 3]
+        r4 += values[at + 4]
+        r5 += values[at + 5]
+        r6 += values[at + 6]
+        r7 += values[at + 7]
+        i += 8
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        total += values[start + i]
+        i += 1
+    return total
+
+
+@_jit
+def _pairwise_sum(values: np.ndarray, start: int, n: int) -> float:
+    """numpy's pairwise summation of ``values[start:start + n]`` (``pairwise_sum`` in its
+    ``loops_utils.h``): what ``np.add.reduce`` returns for a contiguous float64 run.
+
+    numpy recurses on halves (rounded down to a multiple of 8) above 128 values. Here the
+    recursion is an explicit stack: numba cannot cache a function that calls itself (the
+    cached code then fails to load in the next process).
+    """
+    if n <= 128:
+        return _block_sum(values, start, n)
+    starts = np.empty(64, dtype=np.int64)
+    sizes = np.empty(64, dtype=np.int64)
+    phase = np.zeros(64, dtype=np.int64)
+    lefts = np.empty(64)
+    top = 0
+    starts[0], sizes[0] = start, n
+    result = 0.0
+    while top >= 0:
+        at, size = starts[top], sizes[top]
+        if size <= 128:
+            result = _block_sum(values, at, size)
+            top -= 1
+            continue
+        half = size // 2
+        half -= half % 8
+        if phase[top] == 0:  # first the left half
+            phase[top] = 1
+            top += 1
+            starts[top], sizes[top], phase[top] = at, half, 0
+        elif phase[top] == 1:  # then the right half
+            lefts[top] = result
+            phase[top] = 2
+            top += 1
+            starts[top], sizes[top], phase[top] = at + half, size - half, 0
+        else:
+            result = lefts[top] + result
+            top -= 1
+    return result
+
+
+@_jit
+def row_dots(
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, left: np.ndarray,
+    right: np.ndarray, out: np.ndarray,
+) -> None:
+    """``out[k]`` = dot product of CSR rows ``left[k]`` and ``right[k]`` (sorted indices),
+    as ``matrix[left].multiply(matrix[right]).sum(axis=1)`` computes it: the nonzero products
+    in column order, the first plus numpy's pairwise sum of the rest (``np.add.reduceat``)."""
+    longest = 0
+    for r in range(indptr.shape[0] - 1):
+        longest = max(longest, indptr[r + 1] - indptr[r])
+    products = np.empty(max(longest, 1))
+    for k in range(left.shape[0]):
+        p, p_end = indptr[left[k]], indptr[left[k] + 1]
+        q, q_end = indptr[right[k]], indptr[right[k] + 1]
+        n = 0
+        while p < p_end and q < q_end:
+            cp, cq = indices[p], indices[q]
+            if cp == cq:
+                v = data[p] * data[q]
+                if v != 0.0:  # scipy's elementwise product keeps no zeros
+                    products[n] = v
+                    n += 1
+                p += 1
+                q += 1
+            elif cp < cq:
+                p += 1
+            else:
+                q += 1
+        out[k] = 0.0 if n == 0 else products[0] + _pairwise_sum(products, 1, n - 1)
+
+
+@_jit
+def gram(
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, rows: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """``out[i, j]`` = dot product of CSR rows ``rows[i]`` and ``rows[j]`` (sorted indices),
+    summed one by one in row i's stored order from 0.0, as scipy's sparse product does."""
+    n = rows.shape[0]
+    for i in range(n):
+        for j in range(n):
+            p, p_end = indptr[rows[i]], indptr[rows[i] + 1]
+            q, q_end = indptr[rows[j]], indptr[rows[j] + 1]
+            total = 0.0
+            while p < p_end and q < q_end:
+                cp, cq = indices[p], indices[q]
+                if cp == cq:
+                    total += data[p] * data[q]
+                    p += 1
+                    q += 1
+                elif cp < cq:
+                    p += 1
+                else:
+                    q += 1
+            out[i, j] = total

@@ -1,0 +1,135 @@
+"""Compiled kernels: the same values as the numpy / scipy code they stand in for, bit for bit,
+and a cache that loads in a fresh process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from dedup import jit, refine
+from dedup.signatures import MinHasher
+
+
+@pytest.fixture
+def compiled(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Kernels for every call, however small."""
+    monkeypatch.setattr(jit, "MIN_WORK", 0)
+    monkeypatch.setattr(jit, "_kernels", None)
+    monkeypatch.setattr(jit, "_unavailable", False)
+    assert jit.kernels(0) is not None
+    yield
+
+
+@pytest.fixture
+def numpy_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jit, "MIN_WORK", 1 << 62)
+    monkeypatch.setattr(jit, "_kernels", None)
+
+
+def _shingle_sets(rng: np.random.Generator, docs: int) -> list[np.ndarray]:
+    sizes = rng.integers(0, 60, docs)
+    sizes[::7] = 0  # empty documents keep all-max rows
+    return [rng.integers(0, 2**32, size=int(k), dtype=np.uint32) for k in sizes]
+
+
+def _signatures(sets: list[np.ndarray], columns: int | None) -> np.ndarray:
+    return MinHasher(128, 1).signatures(sets, columns=columns)
+
+
+@pytest.mark.parametrize("columns", [None, 82, 1])
+def test_minhash_kernel_equals_numpy(columns: int | None, monkeypatch: pytest.MonkeyPatch,
+                                     compiled: None) -> None:
+    sets = _shingle_sets(np.random.default_rng(3), 200)
+    got = _signatures(sets, columns)
+    monkeypatch.setattr(jit, "_kernels", None)
+    monkeypatch.setattr(jit, "MIN_WORK", 1 << 62)
+    want = _signatures(sets, columns)
+    assert got.dtype == want.dtype == np.uint32
+    assert np.array_equal(got, want)
+    assert (got[0] == 0xFFFFFFFF).all()  # sets[0] is empty
+
+
+def _matrix(rng: np.random.Generator, rows: int, width: int, per_row: int) -> sp.csr_matrix:
+    """Rows with shared columns and values from 1e-200 (products that underflow to 0.0,
+    which scipy's elementwise product drops) to 1e3."""
+    dense = np.zeros((rows, width))
+    for r in range(rows):
+        cols = rng.choice(width, size=int(rng.integers(0, per_row)), replace=False)
+        dense[r, cols] = rng.standard_normal(len(cols)) * 10.0 ** rng.uniform(-3, 3, len(cols))
+    dense[rows - 2 :] = 0.0
+    dense[rows - 2 :, :20] = 1e-200
+    return sp.csr_matrix(dense)
+
+
+def test_row_dots_kernel_equals_scipy(monkeypatch: pytest.MonkeyPatch, compiled: None) -> None:
+    rng = np.random.default_rng(5)
+    # Up to 700 stored entries a row over 900 columns: shared runs longer than 128 and 256
+    # take numpy's pairwise summation through its halving steps.
+    matrix = _matrix(rng, 60, 900, 700)
+    left = np.repeat(np.arange(60), 60)
+    right = np.tile(np.arange(60), 60)
+    got = refine._row_dots(matrix, left, right)
+    monkeypatch.setattr(jit, "_kernels", None)
+    monkeypatch.setattr(jit, "MIN_WORK", 1 << 62)
+    want = refine._row_dots(matrix, left, right)
+    assert np.array_equal(got, want)
+    assert got[59 * 60 + 58] == 0.0  # only underflowing products: an empty sum
+
+
+def test_gram_kernel_equals_scipy(compiled: None) -> None:
+    rng = np.random.default_rng(8)
+    matrix = _matrix(rng, 40, 300, 200)
+    for size in (1, 2, 7, 40):
+        rows = np.sort(rng.choice(40, size=size, replace=False))
+        assert np.array_equal(refine._exact_gram(matrix, rows), refine._gram(matrix[rows]))
+
+
+def test_small_calls_keep_to_numpy_until_the_kernels_are_loaded(numpy_only: None) -> None:
+    assert jit.kernels(10**6) is None
+    assert jit._kernels is None
+
+
+def test_dedup_jit_0_keeps_to_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEDUP_JIT", "0")
+    monkeypatch.setattr(jit, "_kernels", None)
+    monkeypatch.setattr(jit, "_unavailable", False)
+    assert jit.kernels(1 << 40) is None
+
+
+_RUN_KERNELS = """
+import numpy as np, scipy.sparse as sp
+from dedup import kernels
+rng = np.random.default_rng(0)
+m = sp.random(30, 500, density=0.6, format="csr", random_state=1)
+m.sort_indices()
+left = np.repeat(np.arange(30), 30); right = np.tile(np.arange(30), 30)
+dots = np.empty(len(left)); kernels.row_dots(m.indptr, m.indices, m.data, left, right, dots)
+gram = np.empty((30, 30)); kernels.gram(m.indptr, m.indices, m.data, np.arange(30), gram)
+hashes = rng.integers(0, 2**32, 100, dtype=np.uint32)
+a = rng.integers(1, 2**32, 8, dtype=np.uint32); b = rng.integers(0, 2**32, 8, dtype=np.uint32)
+sig = np.full((2, 8), 0xFFFFFFFF, np.uint32)
+kernels.minhash(hashes, np.array([0, 40]), np.array([40, 100]), a, b, sig)
+print(dots.sum().hex(), gram.sum().hex(), int(sig.sum()))
+"""
+
+
+def test_cached_kernels_load_in_a_fresh_process(tmp_path: Path) -> None:
+    """The first process compiles into the cache, the second loads from it. numba cannot
+    load a cached function that calls itself (LLVM aborts the process): none may."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    runs = [
+        subprocess.run([sys.executable, "-c", _RUN_KERNELS], env=env, capture_output=True,
+                       text=True, timeout=300)
+        for _ in range(2)
+    ]
+    for run in runs:
+        assert run.returncode == 0, run.stderr[-2000:]
+    assert runs[0].stdout == runs[1].stdout
+    assert any(tmp_path.rglob("*.nbc")), "the first run wrote the cache"
