@@ -170,3 +170,88 @@ def gram(
                 else:
                     q += 1
             out[i, j] = total
+
+
+@_jit
+def _rotl32(x: np.uint64, r: int) -> np.uint64:
+    return ((x << np.uint64(r)) | (x >> np.uint64(32 - r))) & _MASK
+
+
+@_jit
+def _murmur3_32(buf: np.ndarray, start: int, end: int) -> np.uint64:
+    """MurmurHash3 x86 32-bit (seed 0) of ``buf[start:end]``, as an unsigned 32-bit value."""
+    c1 = np.uint64(0xCC9E2D51)
+    c2 = np.uint64(0x1B873593)
+    h = np.uint64(0)
+    n = end - start
+    at = start
+    for _ in range(n // 4):
+        k = np.uint64(buf[at]) | (np.uint64(buf[at + 1]) << np.uint64(8))
+        k |= (np.uint64(buf[at + 2]) << np.uint64(16)) | (np.uint64(buf[at + 3]) << np.uint64(24))
+        k = _rotl32((k * c1) & _MASK, 15)
+        h ^= (k * c2) & _MASK
+        h = (_rotl32(h, 13) * np.uint64(5) + np.uint64(0xE6546B64)) & _MASK
+        at += 4
+    rest = n & 3
+    if rest:
+        k = np.uint64(0)
+        if rest == 3:
+            k ^= np.uint64(buf[at + 2]) << np.uint64(16)
+        if rest >= 2:
+            k ^= np.uint64(buf[at + 1]) << np.uint64(8)
+        k ^= np.uint64(buf[at])
+        k = _rotl32((k * c1) & _MASK, 15)
+        h ^= (k * c2) & _MASK
+    h ^= np.uint64(n)
+    h ^= h >> np.uint64(16)
+    h = (h * np.uint64(0x85EBCA6B)) & _MASK
+    h ^= h >> np.uint64(13)
+    h = (h * np.uint64(0xC2B2AE35)) & _MASK
+    h ^= h >> np.uint64(16)
+    return h
+
+
+@_jit
+def hashed_counts(
+    buf: np.ndarray, sizes: np.ndarray, n_features: int, indptr: np.ndarray,
+    indices: np.ndarray, data: np.ndarray,
+) -> int:
+    """scikit-learn's ``HashingVectorizer(alternate_sign=False, norm=None)`` counts, as CSR.
+
+    ``buf``: every document's tokens in UTF-8, one NUL byte between consecutive tokens;
+    ``sizes``: tokens per document. Each token's column is ``abs(signed murmur3) %
+    n_features`` (with scikit-learn's rule for -2**31); columns of a row are sorted and
+    their counts summed. Returns the number of stored entries.
+    """
+    longest = 0
+    for d in range(sizes.shape[0]):
+        longest = max(longest, sizes[d])
+    cols = np.empty(max(longest, 1), dtype=np.int64)
+    at = 0
+    nnz = 0
+    indptr[0] = 0
+    for d in range(sizes.shape[0]):
+        for t in range(sizes[d]):
+            end = at
+            while end < buf.shape[0] and buf[end] != 0:
+                end += 1
+            h = np.int64(_murmur3_32(buf, at, end))
+            if h >= 2147483648:
+                h -= 4294967296
+            if h == -2147483648:
+                cols[t] = (2147483647 - (n_features - 1)) % n_features
+            else:
+                cols[t] = abs(h) % n_features
+            at = end + 1
+        row = np.sort(cols[: sizes[d]])
+        t = 0
+        while t < row.shape[0]:
+            run = t
+            while run < row.shape[0] and row[run] == row[t]:
+                run += 1
+            indices[nnz] = row[t]
+            data[nnz] = run - t
+            nnz += 1
+            t = run
+        indptr[d + 1] = nnz
+    return nnz

@@ -133,3 +133,36 @@ def test_cached_kernels_load_in_a_fresh_process(tmp_path: Path) -> None:
         assert run.returncode == 0, run.stderr[-2000:]
     assert runs[0].stdout == runs[1].stdout
     assert any(tmp_path.rglob("*.nbc")), "the first run wrote the cache"
+
+
+_TERMS = ["", "a", "ab", "abc", "abcd", "abcde", "putin", "143", "ü", "日本語", "vladimir_putin",
+          "naïve-café", "x" * 37]
+
+
+def test_hashed_counts_equal_scikit_learns_hashing_vectorizer(
+    monkeypatch: pytest.MonkeyPatch, compiled: None
+) -> None:
+    rng = np.random.default_rng(11)
+    docs = [[_TERMS[i] for i in rng.integers(0, len(_TERMS), int(k))]
+            for k in rng.integers(0, 40, 300)]
+    docs[5] = []
+    got = refine.term_counts(docs)
+    monkeypatch.setattr(jit, "_kernels", None)
+    monkeypatch.setattr(jit, "MIN_WORK", 1 << 62)
+    want = refine.term_counts(docs)
+    for name in ("indptr", "indices", "data"):
+        assert np.array_equal(getattr(got, name), getattr(want, name)), name
+        assert getattr(got, name).dtype == getattr(want, name).dtype, name
+
+
+def test_a_term_holding_a_nul_is_hashed_by_scikit_learn(
+    monkeypatch: pytest.MonkeyPatch, compiled: None
+) -> None:
+    """The kernel splits its buffer at NUL bytes; a term with one of its own (no tokenizer
+    here makes one) must not be split."""
+    docs = [["a\0b", "c"], ["c"]]
+    got = refine.term_counts(docs)
+    monkeypatch.setattr(jit, "_kernels", None)
+    monkeypatch.setattr(jit, "MIN_WORK", 1 << 62)
+    want = refine.term_counts(docs)
+    assert (got != want).nnz == 0 and got.nnz == 3
