@@ -1,9 +1,11 @@
 """When the compiled kernels (``dedup.kernels``) run instead of their numpy twins.
 
 Why a gate: loading numba and the cached machine code costs ~0.5 s per process, more than
-a small job spends in the loops it speeds up. So a process loads the kernels on the first
-call with enough work to repay that, and uses them for every call after. Without numba, or
-with ``DEDUP_JIT=0`` in the environment, the numpy code runs; both give the same values.
+a small job spends in the loops it speeds up. So each process counts the work its numpy
+loops have done, and loads the kernels once that reaches what a load costs: a small job,
+the CLI on a few files or a feed's small batches, never pays for it; a worker that goes on
+normalizing chunks of a large corpus pays it after its first chunk. Without numba, or with
+``DEDUP_JIT=0`` in the environment, the numpy code runs; both give the same values.
 """
 
 from __future__ import annotations
@@ -12,20 +14,23 @@ import importlib
 import os
 from types import ModuleType
 
-# Inner-loop steps (say, shingles x permutations) from which a call loads the kernels:
-# about 0.3 s of the numpy code's time, against ~0.5 s to load them.
+# Inner-loop steps (say, shingles x permutations) done in numpy from which a process loads
+# the kernels: about 0.3 s of the numpy code's time, against ~0.5 s to load them.
 MIN_WORK = 1 << 28
 
 _kernels: ModuleType | None = None
 _unavailable = False
+_spent = 0  # work done by the numpy code so far, in this process
 
 
 def kernels(work: int) -> ModuleType | None:
-    """``dedup.kernels`` if loaded, or loaded now because ``work`` repays it; else None."""
-    global _kernels, _unavailable
+    """``dedup.kernels`` for a call of ``work`` inner-loop steps: once loaded, or loaded now
+    because this process's numpy loops have done ``MIN_WORK`` with it; else None."""
+    global _kernels, _unavailable, _spent
     if _kernels is not None:
         return _kernels
-    if _unavailable or work < MIN_WORK:
+    _spent += work
+    if _unavailable or _spent < MIN_WORK:
         return None
     if os.environ.get("DEDUP_JIT", "1") == "0":
         _unavailable = True

@@ -424,7 +424,7 @@ def _exact_gram(matrix: sp.csr_matrix, rows: np.ndarray) -> np.ndarray:
     no partial sum).
     """
     n = len(rows)
-    compiled = jit.kernels(0)  # only where already loaded: each block is small
+    compiled = jit.kernels(n * n * int(matrix.nnz / max(matrix.shape[0], 1)))
     if compiled is not None and matrix.has_canonical_format:
         out = np.empty((n, n))
         compiled.gram(*_csr_arrays(matrix), np.asarray(rows, dtype=np.int64), out)
