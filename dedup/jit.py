@@ -14,8 +14,8 @@ import importlib
 import os
 from types import ModuleType
 
-# Inner-loop steps (say, shingles x permutations) done in numpy from which a process loads
-# the kernels: about 0.3 s of the numpy code's time, against ~0.5 s to load them.
+# Work done by the numpy code, in its nanoseconds (callers estimate them: a MinHash cell is
+# about one), from which a process loads the kernels: ~0.3 s, against ~0.5 s to load them.
 MIN_WORK = 1 << 28
 
 _kernels: ModuleType | None = None

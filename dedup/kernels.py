@@ -255,3 +255,38 @@ def hashed_counts(
             t = run
         indptr[d + 1] = nnz
     return nnz
+
+
+@_jit
+def top_columns(
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, k: int, offsets: np.ndarray,
+    out: np.ndarray,
+) -> int:
+    """Each CSR row's ``k`` highest-valued columns (ties: lower column first), rows' columns
+    sorted ascending: ``cols[np.lexsort((cols, -values))[:k]]`` per row. Returns how many."""
+    n = 0
+    offsets[0] = 0
+    for r in range(indptr.shape[0] - 1):
+        start, end = indptr[r], indptr[r + 1]
+        order = np.argsort(-data[start:end], kind="mergesort")  # stable: ties keep column order
+        for t in range(min(k, end - start)):
+            out[n] = indices[start + order[t]]
+            n += 1
+        offsets[r + 1] = n
+    return n
+
+
+@_jit
+def place_block(
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, offset: int, cursor: np.ndarray,
+    out_indices: np.ndarray, out_data: np.ndarray,
+) -> None:
+    """Copy each row of a CSR block to ``cursor[row]`` onward in the output, its columns
+    moved ``offset`` to the right, and advance the cursors (``sp.hstack``, block by block)."""
+    for r in range(indptr.shape[0] - 1):
+        at = cursor[r]
+        for p in range(indptr[r], indptr[r + 1]):
+            out_indices[at] = indices[p] + offset
+            out_data[at] = data[p]
+            at += 1
+        cursor[r] = at

@@ -170,3 +170,24 @@ def test_a_term_holding_a_nul_is_hashed_by_scikit_learn(
     monkeypatch.setattr(jit, "MIN_WORK", 1 << 62)
     want = refine.term_counts(docs)
     assert (got != want).nnz == 0 and got.nnz == 3
+
+
+def test_salient_terms_and_stacked_blocks_equal_numpy_and_scipy(
+    monkeypatch: pytest.MonkeyPatch, compiled: None
+) -> None:
+    rng = np.random.default_rng(13)
+    blocks = [_matrix(rng, 50, width, min(40, width)) for width in (300, 17, 90)]
+    blocks[0].data[:30] = 1.0  # tied weights: the lower column comes first
+    got_top = refine.salient_terms(blocks[0], 5)
+    got_stack = refine._hstack(blocks)
+    monkeypatch.setattr(jit, "_kernels", None)
+    monkeypatch.setattr(jit, "MIN_WORK", 1 << 62)
+    want_top = refine.salient_terms(blocks[0], 5)
+    want_stack = sp.hstack(blocks, format="csr")
+    assert np.array_equal(got_top.offsets, want_top.offsets)
+    assert np.array_equal(got_top.columns, want_top.columns)
+    assert got_top.columns.dtype == want_top.columns.dtype
+    for name in ("indptr", "indices", "data"):
+        assert np.array_equal(getattr(got_stack, name), getattr(want_stack, name)), name
+        assert getattr(got_stack, name).dtype == getattr(want_stack, name).dtype, name
+    assert got_stack.shape == want_stack.shape
