@@ -115,6 +115,38 @@ def _pairwise_sum(values: np.ndarray, start: int, n: int) -> float:
 
 
 @_jit
+def _shared(
+    indptr: np.ndarray, indices: np.ndarray, i: int, j: int, at_i: np.ndarray, at_j: np.ndarray
+) -> int:
+    """Where CSR rows ``i`` and ``j`` (sorted indices) store the same columns, in column
+    order, written to ``at_i`` / ``at_j``; returns how many."""
+    p, p_end = indptr[i], indptr[i + 1]
+    q, q_end = indptr[j], indptr[j + 1]
+    n = 0
+    while p < p_end and q < q_end:
+        cp, cq = indices[p], indices[q]
+        if cp == cq:
+            at_i[n] = p
+            at_j[n] = q
+            n += 1
+            p += 1
+            q += 1
+        elif cp < cq:
+            p += 1
+        else:
+            q += 1
+    return n
+
+
+@_jit
+def _longest_row(indptr: np.ndarray) -> int:
+    longest = 1
+    for r in range(indptr.shape[0] - 1):
+        longest = max(longest, indptr[r + 1] - indptr[r])
+    return longest
+
+
+@_jit
 def row_dots(
     indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, left: np.ndarray,
     right: np.ndarray, out: np.ndarray,
@@ -122,27 +154,17 @@ def row_dots(
     """``out[k]`` = dot product of CSR rows ``left[k]`` and ``right[k]`` (sorted indices),
     as ``matrix[left].multiply(matrix[right]).sum(axis=1)`` computes it: the nonzero products
     in column order, the first plus numpy's pairwise sum of the rest (``np.add.reduceat``)."""
-    longest = 0
-    for r in range(indptr.shape[0] - 1):
-        longest = max(longest, indptr[r + 1] - indptr[r])
-    products = np.empty(max(longest, 1))
+    longest = _longest_row(indptr)
+    at_i = np.empty(longest, dtype=np.int64)
+    at_j = np.empty(longest, dtype=np.int64)
+    products = np.empty(longest)
     for k in range(left.shape[0]):
-        p, p_end = indptr[left[k]], indptr[left[k] + 1]
-        q, q_end = indptr[right[k]], indptr[right[k] + 1]
         n = 0
-        while p < p_end and q < q_end:
-            cp, cq = indices[p], indices[q]
-            if cp == cq:
-                v = data[p] * data[q]
-                if v != 0.0:  # scipy's elementwise product keeps no zeros
-                    products[n] = v
-                    n += 1
-                p += 1
-                q += 1
-            elif cp < cq:
-                p += 1
-            else:
-                q += 1
+        for t in range(_shared(indptr, indices, left[k], right[k], at_i, at_j)):
+            v = data[at_i[t]] * data[at_j[t]]
+            if v != 0.0:  # scipy's elementwise product keeps no zeros
+                products[n] = v
+                n += 1
         out[k] = 0.0 if n == 0 else products[0] + _pairwise_sum(products, 1, n - 1)
 
 
@@ -153,22 +175,16 @@ def gram(
 ) -> None:
     """``out[i, j]`` = dot product of CSR rows ``rows[i]`` and ``rows[j]`` (sorted indices),
     summed one by one in row i's stored order from 0.0, as scipy's sparse product does."""
-    n = rows.shape[0]
-    for i in range(n):
-        for j in range(n):
-            p, p_end = indptr[rows[i]], indptr[rows[i] + 1]
-            q, q_end = indptr[rows[j]], indptr[rows[j] + 1]
+    longest = 1
+    for r in rows:
+        longest = max(longest, indptr[r + 1] - indptr[r])
+    at_i = np.empty(longest, dtype=np.int64)
+    at_j = np.empty(longest, dtype=np.int64)
+    for i in range(rows.shape[0]):
+        for j in range(rows.shape[0]):
             total = 0.0
-            while p < p_end and q < q_end:
-                cp, cq = indices[p], indices[q]
-                if cp == cq:
-                    total += data[p] * data[q]
-                    p += 1
-                    q += 1
-                elif cp < cq:
-                    p += 1
-                else:
-                    q += 1
+            for t in range(_shared(indptr, indices, rows[i], rows[j], at_i, at_j)):
+                total += data[at_i[t]] * data[at_j[t]]
             out[i, j] = total
 
 
