@@ -24,8 +24,9 @@ _spent = 0  # work done by the numpy code so far, in this process
 
 
 def kernels(work: int) -> ModuleType | None:
-    """``dedup.kernels`` for a call of ``work`` inner-loop steps: once loaded, or loaded now
-    because this process's numpy loops have done ``MIN_WORK`` with it; else None."""
+    """``dedup.kernels`` for a call that would cost the numpy code ``work`` nanoseconds:
+    once loaded, or loaded now because this process's numpy loops have done ``MIN_WORK``
+    with it; else None."""
     global _kernels, _unavailable, _spent
     if _kernels is not None:
         return _kernels

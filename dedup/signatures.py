@@ -1,10 +1,11 @@
-"""MinHash signatures, computed for many documents at once with numpy.
+"""MinHash signatures, computed for many documents at once.
 
 The values equal datasketch's ``MinHash(num_perm, seed)`` (its default "affine32" scheme)
 fed the same shingles through the same hash function: a test proves it. What differs is
 the cost: tokens are hashed once per vocabulary entry, n-gram shingle hashes are combined
 with array arithmetic, and the permutation + min step runs over a whole batch of documents
-as one matrix operation instead of one Python call per document.
+as one matrix operation instead of one Python call per document, or, in a process with
+enough of this work to repay loading it, as one compiled loop (``jit``, ``kernels``).
 """
 
 from __future__ import annotations
