@@ -155,7 +155,7 @@ def cluster_command(
         on_story_lines = (stack.enter_context(_writable(target, io.text_sink,
                                                         target / "stories.jsonl"))
                           if stories else None)
-        progress = stack.enter_context(_progress_bar())
+        progress = stack.enter_context(progress_bar())
         try:
             result = cluster(read.frame, config, with_stories=stories, progress=progress,
                              workers=workers, on_story_lines=on_story_lines)
@@ -312,7 +312,7 @@ class StageProgress:
 
 
 @contextlib.contextmanager
-def _progress_bar(stream: Any = None) -> Iterator[StageProgress | None]:
+def progress_bar(stream: Any = None) -> Iterator[StageProgress | None]:
     """Progress bars on stderr, only when stderr is a terminal (None otherwise: no output
     at all, not even click's one-line label for a redirected stream)."""
     stream = stream if stream is not None else click.get_text_stream("stderr")
@@ -448,7 +448,7 @@ def index_add_command(
     except io.InputError as err:
         raise InputFailure(str(err)) from None
     frame = read.frame
-    with _open(db, create=True, config=config) as story_index, _progress_bar() as progress:
+    with _open(db, create=True, config=config) as story_index, progress_bar() as progress:
         skipped = 0
         try:
             if skip_bad_rows and frame.height:

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from dedup import cluster
-from dedup.cli import _progress_bar, main
+from dedup.cli import main, progress_bar
 from dedup.config import ClusterConfig, Config, IndexConfig, RefineConfig
 from dedup.configfile import ConfigError, config_from_mapping, config_to_toml, load_config
 from dedup.index import StoryIndex
@@ -168,11 +168,11 @@ def test_progress_bars_only_on_a_terminal(tmp_path: Path) -> None:
     result = run("index", "add", str(tmp_path / "i.db"), str(SEEDS))
     assert result.exit_code == 0
     assert result.stderr.startswith("articles added") and "\r" not in result.stderr
-    with _progress_bar(io.StringIO()) as progress:
+    with progress_bar(io.StringIO()) as progress:
         assert progress is None
     # On a terminal: one click bar per stage, each ending at its total.
     screen = _Terminal()
-    with _progress_bar(screen) as progress:
+    with progress_bar(screen) as progress:
         assert progress is not None
         cluster(read_seeds(), progress=progress)
         with StoryIndex.open(tmp_path / "j.db") as index:
