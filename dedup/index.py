@@ -965,6 +965,9 @@ class StoryIndex:
 
     Open with ``StoryIndex.open(path)``; use it as a context manager or call ``close``.
     One ``StoryIndex`` object is for one thread; many processes may open the same file.
+    A new index stores the settings it was created with (``read_config``); the CLI opens
+    it with them, while ``open`` uses the ``config`` it is given (defaults when None) and
+    checks only the signature settings against the file.
     """
 
     def __init__(
