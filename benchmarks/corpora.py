@@ -8,7 +8,6 @@ differently prepared input.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,17 +17,16 @@ from urllib.parse import urlparse
 ECBPLUS_DEV = "ecbplus-dev"
 
 
-def shared_dir() -> Path:
-    """The shared folder beside the repository (override with ``DEDUP_SHARED``)."""
-    override = os.environ.get("DEDUP_SHARED")
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[1].parent / "shared"
+DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
 def ecbplus_dir() -> Path:
-    """Folder holding the ECB+ development split (articles.jsonl and its licence)."""
-    return shared_dir() / "data" / ECBPLUS_DEV
+    """Folder holding the ECB+ development split (articles.jsonl, its licence and README).
+
+    The repository carries it (``benchmarks/data/ecbplus-dev``), so a clone on its own
+    runs the tests and benchmarks.
+    """
+    return DATA_DIR / ECBPLUS_DEV
 
 
 class ParquetArticles(Sequence[dict[str, Any]]):
@@ -99,7 +97,7 @@ def load_ecbplus_dev(path: Path | None = None) -> Corpus:
     """Load the 509 ECB+ dev articles; ``cluster`` is the gold event label."""
     path = path or ecbplus_dir() / "articles.jsonl"
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found; set DEDUP_SHARED to the shared folder")
+        raise FileNotFoundError(f"{path} not found; it ships in benchmarks/data/ecbplus-dev")
     articles: list[dict[str, Any]] = []
     gold: list[str] = []
     with path.open(encoding="utf-8") as fh:

@@ -12,6 +12,7 @@ from dedup.config import (
     RefineConfig,
     SignatureConfig,
 )
+from dedup.configfile import ConfigError, load_config
 from dedup.evaluate import Scores, score
 from dedup.index import (
     ClusterInfo,
@@ -39,6 +40,7 @@ __all__ = [
     "ClusterInfo",
     "ClusterResult",
     "Config",
+    "ConfigError",
     "DedupInputError",
     "Difference",
     "IndexConfig",
@@ -57,6 +59,7 @@ __all__ = [
     "StorySentence",
     "__version__",
     "cluster",
+    "load_config",
     "merge",
     "score",
 ]

@@ -10,7 +10,6 @@ import contextlib
 import json
 import re
 import shutil
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,8 @@ import click
 
 from dedup import io
 from dedup.config import Config
+from dedup.configfile import ConfigError, config_differences, config_to_toml, format_value
+from dedup.configfile import load_config as load_config_file
 from dedup.index import StoryIndex, StoryIndexError
 from dedup.merge import story_from_dict, story_to_dict
 from dedup.parallel import WorkerDied
@@ -64,6 +65,23 @@ def input_options(skip_help: str) -> Callable[[F], F]:
     return apply
 
 
+def config_option(what: str) -> Callable[[F], F]:
+    """``--config FILE``: settings from TOML (see ``dedup config``)."""
+    return click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                        help=f"TOML settings file for {what} (any Config field; `dedup "
+                             "config` prints every one with its default).")
+
+
+def _load_config(path: str | None) -> Config:
+    """The settings in ``path`` over the defaults; a bad file is one line and exit 2."""
+    if path is None:
+        return Config()
+    try:
+        return load_config_file(path)
+    except ConfigError as err:
+        raise InputFailure(str(err)) from None
+
+
 @click.group()
 @click.version_option(package_name="dedup")
 def main() -> None:
@@ -91,6 +109,7 @@ def main() -> None:
 @click.option("-j", "--workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="Processes for the local engine (0: every available core). Output is "
                    "identical for any value.")
+@config_option("this run")
 def cluster_command(
     inputs: tuple[str, ...],
     outdir: str,
@@ -107,8 +126,10 @@ def cluster_command(
     scheduler: str | None,
     partitions: int | None,
     workers: int,
+    config_path: str | None,
 ) -> None:
     """Cluster the articles in INPUT... (files, .txt folders, or - for JSONL on stdin)."""
+    config = _load_config(config_path)
     columns = io.Columns(id=id_col, text=text_col, title=title_col, published=date_col,
                          source=source_col)
     out_fmt = output_format or ("jsonl" if fmt == "jsonl" else "parquet")
@@ -117,7 +138,7 @@ def cluster_command(
             raise click.UsageError("--engine dask reads files on the workers: stdin (-) "
                                    "is not supported there; write it to a file first")
         result = _cluster_on_dask(inputs, columns, fmt, skip_bad_rows, stories, scheduler,
-                                  partitions, Path(outdir), out_fmt)
+                                  partitions, Path(outdir), out_fmt, config)
         _finish(Path(outdir), result, out_fmt, skip_bad_rows, written_by_engine=True)
         return
     start = time.perf_counter()
@@ -134,10 +155,10 @@ def cluster_command(
         on_story_lines = (stack.enter_context(_writable(target, io.text_sink,
                                                         target / "stories.jsonl"))
                           if stories else None)
+        progress = stack.enter_context(progress_bar())
         try:
-            result = cluster(read.frame, Config(), with_stories=stories,
-                             progress=_progress_bar(), workers=workers,
-                             on_story_lines=on_story_lines)
+            result = cluster(read.frame, config, with_stories=stories, progress=progress,
+                             workers=workers, on_story_lines=on_story_lines)
         except DedupInputError as err:
             raise InputFailure(str(err)) from None
         except WorkerDied as err:
@@ -185,6 +206,7 @@ def _cluster_on_dask(
     partitions: int | None,
     outdir: Path,
     out_fmt: str,
+    config: Config,
 ) -> ClusterResult:
     """The same job on Dask, outputs written by the workers (partitioned assignments);
     imported lazily so the local engine never needs dask."""
@@ -193,7 +215,7 @@ def _cluster_on_dask(
     except ImportError as err:
         raise click.ClickException(str(err)) from None
     try:
-        return cluster_dask(list(inputs), Config(), scheduler=scheduler, partitions=partitions,
+        return cluster_dask(list(inputs), config, scheduler=scheduler, partitions=partitions,
                             with_stories=stories, columns=columns, fmt=fmt,
                             skip_bad_rows=skip_bad_rows, output=outdir, output_format=out_fmt)
     except (io.InputError, DedupInputError) as err:
@@ -254,18 +276,62 @@ def _summary(result: ClusterResult) -> None:
     click.echo("\n".join(lines), err=True)
 
 
-def _progress_bar() -> Any:
-    """A one-line progress display on stderr, only when stderr is a terminal."""
-    if not sys.stderr.isatty():
-        return None
+class StageProgress:
+    """``progress(stage, done, total)`` drawn as one ``click.progressbar`` per stage.
 
-    def show(stage: str, done: int, total: int) -> None:
-        width = 30
-        filled = int(width * done / max(total, 1))
-        click.echo(f"\r{stage:<10} [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,}",
-                   err=True, nl=done >= total)
+    Click's bar (not rich: click is already a dependency and its bar is enough for one
+    line per stage) is redrawn at most ~200 times per stage, so an add placing a million
+    articles one by one does not spend its time writing to the terminal.
+    """
 
-    return show
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.bar: Any = None
+        self.stage: tuple[str, int] | None = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.stage != (stage, total):
+            self.close()
+            self.stage = (stage, total)
+            self.bar = click.progressbar(length=max(total, 1), label=f"{stage:<10}",
+                                         file=self.stream, show_pos=True, width=30)
+            self.bar.__enter__()
+        bar = self.bar
+        step = done - bar.pos
+        if step > 0 and (step * 200 >= total or done >= total):
+            bar.update(step)
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        """End the current stage's line (a bar left open by an error is ended too)."""
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+        self.stage = None
+
+
+@contextlib.contextmanager
+def progress_bar(stream: Any = None) -> Iterator[StageProgress | None]:
+    """Progress bars on stderr, only when stderr is a terminal (None otherwise: no output
+    at all, not even click's one-line label for a redirected stream)."""
+    stream = stream if stream is not None else click.get_text_stream("stderr")
+    if not stream.isatty():
+        yield None
+        return
+    progress = StageProgress(stream)
+    try:
+        yield progress
+    finally:
+        progress.close()
+
+
+@main.command("config")
+@config_option("the printed settings (default: print the defaults)")
+def config_command(config_path: str | None) -> None:
+    """Print every setting as TOML, with the comments saying how each default was chosen;
+    save it, edit it, and pass it to `dedup cluster --config` or `dedup index add --config`."""
+    click.echo(config_to_toml(_load_config(config_path)), nl=False)
 
 
 @main.command("stories")
@@ -312,11 +378,40 @@ def stories_command(outdir: str, fmt: str, cluster_ids: tuple[str, ...],
 
 # --------------------------------------------------------------------------- index
 
-def _open(path: str, *, create: bool) -> StoryIndex:
+def _open(path: str, *, create: bool, config: Config | None = None) -> StoryIndex:
+    """Open the index with ``config``, or else with the settings it was created with."""
     try:
-        return StoryIndex.open(path, create=create)
+        return StoryIndex.open(path, config or StoryIndex.read_config(path), create=create)
     except StoryIndexError as err:
         raise InputFailure(str(err)) from None
+
+
+# Settings that may differ from the ones an index was created with: they change how long a
+# writer waits, not what it computes.
+_PER_RUN_SETTINGS = frozenset({"index.busy_timeout"})
+
+
+def _index_config(db: str, config_path: str | None) -> Config | None:
+    """The settings for an add: the file's, which must agree with the ones the index was
+    created with (placing with other thresholds would mix two clusterings in one index)."""
+    if config_path is None:
+        return None  # the index's own (the defaults for a new or an older index)
+    given = _load_config(config_path)
+    try:
+        stored = StoryIndex.read_config(db)
+    except StoryIndexError as err:
+        raise InputFailure(str(err)) from None
+    if stored is None:
+        return given
+    differ = [d for d in config_differences(stored, given) if d[0] not in _PER_RUN_SETTINGS]
+    if differ:
+        key, built, asked = differ[0]
+        more = f" (and {len(differ) - 1} more)" if len(differ) > 1 else ""
+        raise InputFailure(
+            f"{db}: created with {key} = {format_value(built)}, but {config_path} says "
+            f"{format_value(asked)}{more}; an index keeps the settings it was created with: "
+            "drop --config to use them, or build a new index with these")
+    return given
 
 
 @main.group("index")
@@ -328,6 +423,7 @@ def index() -> None:
 @click.argument("db", type=click.Path(dir_okay=False))
 @click.argument("inputs", nargs=-1, required=True)
 @input_options(skip_help="Skip bad rows and ids already in the index instead of stopping.")
+@config_option("a new index (an existing index keeps the settings it was created with)")
 def index_add_command(
     db: str,
     inputs: tuple[str, ...],
@@ -338,9 +434,11 @@ def index_add_command(
     date_col: str,
     source_col: str,
     skip_bad_rows: bool,
+    config_path: str | None,
 ) -> None:
     """Add the articles in INPUT... (files, .txt folders, or - for JSONL on stdin) to DB,
     creating it if needed; all in one transaction."""
+    config = _index_config(db, config_path)
     columns = io.Columns(id=id_col, text=text_col, title=title_col, published=date_col,
                          source=source_col)
     start = time.perf_counter()
@@ -350,14 +448,14 @@ def index_add_command(
     except io.InputError as err:
         raise InputFailure(str(err)) from None
     frame = read.frame
-    with _open(db, create=True) as story_index:
+    with _open(db, create=True, config=config) as story_index, progress_bar() as progress:
         skipped = 0
         try:
             if skip_bad_rows and frame.height:
                 known = story_index.existing(frame["id"].to_list())
                 skipped = len(known)
                 frame = frame.filter(~frame["id"].is_in(list(known)))
-            placed = story_index.add(frame)
+            placed = story_index.add(frame, progress=progress)
             stats = story_index.stats()
         except (DedupInputError, StoryIndexError) as err:
             raise InputFailure(str(err)) from None

@@ -1,6 +1,6 @@
 """Every tunable of the pipeline, one frozen dataclass per stage.
 
-Defaults were chosen by measurement on ../shared/data/ecbplus-dev only (509 articles,
+Defaults were chosen by measurement on benchmarks/data/ecbplus-dev only (509 articles,
 44 events); the comment on each says how. LSH bands and rows are derived from the
 thresholds by datasketch, never asked of the user.
 """
@@ -8,7 +8,7 @@ thresholds by datasketch, never asked of the user.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +202,7 @@ class IndexConfig:
     relink_refresh: float = 0.1
     # When a touched cluster's story is merged again: "read" (on the first read after the
     # change, then cached) or "add" (inside the add transaction; readers never merge).
-    story_refresh: str = "read"
+    story_refresh: Literal["read", "add"] = "read"
     # Seconds a writer waits for another process's write transaction before failing.
     busy_timeout: float = 30.0
 

@@ -71,6 +71,7 @@ Example:
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import functools
 import hashlib
 import itertools
@@ -91,6 +92,7 @@ import polars as pl
 
 from dedup import candidates, clustering, normalize, pipeline, refine, signatures
 from dedup.config import Config, IndexConfig
+from dedup.configfile import config_from_mapping, config_to_json
 from dedup.merge import merge, story_from_dict, story_to_dict
 from dedup.pipeline import DedupInputError
 from dedup.records import Article, Story
@@ -963,6 +965,9 @@ class StoryIndex:
 
     Open with ``StoryIndex.open(path)``; use it as a context manager or call ``close``.
     One ``StoryIndex`` object is for one thread; many processes may open the same file.
+    A new index stores the settings it was created with (``read_config``); the CLI opens
+    it with them, while ``open`` uses the ``config`` it is given (defaults when None) and
+    checks only the signature settings against the file.
     """
 
     def __init__(
@@ -1086,12 +1091,49 @@ class StoryIndex:
                 "INSERT INTO meta (key, value) VALUES (?, ?)",
                 [(k, str(v)) for k, v in self._meta().items()]
                 + [("generation", "0"), ("next_row", "1"), ("next_seq", "1"), ("terms", "0"),
-                   ("created_at", str(time.time()))],
+                   ("created_at", str(time.time())),
+                   ("config", config_to_json(self.effective_config))],
             )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    @property
+    def effective_config(self) -> Config:
+        """The settings this object places and merges with (``index_config`` included)."""
+        return dataclasses.replace(self.config, index=self.index_config)
+
+    @staticmethod
+    def read_config(path: str | Path) -> Config | None:
+        """The ``Config`` the index at ``path`` was created with, without opening it for
+        writing; None for a missing file, a file that is no story index, or an index
+        written before it stored its settings (the caller then chooses).
+
+        Why: a later add or read should use the settings the index was built with (the
+        CLI does, see ``dedup index add --config``). Raises StoryIndexError when the
+        stored settings are unreadable by this version.
+        """
+        path = Path(path)
+        if not path.is_file():
+            return None
+        try:
+            # mode=rw: never creates the file
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True)
+        except sqlite3.Error:
+            return None
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+        except sqlite3.Error:
+            return None
+        finally:
+            conn.close()
+        if row is None:
+            return None
+        try:
+            return config_from_mapping(json.loads(row[0]), f"{path} (its stored settings)")
+        except ValueError as err:  # ConfigError included
+            raise StoryIndexError(str(err)) from None
 
     def _meta(self) -> dict[str, str]:
         sig = self.config.signatures

@@ -16,7 +16,7 @@ import pytest
 
 from benchmarks import run as bench_run
 from benchmarks import scale as bench_scale
-from benchmarks.corpora import load_ecbplus_dev, shared_dir
+from benchmarks.corpora import ecbplus_dir, load_ecbplus_dev
 from benchmarks.measure import Measurement, RssSampler
 from benchmarks.synthetic import (
     generate,
@@ -181,7 +181,7 @@ def test_runner_on_synthetic_cheap_baselines(tmp_path: Path) -> None:
 
 
 def test_runner_on_ecbplus_dev_cheap_baselines() -> None:
-    assert (shared_dir() / "data" / "ecbplus-dev" / "articles.jsonl").exists()
+    assert (ecbplus_dir() / "articles.jsonl").exists()
     report = bench_run.run_benchmark("ecbplus-dev", None, CHEAP, isolate=False, quiet=True)
     assert report.docs == len(load_ecbplus_dev().articles) == 509
     assert report.gold_clusters == 44
