@@ -167,8 +167,8 @@ def read_articles(
     return ReadResult(frame=articles_table(rows, notes), rejected=rejected, notes=notes.lines())
 
 
-def _read_tables(paths: Sequence[str], fmt: str | None, columns: Columns, coerce_ids: bool,
-                 notes: Notes) -> pl.DataFrame | None:
+def _read_tables(paths: Sequence[str], fmt: str | None, columns: Columns,
+                 coerce_ids: bool = False, notes: Notes | None = None) -> pl.DataFrame | None:
     """Parquet and CSV inputs read column-wise, or None when any row needs a closer look.
 
     A million rows as Python dicts cost ~9 GB; columns cost the size of the data. Any
@@ -185,7 +185,7 @@ def _read_tables(paths: Sequence[str], fmt: str | None, columns: Columns, coerce
             raw = pl.read_parquet(path) if kind == "parquet" else _read_csv(path)
         except Exception:  # the row reader names the problem
             return None
-        frame = _standard_columns(raw, columns, coerce_ids, notes)
+        frame = _standard_columns(raw, columns, coerce_ids, notes or Notes())
         if frame is None:
             return None
         frames.append(frame)
