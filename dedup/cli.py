@@ -422,15 +422,11 @@ def index_stories_command(db: str, since: str | None, fmt: str) -> None:
     updated_since = _parse_since(since)
     with _open(db, create=False) as story_index:
         try:
-            infos, stories = [], []
-            for info in story_index.clusters(updated_since):
-                try:
-                    stories.append(story_index.story(info.cluster_id))
-                except KeyError:
-                    continue  # merged or expired by another process since the listing
-                infos.append(info)
+            updates = story_index.updates(updated_since)  # one snapshot
         except StoryIndexError as err:
             raise InputFailure(str(err)) from None
+    infos = [info for info, _ in updates]
+    stories = [story for _, story in updates]
     if fmt == "json":
         for info, story in zip(infos, stories, strict=True):
             record: dict[str, Any] = {**story_to_dict(story),
@@ -466,7 +462,10 @@ def index_retired_command(db: str, since: str | None) -> None:
 def index_stats_command(db: str) -> None:
     """Print counts, dates and disk use of DB."""
     with _open(db, create=False) as story_index:
-        stats = story_index.stats()
+        try:
+            stats = story_index.stats()
+        except StoryIndexError as err:
+            raise InputFailure(str(err)) from None
     width = max(len(k) for k in stats)
     for key, value in stats.items():
         shown = f"{value:,}" if isinstance(value, int) else str(value)
