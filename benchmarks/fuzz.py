@@ -363,22 +363,27 @@ def kill_cluster_trials(trials: int, folder: Path, articles: int, seed: int) -> 
     flags = ["-j", "1", "--skip-bad-rows"]
     runs = {"old": [str(old_in), *flags], "new": [str(new_in), *flags, "--no-stories"]}
     reference = {}
+    duration = 0.0
     for name, args in runs.items():
         out = folder / f"ref-{name}"
         # In this process, same arguments as the killed runs: the same bytes, manifest too.
+        start = time.perf_counter()
         assert CliRunner().invoke(main, ["cluster", *args, "-o", str(out)]).exit_code == 0
+        duration = time.perf_counter() - start  # the "new" run's, last
         reference[name] = _snapshot(out)
-    start = time.perf_counter()
-    subprocess.run(_dedup("cluster", *runs["new"], "-o", str(folder / "timing")), check=True,
-                   capture_output=True)
-    duration = time.perf_counter() - start
     failures = []
     for trial in range(trials):
         out = folder / f"trial-{trial}"
         shutil.copytree(folder / "ref-old", out, symlinks=True)
         proc = subprocess.Popen(_dedup("cluster", *runs["new"], "-o", str(out)),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.5, 1.05) * duration)
+        # Kill between the staging folder's creation (after the read) and a little past
+        # the run's end, so kills land in the clustering, the writing and the publish.
+        deadline = time.monotonic() + 120
+        while (proc.poll() is None and time.monotonic() < deadline
+               and not any(p.name.startswith(".staging-") for p in out.iterdir())):
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0.0, 1.1) * duration)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         seen = _snapshot(out)
