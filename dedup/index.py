@@ -1111,7 +1111,7 @@ class StoryIndex:
                 self.path, timeout=self.index_config.busy_timeout, isolation_level=None
             )
         except sqlite3.Error as err:
-            raise self._fail(f"cannot open ({err})") from None
+            raise self._fail(f"cannot open (SQLite: {err})") from None
         try:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
             if not tables:
@@ -1132,7 +1132,8 @@ class StoryIndex:
             conn.execute("PRAGMA cache_size = -65536")
         except sqlite3.DatabaseError as err:
             conn.close()
-            raise self._fail(f"not a dedup story index ({err})") from None
+            raise self._fail(f"not a dedup story index, or a damaged one (SQLite: {err})"
+                             ) from None
         except BaseException:
             conn.close()
             raise
