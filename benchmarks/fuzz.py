@@ -51,7 +51,6 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-ROOT = Path(__file__).resolve().parents[1]
 READERS = ("jsonl", "csv", "parquet", "txt", "stdin", "stories")
 
 # -------------------------------------------------------------------- generated inputs
@@ -599,10 +598,10 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         made, failures = reader_trials(args.readers, Path(tmp), args.seed)
         row("readers during adds", made, failures)  # calls made while the writer ran
-    sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import read_ecbplus
+    from benchmarks.corpora import load_ecbplus_dev
 
-    ecb = [{"id": r["doc_id"], "title": r["title"], "text": r["text"]} for r in read_ecbplus()]
+    ecb = [{"id": a["id"], "title": a["title"], "text": a["text"]}
+           for a in load_ecbplus_dev().articles]
     with tempfile.TemporaryDirectory() as tmp:
         row("reopen == long-lived (ecb)", len(ecb), reopen_trial(ecb, 10, Path(tmp)))
     digest = hashlib.sha256(json.dumps(table).encode()).hexdigest()[:12]
