@@ -78,13 +78,13 @@ def test_carried_values_keep_their_data(tmp_path: Path) -> None:
 
 def test_csv_errors_name_the_physical_line(tmp_path: Path) -> None:
     src = tmp_path / "q.csv"
-    src.write_bytes(b'id,text\na,"Storm\n\nhits"\nb,"x\ny"\n,missing id\nc,ok\n')
+    src.write_bytes(b'id,text\na,"Storm\n\nhits"\nb,"x\ny"\n,"missing\nid"\nc,ok\n')
     result = run("cluster", str(src), "-o", str(tmp_path / "o"))
     assert result.exit_code == 2 and "q.csv:7:" in result.stderr
     out = tmp_path / "s"
     assert run("cluster", str(src), "-o", str(out), "--skip-bad-rows").exit_code == 0
     assert [r["line"] for r in _rejected(out)] == [7]
-    assert _assignments(out)["id"].to_list() == ["a", "b", "c"]
+    assert _assignments(out)["id"].to_list() == ["a", "b", "c"]  # c on line 9
 
 
 def test_ids_must_be_strings(tmp_path: Path) -> None:

@@ -78,6 +78,10 @@ def test_leftovers_of_killed_runs_are_cleaned_at_the_next_start(tmp_path: Path) 
     hidden = sorted(p.name for p in out.iterdir() if p.name.startswith("."))
     assert len(hidden) == 3 and hidden[:2] == [".current", ".lock"]
     assert hidden[2].startswith(".set-") and "rejected.jsonl" not in _visible(out)
+    (out / ".staging-dead").mkdir()
+    with outputs.staged(out) as staging:  # cleaned when a run starts, not only at commit
+        assert not (out / ".staging-dead").exists() and staging.path.is_dir()
+    assert not staging.path.exists()  # never committed: removed
 
 
 def test_a_failed_run_keeps_the_earlier_set(tmp_path: Path) -> None:
