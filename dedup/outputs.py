@@ -146,6 +146,8 @@ def staged(outdir: Path) -> Iterator[Staging]:
         folder.mkdir()
         staging = Staging(outdir, folder)
         yield staging
+        if not staging.committed:  # a caller that chose not to publish
+            shutil.rmtree(staging.path, ignore_errors=True)
     except BaseException:
         if staging is not None and not staging.committed:
             shutil.rmtree(staging.path, ignore_errors=True)
