@@ -396,6 +396,7 @@ def index_add_command(
         f"index articles  {stats['articles']:>10,}",
         f"index clusters  {stats['clusters']:>10,}",
         f"seconds         {time.perf_counter() - start:>10.3f}",
+        *(f"note: {note}" for note in read.notes),
     ]
     click.echo("\n".join(lines), err=True)
 
