@@ -28,7 +28,6 @@ folder, so even a commit in the middle of its reading does not mix two sets.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -38,6 +37,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks, one run at a time
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["MANIFEST", "OUTPUT_NAMES", "OutputError", "OutputSet", "Staging", "open_set",
            "staged"]
@@ -137,7 +141,8 @@ def staged(outdir: Path) -> Iterator[Staging]:
     staging: Staging | None = None
     try:
         try:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if fcntl is not None:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise OutputError(f"{outdir}: another dedup run is writing this folder; wait for "
                               "it or pick another -o folder") from None

@@ -125,3 +125,12 @@ def test_killed_publish_leaves_the_old_or_the_new_set(tmp_path: Path) -> None:
 def test_killed_cluster_run_leaves_the_old_or_the_new_set(tmp_path: Path) -> None:
     """``dedup cluster`` killed at random times (``python -m benchmarks.fuzz`` runs 50)."""
     assert fuzz.kill_cluster_trials(1, tmp_path, 300, seed=22) == []
+
+
+def test_one_run_writes_a_folder_at_a_time(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with outputs.staged(out) as first:
+        with (pytest.raises(outputs.OutputError, match="another dedup run is writing"),
+              outputs.staged(out)):
+            pass
+        assert first.path.is_dir()  # the second run did not clean the first's staging
