@@ -573,6 +573,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--readers", type=int, default=200, help="stories() calls")
     parser.add_argument("--kill-articles", type=int, default=3000,
                         help="synthetic articles in the killed dedup cluster runs")
+    parser.add_argument("--reopen-docs", type=int, default=0,
+                        help="also compare reopen-per-add with a long-lived index on this "
+                             "many synthetic articles (0: ecbplus-dev only)")
+    parser.add_argument("--reopen-batch", type=int, default=500,
+                        help="articles per add in the synthetic reopen check")
+    parser.add_argument("--only", default="",
+                        help="comma-separated check groups to run: fuzz, kill, readers, "
+                             "reopen (default all)")
     parser.add_argument("--seed", type=int, default=22)
     args = parser.parse_args(argv)
     table: list[tuple[str, int, int, str]] = []
@@ -582,28 +590,40 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{check:<28} {trials:>7} {len(failures):>9}  {table[-1][3]}", flush=True)
 
     print(f"{'check':<28} {'trials':>7} {'failures':>9}", flush=True)
+    groups = set(args.only.split(",")) if args.only else {"fuzz", "kill", "readers", "reopen"}
     per_reader = max(1, args.examples // len(READERS))
-    for kind in READERS:
+    for kind in READERS if "fuzz" in groups else ():
         outcomes: list[Outcome] = []
         fuzz(kind, per_reader, outcomes.append)
         row(f"fuzz {kind}", len(outcomes), [o.problem for o in outcomes if o.problem])
-    with tempfile.TemporaryDirectory() as tmp:
-        trials, failures = kill_commit_steps(Path(tmp))
-        row("kill commit step", trials, failures)
-    with tempfile.TemporaryDirectory() as tmp:
-        row("kill cluster", args.kills,
-            kill_cluster_trials(args.kills, Path(tmp), args.kill_articles, args.seed))
-    with tempfile.TemporaryDirectory() as tmp:
-        row("kill index add", args.kills, kill_index_trials(args.kills, Path(tmp), args.seed))
-    with tempfile.TemporaryDirectory() as tmp:
-        made, failures = reader_trials(args.readers, Path(tmp), args.seed)
-        row("readers during adds", made, failures)  # calls made while the writer ran
-    from benchmarks.corpora import load_ecbplus_dev
+    if "kill" in groups:
+        with tempfile.TemporaryDirectory() as tmp:
+            trials, failures = kill_commit_steps(Path(tmp))
+            row("kill commit step", trials, failures)
+        with tempfile.TemporaryDirectory() as tmp:
+            row("kill cluster", args.kills,
+                kill_cluster_trials(args.kills, Path(tmp), args.kill_articles, args.seed))
+        with tempfile.TemporaryDirectory() as tmp:
+            row("kill index add", args.kills,
+                kill_index_trials(args.kills, Path(tmp), args.seed))
+    if "readers" in groups:
+        with tempfile.TemporaryDirectory() as tmp:
+            made, failures = reader_trials(args.readers, Path(tmp), args.seed)
+            row("readers during adds", made, failures)  # calls made while the writer ran
+    if "reopen" in groups:
+        from benchmarks.corpora import load_ecbplus_dev
 
-    ecb = [{"id": a["id"], "title": a["title"], "text": a["text"]}
-           for a in load_ecbplus_dev().articles]
-    with tempfile.TemporaryDirectory() as tmp:
-        row("reopen == long-lived (ecb)", len(ecb), reopen_trial(ecb, 10, Path(tmp)))
+        ecb = [{"id": a["id"], "title": a["title"], "text": a["text"]}
+               for a in load_ecbplus_dev().articles]
+        with tempfile.TemporaryDirectory() as tmp:
+            row("reopen == long-lived (ecb)", len(ecb), reopen_trial(ecb, 10, Path(tmp)))
+        if args.reopen_docs:
+            from benchmarks.synthetic import generate
+
+            synthetic = generate(args.reopen_docs, seed=args.seed).articles
+            with tempfile.TemporaryDirectory() as tmp:
+                row(f"reopen == long-lived ({args.reopen_docs:,})", len(synthetic),
+                    reopen_trial(synthetic, args.reopen_batch, Path(tmp)))
     digest = hashlib.sha256(json.dumps(table).encode()).hexdigest()[:12]
     print(f"table digest {digest}")
 
