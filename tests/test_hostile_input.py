@@ -136,7 +136,7 @@ def test_fuzzed_inputs_never_crash_and_lose_nothing(kind: str) -> None:
     """Generated hostile inputs per reader (``python -m benchmarks.fuzz`` runs 2,000);
     each example runs one of cluster/index add, with or without --skip-bad-rows."""
     outcomes: list[fuzz.Outcome] = []
-    examples = int(os.environ.get("DEDUP_FUZZ_EXAMPLES", "12"))
+    examples = int(os.environ.get("DEDUP_FUZZ_EXAMPLES", "10"))
     fuzz.fuzz(kind, examples, outcomes.append, thorough=False)
     problems = [o.problem for o in outcomes if o.problem]
     assert len(outcomes) >= examples // 2 and not problems, problems[:3]

@@ -19,7 +19,7 @@ def test_readers_see_one_snapshot_while_another_connection_adds(tmp_path: Path) 
     """Every ``stories()``/``updates()``/``stats()`` call sees one committed add: the
     article count of one commit, no article in two stories (149 of 196 calls mixed
     before, each story being read in its own transaction)."""
-    corpus = generate(300, seed=3).articles
+    corpus = generate(200, seed=3).articles
     db = tmp_path / "live.db"
     with StoryIndex.open(db) as index:
         index.add(corpus[:60])
