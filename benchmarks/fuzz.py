@@ -142,7 +142,9 @@ def inputs(draw: Any, kind: str, folder: Path) -> Input:
     if kind == "csv":
         names = list(dict.fromkeys(k for r in records for k in r)) or ["id", "text"]
         buffer = _io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        # "\r\n": the writer then quotes fields holding \r or \n, so the records are the
+        # rows written (a bare \r ends a record for CSV readers).
+        writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(names)
         for r in records:
             writer.writerow(["" if r.get(n) is None else r[n] if isinstance(r.get(n), str)
