@@ -123,7 +123,6 @@ def cluster_command(
         if "-" in inputs:
             raise click.UsageError("--engine dask reads files on the workers: stdin (-) "
                                    "is not supported there; write it to a file first")
-        start = time.perf_counter()
         result = _cluster_on_dask(inputs, columns, fmt, skip_bad_rows, coerce_ids, stories,
                                   scheduler, partitions, target, out_fmt,
                                   {**options, "engine": "dask"})
