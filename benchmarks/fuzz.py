@@ -43,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -373,6 +374,7 @@ def kill_cluster_trials(trials: int, folder: Path, articles: int, seed: int) -> 
         duration = time.perf_counter() - start  # the "new" run's, last
         reference[name] = _snapshot(out)
     failures = []
+    landed: Counter[str] = Counter()
     for trial in range(trials):
         out = folder / f"trial-{trial}"
         shutil.copytree(folder / "ref-old", out, symlinks=True)
@@ -391,12 +393,18 @@ def kill_cluster_trials(trials: int, folder: Path, articles: int, seed: int) -> 
         if seen not in (reference["old"], reference["new"]):
             failures.append(f"trial {trial}: OUTDIR is neither the old nor the new set")
             continue
+        left_by_kill = [p.name for p in out.iterdir()
+                        if p.name.startswith((".staging-", ".trash-"))]
+        landed["new set" if seen == reference["new"] else
+               "old set, staging left" if left_by_kill else "old set"] += 1
         result = CliRunner().invoke(main, ["cluster", *runs["new"], "-o", str(out)])
         left = [p.name for p in out.iterdir() if p.name.startswith((".staging-", ".trash-"))]
         sets = [p.name for p in out.iterdir() if p.name.startswith(".set-")]
         if result.exit_code or left or len(sets) != 1 or _snapshot(out) != reference["new"]:
             failures.append(f"trial {trial}: the next run left {left + sets}")
         shutil.rmtree(out)
+    print(f"  kill cluster: after the kill OUTDIR held {dict(sorted(landed.items()))}",
+          flush=True)
     return failures
 
 
