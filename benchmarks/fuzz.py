@@ -44,7 +44,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -293,11 +293,11 @@ def cached_lsh_params() -> Iterator[None]:
     from dedup import candidates
 
     original = candidates.lsh_params
-    candidates.lsh_params = functools.cache(original)  # type: ignore[assignment]
+    candidates.lsh_params = functools.cache(original)
     try:
         yield
     finally:
-        candidates.lsh_params = original  # type: ignore[assignment]
+        candidates.lsh_params = original
 
 
 def fuzz(kind: str, examples: int, record: Callable[[Outcome], None],
@@ -554,7 +554,7 @@ def reader_trials(calls: int, folder: Path, seed: int) -> tuple[int, list[str]]:
     return concurrent, failures
 
 
-def reopen_trial(articles: list[dict[str, Any]], size: int, folder: Path) -> list[str]:
+def reopen_trial(articles: Sequence[dict[str, Any]], size: int, folder: Path) -> list[str]:
     """Assignments of one open index vs. an index reopened for every add."""
     from dedup import StoryIndex
 
