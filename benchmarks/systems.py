@@ -118,8 +118,8 @@ def run_dedup(articles: Sequence[dict[str, Any]]) -> SystemRun:
     import tempfile
 
     from benchmarks.corpora import ParquetArticles
-    from dedup import Config, cluster, io
-    from dedup.cli import write_outputs
+    from dedup import Config, __version__, cluster, io, outputs
+    from dedup.cli import write_files
 
     stages = _Stages()
     with tempfile.TemporaryDirectory(prefix="dedup-bench-") as folder:
@@ -129,13 +129,15 @@ def run_dedup(articles: Sequence[dict[str, Any]]) -> SystemRun:
         else:
             source = list(articles)
         stages.lap("read")
-        with io.text_sink(out / "stories.jsonl") as write:
-            result = cluster(source, Config(), workers=0, on_story_lines=write)
-        del source
-        for name, seconds in result.timings.items():  # cluster's own stages, not one lap
-            stages.timings[name] = stages.timings.get(name, 0.0) + seconds
-        stages._t = time.perf_counter()
-        write_outputs(out, result, "parquet", False, stories_written=True)
+        with outputs.staged(out) as staging:  # as `dedup cluster -o` publishes its set
+            with io.text_sink(staging.path / "stories.jsonl") as write:
+                result = cluster(source, Config(), workers=0, on_story_lines=write)
+            del source
+            for name, seconds in result.timings.items():  # cluster's stages, not one lap
+                stages.timings[name] = stages.timings.get(name, 0.0) + seconds
+            stages._t = time.perf_counter()
+            write_files(staging.path, result, "parquet", False, stories_written=True)
+            staging.commit({}, __version__)
         stages.lap("write")
     labels = result.assignments["cluster_id"].to_list()
     return SystemRun(labels, int(result.candidate_pairs), stages.timings, pairs=result.pairs)

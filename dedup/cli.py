@@ -7,9 +7,9 @@ bad input, a file that is not an index or a version mismatch print one line and 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
-from dedup import io
+from dedup import __version__, io, outputs
 from dedup.config import Config
 from dedup.configfile import ConfigError, config_differences, config_to_toml, format_value
 from dedup.configfile import load_config as load_config_file
@@ -26,6 +26,7 @@ from dedup.index import StoryIndex, StoryIndexError
 from dedup.merge import story_from_dict, story_to_dict
 from dedup.parallel import WorkerDied
 from dedup.pipeline import ClusterResult, DedupInputError, cluster
+from dedup.records import Story
 from dedup.render import FORMATS as STORY_FORMATS
 from dedup.render import render
 
@@ -55,6 +56,9 @@ def input_options(skip_help: str) -> Callable[[F], F]:
         click.option("--source-col", default="source", show_default=True,
                      help="Column naming the outlet (used to find its page templates)."),
         click.option("--skip-bad-rows", is_flag=True, help=skip_help),
+        click.option("--coerce-ids", is_flag=True,
+                     help="Accept integer ids and read them as their decimal text (12 -> "
+                          "\"12\"); without it a non-string id is a bad row."),
     ]
 
     def apply(func: F) -> F:
@@ -121,6 +125,7 @@ def cluster_command(
     date_col: str,
     source_col: str,
     skip_bad_rows: bool,
+    coerce_ids: bool,
     stories: bool,
     engine: str,
     scheduler: str | None,
@@ -133,67 +138,63 @@ def cluster_command(
     columns = io.Columns(id=id_col, text=text_col, title=title_col, published=date_col,
                          source=source_col)
     out_fmt = output_format or ("jsonl" if fmt == "jsonl" else "parquet")
+    options = run_options(inputs, fmt, columns, skip_bad_rows, coerce_ids, stories, out_fmt)
+    options["config"] = dataclasses.asdict(config)
+    target = Path(outdir)
     if engine == "dask" or scheduler:
         if "-" in inputs:
             raise click.UsageError("--engine dask reads files on the workers: stdin (-) "
                                    "is not supported there; write it to a file first")
-        result = _cluster_on_dask(inputs, columns, fmt, skip_bad_rows, stories, scheduler,
-                                  partitions, Path(outdir), out_fmt, config)
-        _finish(Path(outdir), result, out_fmt, skip_bad_rows, written_by_engine=True)
+        result = _cluster_on_dask(inputs, columns, fmt, skip_bad_rows, coerce_ids, stories,
+                                  scheduler, partitions, target, out_fmt,
+                                  {**options, "engine": "dask"}, config)
+        _summary(result, [])
         return
     start = time.perf_counter()
     try:
         read = io.read_articles(inputs, fmt=fmt, columns=columns, skip_bad_rows=skip_bad_rows,
-                                stdin=io.stdin_bytes() if "-" in inputs else None)
+                                stdin=io.stdin_bytes() if "-" in inputs else None,
+                                coerce_ids=coerce_ids)
     except io.InputError as err:
         raise InputFailure(str(err)) from None
     read_seconds = time.perf_counter() - start
-    target = Path(outdir)
-    with contextlib.ExitStack() as stack:
-        # Streamed to disk as they are merged (serialized by the workers): they never all
-        # sit in memory.
-        on_story_lines = (stack.enter_context(_writable(target, io.text_sink,
-                                                        target / "stories.jsonl"))
-                          if stories else None)
-        progress = stack.enter_context(progress_bar())
-        try:
-            result = cluster(read.frame, config, with_stories=stories, progress=progress,
-                             workers=workers, on_story_lines=on_story_lines)
-        except DedupInputError as err:
-            raise InputFailure(str(err)) from None
-        except WorkerDied as err:
-            raise click.ClickException(str(err)) from None
-        result.rejected = read.rejected
-        result.timings = {"read": read_seconds, **{k: v for k, v in result.timings.items()
-                                                     if k != "read"}}
-        _finish(target, result, out_fmt, skip_bad_rows, stories_written=stories)
-
-
-@contextlib.contextmanager
-def _writable(outdir: Path, opener: Callable[[Path], Any], path: Path) -> Iterator[Any]:
-    """Enter ``opener(path)``, turning an unwritable OUTDIR into one clear line."""
     try:
-        with opener(path) as value:
-            yield value
+        with outputs.staged(target) as staging, contextlib.ExitStack() as stack:
+            # Streamed to disk as they are merged (serialized by the workers): they never
+            # all sit in memory.
+            on_story_lines = (stack.enter_context(io.text_sink(staging.path / "stories.jsonl"))
+                              if stories else None)
+            try:
+                progress = stack.enter_context(progress_bar())
+                result = cluster(read.frame, config, with_stories=stories, progress=progress,
+                                 workers=workers, on_story_lines=on_story_lines)
+            except DedupInputError as err:
+                raise InputFailure(str(err)) from None
+            except WorkerDied as err:
+                raise click.ClickException(str(err)) from None
+            stack.close()
+            result.rejected = read.rejected
+            result.timings = {"read": read_seconds, **{k: v for k, v in result.timings.items()
+                                                         if k != "read"}}
+            start = time.perf_counter()
+            write_files(staging.path, result, out_fmt, skip_bad_rows, stories_written=stories)
+            staging.commit({**options, "engine": "local"}, __version__)
+            result.timings["write"] = time.perf_counter() - start
+    except outputs.OutputError as err:
+        raise InputFailure(str(err)) from None
     except OSError as err:
-        raise InputFailure(f"{outdir}: cannot write the outputs ({err.strerror or err}); "
+        raise InputFailure(f"{target}: cannot write the outputs ({err.strerror or err}); "
                            "pick another -o folder") from None
+    _summary(result, read.notes)
 
 
-def _finish(outdir: Path, result: ClusterResult, fmt: str, rejected_file: bool,
-            stories_written: bool = False, written_by_engine: bool = False) -> None:
-    start = time.perf_counter()
-    try:
-        if written_by_engine:  # the Dask workers wrote everything but the rejected rows
-            if rejected_file:
-                _write_rejected(outdir, result)
-        else:
-            write_outputs(outdir, result, fmt, rejected_file, stories_written)
-    except OSError as err:
-        raise InputFailure(f"{outdir}: cannot write the outputs ({err.strerror or err}); "
-                           "pick another -o folder") from None
-    result.timings["write"] = time.perf_counter() - start
-    _summary(result)
+def run_options(inputs: tuple[str, ...] | list[str], fmt: str | None, columns: io.Columns,
+                skip_bad_rows: bool, coerce_ids: bool, stories: bool, output_format: str
+                ) -> dict[str, Any]:
+    """What ``manifest.json`` records of a run's options (those that change its output)."""
+    return {"inputs": list(inputs), "format": fmt, "columns": dataclasses.asdict(columns),
+            "skip_bad_rows": skip_bad_rows, "coerce_ids": coerce_ids, "stories": stories,
+            "output_format": output_format}
 
 
 def _cluster_on_dask(
@@ -201,11 +202,13 @@ def _cluster_on_dask(
     columns: io.Columns,
     fmt: str | None,
     skip_bad_rows: bool,
+    coerce_ids: bool,
     stories: bool,
     scheduler: str | None,
     partitions: int | None,
     outdir: Path,
     out_fmt: str,
+    options: dict[str, Any],
     config: Config,
 ) -> ClusterResult:
     """The same job on Dask, outputs written by the workers (partitioned assignments);
@@ -217,48 +220,39 @@ def _cluster_on_dask(
     try:
         return cluster_dask(list(inputs), config, scheduler=scheduler, partitions=partitions,
                             with_stories=stories, columns=columns, fmt=fmt,
-                            skip_bad_rows=skip_bad_rows, output=outdir, output_format=out_fmt)
-    except (io.InputError, DedupInputError) as err:
+                            skip_bad_rows=skip_bad_rows, output=outdir, output_format=out_fmt,
+                            output_options=options, coerce_ids=coerce_ids)
+    except (io.InputError, DedupInputError, outputs.OutputError) as err:
         raise InputFailure(str(err)) from None
     except (DaskEngineError, ImportError) as err:
         raise click.ClickException(str(err)) from None
 
 
 def write_outputs(outdir: Path, result: ClusterResult, fmt: str, rejected_file: bool,
-                  stories_written: bool = False) -> None:
-    """Write every output file atomically; a crash never leaves a half-written file.
+                  options: dict[str, Any] | None = None) -> None:
+    """Publish a result's files in ``outdir`` as one set (see ``dedup.outputs``): a crash
+    or kill leaves the earlier set, never a mix, and files of earlier runs go."""
+    with outputs.staged(outdir) as staging:
+        write_files(staging.path, result, fmt, rejected_file)
+        staging.commit(options or {}, __version__)
+
+
+def write_files(folder: Path, result: ClusterResult, fmt: str, rejected_file: bool,
+                stories_written: bool = False) -> None:
+    """Write a result's files into a (staging) folder.
 
     ``stories_written``: stories.jsonl is being streamed by the caller, leave it alone.
     """
-    outdir.mkdir(parents=True, exist_ok=True)
-    io.write_frame(outdir / f"assignments.{fmt}", result.assignments, fmt)
-    io.write_jsonl(
-        outdir / "clusters.jsonl",
-        (c.to_dict() for c in result.clusters),
-    )
-    stories = outdir / "stories.jsonl"
-    if stories_written:
-        pass
-    elif result.stories:
-        io.write_jsonl(stories, (story_to_dict(story) for story in result.stories))
-    elif stories.exists():
-        stories.unlink()  # a stale file from an earlier run would not match these clusters
+    io.write_frame(folder / f"assignments.{fmt}", result.assignments, fmt)
+    io.write_jsonl(folder / "clusters.jsonl", (c.to_dict() for c in result.clusters))
+    if result.stories and not stories_written:
+        io.write_jsonl(folder / "stories.jsonl",
+                       (story_to_dict(story) for story in result.stories))
     if rejected_file:
-        _write_rejected(outdir, result)
-    partitioned = outdir / "assignments"
-    if partitioned.is_dir():  # a Dask run's parts would not match these assignments
-        shutil.rmtree(partitioned)
+        io.write_rejected(folder, result.rejected)
 
 
-def _write_rejected(outdir: Path, result: ClusterResult) -> None:
-    io.write_jsonl(
-        outdir / "rejected.jsonl",
-        ({"file": r.file, "line": r.line, "id": r.id, "reason": r.reason}
-         for r in result.rejected),
-    )
-
-
-def _summary(result: ClusterResult) -> None:
+def _summary(result: ClusterResult, notes: list[str]) -> None:
     stats: dict[str, Any] = result.stats
     read = stats["articles"] + len(result.rejected)
     lines = [
@@ -273,6 +267,7 @@ def _summary(result: ClusterResult) -> None:
     ]
     if stats.get("oversized_buckets"):
         lines.append(f"LSH buckets skipped as oversized: {stats['oversized_buckets']:,}")
+    lines.extend(f"note: {note}" for note in notes)
     click.echo("\n".join(lines), err=True)
 
 
@@ -345,25 +340,14 @@ def config_command(config_path: str | None) -> None:
 def stories_command(outdir: str, fmt: str, cluster_ids: tuple[str, ...],
                     output: str | None) -> None:
     """Show the merged stories that `dedup cluster` wrote to OUTDIR."""
-    path = Path(outdir) / "stories.jsonl"
-    if not path.exists():
-        raise InputFailure(f"{path}: no stories here; run `dedup cluster INPUT -o {outdir}` "
-                           "first (without --no-stories)")
-    found = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                found.append(story_from_dict(json.loads(line)))
-            except (ValueError, KeyError, TypeError) as err:
-                raise InputFailure(f"{path}:{number}: not a story record ({err})") from None
+    found = read_stories(Path(outdir))
     if cluster_ids:
         wanted = set(cluster_ids)
         found = [story for story in found if story.cluster_id in wanted]
         missing = wanted - {story.cluster_id for story in found}
         if missing:
-            raise InputFailure(f"{path}: no cluster {', '.join(sorted(missing))}")
+            raise InputFailure(f"{Path(outdir) / 'stories.jsonl'}: no cluster "
+                               f"{', '.join(sorted(missing))}")
     text = render(found, fmt)
     if output:
         try:
@@ -374,6 +358,44 @@ def stories_command(outdir: str, fmt: str, cluster_ids: tuple[str, ...],
                                "pick another -o file") from None
     else:
         click.echo(text, nl=False)
+
+
+def read_stories(outdir: Path) -> list[Story]:
+    """The stories of the set OUTDIR holds, checked against its manifest (sha256)."""
+    try:
+        found_set = outputs.open_set(outdir)
+    except outputs.OutputError as err:
+        raise InputFailure(str(err)) from None
+    path = found_set.path("stories.jsonl")
+    entry = found_set.entry("stories.jsonl")
+    shown = outdir / "stories.jsonl"
+    if path is None or entry is None:
+        raise InputFailure(f"{shown}: no stories here; run `dedup cluster INPUT -o {outdir}` "
+                           "first (without --no-stories)")
+    found = []
+    try:
+        with path.open("rb") as handle:
+            reader = outputs.HashingReader(handle)
+            for number, raw in enumerate(reader, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                    if not line.strip():
+                        continue
+                    found.append(story_from_dict(json.loads(line)))
+                except UnicodeDecodeError:
+                    raise InputFailure(f"{shown}:{number}: bytes that are not UTF-8; not a "
+                                       "file `dedup cluster` wrote") from None
+                except (ValueError, KeyError, TypeError, AttributeError,
+                        RecursionError) as err:
+                    raise InputFailure(f"{shown}:{number}: not a story record "
+                                       f"({str(err)[:200]})") from None
+            digest = reader.hexdigest()
+    except OSError as err:
+        raise InputFailure(f"{shown}: cannot read ({err.strerror or err})") from None
+    if digest != entry.get("sha256"):
+        raise InputFailure(f"{shown}: does not match {outputs.MANIFEST} (changed after the run "
+                           f"wrote it); run `dedup cluster INPUT -o {outdir}` again")
+    return found
 
 
 # --------------------------------------------------------------------------- index
@@ -434,6 +456,7 @@ def index_add_command(
     date_col: str,
     source_col: str,
     skip_bad_rows: bool,
+    coerce_ids: bool,
     config_path: str | None,
 ) -> None:
     """Add the articles in INPUT... (files, .txt folders, or - for JSONL on stdin) to DB,
@@ -444,7 +467,8 @@ def index_add_command(
     start = time.perf_counter()
     try:
         read = io.read_articles(inputs, fmt=fmt, columns=columns, skip_bad_rows=skip_bad_rows,
-                                stdin=io.stdin_bytes() if "-" in inputs else None)
+                                stdin=io.stdin_bytes() if "-" in inputs else None,
+                                coerce_ids=coerce_ids)
     except io.InputError as err:
         raise InputFailure(str(err)) from None
     frame = read.frame
@@ -470,6 +494,7 @@ def index_add_command(
         f"index articles  {stats['articles']:>10,}",
         f"index clusters  {stats['clusters']:>10,}",
         f"seconds         {time.perf_counter() - start:>10.3f}",
+        *(f"note: {note}" for note in read.notes),
     ]
     click.echo("\n".join(lines), err=True)
 
@@ -496,15 +521,11 @@ def index_stories_command(db: str, since: str | None, fmt: str) -> None:
     updated_since = _parse_since(since)
     with _open(db, create=False) as story_index:
         try:
-            infos, stories = [], []
-            for info in story_index.clusters(updated_since):
-                try:
-                    stories.append(story_index.story(info.cluster_id))
-                except KeyError:
-                    continue  # merged or expired by another process since the listing
-                infos.append(info)
+            updates = story_index.updates(updated_since)  # one snapshot
         except StoryIndexError as err:
             raise InputFailure(str(err)) from None
+    infos = [info for info, _ in updates]
+    stories = [story for _, story in updates]
     if fmt == "json":
         for info, story in zip(infos, stories, strict=True):
             record: dict[str, Any] = {**story_to_dict(story),
@@ -540,7 +561,10 @@ def index_retired_command(db: str, since: str | None) -> None:
 def index_stats_command(db: str) -> None:
     """Print counts, dates and disk use of DB."""
     with _open(db, create=False) as story_index:
-        stats = story_index.stats()
+        try:
+            stats = story_index.stats()
+        except StoryIndexError as err:
+            raise InputFailure(str(err)) from None
     width = max(len(k) for k in stats)
     for key, value in stats.items():
         shown = f"{value:,}" if isinstance(value, int) else str(value)

@@ -31,7 +31,6 @@ import itertools
 import operator
 import os
 import shutil
-import tempfile
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -45,7 +44,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from dedup import candidates, clustering, io, refine, signatures
+from dedup import candidates, clustering, io, outputs, refine, signatures
 from dedup.config import Config, NormalizeConfig
 from dedup.merge import merge as merge_story
 from dedup.merge import story_to_dict
@@ -234,7 +233,8 @@ def _parquet_rows(path: str) -> int:
         raise io.InputError(f"{path}: cannot read ({first})") from None
 
 
-def _read_piece(piece: _Piece, columns: io.Columns, skip_bad_rows: bool) -> _Read:
+def _read_piece(piece: _Piece, columns: io.Columns, skip_bad_rows: bool,
+                coerce_ids: bool = False) -> _Read:
     """Read one partition on a worker with the rules of ``io.read_articles`` (bad rows, dates,
     column mapping); duplicate ids across partitions are found later, by a shuffle."""
     rows: list[dict[str, Any]] = []
@@ -244,12 +244,15 @@ def _read_piece(piece: _Piece, columns: io.Columns, skip_bad_rows: bool) -> _Rea
     bad = io.bad_row_handler(skip_bad_rows, rejected)
     try:
         for line, raw in _piece_records(piece, bad):
-            article = io.map_row(raw, columns, piece.path, line, bad)
+            article = io.map_row(raw, columns, piece.path, line, bad, coerce_ids=coerce_ids)
             if article is not None:
                 rows.append(article)
                 lines.append(line)
     except io.InputError as err:
         return _Read(io.articles_table([]), [], rejected, str(err))
+    except OSError as err:
+        return _Read(io.articles_table([]), [], rejected,
+                     f"{piece.path}: cannot read ({err.strerror or err})")
     return _Read(io.articles_table(rows), lines, rejected)
 
 
@@ -778,9 +781,10 @@ def _own(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _read_files(run: _Run, pieces: list[_Piece], columns: io.Columns,
-                skip_bad_rows: bool) -> tuple[list[Any], list[Rejected]]:
+                skip_bad_rows: bool, coerce_ids: bool = False
+                ) -> tuple[list[Any], list[Rejected]]:
     """Read every piece on the workers; reject or report duplicate ids across pieces."""
-    reads = [run.submit(_read_piece, p, columns, skip_bad_rows) for p in pieces]
+    reads = [run.submit(_read_piece, p, columns, skip_bad_rows, coerce_ids) for p in pieces]
     errors = run.gather([run.submit(operator.attrgetter("error"), r) for r in reads])
     for error in errors:
         if error:
@@ -847,6 +851,8 @@ def cluster_dask(
     skip_bad_rows: bool = False,
     output: str | Path | None = None,
     output_format: str = "parquet",
+    output_options: Mapping[str, Any] | None = None,
+    coerce_ids: bool = False,
 ) -> ClusterResult:
     """Cluster articles by event on a Dask cluster; the same result as ``dedup.cluster``.
 
@@ -869,8 +875,12 @@ def cluster_dask(
             per input partition, rows in input order), ``clusters.jsonl`` and
             ``stories.jsonl``, byte for byte what the local engine writes. Nothing is
             gathered to the client, and the returned result then holds only ``stats``,
-            ``timings`` and ``rejected``. Outputs appear only when the run succeeds.
+            ``timings`` and ``rejected``. The files are published as one set with a
+            ``manifest.json`` (see ``dedup.outputs``), with ``rejected.jsonl`` when
+            ``skip_bad_rows``: they appear only when the run succeeds, all at once.
         output_format: ``parquet`` or ``jsonl`` for the assignment parts.
+        output_options: what the manifest records as the run's options.
+        coerce_ids: read integer ids as their decimal text, as ``io.read_articles``.
 
     Raises:
         ImportError: dask.distributed is not installed (``pip install 'dedup[dask]'``).
@@ -890,7 +900,8 @@ def cluster_dask(
             run = _Run(connected, config)
             return _cluster(run, articles, partitions, with_stories, with_pairs,
                             columns or io.Columns(), fmt, skip_bad_rows,
-                            Path(output) if output is not None else None, output_format)
+                            Path(output) if output is not None else None, output_format,
+                            dict(output_options or {}), coerce_ids)
     except (distributed.KilledWorker, CommClosedError) as err:
         raise DaskEngineError(
             f"the Dask cluster lost this run ({type(err).__name__}: {err}); no output was "
@@ -938,6 +949,8 @@ def _cluster(
     skip_bad_rows: bool,
     output: Path | None = None,
     output_format: str = "parquet",
+    output_options: dict[str, Any] | None = None,
+    coerce_ids: bool = False,
 ) -> ClusterResult:
     config = run.config
     workers = max(1, len(run.client.scheduler_info().get("workers", {})))
@@ -945,7 +958,7 @@ def _cluster(
     with run.stage("read"):
         if _is_paths(articles):
             pieces = _plan(_expand(articles), fmt, partitions)
-            parts, rejected = _read_files(run, pieces, columns, skip_bad_rows)
+            parts, rejected = _read_files(run, pieces, columns, skip_bad_rows, coerce_ids)
         else:
             frame = articles_frame(articles)
             count = partitions or max(workers, -(-frame.height // DEFAULT_PARTITION_ROWS))
@@ -1075,7 +1088,9 @@ def _cluster(
             "pair_waves": len(waves),
         }
         if output is not None:
-            written = _write_on_workers(run, output, output_format, finished, linked, P)
+            written = _write_on_workers(run, output, output_format, finished, linked, P,
+                                        rejected if skip_bad_rows else None,
+                                        output_options or {})
             stats = {
                 "articles": n,
                 "clusters": sum(w[0] for w in written),
@@ -1118,35 +1133,27 @@ def _cluster(
 
 
 def _write_on_workers(run: _Run, output: Path, fmt: str, finished: list[Any],
-                      linked: list[Any], P: int) -> list[tuple[int, int]]:
+                      linked: list[Any], P: int, rejected: list[Rejected] | None,
+                      options: dict[str, Any]) -> list[tuple[int, int]]:
     """Workers write their parts into a staging folder; this process merges the sorted
-    cluster and story parts, then publishes everything at once (nothing half-written)."""
-    created = not output.exists()
-    output.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".dedup-staging-", dir=output))
-    published = False
-    try:
-        with run.stage("write"):
-            tasks = [run.submit(_write_partition, str(staging), f"{k:05d}", fmt, f)
-                     for k, f in enumerate(finished)]
-            tasks += [run.submit(_write_linked, str(staging), f"l{b:05d}", run.item(x, P),
-                                 run.item(x, P + 1)) for b, x in enumerate(linked)]
-            written = run.gather(tasks)
-            parts = staging / _PARTS
-            for kind in ("clusters", "stories"):
-                files = sorted(parts.glob(f"{kind}-*.txt"))
-                if files:
-                    io.merge_sorted_parts(files, staging / f"{kind}.jsonl")
-            shutil.rmtree(parts)
-            stale = ["assignments.parquet", "assignments.jsonl"]
-            if not (staging / "stories.jsonl").exists():
-                stale.append("stories.jsonl")  # would not match these clusters
-            io.publish(staging, output, replaces=stale)
-            published = True
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        if created and not published:
-            shutil.rmtree(output, ignore_errors=True)  # leave no trace of a failed run
+    cluster and story parts, then publishes everything as one set (``dedup.outputs``)."""
+    from dedup import __version__
+
+    with run.stage("write"), outputs.staged(output) as staging:
+        tasks = [run.submit(_write_partition, str(staging.path), f"{k:05d}", fmt, f)
+                 for k, f in enumerate(finished)]
+        tasks += [run.submit(_write_linked, str(staging.path), f"l{b:05d}", run.item(x, P),
+                             run.item(x, P + 1)) for b, x in enumerate(linked)]
+        written = run.gather(tasks)
+        parts = staging.path / _PARTS
+        for kind in ("clusters", "stories"):
+            files = sorted(parts.glob(f"{kind}-*.txt"))
+            if files:
+                io.merge_sorted_parts(files, staging.path / f"{kind}.jsonl")
+        shutil.rmtree(parts)
+        if rejected is not None:
+            io.write_rejected(staging.path, rejected)
+        staging.commit(options, __version__)
     return written
 
 

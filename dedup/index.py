@@ -85,7 +85,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 import polars as pl
@@ -136,8 +136,77 @@ CREATE INDEX IF NOT EXISTS retired_at ON retired (retired_at);
 CREATE TABLE IF NOT EXISTS edges (
     a INTEGER NOT NULL, b INTEGER NOT NULL, PRIMARY KEY (a, b)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS edges_b ON edges (b);
+-- The refresh queue (issue #22): a cluster's position when it last went to the back, so a
+-- reopened index re-links the clusters a long-lived one would. Clusters without a row
+-- (files written before) come first, oldest first.
+CREATE TABLE IF NOT EXISTS queue (cluster_id TEXT PRIMARY KEY, pos INTEGER NOT NULL)
+    WITHOUT ROWID;
 """
 _RETIRED_SCHEMA = _SCHEMA[_SCHEMA.index("CREATE TABLE IF NOT EXISTS retired"):]
+
+
+class _Queue(dict[str, None]):
+    """Live cluster ids, least recently linked first, that remembers what to persist.
+
+    Setting an id always moves it to the back (and gives it the next position); the ids
+    moved or dropped since the last ``saved`` are what the ``queue`` table needs.
+    """
+
+    def __init__(self, order: Iterable[str], next_pos: int) -> None:
+        super().__init__(dict.fromkeys(order))
+        self.next_pos = next_pos
+        self.pos: dict[str, int] = {}
+        self.dropped: set[str] = set()
+
+    def __setitem__(self, key: str, value: None) -> None:
+        if key in self:
+            super().__delitem__(key)
+        super().__setitem__(key, value)
+        self.pos[key] = self.next_pos
+        self.next_pos += 1
+        self.dropped.discard(key)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self.pos.pop(key, None)
+        self.dropped.add(key)
+
+    def pop(self, key: str, default: Any = None) -> Any:
+        if key in self:
+            del self[key]
+            return None
+        return default
+
+    def saved(self, conn: sqlite3.Connection) -> None:
+        """Write the positions changed since the last save (inside the caller's write)."""
+        conn.executemany("DELETE FROM queue WHERE cluster_id = ?",
+                         [(c,) for c in sorted(self.dropped)])
+        conn.executemany("INSERT OR REPLACE INTO queue (cluster_id, pos) VALUES (?, ?)",
+                         sorted(self.pos.items()))
+        self.pos.clear()
+        self.dropped.clear()
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _translated(method: Callable[Concatenate[StoryIndex, _P], _R]
+                ) -> Callable[Concatenate[StoryIndex, _P], _R]:
+    """SQLite errors of a public method as one-line ``StoryIndexError``s naming the file."""
+
+    @functools.wraps(method)
+    def wrapper(self: StoryIndex, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.OperationalError as err:
+            raise StoryIndexError(f"{self.path}: cannot read or write the story index "
+                                  f"(SQLite: {err})") from None
+        except sqlite3.DatabaseError as err:
+            raise StoryIndexError(f"{self.path}: damaged story index (SQLite: {err}); restore "
+                                  "it from a copy or rebuild it with `dedup index add`") from None
+
+    return wrapper
 
 
 class StoryIndexError(Exception):
@@ -670,7 +739,7 @@ class _State:
     retired: set[str]  # ids never to hand out again (see the ``retired`` table)
     edges: dict[int, list[int]]  # row -> rows it shares a stored edge with
     # Live cluster ids, least recently linked first (``_refresh`` re-links from the front).
-    queue: dict[str, None]
+    queue: _Queue
 
 
 @dataclass(slots=True)
@@ -1047,7 +1116,7 @@ class StoryIndex:
                 self.path, timeout=self.index_config.busy_timeout, isolation_level=None
             )
         except sqlite3.Error as err:
-            raise self._fail(f"cannot open ({err})") from None
+            raise self._fail(f"cannot open (SQLite: {err})") from None
         try:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
             if not tables:
@@ -1068,7 +1137,8 @@ class StoryIndex:
             conn.execute("PRAGMA cache_size = -65536")
         except sqlite3.DatabaseError as err:
             conn.close()
-            raise self._fail(f"not a dedup story index ({err})") from None
+            raise self._fail(f"not a dedup story index, or a damaged one (SQLite: {err})"
+                             ) from None
         except BaseException:
             conn.close()
             raise
@@ -1165,10 +1235,15 @@ class StoryIndex:
                 f"built with SignatureConfig {built}; open it with the same settings"
             )
         conn.execute("PRAGMA journal_mode = WAL")
-        if "edges" not in tables:  # written before issue #6: add the (empty) tables
-            for statement in _RETIRED_SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+        if not {"edges", "queue"} <= tables:  # written before issues #6, #22: add them
+            try:
+                for statement in _RETIRED_SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+            except sqlite3.OperationalError:
+                if "edges" not in tables:
+                    raise
+                # A read-only file: readers need no queue (adds would fail anyway).
         if meta.get("format_version") == "1":
             self._upgrade_v1(conn)
 
@@ -1290,8 +1365,16 @@ class StoryIndex:
             events=tables[1],
             retired={r[0] for r in conn.execute("SELECT id FROM retired")},
             edges=self._load_edges(conn),
-            queue=dict.fromkeys(clusters),
+            queue=self._load_queue(conn, clusters),
         )
+
+    @staticmethod
+    def _load_queue(conn: sqlite3.Connection, clusters: Mapping[str, _ClusterState]) -> _Queue:
+        """The refresh queue as the last add left it: positions from the ``queue`` table,
+        clusters without one first, by age (``clusters`` is in ``seq`` order)."""
+        pos = dict(conn.execute("SELECT cluster_id, pos FROM queue"))
+        order = sorted(clusters, key=lambda c: (c in pos, pos.get(c, 0), clusters[c].seq))
+        return _Queue(order, max(pos.values(), default=0) + 1)
 
     @staticmethod
     def _load_edges(conn: sqlite3.Connection) -> dict[int, list[int]]:
@@ -1303,6 +1386,7 @@ class StoryIndex:
 
     # -- public API: writing ------------------------------------------------------------
 
+    @_translated
     def add(
         self,
         articles: pl.DataFrame | Iterable[Article | Mapping[str, Any]],
@@ -1351,6 +1435,7 @@ class StoryIndex:
                 f"({len(known)} of this batch are); ids must be unique"
             )
 
+    @_translated
     def existing(self, ids: Iterable[str]) -> set[str]:
         """Which of ``ids`` are in the index."""
         out: set[str] = set()
@@ -1466,6 +1551,7 @@ class StoryIndex:
         state.generation += 1
         self._set_meta(conn, generation=state.generation, next_row=state.next_row,
                        next_seq=state.next_seq, terms=state.terms)
+        state.queue.saved(conn)
         return placements
 
     def _batch_scores(self, state: _State, vectors: _Vectors, rows: Sequence[int],
@@ -1954,6 +2040,7 @@ class StoryIndex:
                 found = self._new_cluster_id(state, state.docs[rows[0]].id)
                 ctx.made.add(found)
             cid = found
+            rows = sorted(rows)  # row order, as a reopened index loads them
             if cid in state.clusters:
                 state.clusters[cid].members = rows
             else:
@@ -1992,6 +2079,7 @@ class StoryIndex:
                 return cid
             salt += 1
 
+    @_translated
     def expire(self, older_than: timedelta, *, now: datetime | None = None) -> int:
         """Remove articles dated before ``now - older_than``; return how many were removed.
 
@@ -2055,9 +2143,11 @@ class StoryIndex:
         self._touch(conn, state, touched - set(empty), {}, now)
         state.generation += 1
         self._set_meta(conn, generation=state.generation, terms=state.terms)
+        state.queue.saved(conn)
 
     # -- public API: reading ----------------------------------------------------------
 
+    @_translated
     def __len__(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM articles").fetchone()[0])
 
@@ -2074,6 +2164,7 @@ class StoryIndex:
             for i, text, title, pub, source in rows
         ]
 
+    @_translated
     def story(self, cluster_id: str, *, follow: bool = False) -> Story:
         """The merged canonical story of one cluster (cached; merged again after a change).
 
@@ -2083,33 +2174,53 @@ class StoryIndex:
         ``cluster_id`` is then the live id). Raises KeyError for an id the index never
         handed out.
         """
+        with self._snapshot():
+            found = self._snapshot_story(cluster_id, follow)
+        return self._merged([found])[0]
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction: every query inside sees the same committed state."""
         conn = self.conn
-        conn.execute("BEGIN")  # one snapshot for the version, cache and members
+        conn.execute("BEGIN")
         try:
-            found = conn.execute("SELECT version FROM clusters WHERE id = ?",
-                                 (cluster_id,)).fetchone()
-            if found is None:
-                gone = self._retired_error(cluster_id)
-                if gone is None:
-                    raise KeyError(f"no cluster {cluster_id!r} in {self.path}")
-                if not follow or gone.live is None:
-                    raise gone
-                live = gone.live
-            else:
-                live = None
-                version = found[0]
-                cached = conn.execute("SELECT version, json FROM stories WHERE cluster_id = ?",
-                                      (cluster_id,)).fetchone()
-                if cached is not None and cached[0] == version:
-                    return story_from_dict(json.loads(cached[1]))
-                members = self._members(cluster_id)
+            yield conn
         finally:
-            conn.execute("COMMIT")
-        if live is not None:
-            return self.story(live, follow=True)  # another snapshot: it may move again
-        story = merge(members, cluster_id, self.config)
-        self._cache_story(story, version)
-        return story
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+
+    def _snapshot_story(self, cluster_id: str, follow: bool
+                        ) -> tuple[str, int, Story | list[Article]]:
+        """Inside ``_snapshot``: (live id, version, cached story or the members to merge)."""
+        conn = self.conn
+        found = conn.execute("SELECT version FROM clusters WHERE id = ?",
+                             (cluster_id,)).fetchone()
+        if found is None:
+            gone = self._retired_error(cluster_id)
+            if gone is None:
+                raise KeyError(f"no cluster {cluster_id!r} in {self.path}")
+            if not follow or gone.live is None:
+                raise gone
+            return self._snapshot_story(gone.live, follow=False)
+        version = found[0]
+        cached = conn.execute("SELECT version, json FROM stories WHERE cluster_id = ?",
+                              (cluster_id,)).fetchone()
+        if cached is not None and cached[0] == version:
+            return cluster_id, version, story_from_dict(json.loads(cached[1]))
+        return cluster_id, version, self._members(cluster_id)
+
+    def _merged(self, found: Sequence[tuple[str, int, Story | list[Article]]]) -> list[Story]:
+        """Stories of ``_snapshot_story`` results, merging (and caching) the uncached ones
+        after the snapshot ends (a merge must not hold the read open)."""
+        out = []
+        for cluster_id, version, held in found:
+            if isinstance(held, Story):
+                out.append(held)
+                continue
+            story = merge(held, cluster_id, self.config)
+            self._cache_story(story, version)
+            out.append(story)
+        return out
 
     def _chain(self, cluster_id: str) -> tuple[list[tuple[str, str | None, float, str]],
                                                str | None]:
@@ -2145,6 +2256,7 @@ class StoryIndex:
         return RetiredClusterError(f"cluster {cluster_id!r} in {self.path} {why}{hint}",
                                    cluster_id, live)
 
+    @_translated
     def resolve(self, cluster_id: str) -> str | None:
         """The live cluster id holding the story ``cluster_id`` names: itself while live,
         the id it was merged into (followed through later merges) once retired; None for
@@ -2156,6 +2268,7 @@ class StoryIndex:
         finally:
             conn.execute("COMMIT")
 
+    @_translated
     def retired(self, updated_since: datetime | None = None) -> list[RetiredCluster]:
         """Cluster ids retired at or after ``updated_since`` (all without it), oldest first:
         what a poller of ``stories(updated_since)`` needs to drop or redirect."""
@@ -2188,9 +2301,13 @@ class StoryIndex:
         finally:
             conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
 
+    @_translated
     def clusters(self, updated_since: datetime | None = None) -> list[ClusterInfo]:
         """Clusters changed at or after ``updated_since`` (all without it), oldest change
         first. Naive datetimes are UTC."""
+        return self._clusters(updated_since)
+
+    def _clusters(self, updated_since: datetime | None) -> list[ClusterInfo]:
         since = -math.inf if updated_since is None else _epoch(updated_since)
         rows = self.conn.execute(
             "SELECT id, size, created_at, updated_at FROM clusters WHERE updated_at >= ?"
@@ -2199,33 +2316,44 @@ class StoryIndex:
         ).fetchall()
         return [ClusterInfo(cid, size, _from_epoch(c), _from_epoch(u)) for cid, size, c, u in rows]
 
+    @_translated
     def stories(self, updated_since: datetime | None = None) -> list[Story]:
         """Stories of the clusters changed at or after ``updated_since`` (see ``clusters``).
 
         "At or after" means a poller passing the time of its previous poll may see a story
-        twice but never misses a change.
+        twice but never misses a change. All are read in one snapshot: an add committing
+        meanwhile is seen entirely or not at all.
         """
-        out = []
-        for info in self.clusters(updated_since):
-            try:
-                out.append(self.story(info.cluster_id))
-            except KeyError:
-                continue  # expired by another process since the listing
-        return out
+        return [story for _, story in self.updates(updated_since)]
 
+    @_translated
+    def updates(self, updated_since: datetime | None = None) -> list[tuple[ClusterInfo, Story]]:
+        """``clusters(updated_since)`` with each cluster's story, read in one snapshot (what
+        ``dedup index stories`` prints)."""
+        with self._snapshot():
+            infos = self._clusters(updated_since)
+            found = [self._snapshot_story(info.cluster_id, False) for info in infos]
+        return list(zip(infos, self._merged(found), strict=True))
+
+    @_translated
     def assignments(self) -> dict[str, str]:
         """Every indexed article id -> the cluster holding it now, in arrival order."""
         return dict(self.conn.execute("SELECT id, cluster_id FROM articles ORDER BY row"))
 
+    @_translated
     def cluster_of(self, article_id: str) -> str | None:
         """The cluster holding ``article_id``, or None if the index does not hold it."""
         row = self.conn.execute("SELECT cluster_id FROM articles WHERE id = ?",
                                 (article_id,)).fetchone()
         return None if row is None else str(row[0])
 
+    @_translated
     def stats(self) -> dict[str, Any]:
         """Counts, dates and disk use, for ``dedup index stats``."""
-        conn = self.conn
+        with self._snapshot() as conn:
+            return self._stats(conn)
+
+    def _stats(self, conn: sqlite3.Connection) -> dict[str, Any]:
         articles, oldest, newest = conn.execute(
             "SELECT count(*), min(ts), max(ts) FROM articles").fetchone()
         clusters, largest, singletons = conn.execute(

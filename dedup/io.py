@@ -7,16 +7,18 @@ and the fix; the CLI prints them on one line.
 
 from __future__ import annotations
 
+import csv
 import heapq
 import io as _io
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -37,8 +39,39 @@ _EXTENSIONS = {
 }
 
 
+# Names the outputs write (assignments: id, cluster_id, is_canonical, similarity and the
+# mapped article fields). An input column of one of these names that is not mapped to an
+# article field is carried as ``input_NAME`` instead (noted in the run's summary).
+RESERVED = ("id", "text", "title", "published", "source", "cluster_id", "is_canonical",
+            "similarity")
+# Extra columns nested deeper than this are carried as JSON text: Parquet writers and
+# polars' recursive types are not made for 1,000-level lists.
+MAX_NESTING = 32
+_BOM = b"\xef\xbb\xbf"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
 class InputError(ValueError):
     """Input that cannot be read; the message names the file and line and says the fix."""
+
+
+class RawJSON(str):
+    """A value kept as the JSON text it was in the input (nested too deep to decode)."""
+
+
+class Notes:
+    """What a read changed without rejecting a row (renamed columns, repaired text, columns
+    kept as JSON text), counted per kind, for the run's summary."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def add(self, note: str, count: int = 1) -> None:
+        self.counts[note] = self.counts.get(note, 0) + count
+
+    def lines(self) -> list[str]:
+        return [note if n == 1 else f"{note} ({n:,} rows)" for note, n in self.counts.items()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +91,7 @@ class ReadResult:
 
     frame: pl.DataFrame
     rejected: list[Rejected]
+    notes: list[str] = field(default_factory=list)
 
 
 def detect_format(path: str, explicit: str | None) -> str:
@@ -86,38 +120,55 @@ def read_articles(
     columns: Columns = Columns(),
     skip_bad_rows: bool = False,
     stdin: IO[bytes] | None = None,
+    coerce_ids: bool = False,
 ) -> ReadResult:
     """Read every input into one frame with columns id, text, title, published, source, extras.
 
     Bad rows raise ``InputError`` unless ``skip_bad_rows``, in which case they are
     returned as ``Rejected`` records. Duplicate ids across all inputs are bad rows too.
+    Ids must be strings (``coerce_ids``: integers are read as their decimal text).
     """
-    fast = _read_tables(paths, fmt, columns)
-    if fast is not None:
-        return ReadResult(frame=fast, rejected=[])
-    rows: list[dict[str, Any]] = []
-    rejected: list[Rejected] = []
-
-    bad = bad_row_handler(skip_bad_rows, rejected)
-    seen: dict[str, str] = {}
+    notes = Notes()
     for path in paths:
         kind = detect_format(path, fmt)
-        if path != "-" and not Path(path).exists():
+        if path == "-":
+            continue
+        if not Path(path).exists():
             raise InputError(f"{path}: no such file or directory")
-        for line, raw in records(path, kind, stdin, bad):
-            article = map_row(raw, columns, path, line, bad)
-            if article is None:
-                continue
-            where = f"{path}:{line}" if line is not None else path
-            if article["id"] in seen:
-                bad(path, line, article["id"], f"duplicate id, first seen at {seen[article['id']]}")
-                continue
-            seen[article["id"]] = where
-            rows.append(article)
-    return ReadResult(frame=articles_table(rows), rejected=rejected)
+        if kind != "txt" and Path(path).is_dir():
+            raise InputError(f"{path}: is a folder, not a {kind} file (a folder of .txt "
+                             "files is read without --format, or with --format txt)")
+    try:
+        fast = _read_tables(paths, fmt, columns, coerce_ids, notes)
+        if fast is not None:
+            return ReadResult(frame=fast, rejected=[], notes=notes.lines())
+        rows: list[dict[str, Any]] = []
+        rejected: list[Rejected] = []
+
+        bad = bad_row_handler(skip_bad_rows, rejected)
+        seen: dict[str, str] = {}
+        for path in paths:
+            kind = detect_format(path, fmt)
+            for line, raw in records(path, kind, stdin, bad, notes):
+                article = map_row(raw, columns, path, line, bad, coerce_ids=coerce_ids,
+                                  notes=notes)
+                if article is None:
+                    continue
+                where = f"{path}:{line}" if line is not None else path
+                if article["id"] in seen:
+                    bad(path, line, article["id"],
+                        f"duplicate id, first seen at {seen[article['id']]}")
+                    continue
+                seen[article["id"]] = where
+                rows.append(article)
+    except OSError as err:
+        where = err.filename if err.filename is not None else ", ".join(paths)
+        raise InputError(f"{where}: cannot read ({err.strerror or err})") from None
+    return ReadResult(frame=articles_table(rows, notes), rejected=rejected, notes=notes.lines())
 
 
-def _read_tables(paths: Sequence[str], fmt: str | None, columns: Columns) -> pl.DataFrame | None:
+def _read_tables(paths: Sequence[str], fmt: str | None, columns: Columns,
+                 coerce_ids: bool = False, notes: Notes | None = None) -> pl.DataFrame | None:
     """Parquet and CSV inputs read column-wise, or None when any row needs a closer look.
 
     A million rows as Python dicts cost ~9 GB; columns cost the size of the data. Any
@@ -134,7 +185,7 @@ def _read_tables(paths: Sequence[str], fmt: str | None, columns: Columns) -> pl.
             raw = pl.read_parquet(path) if kind == "parquet" else _read_csv(path)
         except Exception:  # the row reader names the problem
             return None
-        frame = _standard_columns(raw, columns)
+        frame = _standard_columns(raw, columns, coerce_ids, notes or Notes())
         if frame is None:
             return None
         frames.append(frame)
@@ -146,12 +197,16 @@ def _read_tables(paths: Sequence[str], fmt: str | None, columns: Columns) -> pl.
     return frame
 
 
-def _standard_columns(raw: pl.DataFrame, columns: Columns) -> pl.DataFrame | None:
+def _standard_columns(raw: pl.DataFrame, columns: Columns, coerce_ids: bool, notes: Notes
+                      ) -> pl.DataFrame | None:
     """``raw`` renamed and typed as ``articles_table`` makes it, or None if a row is bad."""
     if columns.id not in raw.columns or columns.text not in raw.columns:
         return None
     if raw[columns.text].dtype not in (pl.String, pl.Null):
         return None
+    if raw[columns.id].dtype != pl.String and not (coerce_ids and raw[columns.id].dtype in (
+            pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64)):
+        return None  # the row reader names the first row whose id is not a string
     ids = raw[columns.id].cast(pl.String)
     if ids.null_count() or (ids.str.strip_chars() == "").any():
         return None
@@ -174,7 +229,29 @@ def _standard_columns(raw: pl.DataFrame, columns: Columns) -> pl.DataFrame | Non
         "source": text_of(columns.source, None),
     })
     mapped = {columns.id, columns.text, columns.title, columns.published, columns.source}
-    return core.hstack(raw.select(c for c in raw.columns if c not in mapped))
+    extras = [c for c in raw.columns if c not in mapped]
+    renamed = carried_names(extras, notes)
+    return core.hstack(raw.select(pl.col(c).alias(renamed.get(c, c)) for c in extras))
+
+
+def carried_names(names: Iterable[str], notes: Notes | None = None) -> dict[str, str]:
+    """New names for extra input columns that clash with output names (``RESERVED``):
+    ``cluster_id`` is carried as ``input_cluster_id`` (``input_cluster_id_2``, ... when the
+    input has that too)."""
+    names = list(names)
+    taken = set(names) | set(RESERVED)
+    out: dict[str, str] = {}
+    for name in names:
+        if name not in RESERVED:
+            continue
+        new, k = f"input_{name}", 2
+        while new in taken:
+            new, k = f"input_{name}_{k}", k + 1
+        taken.add(new)
+        out[name] = new
+        if notes is not None:
+            notes.add(f"input column {name!r} is an output name: carried as {new!r}")
+    return out
 
 
 def _dates(values: pl.Series) -> pl.Series | None:
@@ -214,22 +291,27 @@ def bad_row_handler(skip_bad_rows: bool, rejected: list[Rejected]) -> Bad:
 
 
 def records(
-    path: str, kind: str, stdin: IO[bytes] | None, bad: Bad
+    path: str, kind: str, stdin: IO[bytes] | None, bad: Bad, notes: Notes | None = None
 ) -> Iterator[tuple[int | None, dict[str, Any]]]:
+    """Each row of one input as (line, raw record); bad rows go to ``bad``."""
+    notes = notes if notes is not None else Notes()
     if kind == "jsonl":
-        yield from _jsonl(path, stdin if path == "-" else None, bad)
+        yield from _jsonl(path, stdin if path == "-" else None, bad, notes)
     elif kind == "csv":
-        yield from _tabular(path, _read_csv)
+        yield from _csv_rows(path, bad)
     elif kind == "parquet":
         yield from _tabular(path, lambda p: pl.read_parquet(p))
     else:
         yield from _txt_folder(path, bad)
 
 
-def _jsonl(path: str, stream: IO[bytes] | None, bad: Bad) -> Iterator[tuple[int, dict[str, Any]]]:
+def _jsonl(path: str, stream: IO[bytes] | None, bad: Bad, notes: Notes
+           ) -> Iterator[tuple[int, dict[str, Any]]]:
     handle = stream if stream is not None else open(path, "rb")  # noqa: SIM115
     try:
         for number, raw in enumerate(handle, start=1):
+            if number == 1 and raw.startswith(_BOM):  # spreadsheet tools write one
+                raw = raw[len(_BOM):]
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as err:
@@ -243,13 +325,191 @@ def _jsonl(path: str, stream: IO[bytes] | None, bad: Bad) -> Iterator[tuple[int,
             except json.JSONDecodeError as err:
                 bad(path, number, None, f"malformed JSON ({err.msg} at column {err.colno})")
                 continue
+            except RecursionError:  # nested deeper than the decoder goes
+                obj = _shallow_object(text)
+                if obj is None:
+                    bad(path, number, None, "malformed JSON (nested too deep to read)")
+                    continue
             if not isinstance(obj, dict):
                 bad(path, number, None, "a JSON line must be an object with id and text")
                 continue
+            if "\\u" in text and _has_surrogate(obj):  # only escapes make them
+                fixed = _repair(obj)
+                if fixed is None:
+                    bad(path, number, None, "nested too deep to repair its lone surrogates")
+                    continue
+                obj = fixed
+                notes.add("text with lone surrogates (invalid \\ud800-\\udfff escapes) "
+                          "repaired to U+FFFD")
             yield number, obj
     finally:
         if stream is None:
             handle.close()
+
+
+def _shallow_object(text: str) -> dict[str, Any] | None:
+    """A JSON object whose members are decoded one by one, a member nested too deep for
+    the decoder kept as its JSON text (``RawJSON``); None if it is not a JSON object.
+
+    Scans brackets without recursion, so 100,000 nested lists cost one pass.
+    """
+    decoder = json.JSONDecoder()
+    pos = _skip_space(text, 0)
+    if pos >= len(text) or text[pos] != "{":
+        return None
+    out: dict[str, Any] = {}
+    pos = _skip_space(text, pos + 1)
+    if pos < len(text) and text[pos] == "}":
+        return out if not text[pos + 1:].strip() else None
+    while True:
+        if pos >= len(text) or text[pos] != '"':
+            return None
+        try:
+            key, pos = _scanstring(text, pos + 1)
+        except ValueError:
+            return None
+        pos = _skip_space(text, pos)
+        if pos >= len(text) or text[pos] != ":":
+            return None
+        start = _skip_space(text, pos + 1)
+        end = _value_end(text, start)
+        if end is None:
+            return None
+        raw = text[start:end].strip()
+        try:
+            value, used = decoder.raw_decode(raw)
+            if used != len(raw):
+                return None
+        except RecursionError:
+            value = RawJSON(raw)
+        except ValueError:
+            return None
+        out[key] = value
+        pos = _skip_space(text, end)
+        if pos < len(text) and text[pos] == ",":
+            pos = _skip_space(text, pos + 1)
+            continue
+        if pos < len(text) and text[pos] == "}" and not text[pos + 1:].strip():
+            return out
+        return None
+
+
+_scanstring: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
+_JSON_MARKS = re.compile(r'["\[\]{},]')
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def _value_end(text: str, pos: int) -> int | None:
+    """Where the JSON value starting at ``pos`` ends (brackets counted, strings skipped)."""
+    depth = 0
+    while True:
+        found = _JSON_MARKS.search(text, pos)
+        if found is None:
+            return len(text) if depth == 0 else None
+        pos, mark = found.start(), found.group()
+        if mark == '"':
+            try:
+                pos = _scanstring(text, pos + 1)[1]
+            except ValueError:
+                return None
+            continue
+        if mark in "[{":
+            depth += 1
+        elif mark in "]}":
+            if depth == 0:
+                return pos
+            depth -= 1
+        elif depth == 0:  # a comma between members
+            return pos
+        pos += 1
+
+
+def _has_surrogate(value: Any) -> bool:
+    """Whether a decoded JSON value holds a lone surrogate (from a ``\\ud800`` escape)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _repair(value: Any, depth: int = 0) -> Any:
+    """``value`` with lone surrogates replaced by U+FFFD (they cannot be written as UTF-8);
+    None when it is nested too deep to rebuild."""
+    if depth > 200:
+        return None
+    if isinstance(value, str):
+        return type(value)(_SURROGATE.sub("\ufffd", value))
+    if isinstance(value, list):
+        items = [_repair(v, depth + 1) for v in value]
+        return None if any(i is None and v is not None for i, v in zip(items, value,
+                                                                        strict=True)) else items
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            fixed = _repair(v, depth + 1)
+            if fixed is None and v is not None:
+                return None
+            out[_SURROGATE.sub("\ufffd", k)] = fixed
+        return out
+    return value
+
+
+def _csv_rows(path: str, bad: Bad) -> Iterator[tuple[int, dict[str, Any]]]:
+    """CSV records with the physical line each starts on (quoted fields may hold newlines).
+
+    Bytes that are not UTF-8 make only their record bad. Empty fields are missing values,
+    as polars reads them.
+    """
+    data = Path(path).read_bytes()
+    if data.startswith(_BOM):
+        data = data[len(_BOM):]
+    try:
+        text = data.decode("utf-8")
+        clean = True
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", errors="surrogateescape")
+        clean = False
+    reader = csv.reader(_io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        if not clean and any(_ESCAPED_BYTE.search(h) for h in header):
+            raise InputError(f"{path}:1: bytes that are not UTF-8 in the header; re-encode "
+                             "the file as UTF-8")
+        repeated = sorted({h for h in header if header.count(h) > 1})
+        if repeated:
+            raise InputError(f"{path}:1: column {repeated[0]!r} appears twice in the header; "
+                             "rename one")
+        end = reader.line_num
+        for record in reader:
+            start, end = end + 1, reader.line_num
+            if not record:
+                continue
+            if not clean and any(_ESCAPED_BYTE.search(v) for v in record):
+                bad(path, start, None, "bytes that are not UTF-8; re-encode the file as UTF-8")
+                continue
+            if len(record) != len(header):
+                bad(path, start, None, f"{len(record)} fields where the header has "
+                    f"{len(header)} (an unquoted comma or newline?)")
+                continue
+            yield start, {h: (v if v != "" else None) for h, v in zip(header, record,
+                                                                       strict=True)}
+    except csv.Error as err:
+        raise InputError(f"{path}:{reader.line_num}: unreadable CSV ({err})") from None
 
 
 def _read_csv(path: str) -> pl.DataFrame:
@@ -285,7 +545,7 @@ def _txt_folder(path: str, bad: Bad) -> Iterator[tuple[int | None, dict[str, Any
         raise InputError(f"{path}: folder holds no .txt files")
     for file in files:
         try:
-            content = file.read_text(encoding="utf-8")
+            content = file.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError as err:
             line = file.read_bytes().count(b"\n", 0, err.start) + 1
             bad(str(file), line, file.stem, "bytes that are not UTF-8; re-encode it as UTF-8")
@@ -299,14 +559,26 @@ def _txt_folder(path: str, bad: Bad) -> Iterator[tuple[int | None, dict[str, Any
 
 
 def map_row(
-    raw: dict[str, Any], columns: Columns, path: str, line: int | None, bad: Bad
+    raw: dict[str, Any], columns: Columns, path: str, line: int | None, bad: Bad, *,
+    coerce_ids: bool = False, notes: Notes | None = None,
 ) -> dict[str, Any] | None:
+    """One raw record as an article dict (standard names, extras after), or None after
+    reporting it to ``bad``."""
     row_id = raw.get(columns.id)
-    if row_id is None or str(row_id).strip() == "":
+    if row_id is None or (isinstance(row_id, str) and row_id.strip() == ""):
         bad(path, line, None, f"missing id: no value in column {columns.id!r} (map it with "
             "--id-col)")
         return None
-    row_id = str(row_id)
+    if not isinstance(row_id, str):
+        integer = isinstance(row_id, int) and not isinstance(row_id, bool)
+        if not (coerce_ids and integer):
+            shown = json_text(row_id)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            bad(path, line, None, f"id {shown} in column {columns.id!r} is a "
+                f"{_json_kind(row_id)}, not a string: quote it in the input"
+                + (" or pass --coerce-ids" if integer else ""))
+            return None
+        row_id = str(row_id)
     if columns.text not in raw:
         bad(path, line, row_id, f"missing text: no column {columns.text!r} (map it with "
             "--text-col)")
@@ -325,14 +597,25 @@ def map_row(
     mapped = {columns.id, columns.text, columns.title, columns.published, columns.source}
     title = raw.get(columns.title)
     source = raw.get(columns.source)
+    extras = {k: v for k, v in raw.items() if k not in mapped}
+    renamed = carried_names(extras, notes) if not extras.keys().isdisjoint(RESERVED) else {}
     return {
         "id": row_id,
         "text": text or "",
-        "title": "" if title is None else str(title),
+        "title": "" if title is None else title if isinstance(title, str) else json_text(title),
         "published": published,
-        "source": None if source is None else str(source),
-        **{k: v for k, v in raw.items() if k not in mapped},
+        "source": None if source is None else source if isinstance(source, str)
+        else json_text(source),
+        **{renamed.get(k, k): v for k, v in extras.items()},
     }
+
+
+def _json_kind(value: Any) -> str:
+    for kind, name in ((bool, "boolean"), (int, "number"), (float, "number"), (list, "list"),
+                       (dict, "object")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
 
 
 def _parse_date(value: Any) -> datetime | None:
@@ -347,7 +630,10 @@ def _parse_date(value: Any) -> datetime | None:
     return parsed
 
 
-def articles_table(rows: list[dict[str, Any]]) -> pl.DataFrame:
+def articles_table(rows: list[dict[str, Any]], notes: Notes | None = None) -> pl.DataFrame:
+    """The frame of mapped rows: core columns typed, each extra column typed by its values
+    or, when they disagree (a number here, a list there) or nest deeper than
+    ``MAX_NESTING``, kept as JSON text (noted in ``notes``)."""
     schema: dict[str, pl.DataType] = {
         "id": pl.String(),
         "text": pl.String(),
@@ -357,8 +643,83 @@ def articles_table(rows: list[dict[str, Any]]) -> pl.DataFrame:
     }
     if not rows:
         return pl.DataFrame(schema=schema)
-    frame = pl.DataFrame(rows, infer_schema_length=None)
-    return frame.with_columns(*(pl.col(c).cast(t) for c, t in schema.items()))
+    columns = [pl.Series(name, [row.get(name) for row in rows], dtype=dtype)
+               for name, dtype in schema.items()]
+    extras = list(dict.fromkeys(k for row in rows for k in row if k not in schema))
+    for name in extras:
+        series, why = _extra_column(name, [row.get(name) for row in rows])
+        if why is not None and notes is not None:
+            notes.add(f"column {name!r} kept as JSON text ({why})")
+        columns.append(series)
+    return pl.DataFrame(columns)
+
+
+def _extra_column(name: str, values: list[Any]) -> tuple[pl.Series, str | None]:
+    """A typed column holding exactly ``values``, else their JSON text and the reason."""
+    why: str | None = None
+    if any(isinstance(v, RawJSON) for v in values):
+        why = "nested too deep to decode"
+    elif any(_nesting(v) > MAX_NESTING for v in values if isinstance(v, (list, dict))):
+        why = f"nested deeper than {MAX_NESTING} levels"
+    else:
+        kinds = {_json_kind(v) for v in values if v is not None}
+        attempts: list[pl.DataType | None] = [None]
+        if kinds == {"number"}:
+            attempts.append(pl.Float64())
+        for dtype in attempts:
+            try:
+                series = pl.Series(name, values, dtype=dtype, strict=dtype is None)
+            except Exception:  # polars raises several types for values it cannot hold
+                continue
+            if _writable_type(series.dtype) and series.to_list() == values:
+                return series, None
+        why = f"its values are {' and '.join(sorted(kinds))}s" if len(kinds) > 1 \
+            else "its values mix types or shapes"
+    return pl.Series(name, [None if v is None else json_text(v) for v in values],
+                     dtype=pl.String), why
+
+
+def json_text(value: Any) -> str:
+    """A value as compact JSON text (``RawJSON`` as it was in the input)."""
+    if isinstance(value, RawJSON):
+        return str(value)
+    try:
+        return json.dumps(value, ensure_ascii=False, default=_json_default)
+    except (RecursionError, TypeError, ValueError):
+        return str(value)
+
+
+def _nesting(value: Any) -> int:
+    """How deep lists and objects nest in ``value`` (no recursion)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, depth)
+            if depth > MAX_NESTING:
+                return depth
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict)
+                                                  else item))
+    return deepest
+
+
+def _writable_type(dtype: Any) -> bool:
+    """Whether Parquet and JSON writers take this type (not an object, not an empty struct)."""
+    if dtype == pl.Object:
+        return False
+    if isinstance(dtype, pl.Struct):
+        return bool(dtype.fields) and all(_writable_type(f.dtype) for f in dtype.fields)
+    if isinstance(dtype, (pl.List, pl.Array)):
+        return _writable_type(dtype.inner)
+    return True
+
+
+def write_rejected(folder: Path, rejected: Iterable[Rejected]) -> None:
+    """rejected.jsonl: one line per row not clustered (file, line, id, reason)."""
+    write_jsonl(folder / "rejected.jsonl",
+                ({"file": r.file, "line": r.line, "id": r.id, "reason": r.reason}
+                 for r in rejected))
 
 
 @contextmanager

@@ -272,8 +272,9 @@ def test_cli_with_scheduler_writes_what_the_local_engine_writes(
     assert len(parts) == 3
     assert pl.concat([pl.read_parquet(p) for p in parts]).equals(
         pl.read_parquet(tmp_path / "local" / "assignments.parquet"))
-    assert sorted(p.name for p in (tmp_path / "dask").iterdir()) == [
-        "assignments", "clusters.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "dask").iterdir()
+                  if not p.name.startswith(".")) == ["assignments", "clusters.jsonl",
+                                                     "manifest.json"]
 
 
 def test_workers_write_partitioned_outputs_equal_to_local_files(
@@ -296,8 +297,8 @@ def test_workers_write_partitioned_outputs_equal_to_local_files(
     parts = sorted((out / "assignments").glob("part-*.jsonl"))
     assert b"".join(p.read_bytes() for p in parts) == (
         tmp_path / "local" / "assignments.jsonl").read_bytes()
-    assert sorted(p.name for p in out.iterdir()) == [
-        "assignments", "clusters.jsonl", "stories.jsonl"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "assignments", "clusters.jsonl", "manifest.json", "stories.jsonl"]
 
 
 def test_dask_knows_the_size_of_held_partitions() -> None:
