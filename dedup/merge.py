@@ -1517,7 +1517,17 @@ def _differences(
             else:
                 voices[said] = (member, idxs, [member.id])
         if len(voices) == 1:
-            continue  # every version in the same words: no disagreement, nothing to pool
+            # Every version that states it in the same words: no disagreement within it, but
+            # its names may fill a role that versions without it fill with another name.
+            if len(node.carriers) < len(by_id):
+                if known is None:
+                    known = _known_names(ordered)
+                for member, idxs in carrying:
+                    for k in idxs:
+                        found_k = _mentions_once(member.sentences[k], member.id, known, seen)
+                        stems = member.stemsets[k]
+                        name_pool.extend((pos, x, stems) for x in found_k if x.kind == "name")
+            continue
         if known is None:
             known = _known_names(ordered)
         speakers = {lead.id: ids for lead, _, ids in voices.values()}
