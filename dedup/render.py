@@ -184,7 +184,8 @@ def render_markdown(stories: Sequence[Story]) -> str:
 _CSS = """
 body { font: 16px/1.5 Georgia, serif; max-width: 52rem; margin: 2rem auto; padding: 0 1rem;
        color: #1d1d1f; background: #fff; }
-article.story { border-top: 3px solid #333; margin-bottom: 3rem; padding-top: .5rem; }
+article.story { border-top: 3px solid #333; margin-bottom: 3rem; padding-top: .5rem;
+                content-visibility: auto; contain-intrinsic-size: auto 40rem; }
 h1 { font-size: 1.6rem; margin: .3rem 0; }
 .meta, .legend, .summary { font: 13px/1.4 system-ui, sans-serif; color: #555; }
 .legend span { margin-right: .8rem; }

@@ -229,7 +229,10 @@ def test_hostile_text_shows_as_text_and_runs_nothing(report: Report) -> None:
     assert page.evaluate("window.pwned") is None
     assert page.locator("script, img, iframe, object, embed").count() == 0
     assert page.locator('a[href^="javascript:"], [onerror]').count() == 0
-    body = page.inner_text("body")
+    hostile = page.locator("article.story").nth(1)
+    hostile.scroll_into_view_if_needed()  # stories off screen are not rendered until then
+    page.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    body = hostile.inner_text()
     for text in HOSTILE_SENTENCES:
         assert text in body
     assert "<script>x</script>" in body and "onerror=alert(1)" in body
