@@ -1756,8 +1756,10 @@ def merge(
     carry; each story sentence lists every member that states it. Every sentence of every
     member is either in the story or aligned to a story sentence. Differences: numbers in the
     same role (unit and nearby words), dates and names that disagree between aligned
-    sentences, numbers in the same role across the cluster, and story sentences that not all
-    members carry; each disagreement once. The result does not depend on input order.
+    sentences, numbers in the same role across the cluster, names in the same role (the
+    same words after them) across sentences that did not align, and story sentences that
+    not all members carry; each disagreement once, numbers first, then dates, names and
+    sentences. The result does not depend on input order.
 
     ``cleaned``: ``member_text`` of members by id, computed ahead (the batch pipeline does
     that on a worker); the rest are cleaned here.
