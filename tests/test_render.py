@@ -293,3 +293,16 @@ def test_hostile_story_records_stay_text(records: list[dict[str, object]]) -> No
     md = render_markdown(stories)
     assert re.search(r"(?<!\\)[<`]", md) is None  # no raw HTML, no code span
     assert re.search(r"(?<!\\)\]\(", md) is None  # no link
+
+
+def test_seeds_report_leads_with_the_toll_and_the_claimant() -> None:
+    from tests.conftest import read_seeds
+
+    story = merge([Article(a["id"], a["text"], a["title"]) for a in read_seeds()])
+    md = render_markdown([story])
+    summary = md.index("sentences only in")
+    assert md.index("| 143 [1] · 144 [2] |") < summary
+    assert md.index("| IV-K [1] · Islamic State [2] |") < summary
+    page = render_html([story])
+    summary = page.index("sentences only in")
+    assert page.index(">143<") < summary and page.index(">Islamic State<") < summary
