@@ -1,9 +1,14 @@
 """Render canonical stories for people: Markdown, one self-contained HTML page, or JSON lines.
 
-Why: a merged story is only trusted when a reader can see who says what. Every sentence
-shows the members that carry it and every difference is a small table of value | members,
-so a disagreement (143 vs 144 dead) is visible at a glance. HTML needs no network, no
-scripts and no external assets: the file can be mailed or archived as is.
+Why: a merged story is only trusted when a reader can see who says what. Each story opens
+with the facts in dispute (numbers, dates, names: value and the members that say it), so a
+disagreement (143 vs 144 dead) is the first thing a reader sees; sentences only some versions
+carry follow as one line per member ("4 sentences only in [1]"), and the text marks each
+sentence with the members that carry it. Several stories open with an index. HTML needs no
+network, no scripts and no external assets: the file can be mailed or archived as is.
+
+Every value printed comes from a file that may be hostile (a ``stories.jsonl`` from
+anywhere): each one is escaped for the format, ids and labels included.
 
 Example:
     >>> from dedup.records import Story, StorySentence
@@ -19,6 +24,7 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from typing import Literal
+from urllib.parse import quote
 
 from dedup.merge import story_to_dict
 from dedup.records import Difference, Story
@@ -46,14 +52,11 @@ def render_json(stories: Iterable[Story]) -> str:
     return "".join(json.dumps(story_to_dict(s), ensure_ascii=False) + "\n" for s in stories)
 
 
-# --------------------------------------------------------------------------- Markdown
+# --------------------------------------------------------------------------- shared
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#])")
-
-
-def _md(text: str) -> str:
-    """Escape Markdown syntax so article text never turns into markup (or raw HTML)."""
-    return _MD_SPECIAL.sub(r"\\\1", text.replace("\n", " "))
+# Facts first: numbers, dates, names (and any other kind a file names), then sentences.
+_KIND_ORDER = {"number": 0, "date": 1, "name": 2}
+_SENTENCE = "sentence"
 
 
 def _labels(story: Story) -> dict[str, str]:
@@ -61,37 +64,118 @@ def _labels(story: Story) -> dict[str, str]:
     return {member: str(i) for i, member in enumerate(story.members, 1)}
 
 
+def _facts(story: Story) -> list[Difference]:
+    """The story's differences other than sentences, numbers first, then dates, then names.
+
+    ``merge`` already orders them so; a file written by an older version may not.
+    """
+    facts = [d for d in story.differences if d.kind != _SENTENCE]
+    return sorted(facts, key=lambda d: _KIND_ORDER.get(str(d.kind), len(_KIND_ORDER)))
+
+
+def _sentence_groups(story: Story) -> list[tuple[tuple[str, ...], int]]:
+    """Sentence differences counted per set of members that carry them, in label order.
+
+    Why: a sentence only one version has is a difference ``stories.jsonl`` keeps one by
+    one, but a reader needs the count per version; the text marks each such sentence.
+    """
+    counts: dict[tuple[str, ...], int] = {}
+    for diff in story.differences:
+        if diff.kind == _SENTENCE:
+            for members in diff.variants.values():
+                key = tuple(members)
+                counts[key] = counts.get(key, 0) + 1
+    rank = {m: i for i, m in enumerate(story.members)}
+    far = len(rank)
+    return sorted(
+        counts.items(), key=lambda kv: ([rank.get(m, far) for m in kv[0]], list(kv[0]))
+    )
+
+
+def _sentences_word(n: int) -> str:
+    return f"{n} sentence" if n == 1 else f"{n} sentences"
+
+
+# --------------------------------------------------------------------------- Markdown
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#])")
+
+
+def _md(text: object) -> str:
+    """Escape Markdown syntax so article text never turns into markup (or raw HTML)."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text).replace("\r", " ").replace("\n", " "))
+
+
+def _md_sources(labels: dict[str, str], members: Iterable[str]) -> str:
+    """``[1,3]``: the members' labels (the escaped id of one the story does not list)."""
+    return "[" + ",".join(labels[m] if m in labels else _md(m) for m in members) + "]"
+
+
 def _difference_title(diff: Difference) -> str:
-    return f"{diff.kind}: {diff.context}" if diff.context else diff.kind
+    return f"{diff.kind}: {diff.context}" if diff.context else str(diff.kind)
+
+
+def _markdown_index(stories: Sequence[Story]) -> list[str]:
+    """A table of the stories: title, versions, facts in dispute, one-version sentences."""
+    rows = [
+        f"# Stories ({len(stories)})\n",
+        "| story | versions | facts in dispute | sentences not in every version | cluster |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for story in stories:
+        partial = sum(n for _, n in _sentence_groups(story))
+        rows.append(
+            f"| {_md(story.title or story.cluster_id)} | {len(story.members)} | "
+            f"{len(_facts(story))} | {partial} | {_md(story.cluster_id)} |"
+        )
+    return [*rows, ""]
 
 
 def render_markdown(stories: Sequence[Story]) -> str:
-    """Stories as Markdown: title, members legend, sentences with [sources], difference tables."""
-    parts: list[str] = []
+    """Stories as Markdown: title, members, the facts in dispute as a table, sentences only
+    some versions carry counted per member, then the text with [sources] per sentence.
+    More than one story opens with an index."""
+    parts: list[str] = _markdown_index(stories) if len(stories) > 1 else []
     for story in stories:
         labels = _labels(story)
         parts.append(f"# {_md(story.title or story.cluster_id)}\n")
         parts.append(
-            f"Cluster `{story.cluster_id}` · base {_md(story.base)} · "
+            f"Cluster {_md(story.cluster_id)} · base {_md(story.base)} · "
             f"{len(story.members)} member(s)\n"
         )
         parts.append("Members: " + "; ".join(f"[{labels[m]}] {_md(m)}" for m in story.members))
         parts.append("")
-        for sentence in story.sentences:
-            sources = ",".join(labels.get(m, m) for m in sentence.sources)
-            parts.append(f"{_md(sentence.text)} [{sources}]")
+        facts = _facts(story)
+        parts.append(f"## Facts in dispute ({len(facts)})\n")
+        if facts:
+            parts.append("| kind | about | what each version says |")
+            parts.append("| --- | --- | --- |")
+            for diff in facts:
+                says = " · ".join(
+                    f"{_md(value)} {_md_sources(labels, members)}"
+                    for value, members in diff.variants.items()
+                )
+                parts.append(f"| {_md(diff.kind)} | {_md(diff.context)} | {says} |")
+        else:
+            parts.append("The versions agree on every number, date and name.")
         parts.append("")
-        parts.append(f"## Differences ({len(story.differences)})\n")
-        if not story.differences:
-            parts.append("The versions agree.\n")
-        for diff in story.differences:
-            parts.append(f"### {_md(_difference_title(diff))}\n")
-            parts.append("| value | members |")
-            parts.append("| --- | --- |")
-            for value, members in diff.variants.items():
-                who = ", ".join(f"[{labels.get(m, m)}] {_md(m)}" for m in members)
-                parts.append(f"| {_md(value)} | {who} |")
-            parts.append("")
+        groups = _sentence_groups(story)
+        if groups:
+            parts.append(
+                "Sentences not in every version: "
+                + "; ".join(
+                    f"{_sentences_word(n)} only in {_md_sources(labels, members)}"
+                    for members, n in groups
+                )
+                + "."
+            )
+        elif not facts:
+            parts.append("The versions agree.")
+        parts.append("")
+        parts.append("## Text\n")
+        for sentence in story.sentences:
+            parts.append(f"{_md(sentence.text)} {_md_sources(labels, sentence.sources)}")
+        parts.append("")
     return "\n".join(parts).rstrip("\n") + "\n"
 
 
@@ -100,39 +184,110 @@ def render_markdown(stories: Sequence[Story]) -> str:
 _CSS = """
 body { font: 16px/1.5 Georgia, serif; max-width: 52rem; margin: 2rem auto; padding: 0 1rem;
        color: #1d1d1f; background: #fff; }
-article.story { border-top: 3px solid #333; margin-bottom: 3rem; padding-top: .5rem; }
+article.story { border-top: 3px solid #333; margin-bottom: 3rem; padding-top: .5rem;
+                content-visibility: auto; contain-intrinsic-size: auto 40rem; }
 h1 { font-size: 1.6rem; margin: .3rem 0; }
-.meta, .legend { font: 13px/1.4 system-ui, sans-serif; color: #555; }
+.meta, .legend, .summary { font: 13px/1.4 system-ui, sans-serif; color: #555; }
 .legend span { margin-right: .8rem; }
 p.sentence { margin: .35rem 0; }
 p.sentence.partial { border-left: 3px solid #e0a800; padding-left: .5rem; }
 sup.sources { font: 11px system-ui, sans-serif; color: #fff; background: #5b6b7c;
               border-radius: 3px; padding: 0 .25rem; margin-left: .2rem; }
 mark { background: #ffe58a; padding: 0 .1rem; }
-section.differences h2 { font-size: 1.15rem; }
-div.difference { margin: .8rem 0; }
-div.difference h3 { font: 600 14px system-ui, sans-serif; margin: 0 0 .2rem; }
+section.facts h2, nav.index h2 { font-size: 1.15rem; margin: .8rem 0 .3rem; }
 .kind { text-transform: uppercase; font-size: 11px; letter-spacing: .05em; color: #fff;
-        border-radius: 3px; padding: 0 .3rem; margin-right: .4rem; }
+        border-radius: 3px; padding: 0 .3rem; background: #566573; }
 .kind-number { background: #b03a2e; } .kind-date { background: #1f618d; }
-.kind-name { background: #7d3c98; } .kind-sentence { background: #717d7e; }
+.kind-name { background: #7d3c98; }
+td.values .variant { margin-right: .9rem; white-space: nowrap; }
+ul.summary { margin: .5rem 0; padding-left: 1.2rem; }
 table { border-collapse: collapse; font: 14px system-ui, sans-serif; }
 th, td { border: 1px solid #ccc; padding: .2rem .5rem; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
+nav.index { margin-bottom: 2rem; }
+nav.index td.n { text-align: right; }
 """
 
 
-def _e(text: str) -> str:
-    return html.escape(text, quote=True)
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _badge(labels: dict[str, str], member: str) -> str:
+    """A member's label badge (its escaped id when the story does not list it)."""
+    return (
+        f'<sup class="sources" title="{_e(member)}">{_e(labels.get(member, member))}</sup>'
+    )
 
 
 def _highlighter(diffs: Sequence[Difference]) -> re.Pattern[str] | None:
-    """A pattern for the disputed values (escaped text), longest first, whole words only."""
-    values = {v for d in diffs if d.kind != "sentence" for v in d.variants if v.strip()}
+    """A pattern for the disputed values (raw text), longest first, whole words only."""
+    values = {v for d in diffs if d.kind != _SENTENCE for v in d.variants if v.strip()}
     if not values:
         return None
-    alternatives = "|".join(re.escape(_e(v)) for v in sorted(values, key=len, reverse=True))
-    return re.compile(rf"(?<![\w&])(?:{alternatives})(?!\w)")
+    alternatives = "|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
+
+
+def _marked(text: str, marks: re.Pattern[str] | None) -> str:
+    """``text`` escaped, with every disputed value in a ``<mark>``: the raw text is split
+    first and each piece escaped, so a mark never lands inside an entity."""
+    if marks is None:
+        return _e(text)
+    out: list[str] = []
+    at = 0
+    for m in marks.finditer(text):
+        out.append(_e(text[at : m.start()]))
+        out.append(f"<mark>{_e(m.group(0))}</mark>")
+        at = m.end()
+    out.append(_e(text[at:]))
+    return "".join(out)
+
+
+def _anchor(story: Story) -> str:
+    """The ``href`` of a story's section (its id, percent-encoded: always a fragment)."""
+    return "#" + quote(story.cluster_id, safe="")
+
+
+def _facts_html(story: Story, labels: dict[str, str]) -> list[str]:
+    facts = _facts(story)
+    out = [f'<section class="facts"><h2>Facts in dispute ({len(facts)})</h2>']
+    if facts:
+        out.append(
+            '<table class="facts"><tr><th>kind</th><th>about</th>'
+            "<th>what each version says</th></tr>"
+        )
+        for diff in facts:
+            variants = " ".join(
+                f'<span class="variant"><mark class="value">{_e(value)}</mark>'
+                + "".join(_badge(labels, m) for m in members)
+                + "</span>"
+                for value, members in diff.variants.items()
+            )
+            kind = _e(diff.kind)
+            out.append(
+                f'<tr class="difference" data-kind="{kind}">'
+                f'<td><span class="kind kind-{kind}">{kind}</span></td>'
+                f'<td class="context">{_e(diff.context)}</td>'
+                f'<td class="values">{variants}</td></tr>'
+            )
+        out.append("</table>")
+    else:
+        out.append('<p class="summary">The versions agree on every number, date and name.</p>')
+    groups = _sentence_groups(story)
+    if groups:
+        out.append('<ul class="summary sentences">')
+        for members, n in groups:
+            badges = "".join(_badge(labels, m) for m in members)
+            out.append(
+                f'<li class="sentence-group" data-sources="{_e(" ".join(members))}" '
+                f'data-count="{n}">{_sentences_word(n)} only in {badges}</li>'
+            )
+        out.append("</ul>")
+    elif not facts:
+        out.append('<p class="summary">The versions agree.</p>')
+    out.append("</section>")
+    return out
 
 
 def _story_html(story: Story) -> str:
@@ -143,49 +298,50 @@ def _story_html(story: Story) -> str:
         f'<p class="meta">cluster <code>{_e(story.cluster_id)}</code> · base '
         f"<code>{_e(story.base)}</code> · {len(story.members)} member(s)</p>"
     )
-    legend = "".join(
-        f'<span><sup class="sources">{labels[m]}</sup> {_e(m)}</span>' for m in story.members
-    )
+    legend = "".join(f"<span>{_badge(labels, m)} {_e(m)}</span>" for m in story.members)
     out.append(f'<p class="legend">{legend}</p>')
+    out.extend(_facts_html(story, labels))
     out.append('<div class="text">')
     marks = _highlighter(story.differences)
     everyone = set(story.members)
     for sentence in story.sentences:
-        text = _e(sentence.text)
-        if marks is not None:
-            text = marks.sub(lambda m: f"<mark>{m.group(0)}</mark>", text)
         partial = " partial" if set(sentence.sources) != everyone else ""
         ids = " ".join(sentence.sources)
         badge = ",".join(labels.get(m, m) for m in sentence.sources)
         out.append(
-            f'<p class="sentence{partial}" data-sources="{_e(ids)}">{text}'
+            f'<p class="sentence{partial}" data-sources="{_e(ids)}">'
+            f"{_marked(sentence.text, marks)}"
             f'<sup class="sources" title="{_e(", ".join(sentence.sources))}">{_e(badge)}</sup></p>'
         )
-    out.append("</div>")
-    out.append(f'<section class="differences"><h2>Differences ({len(story.differences)})</h2>')
-    if not story.differences:
-        out.append("<p>The versions agree.</p>")
-    for diff in story.differences:
-        out.append(f'<div class="difference" data-kind="{_e(diff.kind)}">')
-        out.append(
-            f'<h3><span class="kind kind-{_e(diff.kind)}">{_e(diff.kind)}</span>'
-            f"{_e(diff.context)}</h3>"
-        )
-        out.append("<table><tr><th>value</th><th>members</th></tr>")
-        for value, members in diff.variants.items():
-            who = ", ".join(
-                f'<sup class="sources">{labels.get(m, m)}</sup> {_e(m)}' for m in members
-            )
-            out.append(f'<tr><td class="value">{_e(value)}</td><td>{who}</td></tr>')
-        out.append("</table></div>")
-    out.append("</section></article>")
+    out.append("</div></article>")
     return "\n".join(out)
 
 
+def _index_html(stories: Sequence[Story]) -> str:
+    """The table of stories a page of several opens with, each title linking to its story."""
+    rows = [
+        f'<nav class="index"><h2>Stories ({len(stories)})</h2>',
+        "<table><tr><th>story</th><th>versions</th><th>facts in dispute</th>"
+        "<th>sentences not in every version</th></tr>",
+    ]
+    for story in stories:
+        partial = sum(n for _, n in _sentence_groups(story))
+        rows.append(
+            f'<tr><td><a href="{_e(_anchor(story))}">{_e(story.title or story.cluster_id)}</a>'
+            f'</td><td class="n">{len(story.members)}</td>'
+            f'<td class="n facts">{len(_facts(story))}</td><td class="n">{partial}</td></tr>'
+        )
+    rows.append("</table></nav>")
+    return "\n".join(rows)
+
+
 def render_html(stories: Sequence[Story]) -> str:
-    """One self-contained HTML page (inline CSS, no scripts, no external assets)."""
+    """One self-contained HTML page (inline CSS, no scripts, no external assets); more than
+    one story opens with an index that links to each."""
     title = stories[0].title if len(stories) == 1 else f"{len(stories)} stories"
     body = "\n".join(_story_html(s) for s in stories) or "<p>No stories.</p>"
+    if len(stories) > 1:
+        body = _index_html(stories) + "\n" + body
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">\n'

@@ -93,6 +93,61 @@ def test_seeds_death_toll_is_a_number_difference(seed_story: Story) -> None:
     assert tolls[0].variants["144"] == (SEED_004,)
 
 
+def test_seeds_claimant_is_a_name_difference(seed_story: Story) -> None:
+    # "known as IV-K, claimed responsibility for the attack" / "The Islamic State claimed
+    # responsibility for the massacre": the sentences do not align, the role does.
+    names = [d for d in seed_story.differences if d.kind == "name"]
+    assert [(d.context, d.variants) for d in names] == [
+        ("claimed responsibility", {"IV-K": (SEED_000,), "Islamic State": (SEED_004,)})
+    ]
+
+
+def test_seeds_differences_are_facts_first(seed_story: Story) -> None:
+    kinds = [d.kind for d in seed_story.differences]
+    assert kinds[:2] == ["number", "name"] and set(kinds[2:]) == {"sentence"}
+
+
+# Two versions that word one claim apart: the claimant is the only fact they dispute.
+_CLAIM_A = [
+    "A car bomb exploded outside the central market of Dayton on Friday morning.",
+    "A little-known group calling itself the Northern Front claimed responsibility for the "
+    "bombing in a statement posted online.",
+    "Investigators were still searching the market for evidence late on Friday.",
+]
+_CLAIM_B = [
+    "A car bomb exploded outside the central market of Dayton on Friday morning.",
+    "Hours later the Blue Lions claimed responsibility in an online statement that described "
+    "the blast as revenge for recent arrests.",
+    "Investigators were still searching the market for evidence late on Friday.",
+]
+
+
+def test_names_in_the_same_role_are_compared_across_unaligned_sentences() -> None:
+    story = merge([_version("a", _CLAIM_A), _version("b", _CLAIM_B)])
+    names = [(d.context, d.variants) for d in story.differences if d.kind == "name"]
+    assert names == [
+        ("claimed responsibility", {"Northern Front": ("a",), "Blue Lions": ("b",)})
+    ]
+    assert [d.kind for d in story.differences] == ["name", "sentence", "sentence"]
+
+
+def test_two_actors_in_one_role_are_no_name_difference() -> None:
+    # Each version names both groups elsewhere: both know of both, so neither contradicts
+    # the other by naming one of them in the role.
+    a = [*_CLAIM_A, "Last year the Blue Lions kidnapped two engineers near the border."]
+    b = [*_CLAIM_B, "Officials say the Northern Front has been quiet for months."]
+    story = merge([_version("a", a), _version("b", b)])
+    assert [d for d in story.differences if d.kind == "name"] == []
+
+
+def test_names_beside_the_same_words_in_different_claims_are_no_difference() -> None:
+    # Same role words, but the sentences share nothing else: two claims, not one disputed.
+    b = list(_CLAIM_B)
+    b[1] = "Last year the Blue Lions claimed responsibility for a kidnapping in the north."
+    story = merge([_version("a", _CLAIM_A), _version("b", b)])
+    assert [d for d in story.differences if d.kind == "name"] == []
+
+
 def test_seeds_keep_facts_only_one_version_has(seed_story: Story) -> None:
     budanov = [s for s in seed_story.sentences if "Kyrylo Budanov" in s.text]
     assert budanov and "March 27" in budanov[0].text and budanov[0].sources == (SEED_000,)
