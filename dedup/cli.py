@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import json
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -310,11 +311,11 @@ class StageProgress:
 def progress_bar(stream: Any = None) -> Iterator[StageProgress | None]:
     """Progress bars on stderr, only when stderr is a terminal (None otherwise: no output
     at all, not even click's one-line label for a redirected stream)."""
-    stream = stream if stream is not None else click.get_text_stream("stderr")
-    if not stream.isatty():
+    target: Any = stream if stream is not None else sys.stderr
+    if not target.isatty():
         yield None
         return
-    progress = StageProgress(stream)
+    progress = StageProgress(target)
     try:
         yield progress
     finally:
