@@ -155,12 +155,15 @@ def link_components(
     config: ClusterConfig,
     *,
     with_cohesion: bool = True,
+    weights: np.ndarray | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``link_component`` groups of each component (rows sorted), with their cohesion, in
     component order.
 
     Components are independent, so batches of them may be linked in other processes;
     ``pairs`` and ``scores`` are read only for components above ``max_component_size``.
+    ``weights``: members each row stands for (its copy group's size, ``dedup.copies``),
+    indexed by row; cohesion counts each member.
     """
     reusing = ReusingSimilarity(similarity)
     out: list[tuple[np.ndarray, np.ndarray]] = []
@@ -169,7 +172,7 @@ def link_components(
             out.append((rows, _ALONE))
             continue
         for group in link_component(rows, pairs, scores, reusing, config):
-            out.append((group, cohesion(group, reusing) if with_cohesion else _ALONE))
+            out.append((group, cohesion(group, reusing, weights) if with_cohesion else _ALONE))
     return out
 
 
@@ -201,12 +204,23 @@ def link_component(
     return groups
 
 
-def cohesion(rows: np.ndarray, similarity: Similarity) -> np.ndarray:
-    """Each member's mean similarity to the other members (1.0 for a singleton)."""
-    if len(rows) == 1:
+def cohesion(rows: np.ndarray, similarity: Similarity, weights: np.ndarray | None = None
+             ) -> np.ndarray:
+    """Each member's mean similarity to the other members (1.0 for a singleton).
+
+    ``weights`` (indexed by row): how many members each row stands for; row ``i``'s copies
+    score ``sim[i, i]`` with it, so its mean over the others is
+    ``(sum_j w_j sim[i, j] - sim[i, i]) / (W - 1)`` with ``W`` the total weight.
+    """
+    w = None if weights is None else weights[rows]
+    if w is not None and np.all(w == 1):
+        w = None
+    if len(rows) == 1 and w is None:
         return np.ones(1)
     sim = similarity(rows)
-    return (sim.sum(axis=1) - np.diag(sim)) / (len(rows) - 1)
+    if w is None:
+        return (sim.sum(axis=1) - np.diag(sim)) / (len(rows) - 1)
+    return (sim @ w.astype(np.float64) - np.diag(sim)) / (float(w.sum()) - 1.0)
 
 
 class ReusingSimilarity:

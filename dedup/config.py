@@ -50,8 +50,8 @@ class CandidateConfig:
     # so 20 lost no gold pair on ecbplus-dev while capping synthetic corpora, whose
     # articles share a topic vocabulary, at ~20-40 pairs per article instead of 160+.
     events_max_per_doc: int | None = 20
-    # An LSH bucket holding more articles than this is a shared stock phrase or topic word,
-    # not one event: its pairs are skipped (and counted) so candidates stay near-linear.
+    # An LSH bucket holding more articles than this does not pair all its members, so
+    # candidates stay near-linear: it is split, then chained (``crowded_chain``).
     # Copies buckets hold verbatim syndication, which can be large; an events bucket is
     # articles whose sampled salient term is the same, and its pairs grow quadratically.
     # On a 20k synthetic corpus an events cap of 100 enumerated 946 pair codes per article
@@ -63,18 +63,30 @@ class CandidateConfig:
     # members before it is dropped: a common term plus another shared sampled term is
     # evidence. Set by measurement on the synthetic corpus (see CHANGELOG).
     events_split_depth: int = 2
+    # A bucket still over its cap (after splitting) is connected, not dropped: each member,
+    # in document order, pairs with the next this many (``candidates.chain_pairs``), so a
+    # story syndicated to hundreds of outlets stays one component at 2 pairs per member
+    # per band; refine then scores those pairs like any other (#18). 0 drops such buckets.
+    crowded_chain: int = 2
+    # Articles whose copies signatures agree on at least this share of min-hashes (estimated
+    # word 5-gram Jaccard), or whose normalized texts are equal, are one copy group: one
+    # node for candidates, scoring and linkage, whose members all join its cluster
+    # (``dedup.copies``). None keeps exact copies only.
+    copies_group_threshold: float | None = 0.8
 
     def lsh_options(self, signal: str) -> dict[str, Any]:
         """``candidates.lsh_pairs`` keyword arguments for the ``copies`` or ``events`` signal."""
         if signal == "copies":
             return {"threshold": self.copies_threshold,
-                    "max_bucket_size": self.copies_max_bucket_size}
+                    "max_bucket_size": self.copies_max_bucket_size,
+                    "chain": self.crowded_chain}
         if signal == "events":
             return {"threshold": self.events_threshold,
                     "max_bucket_size": self.events_max_bucket_size,
                     "min_collisions": self.events_min_collisions,
                     "max_per_doc": self.events_max_per_doc,
-                    "split_depth": self.events_split_depth}
+                    "split_depth": self.events_split_depth,
+                    "chain": self.crowded_chain}
         raise ValueError(f"unknown candidate signal {signal!r}: use 'copies' or 'events'")
 
 

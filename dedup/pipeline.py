@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 import polars as pl
 
-from dedup import candidates, clustering, normalize, refine, signatures
+from dedup import candidates, clustering, copies, normalize, refine, signatures
 from dedup.config import ClusterConfig, Config, MergeConfig
 from dedup.io import json_line
 from dedup.merge import member_text, story_to_dict
@@ -259,7 +259,8 @@ def _cluster(
     if n > _CHUNK:
         pool.warm(_ready)  # workers start and import while this process finds templates
 
-    counts, copy_sigs, has_copies = _normalize_and_hash(frame, config, timer, progress, pool)
+    counts, copy_sigs, has_copies, hashes = _normalize_and_hash(frame, config, timer, progress,
+                                                                pool)
     if n >= _STOP_IDLE_WORKERS_FROM:
         pool.shutdown()  # idle workers hold ~300 MB each through the peak; merge restarts them
     ahead: Background[TextTask, list[PackedText]] | None = None
@@ -269,16 +270,25 @@ def _cluster(
         ahead = Background(pool, member_texts, _text_tasks(frame, config))
     cand = config.candidates
     lsh_threads = min(pool.workers, _LSH_THREADS)
+    with timer.stage("copies"):
+        # One node per copy group from here on: its representative (#18).
+        copy_groups = copies.copy_groups(hashes, copy_sigs, has_copies,
+                                         threshold=cand.copies_group_threshold,
+                                         max_bucket_size=cand.copies_max_bucket_size,
+                                         chain=cand.crowded_chain)
+        is_rep = copy_groups.group == np.arange(n)
+        del hashes
     with timer.stage("candidates"):
         # Copies first: their signatures (512 bytes per article) are gone before the
         # features and events signatures exist, which lowers the peak.
-        copy_pairs, copy_stats = candidates.lsh_pairs(copy_sigs, has_copies,
+        copy_pairs, copy_stats = candidates.lsh_pairs(copy_sigs, has_copies & is_rep,
                                                       **cand.lsh_options("copies"),
                                                       threads=lsh_threads)
         del copy_sigs
     with timer.stage("features"):
         features = refine.weigh_features(
-            counts, counts.frequencies(), n, config.refine, days=_days(frame), in_place=True
+            counts, counts.frequencies(is_rep), int(is_rep.sum()), config.refine,
+            days=_days(frame), in_place=True
         )
         del counts
     with timer.stage("signatures"):
@@ -288,7 +298,7 @@ def _cluster(
                                                 features.salient.columns)
         event_bands, event_rows = candidates.lsh_params(cand.events_threshold, sig.num_perm)
         event_sigs = minhasher.signatures(event_sets, columns=event_bands * event_rows)
-        has_events = np.array([len(s) > 0 for s in event_sets], dtype=bool)
+        has_events = np.array([len(s) > 0 for s in event_sets], dtype=bool) & is_rep
         # Nothing later needs the salient terms, so they go now.
         features = dataclasses.replace(features, salient=refine.Salient.empty())
         del event_sets
@@ -304,7 +314,8 @@ def _cluster(
         scores = _pair_scores(features, pairs, pool if n < _STOP_IDLE_WORKERS_FROM else None)
 
     with timer.stage("cluster"):
-        linked = _link(n, pairs, scores, features, config, pool)
+        linked = copies.expand(_link(n, pairs, scores, features, config, pool, copy_groups),
+                               copy_groups)
         groups = [rows for rows, _ in linked]
         cluster_of = np.empty(n, dtype=object)
         closeness = np.ones(n, dtype=np.float64)
@@ -355,6 +366,7 @@ def _cluster(
         "copy_pairs": copy_stats.pairs,
         "event_pairs": event_stats.pairs,
         "oversized_buckets": copy_stats.oversized_buckets + event_stats.oversized_buckets,
+        "copies_collapsed": copy_groups.collapsed,
     }
     return ClusterResult(
         assignments=assignments,
@@ -399,6 +411,7 @@ class NormalizedChunk:
     copy_sigs: np.ndarray
     has_copies: np.ndarray
     timings: dict[str, float]
+    hashes: np.ndarray  # ``copies.text_hash`` of each article's normalized tokens
 
 
 # One token-hash cache per process: hashes are pure, so sharing cannot change a value.
@@ -429,7 +442,8 @@ def normalize_chunk(task: NormalizeTask) -> NormalizedChunk:
         sets = signatures.copy_shingles([p.tokens for p in prepared], sig, hasher)
         copy_sigs = signatures.MinHasher(sig.num_perm, sig.seed).signatures(sets)
         present = np.array([len(s) > 0 for s in sets], dtype=bool)
-    return NormalizedChunk(counts, copy_sigs, present, timer.timings)
+        hashes = copies.text_hashes([p.tokens for p in prepared])
+    return NormalizedChunk(counts, copy_sigs, present, timer.timings, hashes)
 
 
 def _normalize_and_hash(
@@ -438,8 +452,8 @@ def _normalize_and_hash(
     timer: StageTimer,
     progress: Progress | None,
     pool: WorkerPool,
-) -> tuple[refine.Counts, np.ndarray, np.ndarray]:
-    """Term counts and copies signatures of every article, chunk by chunk.
+) -> tuple[refine.Counts, np.ndarray, np.ndarray, np.ndarray]:
+    """Term counts, copies signatures and text hashes of every article, chunk by chunk.
 
     With more than one worker, chunks go to worker processes; their stage times then overlap,
     so the whole loop is timed as ``normalize`` (wall seconds).
@@ -476,11 +490,12 @@ def _normalize_and_hash(
         parts.append(normalize_chunk(NormalizeTask([], [], templates, config)))
     copy_sigs = np.concatenate([p.copy_sigs for p in parts])
     has_copies = np.concatenate([p.has_copies for p in parts])
+    hashes = np.concatenate([p.hashes for p in parts])
     count_parts = [p.counts for p in parts]
     del parts
     counts = refine.Counts.stack(count_parts, consume=True)
     release_memory()  # the chunks' pieces are freed: a corpus-sized block of heap
-    return counts, copy_sigs, has_copies
+    return counts, copy_sigs, has_copies, hashes
 
 
 def release_memory() -> None:
@@ -567,6 +582,7 @@ class LinkTask:
     features: refine.Features
     sizes: list[int]
     config: ClusterConfig
+    weights: np.ndarray | None = None  # copy-group size of each row (None: all 1)
 
 
 _NO_PAIRS = np.empty((0, 2), dtype=np.int64)
@@ -581,7 +597,8 @@ def link_task(task: LinkTask) -> list[tuple[np.ndarray, np.ndarray]]:
     def similarity(rows: np.ndarray) -> np.ndarray:
         return refine.block_similarity(task.features, rows)
 
-    return clustering.link_components(parts, _NO_PAIRS, _NO_SCORES, similarity, task.config)
+    return clustering.link_components(parts, _NO_PAIRS, _NO_SCORES, similarity, task.config,
+                                      weights=task.weights)
 
 
 def _link(
@@ -591,27 +608,35 @@ def _link(
     features: refine.Features,
     config: Config,
     pool: WorkerPool,
+    groups: copies.CopyGroups | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``clustering.cluster_with_cohesion``, components linked on the workers.
 
     Components are independent: a task carries a batch of them with their own rows of
     the features, and the same values come back whichever process links them. A
     component above ``max_component_size`` (cut by its pairs first) is linked here.
+    With ``groups``, only representatives are linked (``copies.expand`` adds the rest),
+    each weighing its group's size in cohesion.
     """
     cfg = config.clustering
+    weights = groups.sizes if groups is not None and groups.collapsed else None
 
     def similarity(rows: np.ndarray) -> np.ndarray:
         return refine.block_similarity(features, rows)
 
     parts = clustering.component_rows(n, pairs, scores, cfg.edge_threshold)
+    if weights is not None:  # members of a copy group are alone, and stand for nothing
+        parts = [rows for rows in parts if len(rows) > 1 or weights[rows[0]] > 0]
     alone = [rows for rows in parts if len(rows) == 1]
     large = [rows for rows in parts if len(rows) > cfg.max_component_size]
-    linked = clustering.link_components(alone + large, pairs, scores, similarity, cfg)
+    linked = clustering.link_components(alone + large, pairs, scores, similarity, cfg,
+                                        weights=weights)
     batches = [rows for rows in parts if 1 < len(rows) <= cfg.max_component_size]
     del parts
 
     if pool.workers <= 1 or sum(len(rows) for rows in batches) <= _LINK_TASK_ARTICLES:
-        linked += clustering.link_components(batches, pairs, scores, similarity, cfg)
+        linked += clustering.link_components(batches, pairs, scores, similarity, cfg,
+                                             weights=weights)
     else:
         sent: deque[np.ndarray] = deque()  # each task's rows, until its groups come back
 
@@ -619,7 +644,8 @@ def _link(
             for batch in _guided_batches(batches, _LINK_TASK_ARTICLES, pool.workers):
                 rows = np.concatenate(batch)
                 sent.append(rows)
-                yield LinkTask(features.rows(rows), [len(r) for r in batch], cfg)
+                yield LinkTask(features.rows(rows), [len(r) for r in batch], cfg,
+                               None if weights is None else weights[rows])
 
         for groups in pool.map(link_task, tasks()):
             rows = sent.popleft()

@@ -1,0 +1,154 @@
+"""Copy groups: exact and near-exact copies of one text, collapsed to one node.
+
+A wire story syndicated to hundreds of outlets is hundreds of articles with one text. Every
+later stage (candidates, scoring, linkage) would see each of them, and their LSH buckets
+overflow every cap: the biggest story of the day fell apart into singletons (#18). So
+copies are grouped first, and later stages see one node per group, its representative,
+which carries its members:
+
+1. exact copies: equal normalized token sequences (a 64-bit hash of them), after the
+   boilerplate ``normalize`` strips, so the same text under two outlets' furniture is one;
+2. near-exact copies: representatives whose copies signatures (word 5-gram MinHash) agree
+   on at least ``threshold`` of their min-hashes (estimated Jaccard), found by LSH at that
+   threshold and verified pair by pair, joined transitively.
+
+The representative of a group is its lowest row (the earliest in input order), so groups
+are deterministic. Every member joins its representative's cluster. A future
+``dedup dedupe`` (#21) keeps one row per group.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from dedup import candidates
+
+# Separates tokens in the hashed text: no token holds it (tokens are word characters).
+_SEP = "\x1f"
+_VERIFY_CHUNK = 100_000  # candidate pairs whose signatures are compared at once
+
+
+def text_hash(tokens: Sequence[str]) -> int:
+    """64-bit hash of a token sequence (BLAKE2b): equal for equal normalized texts."""
+    digest = hashlib.blake2b(_SEP.join(tokens).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def text_hashes(token_lists: Sequence[Sequence[str]]) -> np.ndarray:
+    """``text_hash`` of each token list, as uint64."""
+    return np.fromiter((text_hash(t) for t in token_lists), dtype=np.uint64,
+                       count=len(token_lists))
+
+
+@dataclass(frozen=True, slots=True)
+class CopyGroups:
+    """``group[r]``: the representative row of row ``r``'s copy group (``group[r] == r``
+    for a representative)."""
+
+    group: np.ndarray
+
+    @classmethod
+    def none(cls, n: int) -> CopyGroups:
+        """Every article its own group."""
+        return cls(np.arange(n, dtype=np.int64))
+
+    @property
+    def representatives(self) -> np.ndarray:
+        """Representative rows, ascending."""
+        return np.flatnonzero(self.group == np.arange(len(self.group)))
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """Members per row's group, indexed by representative row (0 for other rows)."""
+        return np.bincount(self.group, minlength=len(self.group)).astype(np.int64)
+
+    @property
+    def collapsed(self) -> int:
+        """Articles that are not their group's representative."""
+        return int(len(self.group) - len(self.representatives))
+
+    def members(self, reps: np.ndarray) -> np.ndarray:
+        """Every row whose representative is in ``reps``, ascending."""
+        return np.flatnonzero(np.isin(self.group, reps))
+
+    def expander(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows sorted by representative then row, where each representative's run starts):
+        ``rows[starts[g]:starts[g + 1]]`` are the members of representative ``g`` (by row)."""
+        order = np.argsort(self.group, kind="stable")
+        starts = np.searchsorted(self.group[order], np.arange(len(self.group) + 1))
+        return order, starts
+
+
+def copy_groups(
+    hashes: np.ndarray,
+    signatures: np.ndarray,
+    present: np.ndarray,
+    *,
+    threshold: float | None,
+    max_bucket_size: int = 100,
+    chain: int = 2,
+) -> CopyGroups:
+    """Copy group of each article: exact copies by ``hashes``, then near-exact copies by
+    ``signatures`` (estimated Jaccard >= ``threshold``; None: exact copies only).
+
+    ``present`` False (no shingle: an empty text) keeps an article alone: empty texts say
+    nothing, so they are no one's copies. ``max_bucket_size`` and ``chain`` bound the
+    LSH as in ``candidates.lsh_pairs``; verification compares the full signatures.
+    """
+    n = len(hashes)
+    group = np.arange(n, dtype=np.int64)
+    rows = np.flatnonzero(present)
+    if len(rows) > 1:
+        order = rows[np.lexsort((rows, hashes[rows]))]  # by hash, then row
+        first = np.concatenate(([True], hashes[order][1:] != hashes[order][:-1]))
+        group[order] = order[np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))]
+    if threshold is None or len(rows) < 2:
+        return CopyGroups(group)
+    reps = np.zeros(n, dtype=bool)
+    reps[rows] = group[rows] == rows
+    pairs, _ = candidates.lsh_pairs(signatures, reps, threshold=threshold,
+                                    max_bucket_size=max_bucket_size, chain=chain)
+    close = np.concatenate([
+        np.mean(signatures[chunk[:, 0]] == signatures[chunk[:, 1]], axis=1) >= threshold
+        for chunk in np.split(pairs, np.arange(_VERIFY_CHUNK, len(pairs), _VERIFY_CHUNK))
+    ] or [np.empty(0, dtype=bool)])
+    linked = pairs[close]
+    if not len(linked):
+        return CopyGroups(group)
+    graph = sp.coo_matrix((np.ones(len(linked), dtype=np.int8), (linked[:, 0], linked[:, 1])),
+                          shape=(n, n))
+    labels = connected_components(graph, directed=False)[1]
+    # Lowest row of each component (components hold representatives, or one other row).
+    lowest = np.full(labels.max() + 1, n, dtype=np.int64)
+    np.minimum.at(lowest, labels, np.arange(n))
+    near = lowest[labels]
+    return CopyGroups(near[group])
+
+
+def expand(linked: Sequence[tuple[np.ndarray, np.ndarray]], groups: CopyGroups
+           ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Clusters of representatives (rows, each row's closeness) -> clusters of every member.
+
+    Each member takes its representative's closeness; members come sorted by row. Groups
+    of one article pass through unchanged (the same arrays).
+    """
+    if not groups.collapsed:
+        return list(linked)
+    order, starts = groups.expander()
+    out = []
+    for rows, close in linked:
+        counts = starts[rows + 1] - starts[rows]
+        if np.all(counts == 1):
+            out.append((rows, close))
+            continue
+        members = order[candidates.spans(starts[rows], counts)]
+        closeness = np.repeat(np.broadcast_to(close, rows.shape), counts)
+        at = np.argsort(members, kind="stable")
+        out.append((members[at], closeness[at]))
+    return out
