@@ -32,6 +32,9 @@ from dedup import candidates
 # Separates tokens in the hashed text: no token holds it (tokens are word characters).
 _SEP = "\x1f"
 _VERIFY_CHUNK = 100_000  # candidate pairs whose signatures are compared at once
+# Highest LSH threshold asked of datasketch (above it, 128 min-hashes give fewer than two
+# bands); stricter thresholds are applied by the verification.
+_LSH_MAX = 0.9
 
 
 def text_hash(tokens: Sequence[str]) -> int:
@@ -112,7 +115,7 @@ def copy_groups(
         return CopyGroups(group)
     reps = np.zeros(n, dtype=bool)
     reps[rows] = group[rows] == rows
-    pairs, _ = candidates.lsh_pairs(signatures, reps, threshold=threshold,
+    pairs, _ = candidates.lsh_pairs(signatures, reps, threshold=min(threshold, _LSH_MAX),
                                     max_bucket_size=max_bucket_size, chain=chain)
     close = np.concatenate([
         np.mean(signatures[chunk[:, 0]] == signatures[chunk[:, 1]], axis=1) >= threshold

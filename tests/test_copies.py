@@ -1,0 +1,73 @@
+"""Copy groups (#18): syndicated copies collapse to one node that carries its members."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from dedup import copies, normalize, pipeline, refine, signatures
+from dedup.config import Config
+from tests.conftest import read_seeds
+
+
+def _inputs(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    cfg = Config().signatures
+    toks = [normalize.tokens(" ".join(normalize.strip_boilerplate(normalize.clean_text(t))))
+            for t in texts]
+    sets = signatures.copy_shingles(toks, cfg, signatures.TokenHasher())
+    sigs = signatures.MinHasher(cfg.num_perm, cfg.seed).signatures(sets)
+    present = np.array([len(s) > 0 for s in sets], dtype=bool)
+    return copies.text_hashes(toks), sigs, present
+
+
+def copies_600() -> list[dict[str, Any]]:
+    """300 verbatim copies of each seed: one event, as a wire story syndicated widely."""
+    return [{"id": f"{s['id']}-{k:03d}", "title": s["title"], "text": s["text"]}
+            for s in read_seeds() for k in range(300)]
+
+
+def test_exact_and_near_copies_group_under_their_lowest_row() -> None:
+    seed_a, seed_b = (s["text"] for s in read_seeds())
+    words = seed_a.split()
+    edited = " ".join(words[:-3] + ["and", "then", "some"])  # a light edit at the end
+    texts = [seed_b, seed_a, "", seed_a + "\nShare.\nExit mobile version", edited, "",
+             seed_b.replace("\n", " \n ")]
+    hashes, sigs, present = _inputs(texts)
+    exact = copies.copy_groups(hashes, sigs, present, threshold=None)
+    assert exact.group.tolist() == [0, 1, 2, 1, 4, 5, 0]  # empty texts are no one's copies
+    near = copies.copy_groups(hashes, sigs, present, threshold=0.8)
+    assert near.group.tolist() == [0, 1, 2, 1, 1, 5, 0]
+    assert near.representatives.tolist() == [0, 1, 2, 5]
+    assert near.sizes[[0, 1, 2, 5]].tolist() == [2, 3, 1, 1] and near.collapsed == 3
+    strict = copies.copy_groups(hashes, sigs, present, threshold=0.97)
+    assert strict.group.tolist() == exact.group.tolist()
+
+
+def test_expand_gives_every_member_its_representatives_cluster() -> None:
+    groups = copies.CopyGroups(np.array([0, 1, 0, 3, 1, 0]))
+    linked = [(np.array([0, 3]), np.array([0.5, 0.7])), (np.array([1]), np.ones(1))]
+    out = copies.expand(linked, groups)
+    assert [rows.tolist() for rows, _ in out] == [[0, 2, 3, 5], [1, 4]]
+    assert out[0][1].tolist() == [0.5, 0.5, 0.7, 0.5] and out[1][1].tolist() == [1.0, 1.0]
+
+
+def test_600_copies_are_one_cluster_linked_over_representatives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Batch: one cluster, and linkage never builds a block over the copies (bounded)."""
+    asked: list[int] = []
+    block = refine.block_similarity
+
+    def recording(features: refine.Features, rows: np.ndarray) -> np.ndarray:
+        asked.append(len(rows))
+        return block(features, rows)
+
+    monkeypatch.setattr(refine, "block_similarity", recording)
+    articles = copies_600()
+    result = pipeline.cluster(articles, with_stories=False)
+    assert len(result.clusters) == 1 and result.clusters[0].size == 600
+    assert result.assignments["id"].to_list() == [a["id"] for a in articles]
+    assert result.stats["copies_collapsed"] == 598
+    assert asked and max(asked) == 2  # the two seeds' representatives, not 600 rows
