@@ -215,7 +215,7 @@ def cohesion(rows: np.ndarray, similarity: Similarity, weights: np.ndarray | Non
     w = None if weights is None else weights[rows]
     if w is not None and np.all(w == 1):
         w = None
-    if len(rows) == 1 and w is None:
+    if len(rows) == 1:  # alone, or a copy group alone: its copies are the same text
         return np.ones(1)
     sim = similarity(rows)
     if w is None:

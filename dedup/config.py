@@ -68,11 +68,12 @@ class CandidateConfig:
     # story syndicated to hundreds of outlets stays one component at 2 pairs per member
     # per band; refine then scores those pairs like any other (#18). 0 drops such buckets.
     crowded_chain: int = 2
-    # Articles whose copies signatures agree on at least this share of min-hashes (estimated
-    # word 5-gram Jaccard), or whose normalized texts are equal, are one copy group: one
-    # node for candidates, scoring and linkage, whose members all join its cluster
-    # (``dedup.copies``). None keeps exact copies only.
-    copies_group_threshold: float | None = 0.8
+    # Exact copies (equal copies signatures: the same normalized text) are always one copy
+    # group: one node for candidates, scoring, linkage and DF, whose members all join its
+    # cluster (``dedup.copies``). A value here also groups near-exact copies whose
+    # signatures agree on at least this share of min-hashes (estimated word 5-gram
+    # Jaccard); batch engine only, so None (the default) keeps the three engines alike.
+    copies_group_threshold: float | None = None
 
     def lsh_options(self, signal: str) -> dict[str, Any]:
         """``candidates.lsh_pairs`` keyword arguments for the ``copies`` or ``events`` signal."""

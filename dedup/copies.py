@@ -6,11 +6,16 @@ overflow every cap: the biggest story of the day fell apart into singletons (#18
 copies are grouped first, and later stages see one node per group, its representative,
 which carries its members:
 
-1. exact copies: equal normalized token sequences (a 64-bit hash of them), after the
-   boilerplate ``normalize`` strips, so the same text under two outlets' furniture is one;
-2. near-exact copies: representatives whose copies signatures (word 5-gram MinHash) agree
-   on at least ``threshold`` of their min-hashes (estimated Jaccard), found by LSH at that
-   threshold and verified pair by pair, joined transitively.
+1. exact copies: equal copies signatures (the word 5-gram MinHash of the normalized text,
+   after the boilerplate ``normalize`` strips, so the same text under two outlets'
+   furniture is one), compared by a 64-bit key of the whole signature. Why the signature
+   and not a hash of the text: every engine already has it (the index stores it, the
+   Dask partitions compute it), so all three group alike; equal 5-gram sets are the same
+   text but for the order of repeated passages;
+2. near-exact copies (optional, ``CandidateConfig.copies_group_threshold``; batch engine
+   only): representatives whose signatures agree on at least ``threshold`` of their
+   min-hashes (estimated Jaccard), found by LSH at that threshold and verified pair by
+   pair, joined transitively.
 
 The representative of a group is its lowest row (the earliest in input order), so groups
 are deterministic. Every member joins its representative's cluster. A future
@@ -19,7 +24,6 @@ are deterministic. Every member joins its representative's cluster. A future
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,24 +33,27 @@ from scipy.sparse.csgraph import connected_components
 
 from dedup import candidates
 
-# Separates tokens in the hashed text: no token holds it (tokens are word characters).
-_SEP = "\x1f"
 _VERIFY_CHUNK = 100_000  # candidate pairs whose signatures are compared at once
 # Highest LSH threshold asked of datasketch (above it, 128 min-hashes give fewer than two
 # bands); stricter thresholds are applied by the verification.
 _LSH_MAX = 0.9
 
 
-def text_hash(tokens: Sequence[str]) -> int:
-    """64-bit hash of a token sequence (BLAKE2b): equal for equal normalized texts."""
-    digest = hashlib.blake2b(_SEP.join(tokens).encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "little")
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX = np.uint64(0xFF51AFD7ED558CCD)
+_SHIFT = np.uint64(33)
 
 
-def text_hashes(token_lists: Sequence[Sequence[str]]) -> np.ndarray:
-    """``text_hash`` of each token list, as uint64."""
-    return np.fromiter((text_hash(t) for t in token_lists), dtype=np.uint64,
-                       count=len(token_lists))
+def signature_keys(signatures: np.ndarray) -> np.ndarray:
+    """64-bit key of each row of min-hashes: equal rows, equal keys (and different rows
+    collide with probability ~2^-64). A column at a time, so no row is copied."""
+    keys = np.full(len(signatures), _GOLDEN, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for c in range(signatures.shape[1] if signatures.ndim == 2 else 0):
+            keys ^= signatures[:, c].astype(np.uint64)
+            keys *= _MIX
+            keys ^= keys >> _SHIFT
+    return keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,29 +96,30 @@ class CopyGroups:
 
 
 def copy_groups(
-    hashes: np.ndarray,
-    signatures: np.ndarray,
+    keys: np.ndarray,
     present: np.ndarray,
+    signatures: np.ndarray | None = None,
     *,
-    threshold: float | None,
+    threshold: float | None = None,
     max_bucket_size: int = 100,
     chain: int = 2,
 ) -> CopyGroups:
-    """Copy group of each article: exact copies by ``hashes``, then near-exact copies by
-    ``signatures`` (estimated Jaccard >= ``threshold``; None: exact copies only).
+    """Copy group of each article: exact copies by ``keys`` (``signature_keys``), then
+    near-exact copies by ``signatures`` (estimated Jaccard >= ``threshold``; None: exact
+    copies only).
 
     ``present`` False (no shingle: an empty text) keeps an article alone: empty texts say
     nothing, so they are no one's copies. ``max_bucket_size`` and ``chain`` bound the
     LSH as in ``candidates.lsh_pairs``; verification compares the full signatures.
     """
-    n = len(hashes)
+    n = len(keys)
     group = np.arange(n, dtype=np.int64)
     rows = np.flatnonzero(present)
     if len(rows) > 1:
-        order = rows[np.lexsort((rows, hashes[rows]))]  # by hash, then row
-        first = np.concatenate(([True], hashes[order][1:] != hashes[order][:-1]))
+        order = rows[np.lexsort((rows, keys[rows]))]  # by key, then row
+        first = np.concatenate(([True], keys[order][1:] != keys[order][:-1]))
         group[order] = order[np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))]
-    if threshold is None or len(rows) < 2:
+    if threshold is None or signatures is None or len(rows) < 2:
         return CopyGroups(group)
     reps = np.zeros(n, dtype=bool)
     reps[rows] = group[rows] == rows

@@ -89,7 +89,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from dedup import candidates, clustering, normalize, pipeline, refine, signatures
+from dedup import candidates, clustering, copies, normalize, pipeline, refine, signatures
 from dedup.config import Config, IndexConfig
 from dedup.merge import merge, story_from_dict, story_to_dict
 from dedup.pipeline import DedupInputError
@@ -346,11 +346,6 @@ def _band_keys(sigs: np.ndarray, bands: int, rows: int) -> np.ndarray:
             h *= _MIX
             h ^= h >> _SHIFT
     return h
-
-
-def _copy_key(signature: bytes) -> int:
-    """Key of a copies signature: equal for exact copies (the same word 5-grams)."""
-    return int.from_bytes(hashlib.blake2b(signature, digest_size=8).digest(), "little")
 
 
 _Level = tuple[np.ndarray, np.ndarray]  # (sorted uint64 band keys, int64 rows)
@@ -1221,14 +1216,14 @@ class StoryIndex:
             " s.term_tf, s.years FROM articles a JOIN signatures s ON s.row = a.row"
             " ORDER BY a.row"
         )
-        for row, aid, cid, pub, copies, events, term_ids, term_tf, years in cursor:
+        for row, aid, cid, pub, copy_blob, events, term_ids, term_tf, years in cursor:
             docs[row] = _Doc(aid, cid)
             term_blobs.append(term_ids)
             tf_blobs.append(term_tf)
             published.append(math.nan if pub is None else pub)
             year_sets.append(frozenset(years.split()))
             clusters[cid].members.append(row)
-            for name, blob in (("copies", copies), ("events", events)):
+            for name, blob in (("copies", copy_blob), ("events", events)):
                 if blob is not None:
                     sigs[name][0].append(row)
                     sigs[name][1].append(blob)
@@ -1240,9 +1235,13 @@ class StoryIndex:
                   np.asarray(published, dtype=np.float64), year_sets)
         copy_rows: dict[int, list[int]] = {}
         copy_key: dict[int, int] = {}
-        for row, blob in zip(*sigs["copies"], strict=True):
-            copy_key[row] = key = _copy_key(blob)
-            copy_rows.setdefault(key, []).append(row)
+        copy_ids, copy_blobs = sigs["copies"]
+        if copy_ids:
+            keys = copies.signature_keys(np.frombuffer(b"".join(copy_blobs), dtype=np.uint32)
+                                         .reshape(len(copy_ids), -1))
+            for row, key in zip(copy_ids, keys.tolist(), strict=True):
+                copy_key[row] = key
+                copy_rows.setdefault(key, []).append(row)
         doc_rows = np.fromiter(docs, dtype=np.int64, count=len(docs))
         counted = np.fromiter((r not in copy_key or copy_rows[copy_key[r]][0] == r
                                for r in doc_rows.tolist()), dtype=bool, count=len(docs))
@@ -1619,10 +1618,11 @@ class StoryIndex:
         """Record the new rows' copies keys; True where a row counts in DF (no live row
         before it has its copies signature: the batch's exact copy rule, #18)."""
         counted = np.ones(len(rows), dtype=bool)
+        keys = copies.signature_keys(copy_sigs).tolist()
         for k, row in enumerate(rows):
             if not has_copy[k]:
                 continue
-            state.copy_key[row] = key = _copy_key(copy_sigs[k].tobytes())
+            state.copy_key[row] = key = keys[k]
             same = state.copy_rows.setdefault(key, [])
             counted[k] = not same
             same.append(row)

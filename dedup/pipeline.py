@@ -259,8 +259,7 @@ def _cluster(
     if n > _CHUNK:
         pool.warm(_ready)  # workers start and import while this process finds templates
 
-    counts, copy_sigs, has_copies, hashes = _normalize_and_hash(frame, config, timer, progress,
-                                                                pool)
+    counts, copy_sigs, has_copies = _normalize_and_hash(frame, config, timer, progress, pool)
     if n >= _STOP_IDLE_WORKERS_FROM:
         pool.shutdown()  # idle workers hold ~300 MB each through the peak; merge restarts them
     ahead: Background[TextTask, list[PackedText]] | None = None
@@ -272,12 +271,12 @@ def _cluster(
     lsh_threads = min(pool.workers, _LSH_THREADS)
     with timer.stage("copies"):
         # One node per copy group from here on: its representative (#18).
-        copy_groups = copies.copy_groups(hashes, copy_sigs, has_copies,
+        copy_groups = copies.copy_groups(copies.signature_keys(copy_sigs), has_copies,
+                                         copy_sigs,
                                          threshold=cand.copies_group_threshold,
                                          max_bucket_size=cand.copies_max_bucket_size,
                                          chain=cand.crowded_chain)
         is_rep = copy_groups.group == np.arange(n)
-        del hashes
     with timer.stage("candidates"):
         # Copies first: their signatures (512 bytes per article) are gone before the
         # features and events signatures exist, which lowers the peak.
@@ -411,7 +410,6 @@ class NormalizedChunk:
     copy_sigs: np.ndarray
     has_copies: np.ndarray
     timings: dict[str, float]
-    hashes: np.ndarray  # ``copies.text_hash`` of each article's normalized tokens
 
 
 # One token-hash cache per process: hashes are pure, so sharing cannot change a value.
@@ -442,8 +440,7 @@ def normalize_chunk(task: NormalizeTask) -> NormalizedChunk:
         sets = signatures.copy_shingles([p.tokens for p in prepared], sig, hasher)
         copy_sigs = signatures.MinHasher(sig.num_perm, sig.seed).signatures(sets)
         present = np.array([len(s) > 0 for s in sets], dtype=bool)
-        hashes = copies.text_hashes([p.tokens for p in prepared])
-    return NormalizedChunk(counts, copy_sigs, present, timer.timings, hashes)
+    return NormalizedChunk(counts, copy_sigs, present, timer.timings)
 
 
 def _normalize_and_hash(
@@ -452,8 +449,8 @@ def _normalize_and_hash(
     timer: StageTimer,
     progress: Progress | None,
     pool: WorkerPool,
-) -> tuple[refine.Counts, np.ndarray, np.ndarray, np.ndarray]:
-    """Term counts, copies signatures and text hashes of every article, chunk by chunk.
+) -> tuple[refine.Counts, np.ndarray, np.ndarray]:
+    """Term counts and copies signatures of every article, chunk by chunk.
 
     With more than one worker, chunks go to worker processes; their stage times then overlap,
     so the whole loop is timed as ``normalize`` (wall seconds).
@@ -490,12 +487,11 @@ def _normalize_and_hash(
         parts.append(normalize_chunk(NormalizeTask([], [], templates, config)))
     copy_sigs = np.concatenate([p.copy_sigs for p in parts])
     has_copies = np.concatenate([p.has_copies for p in parts])
-    hashes = np.concatenate([p.hashes for p in parts])
     count_parts = [p.counts for p in parts]
     del parts
     counts = refine.Counts.stack(count_parts, consume=True)
     release_memory()  # the chunks' pieces are freed: a corpus-sized block of heap
-    return counts, copy_sigs, has_copies, hashes
+    return counts, copy_sigs, has_copies
 
 
 def release_memory() -> None:

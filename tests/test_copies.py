@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -9,6 +12,7 @@ import pytest
 
 from dedup import copies, normalize, pipeline, refine, signatures
 from dedup.config import Config
+from dedup.index import StoryIndex
 from tests.conftest import read_seeds
 
 
@@ -19,7 +23,7 @@ def _inputs(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     sets = signatures.copy_shingles(toks, cfg, signatures.TokenHasher())
     sigs = signatures.MinHasher(cfg.num_perm, cfg.seed).signatures(sets)
     present = np.array([len(s) > 0 for s in sets], dtype=bool)
-    return copies.text_hashes(toks), sigs, present
+    return copies.signature_keys(sigs), sigs, present
 
 
 def copies_600() -> list[dict[str, Any]]:
@@ -31,17 +35,17 @@ def copies_600() -> list[dict[str, Any]]:
 def test_exact_and_near_copies_group_under_their_lowest_row() -> None:
     seed_a, seed_b = (s["text"] for s in read_seeds())
     words = seed_a.split()
-    edited = " ".join(words[:-3] + ["and", "then", "some"])  # a light edit at the end
+    edited = " ".join([*words[:-3], "and", "then", "some"])  # a light edit at the end
     texts = [seed_b, seed_a, "", seed_a + "\nShare.\nExit mobile version", edited, "",
              seed_b.replace("\n", " \n ")]
-    hashes, sigs, present = _inputs(texts)
-    exact = copies.copy_groups(hashes, sigs, present, threshold=None)
+    keys, sigs, present = _inputs(texts)
+    exact = copies.copy_groups(keys, present)
     assert exact.group.tolist() == [0, 1, 2, 1, 4, 5, 0]  # empty texts are no one's copies
-    near = copies.copy_groups(hashes, sigs, present, threshold=0.8)
+    near = copies.copy_groups(keys, present, sigs, threshold=0.8)
     assert near.group.tolist() == [0, 1, 2, 1, 1, 5, 0]
     assert near.representatives.tolist() == [0, 1, 2, 5]
     assert near.sizes[[0, 1, 2, 5]].tolist() == [2, 3, 1, 1] and near.collapsed == 3
-    strict = copies.copy_groups(hashes, sigs, present, threshold=0.97)
+    strict = copies.copy_groups(keys, present, sigs, threshold=0.97)
     assert strict.group.tolist() == exact.group.tolist()
 
 
@@ -71,3 +75,40 @@ def test_600_copies_are_one_cluster_linked_over_representatives(
     assert result.assignments["id"].to_list() == [a["id"] for a in articles]
     assert result.stats["copies_collapsed"] == 598
     assert asked and max(asked) == 2  # the two seeds' representatives, not 600 rows
+
+
+@pytest.mark.parametrize("per_add", [1, 100])
+def test_600_copies_are_one_cluster_in_the_index(tmp_path: Path, per_add: int) -> None:
+    """StoryIndex: one cluster at any batch size. One article per add re-links the growing
+    cluster each time, so that case runs 2 x 40 copies under a copies bucket cap of 20
+    (crowded buckets all the same) to stay fast."""
+    articles, config = copies_600(), Config()
+    if per_add == 1:
+        articles = [a for a in articles if int(a["id"].rsplit("-", 1)[1]) < 40]
+        config = dataclasses.replace(config, candidates=dataclasses.replace(
+            config.candidates, copies_max_bucket_size=20))
+    with StoryIndex.open(tmp_path / "i.db", config=config) as index:
+        for start in range(0, len(articles), per_add):
+            index.add(articles[start : start + per_add])
+        assert len(set(index.assignments().values())) == 1
+        assert len(index.assignments()) == len(articles)
+
+
+def test_index_counts_exact_copies_once_in_df_across_expiry(tmp_path: Path) -> None:
+    """DF counts one row per copies signature; expiring that row hands its count to the
+    next copy, so the live state equals a reopened one (which counts from scratch)."""
+    seed = read_seeds()[0]
+    day = datetime(2024, 5, 1)
+    articles = [{"id": f"c{k}", "title": seed["title"], "text": seed["text"],
+                 "published": day + timedelta(days=k)} for k in range(3)]
+    path = tmp_path / "i.db"
+    with StoryIndex.open(path) as index:
+        index.add(articles[:1])
+        once = index._current_state().df.copy()
+        index.add(articles[1:])
+        assert np.array_equal(index._current_state().df, once)  # copies add nothing
+        assert index.expire(older_than=timedelta(days=1), now=day + timedelta(days=2)) == 1
+        live = index._current_state()
+        assert np.array_equal(live.df, once) and live.distinct == 1
+    with StoryIndex.open(path) as index:
+        assert np.array_equal(index._current_state().df, once)
