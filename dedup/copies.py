@@ -62,11 +62,19 @@ class CopyGroups:
     for a representative)."""
 
     group: np.ndarray
+    # Representative of each row's exact copies (same text): what the merger collapses.
+    # None: the groups are exact copies only (``group``).
+    exact_group: np.ndarray | None = None
 
     @classmethod
     def none(cls, n: int) -> CopyGroups:
         """Every article its own group."""
         return cls(np.arange(n, dtype=np.int64))
+
+    @property
+    def exact(self) -> np.ndarray:
+        """Representative row of each row's exact copies."""
+        return self.group if self.exact_group is None else self.exact_group
 
     @property
     def representatives(self) -> np.ndarray:
@@ -131,7 +139,7 @@ def copy_groups(
     ] or [np.empty(0, dtype=bool)])
     linked = pairs[close]
     if not len(linked):
-        return CopyGroups(group)
+        return CopyGroups(group, group)
     graph = sp.coo_matrix((np.ones(len(linked), dtype=np.int8), (linked[:, 0], linked[:, 1])),
                           shape=(n, n))
     labels = connected_components(graph, directed=False)[1]
@@ -139,7 +147,19 @@ def copy_groups(
     lowest = np.full(labels.max() + 1, n, dtype=np.int64)
     np.minimum.at(lowest, labels, np.arange(n))
     near = lowest[labels]
-    return CopyGroups(near[group])
+    return CopyGroups(near[group], group)
+
+
+def copies_by_version(rows: np.ndarray, exact: np.ndarray, ids: Sequence[str]
+                      ) -> dict[str, tuple[str, ...]]:
+    """Among ``rows`` (one cluster), each distinct version's id -> its exact copies' ids
+    (``exact``: each row's exact-copy representative), for ``merge.merge(copies=...)``."""
+    out: dict[str, list[str]] = {}
+    for row in rows.tolist():
+        rep = int(exact[row])
+        if rep != row:
+            out.setdefault(ids[rep], []).append(ids[row])
+    return {version: tuple(sorted(found)) for version, found in sorted(out.items())}
 
 
 def expand(linked: Sequence[tuple[np.ndarray, np.ndarray]], groups: CopyGroups

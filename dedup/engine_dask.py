@@ -728,7 +728,9 @@ def _link(config: Config, with_stories: bool, offsets: np.ndarray, template: ref
             member_ids = [ids[r] for r in group]
             cid = clustering.cluster_id(member_ids)
             if with_stories:
-                story = merge_story([articles[r] for r in group], cid, config)
+                versions = group[rep_local[group] == group]
+                story = merge_story([articles[r] for r in versions], cid, config,
+                                    copies=copies.copies_by_version(group, rep_local, ids))
                 stories.append(story)
                 base = member_ids.index(story.base)
             else:

@@ -334,12 +334,12 @@ def _cluster(
             bases: list[int] = []
             if on_story_lines is not None:
                 for base_ids, text in _merged(frame, by_id, cluster_of, config, progress, pool,
-                                              merge_clusters_as_lines, texts):
+                                              merge_clusters_as_lines, texts, copy_groups):
                     bases.extend(row_of[b] for b in base_ids)
                     on_story_lines(text)
             else:
                 for part in _merged(frame, by_id, cluster_of, config, progress, pool,
-                                    merge_clusters, texts):
+                                    merge_clusters, texts, copy_groups):
                     for story in part:
                         bases.append(row_of[story.base])
                         if on_story is None:
@@ -660,6 +660,8 @@ class MergeTask:
     cluster_ids: list[str]
     config: Config
     texts: list[PackedText | None] = field(default_factory=list)
+    # Per cluster: distinct version id -> its verbatim copies' ids (not in ``frame``).
+    copies: list[dict[str, tuple[str, ...]]] = field(default_factory=list)
 
 
 def merge_clusters(task: MergeTask) -> list[Story]:
@@ -672,9 +674,10 @@ def merge_clusters(task: MergeTask) -> list[Story]:
     }
     out = []
     start = 0
-    for size, cluster_id in zip(task.sizes, task.cluster_ids, strict=True):
+    copies_of = task.copies or [{}] * len(task.sizes)
+    for size, cluster_id, copied in zip(task.sizes, task.cluster_ids, copies_of, strict=True):
         out.append(merge_story(articles[start : start + size], cluster_id, task.config,
-                               cleaned=cleaned))
+                               cleaned=cleaned, copies=copied))
         start += size
     return out
 
@@ -727,9 +730,11 @@ def _merged(
     pool: WorkerPool,
     func: Callable[[MergeTask], _Merged],
     texts: list[PackedText],
+    copy_groups: copies.CopyGroups | None = None,
 ) -> Iterator[_Merged]:
     """``func`` of every merge task, in the order of ``groups`` (several clusters a task);
-    ``texts``: the first rows' ``member_texts``, computed ahead.
+    ``texts``: the first rows' ``member_texts``, computed ahead. With ``copy_groups``,
+    only distinct versions are merged, each with its exact copies' ids.
 
     Records are built per task, not for the whole corpus at once: a second copy of every
     text was the largest item in peak memory.
@@ -739,7 +744,7 @@ def _merged(
     def tasks() -> Iterator[MergeTask]:
         for batch in _guided_batches(groups, _MERGE_TASK_ARTICLES, pool.workers):
             sizes.append(len(batch))
-            yield _merge_task(frame, batch, cluster_of, config, texts)
+            yield _merge_task(frame, batch, cluster_of, config, texts, copy_groups)
 
     parallel = frame.height > _MERGE_TASK_ARTICLES
     done = 0
@@ -756,7 +761,17 @@ def _merge_task(
     cluster_of: np.ndarray,
     config: Config,
     texts: list[PackedText] | None = None,
+    copy_groups: copies.CopyGroups | None = None,
 ) -> MergeTask:
+    copied: list[dict[str, tuple[str, ...]]] = []
+    if copy_groups is not None and copy_groups.collapsed:
+        exact, ids = copy_groups.exact, frame["id"]
+        versions = []
+        for group in batch:
+            keep = exact[group] == group
+            copied.append(copies.copies_by_version(group, exact, ids) if not keep.all() else {})
+            versions.append(group[keep])
+        batch = versions
     rows = np.concatenate(batch)
     ahead = len(texts or ())
     return MergeTask(
@@ -765,6 +780,7 @@ def _merge_task(
         cluster_ids=[str(cluster_of[rows[0]]) for rows in batch],
         config=config,
         texts=[texts[r] if r < ahead else None for r in rows.tolist()] if texts else [],
+        copies=copied,
     )
 
 

@@ -13,6 +13,7 @@ import pytest
 from dedup import copies, normalize, pipeline, refine, signatures
 from dedup.config import Config
 from dedup.index import StoryIndex
+from dedup.merge import story_from_dict, story_to_dict
 from tests.conftest import read_seeds
 
 
@@ -112,3 +113,16 @@ def test_index_counts_exact_copies_once_in_df_across_expiry(tmp_path: Path) -> N
         assert np.array_equal(live.df, once) and live.distinct == 1
     with StoryIndex.open(path) as index:
         assert np.array_equal(index._current_state().df, once)
+
+
+def test_story_merges_each_distinct_version_once_with_its_copies() -> None:
+    """The 600 copies' story cites the two seeds' versions once each, with 299 copies each,
+    and lists all 600 members; the JSON round trip keeps the copies."""
+    result = pipeline.cluster(copies_600())
+    (story,) = result.stories
+    assert len(story.members) == 600
+    seeds = sorted(f"{s['id']}-000" for s in read_seeds())
+    assert sorted(story.copies) == seeds
+    assert [len(ids) for ids in story.copies.values()] == [299, 299]
+    assert sorted({i for s in story.sentences for i in s.sources}) == seeds
+    assert story_from_dict(story_to_dict(story)) == story

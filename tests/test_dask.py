@@ -316,8 +316,8 @@ def test_dask_knows_the_size_of_held_partitions() -> None:
 def test_600_copies_are_one_cluster_equal_to_local(client: Any) -> None:
     """#18: 300 verbatim copies of each seed are one cluster on Dask too, as locally."""
     articles = copies_600()
-    local = cluster(articles, with_stories=False)
-    got = cluster_dask(articles, client=client, partitions=3, with_stories=False)
+    local = cluster(articles)
+    got = cluster_dask(articles, client=client, partitions=3)
     assert len(got.clusters) == 1 and got.clusters[0].size == 600
     assert_same(got, local)
     assert got.stats["copies_collapsed"] == local.stats["copies_collapsed"] == 598
