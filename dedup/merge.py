@@ -1710,7 +1710,7 @@ def _singleton(
 def story_to_dict(story: Story) -> dict[str, Any]:
     """The JSON shape of a story (one line of ``stories.jsonl``); ``copies`` only when some
     member copies another."""
-    out = {
+    out: dict[str, Any] = {
         "cluster_id": story.cluster_id,
         "members": list(story.members),
         "base": story.base,

@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -643,9 +643,9 @@ def _link(
                 yield LinkTask(features.rows(rows), [len(r) for r in batch], cfg,
                                None if weights is None else weights[rows])
 
-        for groups in pool.map(link_task, tasks()):
+        for found in pool.map(link_task, tasks()):
             rows = sent.popleft()
-            linked.extend((rows[group], close) for group, close in groups)
+            linked.extend((rows[group], close) for group, close in found)
     linked.sort(key=lambda item: int(item[0][0]))
     return linked
 
@@ -740,11 +740,14 @@ def _merged(
     text was the largest item in peak memory.
     """
     sizes: deque[int] = deque()
+    if copy_groups is not None and not copy_groups.collapsed:
+        copy_groups = None
+    ids = frame["id"].to_list() if copy_groups is not None else []
 
     def tasks() -> Iterator[MergeTask]:
         for batch in _guided_batches(groups, _MERGE_TASK_ARTICLES, pool.workers):
             sizes.append(len(batch))
-            yield _merge_task(frame, batch, cluster_of, config, texts, copy_groups)
+            yield _merge_task(frame, batch, cluster_of, config, texts, copy_groups, ids)
 
     parallel = frame.height > _MERGE_TASK_ARTICLES
     done = 0
@@ -762,10 +765,13 @@ def _merge_task(
     config: Config,
     texts: list[PackedText] | None = None,
     copy_groups: copies.CopyGroups | None = None,
+    ids: Sequence[str] = (),
 ) -> MergeTask:
+    """The task merging ``batch``'s clusters; with ``copy_groups`` (and every row's id in
+    ``ids``), each cluster's distinct versions and their copies."""
     copied: list[dict[str, tuple[str, ...]]] = []
-    if copy_groups is not None and copy_groups.collapsed:
-        exact, ids = copy_groups.exact, frame["id"]
+    if copy_groups is not None:
+        exact = copy_groups.exact
         versions = []
         for group in batch:
             keep = exact[group] == group
