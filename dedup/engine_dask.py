@@ -721,7 +721,7 @@ def _link(config: Config, with_stories: bool, offsets: np.ndarray, template: ref
         # (``copies.expand`` in the local engine).
         reps = component[rep_local[component] == component]
         for linked in clustering.link_component(reps, pairs, score, similarity,
-                                                config.clustering):
+                                                config.clustering, weights):
             rep_close = np.round(clustering.cohesion(linked, similarity, weights), 6)
             group = component[np.isin(rep_local[component], linked)]
             close = rep_close[np.searchsorted(linked, rep_local[group])]

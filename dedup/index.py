@@ -1911,8 +1911,11 @@ class StoryIndex:
             if len(component) <= 2:
                 parts = [component]
             elif len(component) <= ccfg.max_component_size:  # else link_component cuts it
-                parts = [component[g] for g in clustering.weighted_link(
-                    sim[np.ix_(component, component)], ccfg.link_threshold)]
+                block = sim[np.ix_(component, component)]
+                found = clustering.weighted_link(block, ccfg.link_threshold)
+                if len(component) >= ccfg.rejoin_min_size:  # as link_component does
+                    found = clustering.rejoin(found, block, ccfg.link_threshold)
+                parts = [component[g] for g in found]
             else:
                 parts = clustering.link_component(
                     component, _NO_PAIRS, _NO_SCORES, lambda sub: sim[np.ix_(sub, sub)], ccfg)
