@@ -80,15 +80,20 @@ def lsh_pairs(
     present_sigs = signatures if len(docs) == n else signatures[docs]
     band_pairs = functools.partial(_band_pairs, present_sigs, docs, n, bands, rows,
                                    max_bucket_size, split_depth, chain)
-    for codes, skipped in thread_map(band_pairs, range(bands), threads):
+    chains: list[np.ndarray] = []
+    for codes, chained, skipped in thread_map(band_pairs, range(bands), threads):
         oversized += skipped
         counter.add(codes)
+        if len(chained):
+            chains.append(chained)
     del present_sigs, band_pairs
     codes, counts = counter.result()
     keep = counts >= min_collisions
     codes, counts = codes[keep], counts[keep]
     if max_per_doc is not None and len(codes):
         codes = _strongest_per_doc(codes, counts, n, max_per_doc)
+    if chains:  # kept whatever the caps: they are what connects a crowded bucket
+        codes = unique_sorted(np.concatenate((codes, *chains)))
     pairs = np.stack([codes // n, codes % n], axis=1) if len(codes) else np.empty((0, 2), np.int64)
     return pairs, CandidateStats(bands, rows, len(pairs), oversized)
 
@@ -96,17 +101,21 @@ def lsh_pairs(
 def _band_pairs(
     signatures: np.ndarray, docs: np.ndarray, n: int, bands: int, rows: int,
     max_bucket_size: int, split_depth: int, chain: int, band: int,
-) -> tuple[np.ndarray, int]:
-    """``bucket_pairs`` of one band of ``lsh_pairs``, codes sorted.
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """``bucket_pairs`` of one band of ``lsh_pairs``: codes sorted, then the chain's codes.
 
     Sorted here, on the band's thread (numpy sorts release the GIL), the codes of several
     bands are sorted runs that ``_CodeCounter`` merges in a fraction of a full sort.
     """
     keys = signatures[:, band * rows : (band + 1) * rows]
     extra = split_columns(signatures, band, bands, rows, split_depth)
-    codes, oversized = bucket_pairs(keys, docs, n, max_bucket_size, extra, chain)
+    chained: list[np.ndarray] = []
+    codes, oversized = bucket_pairs(keys, docs, n, max_bucket_size, extra, chain, chained)
     codes.sort()
-    return codes, oversized
+    return codes, unique_sorted(np.concatenate(chained or [_NO_CODES])), oversized
+
+
+_NO_CODES = np.empty(0, dtype=np.int64)
 
 
 # Pair codes buffered before they are folded into the running counts: bounds memory at
@@ -168,6 +177,7 @@ def bucket_pairs(
     max_bucket_size: int,
     extra: np.ndarray | None = None,
     chain: int = 0,
+    chained: list[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, int]:
     """Pair codes ``low * n + high`` of documents with equal key rows, and crowded buckets.
 
@@ -181,7 +191,10 @@ def bucket_pairs(
     bucket is most often the biggest story of the day (hundreds of syndicated copies and
     rewrites), and dropping it split that story into fragments (#18). Scoring then decides
     which of those pairs are edges. A code repeats once per bucket that holds the pair,
-    which is how shared bands are counted.
+    which is how shared bands are counted. ``chained``, when given, receives the chains'
+    codes instead of the result: ``lsh_pairs`` keeps them whatever ``min_collisions`` and
+    ``max_per_doc`` say, since a crowded bucket's members have many stronger partners and
+    the cap would cut exactly the pairs that hold a big story together.
     """
     chunks: list[np.ndarray] = []
     oversized = 0
@@ -203,8 +216,8 @@ def bucket_pairs(
         if level == depth:
             oversized += int(crowded.sum())
             if chain > 0:
-                chunks.append(chain_pairs(docs[order], starts[crowded], sizes[crowded], n,
-                                          chain))
+                linked = chain_pairs(docs[order], starts[crowded], sizes[crowded], n, chain)
+                (chunks if chained is None else chained).append(linked)
             break
         entries = order[np.repeat(crowded, sizes)]
         assert extra is not None

@@ -450,16 +450,24 @@ def _band_entries(weighed: _Weighed, which: str, offset: int, bands: int, rows: 
 
 def _band_buckets(n: int, max_bucket_size: int, chain: int, buckets: int,
                   *slices: tuple[np.ndarray, ...]) -> list[Any]:
-    """Pairs of the LSH buckets grouped here, with their band counts, by pair bucket.
-
-    The last element is the number of oversized buckets skipped.
-    """
+    """Pairs of the LSH buckets grouped here, with their band counts, by pair bucket; then
+    the number of crowded buckets; then the chains' codes (``candidates.chain_pairs``,
+    kept whatever the caps), by pair bucket."""
     keys = np.concatenate([s[0] for s in slices])
     docs = np.concatenate([s[1] for s in slices])
     extra = np.concatenate([s[2] for s in slices]) if len(slices[0]) > 2 else None
-    codes, oversized = candidates.bucket_pairs(keys, docs, n, max_bucket_size, extra, chain)
+    chained: list[np.ndarray] = []
+    codes, oversized = candidates.bucket_pairs(keys, docs, n, max_bucket_size, extra, chain,
+                                               chained)
     codes, counts = np.unique(codes, return_counts=True)
-    return [*_split(_route(codes, buckets), buckets, codes, counts), oversized]
+    linked = candidates.unique_sorted(np.concatenate(chained or [np.empty(0, np.int64)]))
+    return [*_split(_route(codes, buckets), buckets, codes, counts), oversized,
+            *_split(_route(linked, buckets), buckets, linked)]
+
+
+def _chain_codes(*slices: tuple[np.ndarray]) -> np.ndarray:
+    return candidates.unique_sorted(np.concatenate([s[0] for s in slices]
+                                                   or [np.empty(0, np.int64)]))
 
 
 def _count_pairs(min_collisions: int,
@@ -492,12 +500,15 @@ def _strongest(limit: int, n: int, buckets: int,
     return [s[0] for s in _split(_route(kept, buckets), buckets, kept)]
 
 
-def _union(copies: tuple[np.ndarray, np.ndarray], events: Any,
-           capped: bool) -> tuple[np.ndarray, int, int]:
-    """Candidate codes of one pair bucket, with its copies and events pair counts."""
+def _union(copies: tuple[np.ndarray, np.ndarray], events: Any, capped: bool,
+           copy_chain: np.ndarray, event_chain: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Candidate codes of one pair bucket, with its copies and events pair counts (chains
+    included, as ``candidates.lsh_pairs`` counts them)."""
     event_codes = (candidates.unique_sorted(np.concatenate(events)) if capped else events[0])
-    codes = candidates.unique_sorted(np.concatenate((copies[0], event_codes)).astype(np.int64))
-    return codes, len(copies[0]), len(event_codes)
+    copy_codes = candidates.unique_sorted(np.concatenate((copies[0], copy_chain)))
+    event_codes = candidates.unique_sorted(np.concatenate((event_codes, event_chain)))
+    codes = candidates.unique_sorted(np.concatenate((copy_codes, event_codes)).astype(np.int64))
+    return codes, len(copy_codes), len(event_codes)
 
 
 def _by_left(union: tuple[np.ndarray, int, int], n: int,
@@ -1042,6 +1053,7 @@ def _cluster(
     with run.stage("candidates"):
         cand, perms = config.candidates, config.signatures.num_perm
         found = {}
+        chains: dict[str, list[Any]] = {}
         oversized = []
         for which, threshold, largest, min_coll, depth in (
             ("copies", cand.copies_threshold, cand.copies_max_bucket_size, 1, 0),
@@ -1055,6 +1067,8 @@ def _cluster(
             grouped = [run.submit(_band_buckets, n, largest, cand.crowded_chain, B, *col)
                        for col in run.shuffle(entries, B)]
             oversized += [run.item(g, B) for g in grouped]
+            chains[which] = [run.submit(_chain_codes, *[run.item(g, B + 1 + b) for g in grouped])
+                             for b in range(B)]
             found[which] = [run.submit(_count_pairs, min_coll, *col)
                             for col in run.shuffle(grouped, B)]
         capped = cand.events_max_per_doc is not None
@@ -1065,11 +1079,12 @@ def _cluster(
                          for col in run.shuffle(directed, B)]
             events = run.shuffle(strongest, B)
             del directed, strongest
-        unions = [run.submit(_union, c, list(e) if capped else e[0], capped)
-                  for c, e in zip(found["copies"], events, strict=True)]
+        unions = [run.submit(_union, c, list(e) if capped else e[0], capped, cc, ec)
+                  for c, e, cc, ec in zip(found["copies"], events, chains["copies"],
+                                          chains["events"], strict=True)]
         sizes = run.gather([run.submit(_sizes, u) for u in unions])
         skipped = int(sum(run.gather(oversized)))
-        del entries, grouped, oversized, found, events
+        del entries, grouped, oversized, found, events, chains
         # Signatures (2 KB an article) are done with: held to the end, they were a third
         # of a worker's state at a million articles.
         weighed = [run.submit(_features_only, w) for w in weighed]

@@ -70,6 +70,22 @@ def test_crowded_bucket_is_connected_by_a_linear_chain() -> None:
         assert connected_components(graph, directed=False)[0] == 1
 
 
+def test_chained_pairs_survive_the_per_article_cap() -> None:
+    """Each article of a crowded bucket has a stronger partner elsewhere (its buddy, 20
+    shared bands); the cap of 1 partner per article keeps the buddies, and the chain still
+    connects the bucket (#18: the cap used to cut a big story into pairs)."""
+    n = 30
+    sigs = np.arange(n * 128, dtype=np.uint32).reshape(n, 128) + 1  # nothing in common
+    sigs[:, 0] = 0  # band 0: one bucket of all 30, over the cap of 10
+    for a in range(0, n, 2):
+        sigs[a + 1, 1:21] = sigs[a, 1:21]  # buddies share 20 bands
+    pairs, _ = lsh_pairs(sigs, np.ones(n, dtype=bool), threshold=0.02, max_bucket_size=10,
+                         max_per_doc=1, chain=2)
+    graph = sp.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    assert connected_components(graph, directed=False)[0] == 1
+    assert len(pairs) == n // 2 + (n - 1) + (n - 2) - n // 2  # buddies are chain links too
+
+
 def test_chain_links_each_member_to_the_next_by_document() -> None:
     members = np.array([9, 3, 7, 5, 1, 8])  # two buckets: [9, 3, 7] and [5, 1, 8]
     codes = candidates.chain_pairs(members, np.array([0, 3]), np.array([3, 3]), 10, 2)
