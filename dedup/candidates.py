@@ -186,9 +186,8 @@ def bucket_pairs(
     ``max_bucket_size`` is split by the columns of ``extra`` (other min-hashes of the same
     entries), one column at a time: members of a crowded bucket pair only if they also
     agree there, so a very common term alone is no evidence but a common term plus another
-    shared sampled term is. Buckets still too large are counted. With ``chain`` > 0 every
-    crowded bucket (as first found, before splitting) is also connected by
-    ``chain_pairs`` (linear in its size), so no member is dropped: a crowded
+    shared sampled term is. Buckets still too large are counted and, with ``chain`` > 0,
+    connected by ``chain_pairs`` (linear in their size) instead of dropped: a crowded
     bucket is most often the biggest story of the day (hundreds of syndicated copies and
     rewrites), and dropping it split that story into fragments (#18). Scoring then decides
     which of those pairs are edges. A code repeats once per bucket that holds the pair,
@@ -214,13 +213,11 @@ def bucket_pairs(
         crowded = sizes > max_bucket_size
         if not crowded.any():
             break
-        if level == 0 and chain > 0:
-            # The whole crowded bucket is chained: splitting pairs only the members that
-            # agree on further min-hashes, and would leave the others with nothing.
-            linked = chain_pairs(docs[order], starts[crowded], sizes[crowded], n, chain)
-            (chunks if chained is None else chained).append(linked)
         if level == depth:
             oversized += int(crowded.sum())
+            if chain > 0:
+                linked = chain_pairs(docs[order], starts[crowded], sizes[crowded], n, chain)
+                (chunks if chained is None else chained).append(linked)
             break
         entries = order[np.repeat(crowded, sizes)]
         assert extra is not None
