@@ -142,8 +142,8 @@ class ClusterConfig:
     # groups are joined while their true mean similarity (copies counted) reaches
     # link_threshold (``clustering.rejoin``): WPGMA's equal halves split big events of
     # hundreds of rewrites (#18). ecbplus-dev's largest component has 33 articles, so its
-    # figures are unchanged; on heavy-tailed synthetic 10k the 1,703-version event went
-    # from 2 fragments (pair recall 0.970) to see CHANGELOG.
+    # outputs are unchanged; on heavy-tailed synthetic 10k the 1,703-version event went
+    # from 2 fragments (pair recall 0.970) to 1, and F1 from 0.992 to 1.000.
     rejoin_min_size: int = 100
 
 
