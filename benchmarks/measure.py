@@ -73,6 +73,10 @@ class Measurement:
     candidate_pairs: int | None = None
     # Share of gold same-event pairs that the candidate step proposes directly.
     candidate_recall: float | None = None
+    # Gold events of at least ``BIG_EVENT`` articles, and the lowest pair recall among them
+    # (#18: the big stories are where a feed needs recall most, and F1 hides them).
+    big_events: int | None = None
+    big_event_recall: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
     seconds: float | None = None
     docs_per_second: float | None = None
@@ -140,6 +144,25 @@ def _max_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
+BIG_EVENT = 300
+
+
+def big_event_recall(gold: Sequence[Hashable], predicted: Sequence[Hashable],
+                     size: int = BIG_EVENT) -> tuple[int, float | None]:
+    """(gold events with at least ``size`` articles, the lowest pair recall among them):
+    the share of an event's same-event pairs that land in one predicted cluster."""
+    by_gold: dict[str, list[str]] = {}
+    for g, p in zip(gold, predicted, strict=True):
+        by_gold.setdefault(str(g), []).append(str(p))
+    recalls = []
+    for labels in by_gold.values():
+        n = len(labels)
+        if n >= size:
+            counts = np.unique(np.asarray(labels), return_counts=True)[1]
+            recalls.append(float((counts * (counts - 1)).sum()) / (n * (n - 1)))
+    return len(recalls), (min(recalls) if recalls else None)
+
+
 def candidate_recall(gold: Sequence[Hashable], pairs: np.ndarray) -> float:
     """Gold same-event pairs among the candidates, over all gold same-event pairs."""
     labels = np.unique(np.asarray([str(g) for g in gold]), return_inverse=True)[1]
@@ -183,6 +206,7 @@ def measure(system: str, corpus: Corpus, isolated_process: bool = False) -> Meas
     row.precision, row.recall, row.f1 = s.precision, s.recall, s.f1
     row.bcubed_f1, row.ari = s.bcubed_f1, s.ari
     row.clusters = len(set(result.labels))
+    row.big_events, row.big_event_recall = big_event_recall(corpus.gold, result.labels)
     row.candidate_pairs = result.candidate_pairs
     if result.pairs is not None:
         row.candidate_recall = candidate_recall(corpus.gold, result.pairs)

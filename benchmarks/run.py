@@ -49,6 +49,7 @@ class Report:
     machine: dict[str, Any]
     started: str
     rows: list[Measurement] = field(default_factory=list)
+    tail: bool | None = None  # synthetic: big events drawn (False: generator version 2)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,7 +58,9 @@ class Report:
         }
 
     def stem(self) -> str:
-        return self.corpus if self.corpus == ECBPLUS_DEV else f"{self.corpus}-{self.docs}"
+        if self.corpus == ECBPLUS_DEV:
+            return self.corpus
+        return f"{self.corpus}-{self.docs}" + ("-notail" if self.tail is False else "")
 
 
 def _num(x: float | None, fmt: str) -> str:
@@ -70,6 +73,7 @@ def format_table(report: Report) -> str:
         f"Corpus `{report.corpus}`: {report.docs:,} articles, {report.gold_clusters:,} gold "
         f"clusters"
         + (f", seed {report.seed}" if report.seed is not None else "")
+        + (", no big events (generator v2)" if report.tail is False else "")
         + f". Python {report.machine['python']}, {report.machine['cpus']} CPUs, "
         f"{report.machine['memory_gib']} GiB; memory: {report.isolation}. {report.started}."
     )
@@ -80,6 +84,7 @@ def format_table(report: Report) -> str:
         "F1",
         "B³ F1",
         "ARI",
+        "big-event R (min, n)",
         "clusters",
         "cand. pairs",
         "cand. recall",
@@ -104,6 +109,7 @@ def format_table(report: Report) -> str:
                 _num(r.f1, ".3f"),
                 _num(r.bcubed_f1, ".3f"),
                 _num(r.ari, ".3f"),
+                "-" if not r.big_events else f"{_num(r.big_event_recall, '.3f')} ({r.big_events})",
                 _num(r.clusters, ","),
                 pairs,
                 _num(r.candidate_recall, ".3f"),
@@ -117,16 +123,18 @@ def format_table(report: Report) -> str:
 
 
 def corpus_spec(
-    corpus: str, docs: int | None, seed: int, cache_dir: Path = CACHE_DIR, quiet: bool = False
+    corpus: str, docs: int | None, seed: int, cache_dir: Path = CACHE_DIR, quiet: bool = False,
+    tail: bool = True,
 ) -> CorpusSpec:
     """Where subprocesses find the corpus; a synthetic one is written to Parquet once."""
     if corpus == ECBPLUS_DEV:
         return CorpusSpec(ECBPLUS_DEV)
-    path = cache_dir / f"synthetic-{docs}-seed{seed}-v{GENERATOR_VERSION}.parquet"
+    version = GENERATOR_VERSION if tail else 2  # without the tail: version 2's corpus
+    path = cache_dir / f"synthetic-{docs}-seed{seed}-v{version}.parquet"
     if not path.exists():
         if not quiet:
             print(f"writing synthetic corpus to {path}", file=sys.stderr, flush=True)
-        write_parquet(path, docs or 0, seed, progress=not quiet)
+        write_parquet(path, docs or 0, seed, progress=not quiet, tail=tail)
     return CorpusSpec(SYNTHETIC, str(path))
 
 
@@ -138,14 +146,14 @@ def _gold_labels(spec: CorpusSpec) -> list[str]:
     return pl.read_parquet(spec.parquet, columns=["gold"])["gold"].to_list()
 
 
-def load_corpus(corpus: str, docs: int | None, seed: int) -> Corpus:
+def load_corpus(corpus: str, docs: int | None, seed: int, tail: bool = True) -> Corpus:
     """The corpus in memory (for in-process runs)."""
     if corpus == ECBPLUS_DEV:
         c = load_ecbplus_dev()
         if docs is not None and docs < len(c.articles):
             c = Corpus(c.name, c.articles[:docs], c.gold[:docs])
         return c
-    return generate(docs or 0, seed)
+    return generate(docs or 0, seed, tail=tail)
 
 
 def run_benchmark(
@@ -158,6 +166,7 @@ def run_benchmark(
     timeout: float | None = None,
     cache_dir: Path = CACHE_DIR,
     quiet: bool = False,
+    tail: bool = True,
 ) -> Report:
     """Run every system on the same corpus and collect one ``Measurement`` each."""
     systems = pick(systems)
@@ -170,10 +179,10 @@ def run_benchmark(
     loaded: Corpus | None = None
     spec: CorpusSpec | None = None
     if isolate:  # the parent never holds a big corpus: only the children load it
-        spec = corpus_spec(corpus, docs, seed, cache_dir, quiet)
+        spec = corpus_spec(corpus, docs, seed, cache_dir, quiet, tail)
         gold = _gold_labels(spec)
     else:
-        loaded = load_corpus(corpus, docs, seed)
+        loaded = load_corpus(corpus, docs, seed, tail)
         gold = loaded.gold
     report = Report(
         corpus=corpus,
@@ -185,6 +194,7 @@ def run_benchmark(
         else "peak RSS increase per system, sampled in one process",
         machine=describe_machine(),
         started=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        tail=tail if corpus == SYNTHETIC else None,
     )
     for name in systems:
         if name == "tfidf-0.30" and report.docs > tfidf_max_docs:
@@ -245,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"comma-separated subset of {','.join(SYSTEMS)}",
     )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--no-tail", action="store_true",
+                        help="synthetic: no big events (generator version 2's corpus)")
     parser.add_argument(
         "--in-process",
         action="store_true",
@@ -280,6 +292,7 @@ def main(argv: list[str] | None = None) -> Report:
         timeout=args.timeout,
         cache_dir=args.out_dir / "cache",
         quiet=args.quiet,
+        tail=not args.no_tail,
     )
     print(format_table(report))
     md, js = write_report(report, args.out_dir)

@@ -16,6 +16,14 @@ Each story then gets the versions a feed carries:
 - hard negatives: same topic and names, another event or date. They get their own gold
   cluster (and their own versions).
 
+Versions per story follow a heavy-tailed law, as real feeds do (#18): 45% of stories have
+one version, most of the rest 2-10 (an exponential law; median 3), 2% 11-40, and about one
+story in 1,000 (``TAIL_RATE``) is the day's big event, with a log-uniform 300 to 5,000
+versions, most of them verbatim syndication (``TAIL_KINDS``: a wire story run by hundreds of
+outlets), the rest light edits, rewrites and ledes. The tail draws its own random numbers
+(seed + 7), so ``tail=False`` (``--no-tail``) writes exactly the corpus of generator
+version 2, before the tail, for old-vs-new comparisons.
+
 Every disagreement between versions of one story is recorded as a difference shaped like
 ``dedup.records.Difference``: ``kind`` (number | date | name | sentence), ``gold``,
 ``context`` and ``variants`` (value -> article ids), so a merger can be scored.
@@ -45,7 +53,13 @@ from typing import Any
 from benchmarks.corpora import Corpus, ParquetArticles, ecbplus_dir
 
 DEFAULT_SEED = 13
-GENERATOR_VERSION = 2  # bump when output changes, so cached corpora are rebuilt
+GENERATOR_VERSION = 3  # bump when output changes, so cached corpora are rebuilt
+# The heavy tail of versions per story (see the module docstring).
+TAIL_RATE = 0.001
+TAIL_SIZES = (300, 5_000)
+# Kinds of a big event's versions after its original (weights): mass verbatim syndication.
+TAIL_KINDS = (("syndication", "light", "rewrite", "truncated"), (70, 10, 12, 8))
+BIG_EVENT = 300  # versions from which a story counts as a big event in the tables
 DEFAULT_CHUNK = 10_000
 
 
@@ -280,9 +294,13 @@ class SyntheticChunk:
 class Generator:
     """Deterministic story-by-story generator; all randomness flows from ``seed``."""
 
-    def __init__(self, seed: int = DEFAULT_SEED, templates: tuple[Template, ...] | None = None):
+    def __init__(self, seed: int = DEFAULT_SEED, templates: tuple[Template, ...] | None = None,
+                 tail: bool = True):
         self.seed = seed
         self.rng = random.Random(seed)
+        # The tail's own stream: with ``tail=False`` nothing draws from it, and ``rng`` gives
+        # the corpus of generator version 2 draw for draw.
+        self.tail_rng = random.Random(seed + 7) if tail else None
         self.templates = templates if templates is not None else load_templates()
         by_topic: dict[int, list[int]] = {}
         for i, t in enumerate(self.templates):
@@ -405,6 +423,9 @@ class Generator:
         return story
 
     def cluster_size(self) -> int:
+        if self.tail_rng is not None and self.tail_rng.random() < TAIL_RATE:
+            low, high = TAIL_SIZES
+            return round(low * (high / low) ** self.tail_rng.random())
         r = self.rng.random()
         if r < 0.45:
             return 1
@@ -416,6 +437,8 @@ class Generator:
         rng = self.rng
         out: list[Version] = []
         base_items = [(i,) for i in story.sentences]
+        kinds, weights = (TAIL_KINDS if size >= BIG_EVENT else (
+            ("syndication", "light", "rewrite", "truncated"), (35, 25, 25, 15)))
         for member in range(size):
             vid = self._article_id(story_index, member)
             source = rng.choice(self.sources)
@@ -423,9 +446,7 @@ class Generator:
             kind = (
                 "original"
                 if member == 0
-                else rng.choices(
-                    ("syndication", "light", "rewrite", "truncated"), weights=(35, 25, 25, 15)
-                )[0]
+                else rng.choices(kinds, weights=weights)[0]
             )
             v = Version(vid, kind, source, list(base_items), published=when)
             if kind == "light":
@@ -626,12 +647,14 @@ class Generator:
 
 
 def iter_synthetic(
-    n_docs: int, seed: int = DEFAULT_SEED, chunk_size: int = DEFAULT_CHUNK
+    n_docs: int, seed: int = DEFAULT_SEED, chunk_size: int = DEFAULT_CHUNK, tail: bool = True
 ) -> Iterator[SyntheticChunk]:
-    """Stream exactly ``n_docs`` articles in shuffled chunks; memory stays O(chunk_size)."""
+    """Stream exactly ``n_docs`` articles in shuffled chunks; memory stays O(chunk_size).
+
+    ``tail``: draw the heavy tail of big events (False: generator version 2's corpus)."""
     if n_docs < 0:
         raise ValueError("n_docs must be >= 0")
-    gen = Generator(seed)
+    gen = Generator(seed, tail=tail)
     shuffle_rng = random.Random(seed + 1)
     buffer: list[tuple[dict[str, Any], str]] = []
     diffs: list[dict[str, Any]] = []
@@ -672,13 +695,13 @@ def _restrict(diffs: list[dict[str, Any]], kept: set[str]) -> list[dict[str, Any
     return out
 
 
-def generate(n_docs: int, seed: int = DEFAULT_SEED) -> SyntheticCorpus:
+def generate(n_docs: int, seed: int = DEFAULT_SEED, tail: bool = True) -> SyntheticCorpus:
     """The whole corpus in memory (fine up to a few 100k articles; stream beyond that)."""
     articles: list[dict[str, Any]] = []
     gold: list[str] = []
     differences: list[dict[str, Any]] = []
     related: dict[str, str] = {}
-    for chunk in iter_synthetic(n_docs, seed):
+    for chunk in iter_synthetic(n_docs, seed, tail=tail):
         articles.extend(chunk.articles)
         gold.extend(chunk.gold)
         differences.extend(chunk.differences)
@@ -694,6 +717,7 @@ def write_parquet(
     seed: int = DEFAULT_SEED,
     chunk_size: int = DEFAULT_CHUNK,
     progress: bool = False,
+    tail: bool = True,
 ) -> Path:
     """Write articles (+ a ``gold`` column) to Parquet chunk by chunk, and the differences to
     ``<path>.differences.jsonl``; both appear atomically (written beside, then renamed)."""
@@ -719,7 +743,7 @@ def write_parquet(
     related: dict[str, str] = {}
     t0 = time.perf_counter()
     with pq.ParquetWriter(tmp, schema, compression="zstd") as writer, tmp_diff.open("w") as dfh:
-        for chunk in iter_synthetic(n_docs, seed, chunk_size):
+        for chunk in iter_synthetic(n_docs, seed, chunk_size, tail=tail):
             cols: dict[str, list[Any]] = {
                 k: [] for k in ("id", "title", "text", "published", "source")
             }
@@ -781,9 +805,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("-o", "--output", type=Path, required=True, help="Parquet file to write")
     parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK)
+    parser.add_argument("--no-tail", action="store_true",
+                        help="no big events: the corpus of generator version 2")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    write_parquet(args.output, args.docs, args.seed, args.chunk_size, progress=True)
+    write_parquet(args.output, args.docs, args.seed, args.chunk_size, progress=True,
+                  tail=not args.no_tail)
     print(
         f"wrote {args.docs:,} articles to {args.output} and differences to "
         f"{differences_path(args.output)} in {time.perf_counter() - t0:.1f} s"

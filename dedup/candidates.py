@@ -5,9 +5,9 @@ with no bucket limits a pair is a candidate exactly when datasketch's index woul
 it for a query (a test proves it). The banding itself runs in numpy, one sort per band
 over all documents: inserting millions of documents one Python call at a time dominated
 batch runs, and reloading an incremental index the same way took a minute at 100k
-articles. A bucket larger than ``max_bucket_size`` holds a stock phrase or a very common
-term rather than one event: it is split by further min-hashes, and what still does not
-fit is skipped and counted.
+articles. A bucket larger than ``max_bucket_size`` is split by further min-hashes, and
+what still does not fit is connected by a chain (a number of pairs linear in its size),
+never dropped: a crowded bucket is most often the biggest story of the day (#18).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ def lsh_pairs(
     split_depth: int = 0,
     threads: int = 1,
     num_perm: int | None = None,
+    chain: int = 0,
 ) -> tuple[np.ndarray, CandidateStats]:
     """Pairs (i < j, as a sorted (k, 2) int64 array) sharing at least ``min_collisions`` bands.
 
@@ -64,6 +65,8 @@ def lsh_pairs(
     counts the pairs; bands are counted in order, so the result does not depend on it.
     ``num_perm``: the signature length the bands are derived for (default: the width of
     ``signatures``, which may be just the first ``lsh_params`` bands x rows columns).
+    ``chain``: links per member of a bucket still crowded after splitting (``chain_pairs``);
+    0 skips such buckets, the rule before #18.
     """
     n = len(signatures)
     bands, rows = lsh_params(threshold, num_perm or signatures.shape[1])
@@ -76,34 +79,43 @@ def lsh_pairs(
     # All present (the usual case): no copy of a corpus-sized array.
     present_sigs = signatures if len(docs) == n else signatures[docs]
     band_pairs = functools.partial(_band_pairs, present_sigs, docs, n, bands, rows,
-                                   max_bucket_size, split_depth)
-    for codes, skipped in thread_map(band_pairs, range(bands), threads):
+                                   max_bucket_size, split_depth, chain)
+    chains: list[np.ndarray] = []
+    for codes, chained, skipped in thread_map(band_pairs, range(bands), threads):
         oversized += skipped
         counter.add(codes)
+        if len(chained):
+            chains.append(chained)
     del present_sigs, band_pairs
     codes, counts = counter.result()
     keep = counts >= min_collisions
     codes, counts = codes[keep], counts[keep]
     if max_per_doc is not None and len(codes):
         codes = _strongest_per_doc(codes, counts, n, max_per_doc)
+    if chains:  # kept whatever the caps: they are what connects a crowded bucket
+        codes = unique_sorted(np.concatenate((codes, *chains)))
     pairs = np.stack([codes // n, codes % n], axis=1) if len(codes) else np.empty((0, 2), np.int64)
     return pairs, CandidateStats(bands, rows, len(pairs), oversized)
 
 
 def _band_pairs(
     signatures: np.ndarray, docs: np.ndarray, n: int, bands: int, rows: int,
-    max_bucket_size: int, split_depth: int, band: int,
-) -> tuple[np.ndarray, int]:
-    """``bucket_pairs`` of one band of ``lsh_pairs``, codes sorted.
+    max_bucket_size: int, split_depth: int, chain: int, band: int,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """``bucket_pairs`` of one band of ``lsh_pairs``: codes sorted, then the chain's codes.
 
     Sorted here, on the band's thread (numpy sorts release the GIL), the codes of several
     bands are sorted runs that ``_CodeCounter`` merges in a fraction of a full sort.
     """
     keys = signatures[:, band * rows : (band + 1) * rows]
     extra = split_columns(signatures, band, bands, rows, split_depth)
-    codes, oversized = bucket_pairs(keys, docs, n, max_bucket_size, extra)
+    chained: list[np.ndarray] = []
+    codes, oversized = bucket_pairs(keys, docs, n, max_bucket_size, extra, chain, chained)
     codes.sort()
-    return codes, oversized
+    return codes, unique_sorted(np.concatenate(chained or [_NO_CODES])), oversized
+
+
+_NO_CODES = np.empty(0, dtype=np.int64)
 
 
 # Pair codes buffered before they are folded into the running counts: bounds memory at
@@ -164,16 +176,25 @@ def bucket_pairs(
     n: int,
     max_bucket_size: int,
     extra: np.ndarray | None = None,
+    chain: int = 0,
+    chained: list[np.ndarray] | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Pair codes ``low * n + high`` of documents with equal key rows, and oversized buckets.
+    """Pair codes ``low * n + high`` of documents with equal key rows, and crowded buckets.
 
     ``keys`` is one row per entry of ``docs`` (a band's values; a distributed engine may
     prefix the band number so several bands group in one call). A bucket larger than
     ``max_bucket_size`` is split by the columns of ``extra`` (other min-hashes of the same
     entries), one column at a time: members of a crowded bucket pair only if they also
     agree there, so a very common term alone is no evidence but a common term plus another
-    shared sampled term is. Buckets still too large give no pairs and are counted. A code
-    repeats once per bucket that holds the pair, which is how shared bands are counted.
+    shared sampled term is. Buckets still too large are counted and, with ``chain`` > 0,
+    connected by ``chain_pairs`` (linear in their size) instead of dropped: a crowded
+    bucket is most often the biggest story of the day (hundreds of syndicated copies and
+    rewrites), and dropping it split that story into fragments (#18). Scoring then decides
+    which of those pairs are edges. A code repeats once per bucket that holds the pair,
+    which is how shared bands are counted. ``chained``, when given, receives the chains'
+    codes instead of the result: ``lsh_pairs`` keeps them whatever ``min_collisions`` and
+    ``max_per_doc`` say, since a crowded bucket's members have many stronger partners and
+    the cap would cut exactly the pairs that hold a big story together.
     """
     chunks: list[np.ndarray] = []
     oversized = 0
@@ -194,6 +215,9 @@ def bucket_pairs(
             break
         if level == depth:
             oversized += int(crowded.sum())
+            if chain > 0:
+                linked = chain_pairs(docs[order], starts[crowded], sizes[crowded], n, chain)
+                (chunks if chained is None else chained).append(linked)
             break
         entries = order[np.repeat(crowded, sizes)]
         assert extra is not None
@@ -202,6 +226,36 @@ def bucket_pairs(
     if not chunks:
         return np.empty(0, dtype=np.int64), oversized
     return np.concatenate(chunks), oversized
+
+
+def chain_pairs(members: np.ndarray, starts: np.ndarray, sizes: np.ndarray, n: int,
+                links: int) -> np.ndarray:
+    """Codes linking each crowded bucket's members, sorted by document, to the next ``links``.
+
+    ``members[starts[b] : starts[b] + sizes[b]]`` is bucket ``b``. Why a chain by document
+    index: it costs ``links`` pairs per member, however large the bucket, and two bands
+    whose crowded buckets hold the same documents (the copies of one story, in every band)
+    give the same pairs, so they count as shared bands instead of adding new pairs. Why
+    more than one link: a member from another story between two members of one story
+    scores low with both, and the second link bridges it.
+    """
+    if not len(sizes) or links <= 0:
+        return np.empty(0, dtype=np.int64)
+    bucket = np.repeat(np.arange(len(sizes)), sizes)
+    entries = members[spans(starts, sizes)]
+    ordered = entries[np.lexsort((entries, bucket))]
+    out = []
+    for step in range(1, links + 1):
+        same = bucket[step:] == bucket[:-step]
+        left, right = ordered[:-step][same], ordered[step:][same]
+        out.append(np.minimum(left, right) * n + np.maximum(left, right))
+    return np.concatenate(out)
+
+
+def spans(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Positions ``starts[i] .. starts[i] + lengths[i] - 1`` for every ``i``, concatenated."""
+    ends = np.cumsum(lengths)
+    return np.repeat(starts - ends + lengths, lengths) + np.arange(ends[-1] if len(ends) else 0)
 
 
 def split_columns(

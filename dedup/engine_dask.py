@@ -44,7 +44,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from dedup import candidates, clustering, io, outputs, refine, signatures
+from dedup import candidates, clustering, copies, io, outputs, refine, signatures
 from dedup.config import Config, NormalizeConfig
 from dedup.merge import merge as merge_story
 from dedup.merge import story_to_dict
@@ -357,9 +357,45 @@ def _prepare(frame: pl.DataFrame, config: Config, *template_parts: frozenset[str
                      days=_days(frame))
 
 
-def _frequencies(prepared: _Prepared) -> dict[str, sp.csr_matrix]:
-    """Document frequencies as sparse rows: a dense block is 8 MB, mostly zeros, per shard."""
-    return {k: sp.csr_matrix(v.reshape(1, -1)) for k, v in prepared.counts.frequencies().items()}
+def _copy_keys(prepared: _Prepared) -> tuple[np.ndarray, np.ndarray]:
+    """``copies.signature_keys`` of a partition's copies signatures, and which are present."""
+    return copies.signature_keys(prepared.copy_sigs), prepared.has_copies
+
+
+def _copy_groups(*parts: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``copies.copy_groups`` over the whole corpus (8 bytes an article: one task holds a
+    million): each global row's representative row."""
+    keys = np.concatenate([p[0] for p in parts])
+    present = np.concatenate([p[1] for p in parts])
+    return copies.copy_groups(keys, present).group
+
+
+def _count_representatives(groups: np.ndarray) -> int:
+    return int(np.count_nonzero(groups == np.arange(len(groups))))
+
+
+def _representatives(groups: np.ndarray, offset: int, m: int) -> np.ndarray:
+    """Which of rows ``offset .. offset + m - 1`` represent their copy group."""
+    return groups[offset : offset + m] == np.arange(offset, offset + m)
+
+
+def _copy_edges(groups: np.ndarray, offset: int, m: int, buckets: int) -> list[Any]:
+    """Edges (both ways, score 1) from each copy here to its representative, by component
+    bucket: a copy group joins one component, and linkage expands it (``_link``)."""
+    rows = np.arange(offset, offset + m)
+    copy = rows[groups[offset : offset + m] != rows]
+    rep = groups[copy]
+    src, dst = np.concatenate((copy, rep)), np.concatenate((rep, copy))
+    return _split(_route(src, buckets), buckets, src, dst, np.ones(len(src)))
+
+
+def _frequencies(prepared: _Prepared, groups: np.ndarray, offset: int
+                 ) -> dict[str, sp.csr_matrix]:
+    """Document frequencies as sparse rows: a dense block is 8 MB, mostly zeros, per shard.
+    A copy group counts once (its representative), as in the local engine."""
+    counted = _representatives(groups, offset, len(prepared.has_copies))
+    return {k: sp.csr_matrix(v.reshape(1, -1))
+            for k, v in prepared.counts.frequencies(counted).items()}
 
 
 def _add(*parts: dict[str, sp.csr_matrix]) -> dict[str, sp.csr_matrix]:
@@ -374,8 +410,10 @@ class _Weighed:
 
 
 def _weigh(prepared: _Prepared, totals: dict[str, sp.csr_matrix], n_docs: int,
-           config: Config) -> _Weighed:
-    """Corpus-weighted TF-IDF rows (row-local given ``totals``) and events signatures."""
+           config: Config, groups: np.ndarray, offset: int) -> _Weighed:
+    """Corpus-weighted TF-IDF rows (row-local given ``totals``) and events signatures;
+    only copy groups' representatives are candidates."""
+    is_rep = _representatives(groups, offset, len(prepared.has_copies))
     dense = {k: v.toarray().ravel().astype(np.int64) for k, v in totals.items()}
     features = refine.weigh_features(prepared.counts, dense, n_docs, config.refine,
                                      days=prepared.days)
@@ -385,8 +423,8 @@ def _weigh(prepared: _Prepared, totals: dict[str, sp.csr_matrix], n_docs: int,
     return _Weighed(
         features=dataclasses.replace(features, salient=refine.Salient.empty()),
         signatures={"copies": prepared.copy_sigs, "events": event_sigs},
-        present={"copies": prepared.has_copies,
-                 "events": np.array([len(s) > 0 for s in sets], dtype=bool)},
+        present={"copies": prepared.has_copies & is_rep,
+                 "events": np.array([len(s) > 0 for s in sets], dtype=bool) & is_rep},
     )
 
 
@@ -413,18 +451,26 @@ def _band_entries(weighed: _Weighed, which: str, offset: int, bands: int, rows: 
     return _split(_route_rows(keys, buckets), buckets, *arrays)
 
 
-def _band_buckets(n: int, max_bucket_size: int, buckets: int,
+def _band_buckets(n: int, max_bucket_size: int, chain: int, buckets: int,
                   *slices: tuple[np.ndarray, ...]) -> list[Any]:
-    """Pairs of the LSH buckets grouped here, with their band counts, by pair bucket.
-
-    The last element is the number of oversized buckets skipped.
-    """
+    """Pairs of the LSH buckets grouped here, with their band counts, by pair bucket; then
+    the number of crowded buckets; then the chains' codes (``candidates.chain_pairs``,
+    kept whatever the caps), by pair bucket."""
     keys = np.concatenate([s[0] for s in slices])
     docs = np.concatenate([s[1] for s in slices])
     extra = np.concatenate([s[2] for s in slices]) if len(slices[0]) > 2 else None
-    codes, oversized = candidates.bucket_pairs(keys, docs, n, max_bucket_size, extra)
+    chained: list[np.ndarray] = []
+    codes, oversized = candidates.bucket_pairs(keys, docs, n, max_bucket_size, extra, chain,
+                                               chained)
     codes, counts = np.unique(codes, return_counts=True)
-    return [*_split(_route(codes, buckets), buckets, codes, counts), oversized]
+    linked = candidates.unique_sorted(np.concatenate(chained or [np.empty(0, np.int64)]))
+    return [*_split(_route(codes, buckets), buckets, codes, counts), oversized,
+            *_split(_route(linked, buckets), buckets, linked)]
+
+
+def _chain_codes(*slices: tuple[np.ndarray]) -> np.ndarray:
+    return candidates.unique_sorted(np.concatenate([s[0] for s in slices]
+                                                   or [np.empty(0, np.int64)]))
 
 
 def _count_pairs(min_collisions: int,
@@ -457,12 +503,15 @@ def _strongest(limit: int, n: int, buckets: int,
     return [s[0] for s in _split(_route(kept, buckets), buckets, kept)]
 
 
-def _union(copies: tuple[np.ndarray, np.ndarray], events: Any,
-           capped: bool) -> tuple[np.ndarray, int, int]:
-    """Candidate codes of one pair bucket, with its copies and events pair counts."""
+def _union(copies: tuple[np.ndarray, np.ndarray], events: Any, capped: bool,
+           copy_chain: np.ndarray, event_chain: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Candidate codes of one pair bucket, with its copies and events pair counts (chains
+    included, as ``candidates.lsh_pairs`` counts them)."""
     event_codes = (candidates.unique_sorted(np.concatenate(events)) if capped else events[0])
-    codes = candidates.unique_sorted(np.concatenate((copies[0], event_codes)).astype(np.int64))
-    return codes, len(copies[0]), len(event_codes)
+    copy_codes = candidates.unique_sorted(np.concatenate((copies[0], copy_chain)))
+    event_codes = candidates.unique_sorted(np.concatenate((event_codes, event_chain)))
+    codes = candidates.unique_sorted(np.concatenate((copy_codes, event_codes)).astype(np.int64))
+    return codes, len(copy_codes), len(event_codes)
 
 
 def _by_left(union: tuple[np.ndarray, int, int], n: int,
@@ -630,9 +679,10 @@ def _edges_by_group(graph: _Graph, buckets: int) -> list[tuple[np.ndarray, ...]]
 # ----------------------------------------------------------------- linkage, stories
 
 
-def _rows_by_group(frame: pl.DataFrame, weighed: _Weighed, offset: int, buckets: int,
-                   *labels: tuple[np.ndarray, np.ndarray]) -> list[Any]:
-    """Rows in a component (everything linkage and merging read), sent to its bucket."""
+def _rows_by_group(frame: pl.DataFrame, weighed: _Weighed, offset: int, groups: np.ndarray,
+                   buckets: int, *labels: tuple[np.ndarray, np.ndarray]) -> list[Any]:
+    """Rows in a component (everything linkage and merging read, and each row's copy
+    group representative), sent to its bucket."""
     gidx = np.concatenate([s[0] for s in labels] or [np.empty(0, np.int64)])
     label = np.concatenate([s[1] for s in labels] or [np.empty(0, np.int64)])
     order = np.argsort(gidx)
@@ -640,12 +690,13 @@ def _rows_by_group(frame: pl.DataFrame, weighed: _Weighed, offset: int, buckets:
     rows = _ship(weighed, gidx - offset, offset)
     out = []
     for (idx,) in _split(_route(label, buckets), buckets, np.arange(len(gidx))):
-        out.append((label[idx], _subset(rows, idx), _take(frame, gidx[idx] - offset)))
+        out.append((label[idx], _subset(rows, idx), _take(frame, gidx[idx] - offset),
+                    groups[gidx[idx]]))
     return out
 
 
 def _link(config: Config, with_stories: bool, offsets: np.ndarray, template: refine.Features,
-          rows_in: list[tuple[np.ndarray, _Rows, pl.DataFrame]],
+          rows_in: list[tuple[np.ndarray, _Rows, pl.DataFrame, np.ndarray]],
           edges_in: list[tuple[np.ndarray, ...]]) -> list[Any]:
     """Average linkage, cohesion, canonical article and story of every component here.
 
@@ -655,8 +706,12 @@ def _link(config: Config, with_stories: bool, offsets: np.ndarray, template: ref
     width = (template.matrix.shape[1], template.years.shape[1])
     rows = _stack([r[1] for r in rows_in], width)
     frame = pl.concat([r[2] for r in rows_in], how="diagonal_relaxed")
+    rep_of = np.concatenate([r[3] for r in rows_in] or [np.empty(0, np.int64)])
     order = np.argsort(rows.gidx)  # local index order == global order, as in pipeline
     label, rows, frame = label[order], _subset(rows, order), _take(frame, order)
+    # Each row's representative, as a local index (it is in the same component).
+    rep_local = np.searchsorted(rows.gidx, rep_of[order])
+    weights = np.bincount(rep_local, minlength=len(rep_local))
     features = _features_of(template, rows)
     src, dst, score = (np.concatenate([e[k] for e in edges_in]) for k in range(3))
     pairs = np.stack([np.searchsorted(rows.gidx, src), np.searchsorted(rows.gidx, dst)], axis=1)
@@ -674,14 +729,22 @@ def _link(config: Config, with_stories: bool, offsets: np.ndarray, template: ref
     stories: list[Story] = []
     by_label = np.argsort(label, kind="stable")
     bounds = np.flatnonzero(np.diff(label[by_label])) + 1
-    for component in np.split(by_label, bounds) if len(label) else []:
-        for group in clustering.link_component(component, pairs, score, similarity,
-                                               config.clustering):
+    for rows_here in np.split(by_label, bounds) if len(label) else []:
+        component = np.sort(rows_here)
+        # Linkage over copy groups' representatives; each group brings its copies along
+        # (``copies.expand`` in the local engine).
+        reps = component[rep_local[component] == component]
+        for linked in clustering.link_component(reps, pairs, score, similarity,
+                                                config.clustering, weights):
+            rep_close = np.round(clustering.cohesion(linked, similarity, weights), 6)
+            group = component[np.isin(rep_local[component], linked)]
+            close = rep_close[np.searchsorted(linked, rep_local[group])]
             member_ids = [ids[r] for r in group]
             cid = clustering.cluster_id(member_ids)
-            close = np.round(clustering.cohesion(group, similarity), 6)
             if with_stories:
-                story = merge_story([articles[r] for r in group], cid, config)
+                versions = group[rep_local[group] == group]
+                story = merge_story([articles[r] for r in versions], cid, config,
+                                    copies=copies.copies_by_version(group, rep_local, ids))
                 stories.append(story)
                 base = member_ids.index(story.base)
             else:
@@ -983,21 +1046,27 @@ def _cluster(
         templates = [run.submit(_templates, config.normalize.template_min_articles, *col)
                      for col in run.shuffle(counts, B)]
         prepared = [run.submit(_prepare, p, config, *templates) for p in parts]
+        # Copy groups (#18): one small task sees every article's signature key.
+        groups = run.submit(_copy_groups, *[run.submit(_copy_keys, p) for p in prepared])
+        distinct = int(run.gather(run.submit(_count_representatives, groups)))
         run.wait(prepared)
         # The client lets go of every future it no longer needs, stage by stage: a result
         # stays on its worker while the client holds its future, and at a million articles
         # the finished candidate stage alone was several GB of spill per worker.
         del counts, templates
     with run.stage("features"):
-        freqs = [run.submit(_frequencies, p) for p in prepared]
+        freqs = [run.submit(_frequencies, p, groups, int(offsets[k]))
+                 for k, p in enumerate(prepared)]
         while len(freqs) > 1:  # tree reduction: no node sums more than 8 vectors
             freqs = [run.submit(_add, *freqs[k : k + 8]) for k in range(0, len(freqs), 8)]
-        weighed = [run.submit(_weigh, p, freqs[0], n, config) for p in prepared]
+        weighed = [run.submit(_weigh, p, freqs[0], distinct, config, groups, int(offsets[k]))
+                   for k, p in enumerate(prepared)]
         run.wait(weighed)
         del prepared
     with run.stage("candidates"):
         cand, perms = config.candidates, config.signatures.num_perm
         found = {}
+        chains: dict[str, list[Any]] = {}
         oversized = []
         for which, threshold, largest, min_coll, depth in (
             ("copies", cand.copies_threshold, cand.copies_max_bucket_size, 1, 0),
@@ -1008,9 +1077,11 @@ def _cluster(
             entries = [run.submit(_band_entries, w, which, int(offsets[k]), bands, rows, depth,
                                   B)
                        for k, w in enumerate(weighed)]
-            grouped = [run.submit(_band_buckets, n, largest, B, *col)
+            grouped = [run.submit(_band_buckets, n, largest, cand.crowded_chain, B, *col)
                        for col in run.shuffle(entries, B)]
             oversized += [run.item(g, B) for g in grouped]
+            chains[which] = [run.submit(_chain_codes, *[run.item(g, B + 1 + b) for g in grouped])
+                             for b in range(B)]
             found[which] = [run.submit(_count_pairs, min_coll, *col)
                             for col in run.shuffle(grouped, B)]
         capped = cand.events_max_per_doc is not None
@@ -1021,11 +1092,12 @@ def _cluster(
                          for col in run.shuffle(directed, B)]
             events = run.shuffle(strongest, B)
             del directed, strongest
-        unions = [run.submit(_union, c, list(e) if capped else e[0], capped)
-                  for c, e in zip(found["copies"], events, strict=True)]
+        unions = [run.submit(_union, c, list(e) if capped else e[0], capped, cc, ec)
+                  for c, e, cc, ec in zip(found["copies"], events, chains["copies"],
+                                          chains["events"], strict=True)]
         sizes = run.gather([run.submit(_sizes, u) for u in unions])
         skipped = int(sum(run.gather(oversized)))
-        del entries, grouped, oversized, found, events
+        del entries, grouped, oversized, found, events, chains
         # Signatures (2 KB an article) are done with: held to the end, they were a third
         # of a worker's state at a million articles.
         weighed = [run.submit(_features_only, w) for w in weighed]
@@ -1046,6 +1118,8 @@ def _cluster(
             scored += wave
         del left, mine
     with run.stage("cluster"):
+        scored += [run.submit(_copy_edges, groups, int(offsets[k]), int(lengths[k]), B)
+                   for k in range(P)]
         graphs = [run.submit(_cc_init, *col) for col in run.shuffle(scored, B)]
         del scored
         rounds = 0
@@ -1067,7 +1141,8 @@ def _cluster(
         del messages, received, answers, jumped
         labels = run.shuffle([run.submit(_labels_by_part, g, offsets) for g in graphs], P)
         frames = parts
-        grouped_rows = [run.submit(_rows_by_group, f, w, int(offsets[k]), B, *labels[k])
+        grouped_rows = [run.submit(_rows_by_group, f, w, int(offsets[k]), groups, B,
+                                   *labels[k])
                         for k, (f, w) in enumerate(zip(frames, weighed, strict=True))]
         grouped_edges = run.shuffle([run.submit(_edges_by_group, g, B) for g in graphs], B)
         template = run.submit(_template_features, weighed[0])
@@ -1082,6 +1157,7 @@ def _cluster(
             "copy_pairs": sum(s[1] for s in sizes),
             "event_pairs": sum(s[2] for s in sizes),
             "oversized_buckets": skipped,
+            "copies_collapsed": n - distinct,
             "partitions": P,
             "workers": workers,
             "component_rounds": rounds,

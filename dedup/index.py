@@ -90,7 +90,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import numpy as np
 import polars as pl
 
-from dedup import candidates, clustering, normalize, pipeline, refine, signatures
+from dedup import candidates, clustering, copies, normalize, pipeline, refine, signatures
 from dedup.config import Config, IndexConfig
 from dedup.configfile import config_from_mapping, config_to_json
 from dedup.merge import merge, story_from_dict, story_to_dict
@@ -482,13 +482,14 @@ class _BandIndex:
     ``small``, which is merged into ``recent`` past ``SMALL`` entries, which is merged into
     ``main`` when it reaches a quarter of it: inserts stay amortised O(1).
     Bucket semantics are the batch's: any shared band makes a candidate, and buckets
-    larger than ``max_bucket_size`` are skipped as stock phrases.
+    larger than ``max_bucket_size`` are chained (a few most recent members), not skipped.
     """
 
     SMALL = 1 << 16
 
-    def __init__(self, max_bucket_size: int) -> None:
+    def __init__(self, max_bucket_size: int, chain: int = 0) -> None:
         self.max_bucket_size = max_bucket_size
+        self.chain = chain
         self.levels: list[_Level] = []
         self.directories: list[np.ndarray | None] = []
         self._set_levels([_empty_level(), _empty_level(), _empty_level()])
@@ -542,8 +543,8 @@ class _BandIndex:
         Document ``i`` has band keys ``keys[i]`` (``valid[i]`` False: no signature, never
         a candidate) and will be row ``first_row + i``: it sees the table plus the batch's
         earlier documents. Returns (document, candidate row, shared bands), sorted by
-        document then row; buckets over the cap (counting earlier batch documents) are
-        skipped.
+        document then row; a bucket over the cap (counting earlier batch documents) gives
+        only its ``chain`` most recent members of each level (none with ``chain`` 0).
         """
         nothing = np.empty(0, dtype=np.int64)
         docs = np.flatnonzero(valid)
@@ -573,12 +574,19 @@ class _BandIndex:
             lookups.append((level_rows, lo, count))
             size += count
         ok = (size > 0) & (size <= self.max_bucket_size)
+        # A crowded bucket gives its ``chain`` most recent members from each source (the
+        # batch's earlier documents, each level): the batch's ``candidates.chain_pairs``
+        # link from the newest member's side, so the biggest story is never cut off (#18).
+        crowded = (size > self.max_bucket_size) & (self.chain > 0)
+        ok |= crowded
+        take = np.where(crowded, np.minimum(earlier, self.chain), earlier)[ok]
         owner = doc_of[ok]
-        found_docs = [np.repeat(owner, earlier[ok])]
-        found_rows = [first_row + _ranges(doc_of, group_start[ok], earlier[ok])]
+        found_docs = [np.repeat(owner, take)]
+        found_rows = [first_row + _ranges(doc_of, (group_start + earlier)[ok] - take, take)]
         for level_rows, lo, count in lookups:
-            found_docs.append(np.repeat(owner, count[ok]))
-            found_rows.append(_ranges(level_rows, lo[ok], count[ok]))
+            take = np.where(crowded, np.minimum(count, self.chain), count)[ok]
+            found_docs.append(np.repeat(owner, take))
+            found_rows.append(_ranges(level_rows, (lo + count)[ok] - take, take))
         doc = np.concatenate(found_docs)
         row = np.concatenate(found_rows)
         own = row == first_row + doc  # only on a 64-bit key collision between two bands
@@ -740,6 +748,12 @@ class _State:
     edges: dict[int, list[int]]  # row -> rows it shares a stored edge with
     # Live cluster ids, least recently linked first (``_refresh`` re-links from the front).
     queue: _Queue
+    # Exact copies (#18): copies-signature key -> live rows with it, ascending. Only the
+    # first row of each key counts in DF and ``distinct``, as the batch counts a copy
+    # group once: three hundred outlets running one text do not make its words common.
+    copy_rows: dict[int, list[int]] = field(default_factory=dict)
+    copy_key: dict[int, int] = field(default_factory=dict)  # row -> its key
+    distinct: int = 0  # rows counted in DF
 
 
 @dataclass(slots=True)
@@ -1319,14 +1333,14 @@ class StoryIndex:
             " s.term_tf, s.years FROM articles a JOIN signatures s ON s.row = a.row"
             " ORDER BY a.row"
         )
-        for row, aid, cid, pub, copies, events, term_ids, term_tf, years in cursor:
+        for row, aid, cid, pub, copy_blob, events, term_ids, term_tf, years in cursor:
             docs[row] = _Doc(aid, cid)
             term_blobs.append(term_ids)
             tf_blobs.append(term_tf)
             published.append(math.nan if pub is None else pub)
             year_sets.append(frozenset(years.split()))
             clusters[cid].members.append(row)
-            for name, blob in (("copies", copies), ("events", events)):
+            for name, blob in (("copies", copy_blob), ("events", events)):
                 if blob is not None:
                     sigs[name][0].append(row)
                     sigs[name][1].append(blob)
@@ -1336,16 +1350,29 @@ class StoryIndex:
                   np.frombuffer(b"".join(tf_blobs), dtype=np.float32),
                   np.fromiter(map(len, term_blobs), dtype=np.int64, count=len(docs)) // 4,
                   np.asarray(published, dtype=np.float64), year_sets)
+        copy_rows: dict[int, list[int]] = {}
+        copy_key: dict[int, int] = {}
+        copy_ids, copy_blobs = sigs["copies"]
+        if copy_ids:
+            keys = copies.signature_keys(np.frombuffer(b"".join(copy_blobs), dtype=np.uint32)
+                                         .reshape(len(copy_ids), -1))
+            for row, key in zip(copy_ids, keys.tolist(), strict=True):
+                copy_key[row] = key
+                copy_rows.setdefault(key, []).append(row)
+        doc_rows = np.fromiter(docs, dtype=np.int64, count=len(docs))
+        counted = np.fromiter((r not in copy_key or copy_rows[copy_key[r]][0] == r
+                               for r in doc_rows.tolist()), dtype=bool, count=len(docs))
         df = np.zeros(len(_BLOCKS) * refine.N_FEATURES, dtype=np.int32)  # 16 MB, cache-kinder
         if len(term_ids):
-            df += np.bincount(term_ids, minlength=len(df))
+            entries = np.repeat(counted, [len(b) // 4 for b in term_blobs])
+            df += np.bincount(term_ids[entries], minlength=len(df)).astype(np.int32)
         tables = []
         cand = self.config.candidates
         for name, (bands, rows_per_band), cap in (
             ("copies", self._copy_bands, cand.copies_max_bucket_size),
             ("events", self._event_bands, cand.events_max_bucket_size),
         ):
-            table = _BandIndex(cap)
+            table = _BandIndex(cap, cand.crowded_chain)
             ids, blobs = sigs[name]
             if ids:
                 matrix = np.frombuffer(b"".join(blobs), dtype=np.uint32).reshape(len(ids), -1)
@@ -1366,6 +1393,9 @@ class StoryIndex:
             retired={r[0] for r in conn.execute("SELECT id FROM retired")},
             edges=self._load_edges(conn),
             queue=self._load_queue(conn, clusters),
+            copy_rows=copy_rows,
+            copy_key=copy_key,
+            distinct=int(counted.sum()),
         )
 
     @staticmethod
@@ -1461,9 +1491,14 @@ class StoryIndex:
         cfg = self.config
         # 1. Streaming DF: the whole batch is counted before any of it is placed.
         ids, tf, lengths, token_hashes, token_counts = self._count_terms(state, prepared)
-        n_docs = len(state.docs) + len(batch)
         first = state.next_row
         rows = list(range(first, first + len(batch)))
+        copy_sets = _copy_shingles(token_hashes, token_counts, cfg.signatures.shingle_size)
+        copy_sigs = self._minhasher.signatures(copy_sets)
+        has_copy = np.fromiter((len(s) > 0 for s in copy_sets), dtype=bool, count=len(batch))
+        counted = self._count_copies(state, rows, copy_sigs, has_copy)
+        self._count_df(state, ids[np.repeat(counted, lengths)], 1)
+        n_docs = state.distinct
         published = np.array([math.nan if a.published is None else _epoch(a.published)
                               for a in batch], dtype=np.float64)
         years = [frozenset(p.terms.years) for p in prepared]
@@ -1471,13 +1506,10 @@ class StoryIndex:
         vectors = _Vectors(self, state, n_docs)
         # 2. Signatures (events terms ranked with the current IDF), vectorised per batch.
         salient = self._salient(vectors, ids, tf, lengths)
-        copy_sets = _copy_shingles(token_hashes, token_counts, cfg.signatures.shingle_size)
         event_sets = [self._vocabulary.column_hashes(columns) for columns in salient]
-        copy_sigs = self._minhasher.signatures(copy_sets)
         event_sigs = self._minhasher.signatures(event_sets)
         copy_keys = _band_keys(copy_sigs, *self._copy_bands)
         event_keys = _band_keys(event_sigs, *self._event_bands)
-        has_copy = np.fromiter((len(s) > 0 for s in copy_sets), dtype=bool, count=len(batch))
         has_event = np.fromiter((len(s) > 0 for s in event_sets), dtype=bool, count=len(batch))
         # 3. Candidates and their scores for the whole batch at once: neither depends on
         # where the batch's earlier articles are placed (each article sees those before it).
@@ -1668,7 +1700,7 @@ class StoryIndex:
         self, state: _State, prepared: Sequence[pipeline.Prepared]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Term ids (int32, sorted per article) and sublinear TF (float32) of all articles,
-        concatenated, and each article's count; DF updated in memory. Then the copies
+        concatenated, and each article's count (DF is ``_count_df``'s). Then the copies
         tokens' hashes, concatenated too, and each article's count.
 
         A term id is block b's hashed column c (``refine.term_counts``) as b * N_FEATURES
@@ -1703,13 +1735,39 @@ class StoryIndex:
         tf = occurrences.astype(np.float64)
         if self.config.refine.sublinear_tf:
             tf = 1.0 + np.log(tf)
-        changed, df_counts = np.unique(ids, return_counts=True)  # unique per article
-        state.df[changed] += df_counts
-        state.terms += int(np.count_nonzero(state.df[changed] == df_counts))
         # Kept as stored (int32, float32) so a reopened index scores exactly the same.
         per_article = np.bincount(keys // width, minlength=n)
         return (ids.astype(np.int32), tf.astype(np.float32), per_article, token_hashes,
                 counts[:: len(_BLOCKS)])
+
+    @staticmethod
+    def _count_copies(state: _State, rows: Sequence[int], copy_sigs: np.ndarray,
+                      has_copy: np.ndarray) -> np.ndarray:
+        """Record the new rows' copies keys; True where a row counts in DF (no live row
+        before it has its copies signature: the batch's exact copy rule, #18)."""
+        counted = np.ones(len(rows), dtype=bool)
+        keys = copies.signature_keys(copy_sigs).tolist()
+        for k, row in enumerate(rows):
+            if not has_copy[k]:
+                continue
+            state.copy_key[row] = key = keys[k]
+            same = state.copy_rows.setdefault(key, [])
+            counted[k] = not same
+            same.append(row)
+        state.distinct += int(counted.sum())
+        return counted
+
+    @staticmethod
+    def _count_df(state: _State, ids: np.ndarray, sign: int) -> None:
+        """Add (``sign`` 1) or take away (-1) one article's worth of DF per term in ``ids``
+        (term ids of whole articles, unique per article), keeping ``state.terms``."""
+        changed, df_counts = np.unique(ids, return_counts=True)
+        if sign > 0:
+            state.df[changed] += df_counts.astype(state.df.dtype)
+            state.terms += int(np.count_nonzero(state.df[changed] == df_counts))
+        else:
+            np.subtract.at(state.df, ids, 1)
+            state.terms -= int(np.count_nonzero(state.df[changed] <= 0))
 
     def _salient(self, vectors: _Vectors, term_ids: np.ndarray, tf: np.ndarray,
                  lengths: np.ndarray) -> list[np.ndarray]:
@@ -1981,8 +2039,11 @@ class StoryIndex:
             if len(component) <= 2:
                 parts = [component]
             elif len(component) <= ccfg.max_component_size:  # else link_component cuts it
-                parts = [component[g] for g in clustering.weighted_link(
-                    sim[np.ix_(component, component)], ccfg.link_threshold)]
+                block = sim[np.ix_(component, component)]
+                found = clustering.weighted_link(block, ccfg.link_threshold)
+                if len(component) >= ccfg.rejoin_min_size:  # as link_component does
+                    found = clustering.rejoin(found, block, ccfg.link_threshold)
+                parts = [component[g] for g in found]
             else:
                 parts = clustering.link_component(
                     component, _NO_PAIRS, _NO_SCORES, lambda sub: sim[np.ix_(sub, sub)], ccfg)
@@ -2111,9 +2172,26 @@ class StoryIndex:
     ) -> None:
         now = time.time()
         rows = np.asarray([r for r, _ in doomed], dtype=np.int64)
-        ids = state.store.gather(rows)[0]
-        np.subtract.at(state.df, ids, 1)
-        changed = np.unique(ids)
+        # DF loses the rows it counted; a removed row's first surviving copy counts instead.
+        removed = rows.tolist()
+        first = {key: state.copy_rows[key][0] for row in removed
+                 if (key := state.copy_key.get(row)) is not None}
+        counted = [row for row in removed
+                   if row not in state.copy_key or first[state.copy_key[row]] == row]
+        dropped = set(counted)
+        keys = {key for key, row in first.items() if row in dropped}
+        for row in removed:
+            key = state.copy_key.pop(row, None)
+            if key is not None:
+                state.copy_rows[key].remove(row)
+        promoted = sorted(state.copy_rows[k][0] for k in keys if state.copy_rows[k])
+        for k in keys:
+            if not state.copy_rows[k]:
+                del state.copy_rows[k]
+        state.distinct += len(promoted) - len(counted)
+        self._count_df(state, state.store.gather(np.asarray(counted, dtype=np.int64))[0], -1)
+        if promoted:
+            self._count_df(state, state.store.gather(np.asarray(promoted, dtype=np.int64))[0], 1)
         state.store.remove(rows)
         state.copies.remove(rows)
         state.events.remove(rows)
@@ -2139,7 +2217,6 @@ class StoryIndex:
         conn.executemany("DELETE FROM edges WHERE a = ?", [(r,) for r in gone])
         conn.executemany("DELETE FROM edges WHERE b = ?", [(r,) for r in gone])
         self._retire(conn, state, dict.fromkeys(empty), now, reason="expired")
-        state.terms -= int(np.count_nonzero(state.df[changed] <= 0))
         self._touch(conn, state, touched - set(empty), {}, now)
         state.generation += 1
         self._set_meta(conn, generation=state.generation, terms=state.terms)

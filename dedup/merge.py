@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import re
@@ -1743,6 +1744,7 @@ def merge(
     config: Config | None = None,
     *,
     cleaned: Mapping[str, MemberText] | None = None,
+    copies: Mapping[str, Sequence[str]] | None = None,
 ) -> Story:
     """Merge one cluster into its canonical story, with provenance and differences.
 
@@ -1764,6 +1766,12 @@ def merge(
     ``cleaned``: ``member_text`` of members by id, computed ahead (the batch pipeline does
     that on a worker); the rest are cleaned here.
 
+    ``copies``: for a distinct version among ``articles``, the ids of the members that copy
+    it verbatim (``dedup.copies``), which are not passed: the story is merged from the
+    distinct versions alone (three hundred copies are one voice, and merging them cost
+    time quadratic in their number), cites each once, and lists every member and, in
+    ``Story.copies``, each version's copies.
+
     Example:
         >>> from dedup.records import Article
         >>> story = merge([Article("x", "One sentence."), Article("y", "One sentence.")])
@@ -1773,9 +1781,21 @@ def merge(
     cfg = (config or Config()).merge
     unique = {a.id: a for a in sorted(articles, key=lambda a: a.id)}
     members_sorted = tuple(sorted(unique))
-    cid = cluster_id if cluster_id is not None else cluster_id_for(members_sorted)
+    copied = {v: tuple(sorted(ids)) for v, ids in sorted((copies or {}).items())
+              if ids and v in unique}
+    everyone = tuple(sorted(members_sorted + tuple(i for ids in copied.values() for i in ids)))
+    cid = cluster_id if cluster_id is not None else cluster_id_for(everyone)
     if not unique:
         return Story(cid, (), "", "", "", (), ())
+    story = _merge_versions(unique, members_sorted, cid, cfg, cleaned)
+    if copied:
+        story = dataclasses.replace(story, members=everyone, copies=copied)
+    return story
+
+
+def _merge_versions(unique: Mapping[str, Article], members_sorted: tuple[str, ...], cid: str,
+                    cfg: MergeConfig, cleaned: Mapping[str, MemberText] | None) -> Story:
+    """``merge`` of distinct versions (``unique``: by id, sorted)."""
     if len(unique) == 1:
         return _singleton(cid, unique[members_sorted[0]], cfg, cleaned)
     prepared = _prepare_all([unique[i] for i in members_sorted], cfg, cleaned)
@@ -1828,8 +1848,9 @@ def _singleton(
 
 
 def story_to_dict(story: Story) -> dict[str, Any]:
-    """The JSON shape of a story (one line of ``stories.jsonl``)."""
-    return {
+    """The JSON shape of a story (one line of ``stories.jsonl``); ``copies`` only when some
+    member copies another."""
+    out: dict[str, Any] = {
         "cluster_id": story.cluster_id,
         "members": list(story.members),
         "base": story.base,
@@ -1845,6 +1866,9 @@ def story_to_dict(story: Story) -> dict[str, Any]:
             for d in story.differences
         ],
     }
+    if story.copies:
+        out["copies"] = {version: list(ids) for version, ids in story.copies.items()}
+    return out
 
 
 def story_from_dict(data: dict[str, Any]) -> Story:
@@ -1866,4 +1890,5 @@ def story_from_dict(data: dict[str, Any]) -> Story:
             )
             for d in data.get("differences", [])
         ),
+        copies={str(v): tuple(ids) for v, ids in data.get("copies", {}).items()},
     )

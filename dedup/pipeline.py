@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 import polars as pl
 
-from dedup import candidates, clustering, normalize, refine, signatures
+from dedup import candidates, clustering, copies, normalize, refine, signatures
 from dedup.config import ClusterConfig, Config, MergeConfig
 from dedup.io import json_line
 from dedup.merge import member_text, story_to_dict
@@ -269,16 +269,25 @@ def _cluster(
         ahead = Background(pool, member_texts, _text_tasks(frame, config))
     cand = config.candidates
     lsh_threads = min(pool.workers, _LSH_THREADS)
+    with timer.stage("copies"):
+        # One node per copy group from here on: its representative (#18).
+        copy_groups = copies.copy_groups(copies.signature_keys(copy_sigs), has_copies,
+                                         copy_sigs,
+                                         threshold=cand.copies_group_threshold,
+                                         max_bucket_size=cand.copies_max_bucket_size,
+                                         chain=cand.crowded_chain)
+        is_rep = copy_groups.group == np.arange(n)
     with timer.stage("candidates"):
         # Copies first: their signatures (512 bytes per article) are gone before the
         # features and events signatures exist, which lowers the peak.
-        copy_pairs, copy_stats = candidates.lsh_pairs(copy_sigs, has_copies,
+        copy_pairs, copy_stats = candidates.lsh_pairs(copy_sigs, has_copies & is_rep,
                                                       **cand.lsh_options("copies"),
                                                       threads=lsh_threads)
         del copy_sigs
     with timer.stage("features"):
         features = refine.weigh_features(
-            counts, counts.frequencies(), n, config.refine, days=_days(frame), in_place=True
+            counts, counts.frequencies(is_rep), int(is_rep.sum()), config.refine,
+            days=_days(frame), in_place=True
         )
         del counts
     with timer.stage("signatures"):
@@ -288,7 +297,7 @@ def _cluster(
                                                 features.salient.columns)
         event_bands, event_rows = candidates.lsh_params(cand.events_threshold, sig.num_perm)
         event_sigs = minhasher.signatures(event_sets, columns=event_bands * event_rows)
-        has_events = np.array([len(s) > 0 for s in event_sets], dtype=bool)
+        has_events = np.array([len(s) > 0 for s in event_sets], dtype=bool) & is_rep
         # Nothing later needs the salient terms, so they go now.
         features = dataclasses.replace(features, salient=refine.Salient.empty())
         del event_sets
@@ -304,7 +313,8 @@ def _cluster(
         scores = _pair_scores(features, pairs, pool if n < _STOP_IDLE_WORKERS_FROM else None)
 
     with timer.stage("cluster"):
-        linked = _link(n, pairs, scores, features, config, pool)
+        linked = copies.expand(_link(n, pairs, scores, features, config, pool, copy_groups),
+                               copy_groups)
         groups = [rows for rows, _ in linked]
         cluster_of = np.empty(n, dtype=object)
         closeness = np.ones(n, dtype=np.float64)
@@ -324,12 +334,12 @@ def _cluster(
             bases: list[int] = []
             if on_story_lines is not None:
                 for base_ids, text in _merged(frame, by_id, cluster_of, config, progress, pool,
-                                              merge_clusters_as_lines, texts):
+                                              merge_clusters_as_lines, texts, copy_groups):
                     bases.extend(row_of[b] for b in base_ids)
                     on_story_lines(text)
             else:
                 for part in _merged(frame, by_id, cluster_of, config, progress, pool,
-                                    merge_clusters, texts):
+                                    merge_clusters, texts, copy_groups):
                     for story in part:
                         bases.append(row_of[story.base])
                         if on_story is None:
@@ -355,6 +365,7 @@ def _cluster(
         "copy_pairs": copy_stats.pairs,
         "event_pairs": event_stats.pairs,
         "oversized_buckets": copy_stats.oversized_buckets + event_stats.oversized_buckets,
+        "copies_collapsed": copy_groups.collapsed,
     }
     return ClusterResult(
         assignments=assignments,
@@ -567,6 +578,7 @@ class LinkTask:
     features: refine.Features
     sizes: list[int]
     config: ClusterConfig
+    weights: np.ndarray | None = None  # copy-group size of each row (None: all 1)
 
 
 _NO_PAIRS = np.empty((0, 2), dtype=np.int64)
@@ -581,7 +593,8 @@ def link_task(task: LinkTask) -> list[tuple[np.ndarray, np.ndarray]]:
     def similarity(rows: np.ndarray) -> np.ndarray:
         return refine.block_similarity(task.features, rows)
 
-    return clustering.link_components(parts, _NO_PAIRS, _NO_SCORES, similarity, task.config)
+    return clustering.link_components(parts, _NO_PAIRS, _NO_SCORES, similarity, task.config,
+                                      weights=task.weights)
 
 
 def _link(
@@ -591,27 +604,35 @@ def _link(
     features: refine.Features,
     config: Config,
     pool: WorkerPool,
+    groups: copies.CopyGroups | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``clustering.cluster_with_cohesion``, components linked on the workers.
 
     Components are independent: a task carries a batch of them with their own rows of
     the features, and the same values come back whichever process links them. A
     component above ``max_component_size`` (cut by its pairs first) is linked here.
+    With ``groups``, only representatives are linked (``copies.expand`` adds the rest),
+    each weighing its group's size in cohesion.
     """
     cfg = config.clustering
+    weights = groups.sizes if groups is not None and groups.collapsed else None
 
     def similarity(rows: np.ndarray) -> np.ndarray:
         return refine.block_similarity(features, rows)
 
     parts = clustering.component_rows(n, pairs, scores, cfg.edge_threshold)
+    if weights is not None:  # members of a copy group are alone, and stand for nothing
+        parts = [rows for rows in parts if len(rows) > 1 or weights[rows[0]] > 0]
     alone = [rows for rows in parts if len(rows) == 1]
     large = [rows for rows in parts if len(rows) > cfg.max_component_size]
-    linked = clustering.link_components(alone + large, pairs, scores, similarity, cfg)
+    linked = clustering.link_components(alone + large, pairs, scores, similarity, cfg,
+                                        weights=weights)
     batches = [rows for rows in parts if 1 < len(rows) <= cfg.max_component_size]
     del parts
 
     if pool.workers <= 1 or sum(len(rows) for rows in batches) <= _LINK_TASK_ARTICLES:
-        linked += clustering.link_components(batches, pairs, scores, similarity, cfg)
+        linked += clustering.link_components(batches, pairs, scores, similarity, cfg,
+                                             weights=weights)
     else:
         sent: deque[np.ndarray] = deque()  # each task's rows, until its groups come back
 
@@ -619,11 +640,12 @@ def _link(
             for batch in _guided_batches(batches, _LINK_TASK_ARTICLES, pool.workers):
                 rows = np.concatenate(batch)
                 sent.append(rows)
-                yield LinkTask(features.rows(rows), [len(r) for r in batch], cfg)
+                yield LinkTask(features.rows(rows), [len(r) for r in batch], cfg,
+                               None if weights is None else weights[rows])
 
-        for groups in pool.map(link_task, tasks()):
+        for found in pool.map(link_task, tasks()):
             rows = sent.popleft()
-            linked.extend((rows[group], close) for group, close in groups)
+            linked.extend((rows[group], close) for group, close in found)
     linked.sort(key=lambda item: int(item[0][0]))
     return linked
 
@@ -638,6 +660,8 @@ class MergeTask:
     cluster_ids: list[str]
     config: Config
     texts: list[PackedText | None] = field(default_factory=list)
+    # Per cluster: distinct version id -> its verbatim copies' ids (not in ``frame``).
+    copies: list[dict[str, tuple[str, ...]]] = field(default_factory=list)
 
 
 def merge_clusters(task: MergeTask) -> list[Story]:
@@ -650,9 +674,10 @@ def merge_clusters(task: MergeTask) -> list[Story]:
     }
     out = []
     start = 0
-    for size, cluster_id in zip(task.sizes, task.cluster_ids, strict=True):
+    copies_of = task.copies or [{}] * len(task.sizes)
+    for size, cluster_id, copied in zip(task.sizes, task.cluster_ids, copies_of, strict=True):
         out.append(merge_story(articles[start : start + size], cluster_id, task.config,
-                               cleaned=cleaned))
+                               cleaned=cleaned, copies=copied))
         start += size
     return out
 
@@ -705,19 +730,24 @@ def _merged(
     pool: WorkerPool,
     func: Callable[[MergeTask], _Merged],
     texts: list[PackedText],
+    copy_groups: copies.CopyGroups | None = None,
 ) -> Iterator[_Merged]:
     """``func`` of every merge task, in the order of ``groups`` (several clusters a task);
-    ``texts``: the first rows' ``member_texts``, computed ahead.
+    ``texts``: the first rows' ``member_texts``, computed ahead. With ``copy_groups``,
+    only distinct versions are merged, each with its exact copies' ids.
 
     Records are built per task, not for the whole corpus at once: a second copy of every
     text was the largest item in peak memory.
     """
     sizes: deque[int] = deque()
+    if copy_groups is not None and not copy_groups.collapsed:
+        copy_groups = None
+    ids = frame["id"].to_list() if copy_groups is not None else []
 
     def tasks() -> Iterator[MergeTask]:
         for batch in _guided_batches(groups, _MERGE_TASK_ARTICLES, pool.workers):
             sizes.append(len(batch))
-            yield _merge_task(frame, batch, cluster_of, config, texts)
+            yield _merge_task(frame, batch, cluster_of, config, texts, copy_groups, ids)
 
     parallel = frame.height > _MERGE_TASK_ARTICLES
     done = 0
@@ -734,7 +764,20 @@ def _merge_task(
     cluster_of: np.ndarray,
     config: Config,
     texts: list[PackedText] | None = None,
+    copy_groups: copies.CopyGroups | None = None,
+    ids: Sequence[str] = (),
 ) -> MergeTask:
+    """The task merging ``batch``'s clusters; with ``copy_groups`` (and every row's id in
+    ``ids``), each cluster's distinct versions and their copies."""
+    copied: list[dict[str, tuple[str, ...]]] = []
+    if copy_groups is not None:
+        exact = copy_groups.exact
+        versions = []
+        for group in batch:
+            keep = exact[group] == group
+            copied.append(copies.copies_by_version(group, exact, ids) if not keep.all() else {})
+            versions.append(group[keep])
+        batch = versions
     rows = np.concatenate(batch)
     ahead = len(texts or ())
     return MergeTask(
@@ -743,6 +786,7 @@ def _merge_task(
         cluster_ids=[str(cluster_of[rows[0]]) for rows in batch],
         config=config,
         texts=[texts[r] if r < ahead else None for r in rows.tolist()] if texts else [],
+        copies=copied,
     )
 
 

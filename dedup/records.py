@@ -114,3 +114,7 @@ class Story:
     text: str
     sentences: tuple[StorySentence, ...]
     differences: tuple[Difference, ...]
+    # Distinct versions that other members copy verbatim -> those copies' ids (#18): the
+    # sentences and differences cite each distinct version once; a version's copy count
+    # is 1 + len(its copies). Empty when no member copies another.
+    copies: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=True, hash=False)

@@ -187,9 +187,16 @@ _ENTRY_WORK = 60
 _GRAM_WORK = 50_000
 
 
-def document_frequencies(counts: sp.csr_matrix) -> np.ndarray:
-    """Articles containing each hashed term; shards' frequencies simply add up."""
-    return np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.int64)
+def document_frequencies(counts: sp.csr_matrix, counted: np.ndarray | None = None
+                         ) -> np.ndarray:
+    """Articles containing each hashed term; shards' frequencies simply add up.
+
+    ``counted``: a row mask; only those rows count.
+    """
+    if counted is None or counted.all():
+        return np.bincount(counts.indices, minlength=counts.shape[1]).astype(np.int64)
+    entries = np.repeat(counted, np.diff(counts.indptr))
+    return np.bincount(counts.indices[entries], minlength=counts.shape[1]).astype(np.int64)
 
 
 def weigh(
@@ -255,9 +262,14 @@ class Counts:
             stacked[name] = sp.vstack(pieces.pop(name), format="csr")
         return cls(**stacked)
 
-    def frequencies(self) -> dict[str, np.ndarray]:
-        """Document frequency per block: what shards must sum before weighting."""
-        return {name: document_frequencies(getattr(self, name)) for name in _BLOCKS}
+    def frequencies(self, counted: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Document frequency per block: what shards must sum before weighting.
+
+        ``counted`` (a row mask) counts only those rows: a copy group's representative
+        counts, its copies do not, so three hundred outlets running one wire story do not
+        make that story's own words look common (#18).
+        """
+        return {name: document_frequencies(getattr(self, name), counted) for name in _BLOCKS}
 
 
 _BLOCKS = ("body", "names", "title", "numbers")

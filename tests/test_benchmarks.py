@@ -5,6 +5,7 @@ Kept small (a few hundred articles) so each test takes seconds.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -17,8 +18,11 @@ import pytest
 from benchmarks import run as bench_run
 from benchmarks import scale as bench_scale
 from benchmarks.corpora import ecbplus_dir, load_ecbplus_dev
-from benchmarks.measure import Measurement, RssSampler
+from benchmarks.measure import Measurement, RssSampler, big_event_recall
 from benchmarks.synthetic import (
+    BIG_EVENT,
+    TAIL_SIZES,
+    Generator,
     generate,
     iter_synthetic,
     read_parquet,
@@ -289,3 +293,29 @@ def test_rss_sampler_counts_a_child_started_after_it() -> None:
         child = subprocess.Popen([sys.executable, "-c", grow])
         child.wait(timeout=60)
     assert sampler.peak - sampler.baseline > 150 * 2**20
+
+
+def test_no_tail_reproduces_generator_version_2() -> None:
+    """``tail=False`` writes the corpus of generator version 2 (commit 7104bde) exactly, so
+    old and new figures can be compared; the digest was taken from that commit."""
+    c = generate(600, seed=7, tail=False)
+    blob = json.dumps([c.articles, c.gold, c.differences], default=str, sort_keys=True)
+    assert hashlib.sha256(blob.encode()).hexdigest()[:16] == "1db8c48bb8f6db44"
+
+
+def test_tail_draws_rare_big_events_and_mostly_small_stories() -> None:
+    gen = Generator(13)
+    sizes = [gen.cluster_size() for _ in range(20_000)]
+    big = [s for s in sizes if s >= BIG_EVENT]
+    assert 5 <= len(big) <= 50  # about one story in 1,000
+    assert min(big) >= TAIL_SIZES[0] and max(big) <= TAIL_SIZES[1]
+    assert sum(s <= 5 for s in sizes) / len(sizes) > 0.85
+    flat = Generator(13, tail=False)
+    assert max(flat.cluster_size() for _ in range(20_000)) <= 40
+
+
+def test_big_event_recall_is_the_worst_big_events_pair_recall() -> None:
+    gold = ["a"] * 4 + ["b"] * 3 + ["c"]
+    predicted = ["x", "x", "x", "y", "z", "z", "z", "w"]
+    assert big_event_recall(gold, predicted, size=3) == (2, 0.5)  # a: 3 of 6 pairs; b: all
+    assert big_event_recall(gold, predicted, size=5) == (0, None)

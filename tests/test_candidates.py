@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from datasketch import LeanMinHash, MinHashLSH
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.sparse.csgraph import connected_components
 
 from dedup import candidates, pipeline, refine, signatures
 from dedup.candidates import lsh_pairs, lsh_params, union_pairs
@@ -52,6 +54,43 @@ def test_oversized_buckets_are_skipped_and_counted() -> None:
     pairs, _ = lsh_pairs(sigs, np.ones(50, dtype=bool), threshold=0.5,
                          max_bucket_size=100)
     assert len(pairs) == 50 * 49 // 2
+
+
+def test_crowded_bucket_is_connected_by_a_linear_chain() -> None:
+    """#18: a bucket over every cap is the biggest story, not noise: the default options
+    connect all its members with a number of pairs linear in its size (2 per member)."""
+    n = 600
+    sigs = np.zeros((n, 128), dtype=np.uint32)  # one story in every band: one giant bucket
+    present = np.ones(n, dtype=bool)
+    for signal in ("copies", "events"):
+        pairs, stats = lsh_pairs(sigs, present, **Config().candidates.lsh_options(signal))
+        assert stats.oversized_buckets > 0
+        assert len(pairs) == (n - 1) + (n - 2)  # the same chain in every band, counted once
+        graph = sp.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+        assert connected_components(graph, directed=False)[0] == 1
+
+
+def test_chained_pairs_survive_the_per_article_cap() -> None:
+    """Each article of a crowded bucket has a stronger partner elsewhere (its buddy, 20
+    shared bands); the cap of 1 partner per article keeps the buddies, and the chain still
+    connects the bucket (#18: the cap used to cut a big story into pairs)."""
+    n = 30
+    sigs = np.arange(n * 128, dtype=np.uint32).reshape(n, 128) + 1  # nothing in common
+    sigs[:, 0] = 0  # band 0: one bucket of all 30, over the cap of 10
+    for a in range(0, n, 2):
+        sigs[a + 1, 1:21] = sigs[a, 1:21]  # buddies share 20 bands
+    pairs, _ = lsh_pairs(sigs, np.ones(n, dtype=bool), threshold=0.02, max_bucket_size=10,
+                         max_per_doc=1, chain=2)
+    graph = sp.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    assert connected_components(graph, directed=False)[0] == 1
+    assert len(pairs) == n // 2 + (n - 1) + (n - 2) - n // 2  # buddies are chain links too
+
+
+def test_chain_links_each_member_to_the_next_by_document() -> None:
+    members = np.array([9, 3, 7, 5, 1, 8])  # two buckets: [9, 3, 7] and [5, 1, 8]
+    codes = candidates.chain_pairs(members, np.array([0, 3]), np.array([3, 3]), 10, 2)
+    pairs = sorted((int(c) // 10, int(c) % 10) for c in codes)
+    assert pairs == [(1, 5), (1, 8), (3, 7), (3, 9), (5, 8), (7, 9)]
 
 
 def test_absent_documents_never_pair() -> None:
@@ -167,7 +206,8 @@ def test_bands_on_threads_give_the_pairs_of_one_thread() -> None:
 
 def test_lsh_options_name_each_signal_and_refuse_others() -> None:
     cand = Config().candidates
-    assert cand.lsh_options("copies") == {"threshold": 0.5, "max_bucket_size": 100}
+    assert cand.lsh_options("copies") == {"threshold": 0.5, "max_bucket_size": 100,
+                                          "chain": cand.crowded_chain}
     assert cand.lsh_options("events")["max_per_doc"] == cand.events_max_per_doc
     with pytest.raises(ValueError, match="unknown candidate signal 'names'"):
         cand.lsh_options("names")

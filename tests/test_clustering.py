@@ -5,7 +5,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dedup.clustering import cluster_documents, cluster_id, cluster_with_cohesion, cohesion
+from dedup.clustering import (
+    cluster_documents,
+    cluster_id,
+    cluster_with_cohesion,
+    cohesion,
+    rejoin,
+)
 from dedup.config import ClusterConfig, Config
 
 
@@ -122,3 +128,44 @@ def test_linkage_in_batches_of_components_equals_one_pass(
     assert len(got) == len(want)
     for (rows_a, close_a), (rows_b, close_b) in zip(got, want, strict=True):
         assert np.array_equal(rows_a, rows_b) and np.array_equal(close_a, close_b)
+
+
+def _uneven_halves() -> np.ndarray:
+    """a0, a1, a2 one tight event; b is about it too, close to a0 only. WPGMA merges a0+a1,
+    then a2, so b sees (0.5 + 0.05) / 2 averaged with 0.05: 0.1625, under 0.18, while b's
+    true mean similarity to the three is 0.2."""
+    sim = np.eye(4)
+    for i, j, s in [(0, 1, 0.95), (0, 2, 0.9), (1, 2, 0.9), (0, 3, 0.5), (1, 3, 0.05),
+                    (2, 3, 0.05)]:
+        sim[i, j] = sim[j, i] = s
+    return sim
+
+
+@pytest.mark.parametrize(("rejoin_min_size", "want"), [(1000, [[0, 1, 2], [3]]),
+                                                         (2, [[0, 1, 2, 3]])])
+def test_big_components_rejoin_groups_whose_true_mean_reaches_the_threshold(
+    rejoin_min_size: int, want: list[list[int]]
+) -> None:
+    sim = _uneven_halves()
+    pairs = np.array([[i, j] for i in range(4) for j in range(i + 1, 4)])
+    scores = np.array([sim[i, j] for i, j in pairs])
+    config = ClusterConfig(link_threshold=0.18, edge_threshold=0.0,
+                           rejoin_min_size=rejoin_min_size)
+    groups = cluster_documents(4, pairs, scores, _sim_from(sim), config)
+    assert sorted(g.tolist() for g in groups) == want
+
+
+def test_rejoin_never_chains_two_events_through_a_bridge() -> None:
+    sim = np.eye(5)
+    for i, j, s in [(0, 1, 0.8), (3, 4, 0.8), (1, 2, 0.3), (2, 3, 0.3), (0, 2, 0.25),
+                    (2, 4, 0.25)]:
+        sim[i, j] = sim[j, i] = s
+    joined = rejoin([np.array([0, 1]), np.array([2]), np.array([3, 4])], sim, 0.3)
+    assert not any({0, 4} <= set(g.tolist()) for g in joined)
+    # Copies count: with a0 standing for two articles, b's mean to the a-group is
+    # (2 * 0.5 + 0.05 + 0.05) / 4 = 0.275, over 0.21; counted once each it is 0.2, under.
+    halves = [np.array([0, 1, 2]), np.array([3])]
+    weighted = rejoin(halves, _uneven_halves(), 0.21, np.array([2, 1, 1, 1]))
+    assert [g.tolist() for g in weighted] == [[0, 1, 2, 3]]
+    plain = rejoin(halves, _uneven_halves(), 0.21)
+    assert [g.tolist() for g in plain] == [[0, 1, 2], [3]]

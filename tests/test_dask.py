@@ -29,6 +29,7 @@ from dedup.config import Config
 from dedup.engine_dask import DaskEngineError, cluster_dask, cluster_dataset
 from dedup.pipeline import ClusterResult
 from tests.conftest import DISTRACTORS, ROOT, read_ecbplus, read_seeds
+from tests.test_copies import copies_600
 
 WORKER_MEMORY = "1.5GB"
 
@@ -311,3 +312,13 @@ def test_dask_knows_the_size_of_held_partitions() -> None:
     prepared = engine_dask._prepare(frame, Config())
     signature_bytes = prepared.copy_sigs.nbytes
     assert sizeof(prepared) > signature_bytes + prepared.counts.body.data.nbytes
+
+
+def test_600_copies_are_one_cluster_equal_to_local(client: Any) -> None:
+    """#18: 300 verbatim copies of each seed are one cluster on Dask too, as locally."""
+    articles = copies_600()
+    local = cluster(articles)
+    got = cluster_dask(articles, client=client, partitions=3)
+    assert len(got.clusters) == 1 and got.clusters[0].size == 600
+    assert_same(got, local)
+    assert got.stats["copies_collapsed"] == local.stats["copies_collapsed"] == 598

@@ -143,6 +143,7 @@ def test_count_terms_match_the_hashing_vectorizer(tmp_path: Path) -> None:
             prepared = [pipeline.prepare(str(r["text"]), str(r.get("title") or ""), frozenset())
                         for r in rows[start : start + 37]]
             ids, tf, lengths, hashes, counts = index._count_terms(state, prepared)
+            index._count_df(state, ids, 1)  # no copies among these texts: all count
             matrix = sp.hstack([refine.term_counts([getattr(p.terms, name) for p in prepared])
                                 for name in ("body", "names", "title", "numbers")], format="csr")
             assert np.array_equal(ids, matrix.indices.astype(np.int32))
