@@ -86,9 +86,10 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
 
 
-def run(docs: int, batch: int, refresh: str, folder: Path, stages: bool = False
-        ) -> list[tuple[str, str]]:
-    """Add ``docs`` articles in batches; return the table rows (label, value)."""
+def run(docs: int, batch: int, refresh: str, folder: Path, stages: bool = False,
+        tail: bool = True) -> list[tuple[str, str]]:
+    """Add ``docs`` articles in batches; return the table rows (label, value).
+    ``tail=False``: generator version 2's corpus, to compare with code from before #18."""
     path = folder / "bench.db"
     totals: dict[str, float] = {}
     unwrap = _time_stages(totals) if stages else None
@@ -98,7 +99,7 @@ def run(docs: int, batch: int, refresh: str, folder: Path, stages: bool = False
     started = time.perf_counter()
     with StoryIndex.open(path, index_config=config) as index:
         total = 0
-        for chunk in iter_synthetic(docs, chunk_size=max(batch, 1000)):
+        for chunk in iter_synthetic(docs, chunk_size=max(batch, 1000), tail=tail):
             for start in range(0, len(chunk.articles), batch):
                 part = chunk.articles[start : start + batch]
                 t0, c0 = time.perf_counter(), time.process_time()
@@ -151,14 +152,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dir", help="Folder for the database (default: a temporary one).")
     parser.add_argument("--stages", action="store_true",
                         help="Also report CPU ms per batch of each stage of add.")
+    parser.add_argument("--no-tail", action="store_true",
+                        help="Generator version 2's corpus (no big events), for old-vs-new runs.")
     args = parser.parse_args(argv)
     if args.dir:
         folder = Path(args.dir)
         folder.mkdir(parents=True, exist_ok=True)
-        rows = run(args.docs, args.batch, args.story_refresh, folder, args.stages)
+        rows = run(args.docs, args.batch, args.story_refresh, folder, args.stages,
+                   tail=not args.no_tail)
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            rows = run(args.docs, args.batch, args.story_refresh, Path(tmp), args.stages)
+            rows = run(args.docs, args.batch, args.story_refresh, Path(tmp), args.stages,
+                       tail=not args.no_tail)
     width = max(len(label) for label, _ in rows)
     print(f"StoryIndex benchmark, synthetic corpus, one process (pid {os.getpid()})")
     print(f"| {'measure':<{width}} | value |")
