@@ -123,12 +123,17 @@ def _markdown_index(stories: Sequence[Story]) -> list[str]:
         "| --- | --- | --- | --- | --- |",
     ]
     for story in stories:
-        partial = sum(n for _, n in _sentence_groups(story))
-        rows.append(
-            f"| {_md(story.title or story.cluster_id)} | {len(story.members)} | "
-            f"{len(_facts(story))} | {partial} | {_md(story.cluster_id)} |"
-        )
+        title, versions, facts, partial = _index_entry(story)
+        rows.append(f"| {_md(title)} | {versions} | {facts} | {partial} | "
+                    f"{_md(story.cluster_id)} |")
     return [*rows, ""]
+
+
+def _index_entry(story: Story) -> tuple[str, int, int, int]:
+    """What both indexes show of a story: title, versions, facts in dispute, sentences not
+    in every version (raw values: each renderer escapes them its own way)."""
+    partial = sum(n for _, n in _sentence_groups(story))
+    return story.title or story.cluster_id, len(story.members), len(_facts(story)), partial
 
 
 def render_markdown(stories: Sequence[Story]) -> str:
@@ -325,11 +330,11 @@ def _index_html(stories: Sequence[Story]) -> str:
         "<th>sentences not in every version</th></tr>",
     ]
     for story in stories:
-        partial = sum(n for _, n in _sentence_groups(story))
+        title, versions, facts, partial = _index_entry(story)
         rows.append(
-            f'<tr><td><a href="{_e(_anchor(story))}">{_e(story.title or story.cluster_id)}</a>'
-            f'</td><td class="n">{len(story.members)}</td>'
-            f'<td class="n facts">{len(_facts(story))}</td><td class="n">{partial}</td></tr>'
+            f'<tr><td><a href="{_e(_anchor(story))}">{_e(title)}</a>'
+            f'</td><td class="n">{versions}</td>'
+            f'<td class="n facts">{facts}</td><td class="n">{partial}</td></tr>'
         )
     rows.append("</table></nav>")
     return "\n".join(rows)
