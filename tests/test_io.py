@@ -31,7 +31,7 @@ def test_parquet_and_csv_read_like_jsonl(tmp_path: Path) -> None:
     pl.DataFrame(ROWS).write_parquet(tmp_path / "in.parquet")
     pl.DataFrame(ROWS).write_csv(tmp_path / "in.csv")
     for name in ("in.parquet", "in.csv"):
-        assert io._read_tables([str(tmp_path / name)], None, io.Columns()) is not None
+        assert io.read_tables([str(tmp_path / name)], None, io.Columns()) is not None
         frame = io.read_articles([str(tmp_path / name)]).frame
         assert frame.equals(reference), name
     assert reference["published"].to_list()[:2] == [datetime(2024, 3, 22, 16, 0),
