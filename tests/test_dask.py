@@ -23,13 +23,18 @@ import polars as pl
 import pytest
 
 from benchmarks.synthetic import generate
-from dedup import cluster, engine_dask, io
+from dedup import cluster, io
 from dedup.cli import write_outputs
 from dedup.config import Config
 from dedup.engine_dask import DaskEngineError, cluster_dask, cluster_dataset
+from dedup.engine_dask.scoring import waves
+from dedup.engine_dask.stages import prepare_partition
 from dedup.pipeline import ClusterResult
+from dedup.tuning import DaskTuning
 from tests.conftest import DISTRACTORS, ROOT, read_ecbplus, read_seeds
 from tests.test_copies import copies_600
+
+PER_WORKER = DaskTuning().wave_pairs_per_worker
 
 WORKER_MEMORY = "1.5GB"
 
@@ -109,24 +114,23 @@ def test_synthetic_parquet_read_by_workers_equals_local(
 
 
 def test_pairs_scored_in_waves_equal_local(
-    client: Any, synthetic_parquet: tuple[Path, ClusterResult], monkeypatch: pytest.MonkeyPatch
+    client: Any, synthetic_parquet: tuple[Path, ClusterResult]
 ) -> None:
     """Bounding the rows in flight must not change a single edge."""
     path, local = synthetic_parquet
-    monkeypatch.setattr(engine_dask, "_WAVE_PAIRS_PER_WORKER", 50)
     got = cluster_dataset(str(path.parent / "*.parquet"), client=client, partitions=3,
-                          with_stories=False)
+                          with_stories=False, tuning=DaskTuning(wave_pairs_per_worker=50))
     assert got.stats["pair_waves"] == 3
     assert_same(got, local)
 
 
 def test_waves_cover_every_partition_once() -> None:
     for partitions, pairs, workers in ((1, 0, 1), (7, 10**7, 2), (100, 13_600_000, 2), (5, 10, 1)):
-        waves = engine_dask._waves(partitions, pairs, workers)
-        assert [p for lo, hi in waves for p in range(lo, hi)] == list(range(partitions))
+        planned = waves(partitions, pairs, workers, PER_WORKER)
+        assert [p for lo, hi in planned for p in range(lo, hi)] == list(range(partitions))
     # 13.6M pairs over 2 workers: 14 waves wanted, so 8 partitions a wave, so 13 waves
-    assert len(engine_dask._waves(100, 13_600_000, 2)) == 13
-    assert len(engine_dask._waves(100, 400_000, 2)) == 1
+    assert len(waves(100, 13_600_000, 2, PER_WORKER)) == 13
+    assert len(waves(100, 400_000, 2, PER_WORKER)) == 1
 
 
 def test_stories_and_canonicals_equal_local(client: Any) -> None:
@@ -309,7 +313,7 @@ def test_dask_knows_the_size_of_held_partitions() -> None:
 
     frame = pl.DataFrame(generate(300).articles)
     assert sizeof(frame) >= frame["text"].str.len_bytes().sum()
-    prepared = engine_dask._prepare(frame, Config())
+    prepared = prepare_partition(frame, Config(), 5_000)
     signature_bytes = prepared.copy_sigs.nbytes
     assert sizeof(prepared) > signature_bytes + prepared.counts.body.data.nbytes
 
