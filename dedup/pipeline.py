@@ -80,6 +80,7 @@ __all__ = [
     "articles_frame",
     "assignments_frame",
     "cluster",
+    "features",
     "link",
     "link_task",
     "member_texts",
@@ -222,11 +223,8 @@ def _cluster(
             copy_sigs, has_copies & is_rep, **run.config.candidates.lsh_options("copies"),
             threads=_lsh_threads(run))
         del copy_sigs
-    with run.stage("features"):
-        features = refine.weigh_features(
-            counts, counts.frequencies(is_rep), int(is_rep.sum()), run.config.refine,
-            days=publication_days(frame), in_place=True)
-        del counts
+    features = _weigh(counts, frame, is_rep, run)
+    del counts
     features, found = _event_candidates(features, is_rep, copy_pairs, copy_stats, run)
     del copy_pairs
     with run.stage("refine"):
@@ -255,6 +253,31 @@ def _normalize_and_hash(frame: pl.DataFrame, run: _Run) -> Normalized:
     with run.stage("normalize") if parallel else contextlib.nullcontext():
         return normalize_frame(frame, templates, run.config, run.tuning.chunk, run.pool,
                                run.progress, None if parallel else run.timer)
+
+
+def _weigh(counts: refine.Counts, frame: pl.DataFrame, is_rep: np.ndarray,
+           run: _Run) -> refine.Features:
+    """TF-IDF rows of every article, a copy group counted once in the document
+    frequencies (``counts`` is consumed)."""
+    with run.stage("features"):
+        return refine.weigh_features(
+            counts, counts.frequencies(is_rep), int(is_rep.sum()), run.config.refine,
+            days=publication_days(frame), in_place=True)
+
+
+def features(articles: pl.DataFrame | Iterable[Article | Mapping[str, Any]],
+             config: Config | None = None) -> refine.Features:
+    """The features ``cluster`` scores candidate pairs with (``refine.pair_scores``), from
+    the same steps, in one process: for diagnostics, and for tests that compare the
+    drivers' scores pair by pair."""
+    config = config or Config()
+    with WorkerPool(1) as pool:
+        run = _Run(config, False, None, pool, _DEFAULT, StageTimer())
+        frame = articles_frame(articles)
+        normalized = _normalize_and_hash(frame, run)
+        groups = _copy_groups(normalized.copy_sigs, normalized.has_copies, run)
+        found = _weigh(normalized.counts, frame, groups.group == np.arange(frame.height), run)
+    return dataclasses.replace(found, salient=refine.Salient.empty())
 
 
 def _lsh_threads(run: _Run) -> int:
