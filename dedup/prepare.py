@@ -236,7 +236,8 @@ def normalize_frame(
     timer: StageTimer | None = None,
 ) -> Normalized:
     """``normalize_chunk`` over a frame in chunks of at most ``chunk`` articles (on
-    ``pool``'s workers when it has several and there is more than a chunk), stacked.
+    ``pool``'s workers when it has several and there is more than a chunk), stacked;
+    without a pool, in chunks of exactly ``chunk`` in this process.
 
     ``timer`` receives each chunk's stage seconds when chunks run in this process;
     ``on_chunk("normalize", done, total)`` follows progress. Chunking never changes a value.
@@ -248,7 +249,9 @@ def normalize_frame(
     def tasks() -> Iterator[NormalizeTask]:
         start = 0
         while start < n:
-            part = frame.slice(start, guided_size(n - start, chunk, workers))
+            # A pool's tasks shrink near the end so its workers finish together.
+            size = guided_size(n - start, chunk, workers) if pool is not None else chunk
+            part = frame.slice(start, size)
             start += part.height
             yield NormalizeTask(
                 part["text"].to_list(), part["title"].fill_null("").to_list(), templates, config
