@@ -4,7 +4,7 @@
 
 The Dask engine scores a candidate pair in the partition of its higher-numbered article and
 ships the lower one's TF-IDF row there, once per destination partition
-(``engine_dask._left_rows``). So the rows shipped per article are the number of distinct
+(``engine_dask.scoring.left_rows``). So the rows shipped per article are the number of distinct
 partitions its higher-numbered partners fall in: small with few partitions, and bounded by
 the candidates per article with many. This runs the local engine (no stories) for the
 candidate pairs, then counts, for contiguous partitions cut as the engine cuts them, the
@@ -23,7 +23,7 @@ import polars as pl
 
 from benchmarks.dask_bench import CACHE_DIR, corpus
 from dedup import cluster
-from dedup.engine_dask import _owner
+from dedup.engine_dask.routing import owner
 
 
 def spread(pairs: np.ndarray, n: int, partitions: int) -> tuple[float, float, float]:
@@ -31,8 +31,8 @@ def spread(pairs: np.ndarray, n: int, partitions: int) -> tuple[float, float, fl
     pairs that cross partitions. Partitions are cut as ``engine_dask`` cuts a frame."""
     offsets = np.linspace(0, n, partitions + 1).round().astype(np.int64)
     low, high = pairs.min(axis=1).astype(np.int64), pairs.max(axis=1).astype(np.int64)
-    dest = _owner(high, offsets)
-    away = _owner(low, offsets) != dest
+    dest = owner(high, offsets)
+    away = owner(low, offsets) != dest
     shipped = len(np.unique(low * partitions + dest))
     remote = len(np.unique(low[away] * partitions + dest[away]))
     crossing = float(np.mean(away)) if len(pairs) else 0.0

@@ -176,6 +176,14 @@ def repeated_lines(
     A syndicated copy repeats whole articles across *different* sources, so only lines that
     recur within one source (footers, promos) are treated as furniture.
     """
+    return templates_of(template_line_counts(texts_by_source, config), config)
+
+
+def template_line_counts(
+    texts_by_source: Iterable[tuple[str | None, str]], config: NormalizeConfig
+) -> Counter[tuple[str, str]]:
+    """Articles per (source, short line): what ``repeated_lines`` counts. Counts of parts
+    of a corpus add up (the Dask engine sums them across partitions)."""
     most = config.template_max_words
     counts: Counter[tuple[str, str]] = Counter()
     for source, text in texts_by_source:
@@ -188,6 +196,11 @@ def repeated_lines(
             if (s := ln.strip()) and len(s.split(None, most)) <= most
         }
         counts.update(zip(itertools.repeat(source), lines))
+    return counts
+
+
+def templates_of(counts: Counter[tuple[str, str]], config: NormalizeConfig) -> frozenset[str]:
+    """The lines of ``template_line_counts`` that a source repeats often enough."""
     return frozenset(
         line for (_, line), n in counts.items() if n >= config.template_min_articles
     )

@@ -117,13 +117,8 @@ def test_linkage_in_batches_of_components_equals_one_pass(
     want = cluster_with_cohesion(n, pairs, scores,
                                  lambda rows: refine.block_similarity(features, rows),
                                  config.clustering)
-    original = pipeline._LINK_TASK_ARTICLES
-    pipeline._LINK_TASK_ARTICLES = 30  # several tasks, each on its own rows of the features
-    try:
-        with WorkerPool(2) as pool:
-            got = pipeline._link(n, pairs, scores, features, config, pool)
-    finally:
-        pipeline._LINK_TASK_ARTICLES = original
+    with WorkerPool(2) as pool:  # several tasks, each on its own rows of the features
+        got = pipeline.link(n, pairs, scores, features, config, pool, task_articles=30)
     assert any(len(rows) > 1 for rows, _ in want)
     assert len(got) == len(want)
     for (rows_a, close_a), (rows_b, close_b) in zip(got, want, strict=True):

@@ -7,6 +7,7 @@ Clusters here are small (2 workers x 1 thread) so the file stays well under a mi
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import socket
 import subprocess
@@ -19,17 +20,24 @@ from typing import Any
 
 import dask
 import distributed
+import numpy as np
 import polars as pl
 import pytest
 
 from benchmarks.synthetic import generate
-from dedup import cluster, engine_dask, io
+from dedup import cluster, io, pipeline, refine
 from dedup.cli import write_outputs
 from dedup.config import Config
-from dedup.engine_dask import DaskEngineError, cluster_dask, cluster_dataset
+from dedup.engine_dask import DaskEngineError, cluster_dask, cluster_dataset, scoring, stages
+from dedup.engine_dask.scoring import waves
+from dedup.engine_dask.stages import prepare_partition
 from dedup.pipeline import ClusterResult
+from dedup.prepare import articles_frame
+from dedup.tuning import DaskTuning
 from tests.conftest import DISTRACTORS, ROOT, read_ecbplus, read_seeds
 from tests.test_copies import copies_600
+
+PER_WORKER = DaskTuning().wave_pairs_per_worker
 
 WORKER_MEMORY = "1.5GB"
 
@@ -109,24 +117,23 @@ def test_synthetic_parquet_read_by_workers_equals_local(
 
 
 def test_pairs_scored_in_waves_equal_local(
-    client: Any, synthetic_parquet: tuple[Path, ClusterResult], monkeypatch: pytest.MonkeyPatch
+    client: Any, synthetic_parquet: tuple[Path, ClusterResult]
 ) -> None:
     """Bounding the rows in flight must not change a single edge."""
     path, local = synthetic_parquet
-    monkeypatch.setattr(engine_dask, "_WAVE_PAIRS_PER_WORKER", 50)
     got = cluster_dataset(str(path.parent / "*.parquet"), client=client, partitions=3,
-                          with_stories=False)
+                          with_stories=False, tuning=DaskTuning(wave_pairs_per_worker=50))
     assert got.stats["pair_waves"] == 3
     assert_same(got, local)
 
 
 def test_waves_cover_every_partition_once() -> None:
     for partitions, pairs, workers in ((1, 0, 1), (7, 10**7, 2), (100, 13_600_000, 2), (5, 10, 1)):
-        waves = engine_dask._waves(partitions, pairs, workers)
-        assert [p for lo, hi in waves for p in range(lo, hi)] == list(range(partitions))
+        planned = waves(partitions, pairs, workers, PER_WORKER)
+        assert [p for lo, hi in planned for p in range(lo, hi)] == list(range(partitions))
     # 13.6M pairs over 2 workers: 14 waves wanted, so 8 partitions a wave, so 13 waves
-    assert len(engine_dask._waves(100, 13_600_000, 2)) == 13
-    assert len(engine_dask._waves(100, 400_000, 2)) == 1
+    assert len(waves(100, 13_600_000, 2, PER_WORKER)) == 13
+    assert len(waves(100, 400_000, 2, PER_WORKER)) == 1
 
 
 def test_stories_and_canonicals_equal_local(client: Any) -> None:
@@ -309,7 +316,7 @@ def test_dask_knows_the_size_of_held_partitions() -> None:
 
     frame = pl.DataFrame(generate(300).articles)
     assert sizeof(frame) >= frame["text"].str.len_bytes().sum()
-    prepared = engine_dask._prepare(frame, Config())
+    prepared = prepare_partition(frame, Config(), 5_000)
     signature_bytes = prepared.copy_sigs.nbytes
     assert sizeof(prepared) > signature_bytes + prepared.counts.body.data.nbytes
 
@@ -322,3 +329,47 @@ def test_600_copies_are_one_cluster_equal_to_local(client: Any) -> None:
     assert len(got.clusters) == 1 and got.clusters[0].size == 600
     assert_same(got, local)
     assert got.stats["copies_collapsed"] == local.stats["copies_collapsed"] == 598
+
+
+def _dask_pair_scores(frame: pl.DataFrame, config: Config, cuts: list[int]
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair's score as the Dask engine computes it: its stage tasks run in this
+    process on partitions ``cuts``, each pair scored where its right document lives."""
+    parts = [frame.slice(a, b - a) for a, b in itertools.pairwise(cuts)]
+    count, offsets, n = len(parts), np.array(cuts, dtype=np.int64), cuts[-1]
+    lines = [stages.template_lines(p, config.normalize, count) for p in parts]
+    templates = [stages.templates(config.normalize, *[c[b] for c in lines])
+                 for b in range(count)]
+    prepared = [stages.prepare_partition(p, config, 100, *templates) for p in parts]
+    groups = stages.copy_groups(*[stages.copy_keys(p) for p in prepared])
+    totals = stages.add(*[stages.frequencies(p, groups, cuts[k])
+                          for k, p in enumerate(prepared)])
+    weighed = [stages.weigh(p, totals, stages.count_representatives(groups), config, groups,
+                            cuts[k]) for k, p in enumerate(prepared)]
+    low, high = np.triu_indices(n, 1)
+    codes = low * n + high
+    got: list[Any] = []
+    for d in range(count):
+        payloads = [scoring.left_rows(w, cuts[k], n, offsets, d, d + 1,
+                                      codes[(low >= cuts[k]) & (low < cuts[k + 1])])[0]
+                    for k, w in enumerate(weighed)]
+        edges = scoring.score(weighed[d], cuts[d], n, -np.inf, 1, *payloads)[0]
+        one_way = edges.src < edges.dst
+        got.append(np.stack([edges.src[one_way], edges.dst[one_way], edges.score[one_way]], 1))
+    table = np.concatenate(got)
+    table = table[np.lexsort((table[:, 1], table[:, 0]))]
+    return table[:, :2].astype(np.int64), table[:, 2]
+
+
+def test_batch_and_dask_give_the_same_score_for_the_same_pair() -> None:
+    """The drivers share the stage functions, so each pair's score is the same float:
+    batch (``pipeline.features`` + ``refine.pair_scores``) against the Dask engine's tasks
+    on three partitions, with dates, sources' templates and copy groups in play."""
+    frame = articles_frame(generate(240).articles)
+    config = Config()
+    pairs, dask_scores = _dask_pair_scores(frame, config, [0, 80, 170, 240])
+    low, high = np.triu_indices(240, 1)
+    assert np.array_equal(pairs, np.stack([low, high], 1))  # every pair, once
+    batch_scores = refine.pair_scores(pipeline.features(frame, config), pairs)
+    assert (batch_scores > config.clustering.edge_threshold).sum() > 200
+    assert np.array_equal(dask_scores, batch_scores)

@@ -31,7 +31,7 @@ def test_parquet_and_csv_read_like_jsonl(tmp_path: Path) -> None:
     pl.DataFrame(ROWS).write_parquet(tmp_path / "in.parquet")
     pl.DataFrame(ROWS).write_csv(tmp_path / "in.csv")
     for name in ("in.parquet", "in.csv"):
-        assert io._read_tables([str(tmp_path / name)], None, io.Columns()) is not None
+        assert io.read_tables([str(tmp_path / name)], None, io.Columns()) is not None
         frame = io.read_articles([str(tmp_path / name)]).frame
         assert frame.equals(reference), name
     assert reference["published"].to_list()[:2] == [datetime(2024, 3, 22, 16, 0),
@@ -66,3 +66,16 @@ def test_duplicate_ids_across_tables_fall_back_to_rejection(tmp_path: Path) -> N
     read = io.read_articles(paths, skip_bad_rows=True)
     assert read.frame["id"].to_list() == ["a", "one.parquet", "two.parquet"]
     assert [r.id for r in read.rejected] == ["a"]
+
+
+def test_readers_and_drivers_raise_one_input_error_class(tmp_path: Path) -> None:
+    """A reader's bad row and a driver's bad article are one class: one ``except`` (the
+    CLI's, a caller's) catches both."""
+    from dedup import DedupInputError, cluster
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "text": "x"}\n{"text": "no id"}\n', encoding="utf-8")
+    with pytest.raises(DedupInputError, match=r"bad\.jsonl:2"):
+        io.read_articles([str(bad)])
+    with pytest.raises(io.InputError, match="duplicate id 'a'"):
+        cluster([{"id": "a", "text": "x"}, {"id": "a", "text": "y"}])

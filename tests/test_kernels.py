@@ -3,6 +3,7 @@ and a cache that loads in a fresh process."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -18,14 +19,16 @@ from dedup.signatures import MinHasher
 
 
 @pytest.fixture
-def compiled(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def compiled() -> Iterator[None]:
     """Kernels for every call, however small."""
-    monkeypatch.setattr(jit, "MIN_WORK", 0)
-    monkeypatch.setattr(jit, "_kernels", None)
-    monkeypatch.setattr(jit, "_unavailable", False)
-    monkeypatch.setattr(jit, "_spent", 0)
-    assert jit.kernels(0) is not None
-    yield
+    with jit.using(jit.JitPolicy(min_work=0)):
+        assert jit.kernels(0) is not None
+        yield
+
+
+def numpy_only() -> contextlib.AbstractContextManager[jit.Gate]:
+    """The numpy / scipy code for every call, however large."""
+    return jit.using(jit.JitPolicy(min_work=jit.NEVER))
 
 
 def _shingle_sets(rng: np.random.Generator, docs: int) -> list[np.ndarray]:
@@ -39,13 +42,12 @@ def _signatures(sets: list[np.ndarray], columns: int | None) -> np.ndarray:
 
 
 @pytest.mark.parametrize("columns", [None, 82, 1])
-def test_minhash_kernel_equals_numpy(columns: int | None, monkeypatch: pytest.MonkeyPatch,
+def test_minhash_kernel_equals_numpy(columns: int | None,
                                      compiled: None) -> None:
     sets = _shingle_sets(np.random.default_rng(3), 200)
     got = _signatures(sets, columns)
-    monkeypatch.setattr(jit, "_kernels", None)
-    monkeypatch.setattr(jit, "MIN_WORK", 1 << 62)
-    want = _signatures(sets, columns)
+    with numpy_only():
+        want = _signatures(sets, columns)
     assert got.dtype == want.dtype == np.uint32
     assert np.array_equal(got, want)
     assert (got[0] == 0xFFFFFFFF).all()  # sets[0] is empty
@@ -63,7 +65,7 @@ def _matrix(rng: np.random.Generator, rows: int, width: int, per_row: int) -> sp
     return sp.csr_matrix(dense)
 
 
-def test_row_dots_kernel_equals_scipy(monkeypatch: pytest.MonkeyPatch, compiled: None) -> None:
+def test_row_dots_kernel_equals_scipy(compiled: None) -> None:
     rng = np.random.default_rng(5)
     # Up to 700 stored entries a row over 900 columns: shared runs longer than 128 and 256
     # take numpy's pairwise summation through its halving steps.
@@ -71,9 +73,8 @@ def test_row_dots_kernel_equals_scipy(monkeypatch: pytest.MonkeyPatch, compiled:
     left = np.repeat(np.arange(60), 60)
     right = np.tile(np.arange(60), 60)
     got = refine._row_dots(matrix, left, right)
-    monkeypatch.setattr(jit, "_kernels", None)
-    monkeypatch.setattr(jit, "MIN_WORK", 1 << 62)
-    want = refine._row_dots(matrix, left, right)
+    with numpy_only():
+        want = refine._row_dots(matrix, left, right)
     assert np.array_equal(got, want)
     assert got[59 * 60 + 58] == 0.0  # only underflowing products: an empty sum
 
@@ -86,25 +87,21 @@ def test_gram_kernel_equals_scipy(compiled: None) -> None:
         assert np.array_equal(refine._exact_gram(matrix, rows), refine._gram(matrix[rows]))
 
 
-def test_a_process_loads_the_kernels_once_its_numpy_work_repays_it(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(jit, "MIN_WORK", 1000)
-    monkeypatch.setattr(jit, "_kernels", None)
-    monkeypatch.setattr(jit, "_unavailable", False)
-    monkeypatch.setattr(jit, "_spent", 0)
-    assert jit.kernels(600) is None  # small calls run in numpy ...
-    assert jit._kernels is None
-    loaded = jit.kernels(600)  # ... until together they have done MIN_WORK
-    assert loaded is not None and jit.kernels(1) is loaded
+def test_a_process_loads_the_kernels_once_its_numpy_work_repays_it() -> None:
+    with jit.using(jit.JitPolicy(min_work=1000)) as gate:
+        assert jit.kernels(600) is None  # small calls run in numpy ...
+        assert gate.loaded is None and gate.spent == 600
+        loaded = jit.kernels(600)  # ... until together they have done min_work
+        assert loaded is not None and jit.kernels(1) is loaded
+    with jit.using(jit.JitPolicy(min_work=1000)):
+        assert jit.kernels(600) is None  # a fresh gate counts from zero again
 
 
 def test_dedup_jit_0_keeps_to_numpy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEDUP_JIT", "0")
-    monkeypatch.setattr(jit, "_kernels", None)
-    monkeypatch.setattr(jit, "_unavailable", False)
-    monkeypatch.setattr(jit, "_spent", 0)
-    assert jit.kernels(1 << 40) is None
+    with jit.using(jit.JitPolicy(min_work=0)) as gate:
+        assert jit.kernels(1 << 40) is None
+        assert gate.unavailable
 
 
 _RUN_KERNELS = """
@@ -144,46 +141,43 @@ _TERMS = ["", "a", "ab", "abc", "abcd", "abcde", "putin", "143", "ü", "日本�
 
 
 def test_hashed_counts_equal_scikit_learns_hashing_vectorizer(
-    monkeypatch: pytest.MonkeyPatch, compiled: None
+    compiled: None
 ) -> None:
     rng = np.random.default_rng(11)
     docs = [[_TERMS[i] for i in rng.integers(0, len(_TERMS), int(k))]
             for k in rng.integers(0, 40, 300)]
     docs[5] = []
     got = refine.term_counts(docs)
-    monkeypatch.setattr(jit, "_kernels", None)
-    monkeypatch.setattr(jit, "MIN_WORK", 1 << 62)
-    want = refine.term_counts(docs)
+    with numpy_only():
+        want = refine.term_counts(docs)
     for name in ("indptr", "indices", "data"):
         assert np.array_equal(getattr(got, name), getattr(want, name)), name
         assert getattr(got, name).dtype == getattr(want, name).dtype, name
 
 
 def test_a_term_holding_a_nul_is_hashed_by_scikit_learn(
-    monkeypatch: pytest.MonkeyPatch, compiled: None
+    compiled: None
 ) -> None:
     """The kernel splits its buffer at NUL bytes; a term with one of its own (no tokenizer
     here makes one) must not be split."""
     docs = [["a\0b", "c"], ["c"]]
     got = refine.term_counts(docs)
-    monkeypatch.setattr(jit, "_kernels", None)
-    monkeypatch.setattr(jit, "MIN_WORK", 1 << 62)
-    want = refine.term_counts(docs)
+    with numpy_only():
+        want = refine.term_counts(docs)
     assert (got != want).nnz == 0 and got.nnz == 3
 
 
 def test_salient_terms_and_stacked_blocks_equal_numpy_and_scipy(
-    monkeypatch: pytest.MonkeyPatch, compiled: None
+    compiled: None
 ) -> None:
     rng = np.random.default_rng(13)
     blocks = [_matrix(rng, 50, width, min(40, width)) for width in (300, 17, 90)]
     blocks[0].data[:30] = 1.0  # tied weights: the lower column comes first
     got_top = refine.salient_terms(blocks[0], 5)
     got_stack = refine._hstack(blocks)
-    monkeypatch.setattr(jit, "_kernels", None)
-    monkeypatch.setattr(jit, "MIN_WORK", 1 << 62)
-    want_top = refine.salient_terms(blocks[0], 5)
-    want_stack = sp.hstack(blocks, format="csr")
+    with numpy_only():
+        want_top = refine.salient_terms(blocks[0], 5)
+        want_stack = sp.hstack(blocks, format="csr")
     assert np.array_equal(got_top.offsets, want_top.offsets)
     assert np.array_equal(got_top.columns, want_top.columns)
     assert got_top.columns.dtype == want_top.columns.dtype

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,10 +13,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from dedup import Config, cluster, io, pipeline, refine
+from dedup import Config, cli, cluster, io, pipeline, refine
 from dedup.cli import main
 from dedup.merge import story_to_dict
 from dedup.parallel import Background, WorkerPool, guided_size, resolve_workers, thread_map
+from dedup.tuning import BatchTuning
 
 
 def _square(x: int) -> int:
@@ -50,13 +52,13 @@ def test_pool_map_keeps_task_order_with_more_tasks_than_in_flight() -> None:
 
 def test_warm_pool_starts_processes_that_map_then_uses() -> None:
     with WorkerPool(2) as pool:
-        pool.warm(pipeline._ready)
+        pool.warm(pipeline.ready)
         started = pool._pool
         assert started is not None
         assert list(pool.map(_square, range(5))) == [0, 1, 4, 9, 16]
         assert pool._pool is started  # the same processes, not a second pool
     with WorkerPool(1) as inline:
-        inline.warm(pipeline._ready)
+        inline.warm(pipeline.ready)
         assert inline._pool is None  # one worker runs inline: nothing to start
 
 
@@ -73,10 +75,9 @@ def test_two_workers_give_byte_identical_results(
 ) -> None:
     # Small tasks so ecbplus-dev's 509 articles span several normalize, linkage and merge
     # tasks; linkage tasks are counted to show they ran on the workers.
-    monkeypatch.setattr(pipeline, "_CHUNK", 100)
-    monkeypatch.setattr(pipeline, "_LINK_TASK_ARTICLES", 40)
-    monkeypatch.setattr(pipeline, "_MERGE_TASK_ARTICLES", 60)
-    monkeypatch.setattr(pipeline, "_STOP_IDLE_WORKERS_FROM", 0)  # workers restart for merge
+    # Workers restart for the merge (stop_idle_workers_from=0).
+    tuning = BatchTuning(chunk=100, link_task_articles=40, merge_task_articles=60,
+                         stop_idle_workers_from=0)
     sent: list[object] = []
     original_map = WorkerPool.map
 
@@ -88,7 +89,7 @@ def test_two_workers_give_byte_identical_results(
     monkeypatch.setattr(WorkerPool, "map", counting_map)
     runs = []
     for workers in (1, 2):
-        result = cluster(articles, Config(), workers=workers)
+        result = cluster(articles, Config(), workers=workers, tuning=tuning)
         runs.append((
             result.assignments.write_ndjson(),
             [json.dumps(story_to_dict(s), sort_keys=True) for s in result.stories],
@@ -101,7 +102,6 @@ def test_two_workers_give_byte_identical_results(
 def test_pairs_scored_on_the_workers_give_the_scores_of_one_process(
     articles: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pipeline, "_SCORE_TASK_PAIRS", 500)
     docs = [pipeline.prepare(a["text"], a["title"] or "", frozenset()).terms for a in articles]
     features = dataclasses.replace(refine.build_features(docs, Config().refine),
                                    salient=refine.Salient.empty())
@@ -116,7 +116,7 @@ def test_pairs_scored_on_the_workers_give_the_scores_of_one_process(
 
     monkeypatch.setattr(WorkerPool, "map", counting_map)
     with WorkerPool(2) as pool:
-        on_workers = pipeline._pair_scores(features, pairs, pool)
+        on_workers = pipeline.pair_scores(features, pairs, pool, task_pairs=500)
     assert len(sent) == -(-len(pairs) // 500)
     np.testing.assert_array_equal(on_workers, refine.pair_scores(features, pairs))
     assert (on_workers > 0).sum() > 100
@@ -161,9 +161,7 @@ def test_texts_cleaned_ahead_give_the_same_stories(
 ) -> None:
     """However many texts a worker cleaned ahead of the merge (all, or none), the stories
     are the one-process stories."""
-    monkeypatch.setattr(pipeline, "_CHUNK", 100)
-    monkeypatch.setattr(pipeline, "_TEXT_TASK_ARTICLES", 50)
-    monkeypatch.setattr(pipeline, "_MERGE_TASK_ARTICLES", 60)
+    tuning = BatchTuning(chunk=100, text_task_articles=50, merge_task_articles=60)
     original_stop = Background.stop
     taken: list[int] = []
 
@@ -179,7 +177,7 @@ def test_texts_cleaned_ahead_give_the_same_stories(
     monkeypatch.setattr(Background, "stop", stop)
     runs = []
     for workers in (1, 2):
-        result = cluster(articles, Config(), workers=workers)
+        result = cluster(articles, Config(), workers=workers, tuning=tuning)
         runs.append((result.assignments.write_ndjson(),
                      [json.dumps(story_to_dict(s), sort_keys=True) for s in result.stories]))
     assert taken == [len(articles) if finish else 0]
@@ -199,10 +197,10 @@ def test_streamed_stories_equal_returned_stories(articles: list[dict[str, Any]])
 def test_story_lines_are_the_stories_jsonl_lines(
     articles: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pipeline, "_MERGE_TASK_ARTICLES", 40)  # several tasks, two workers
     kept = cluster(articles[:200], Config())
     chunks: list[str] = []
-    result = cluster(articles[:200], Config(), workers=2, on_story_lines=chunks.append)
+    result = cluster(articles[:200], Config(), workers=2, on_story_lines=chunks.append,
+                     tuning=BatchTuning(merge_task_articles=40))  # several tasks, two workers
     assert len(chunks) > 1 and all(c.endswith("\n") for c in chunks)
     assert "".join(chunks) == "".join(io.json_line(story_to_dict(s)) for s in kept.stories)
     assert result.stories == []
@@ -214,8 +212,9 @@ def test_story_lines_are_the_stories_jsonl_lines(
 def test_cli_workers_option_gives_identical_files(
     articles: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pipeline, "_CHUNK", 150)
-    monkeypatch.setattr(pipeline, "_MERGE_TASK_ARTICLES", 100)
+    # Several chunks and merge tasks: the CLI's ``cluster`` with smaller tasks.
+    monkeypatch.setattr(cli, "cluster", functools.partial(
+        cluster, tuning=BatchTuning(chunk=150, merge_task_articles=100)))
     source = tmp_path / "in.jsonl"
     source.write_text("".join(json.dumps(a, default=str) + "\n" for a in articles[:300]))
     outputs = []

@@ -1,4 +1,4 @@
-"""All file I/O: reading articles (JSONL, CSV, Parquet, .txt folders, stdin) and atomic writes.
+"""Reading articles (JSONL, CSV, Parquet, .txt folders, stdin).
 
 Every input row ends up either as an article or as a ``Rejected`` record with its file and
 line, so a run can always account for what it read. Errors name the file, the line or id,
@@ -8,16 +8,11 @@ and the fix; the CLI prints them on one line.
 from __future__ import annotations
 
 import csv
-import heapq
 import io as _io
 import json
-import os
 import re
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +20,8 @@ from typing import IO, Any
 
 import polars as pl
 
+from dedup.io.errors import InputError
+from dedup.io.jsontext import RawJSON, json_text
 from dedup.records import Rejected
 
 FORMATS = ("jsonl", "csv", "parquet", "txt")
@@ -50,14 +47,6 @@ MAX_NESTING = 32
 _BOM = b"\xef\xbb\xbf"
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
-
-
-class InputError(ValueError):
-    """Input that cannot be read; the message names the file and line and says the fix."""
-
-
-class RawJSON(str):
-    """A value kept as the JSON text it was in the input (nested too deep to decode)."""
 
 
 class Notes:
@@ -139,7 +128,7 @@ def read_articles(
             raise InputError(f"{path}: is a folder, not a {kind} file (a folder of .txt "
                              "files is read without --format, or with --format txt)")
     try:
-        fast = _read_tables(paths, fmt, columns, coerce_ids, notes)
+        fast = read_tables(paths, fmt, columns, coerce_ids, notes)
         if fast is not None:
             return ReadResult(frame=fast, rejected=[], notes=notes.lines())
         rows: list[dict[str, Any]] = []
@@ -167,7 +156,7 @@ def read_articles(
     return ReadResult(frame=articles_table(rows, notes), rejected=rejected, notes=notes.lines())
 
 
-def _read_tables(paths: Sequence[str], fmt: str | None, columns: Columns,
+def read_tables(paths: Sequence[str], fmt: str | None, columns: Columns,
                  coerce_ids: bool = False, notes: Notes | None = None) -> pl.DataFrame | None:
     """Parquet and CSV inputs read column-wise, or None when any row needs a closer look.
 
@@ -679,16 +668,6 @@ def _extra_column(name: str, values: list[Any]) -> tuple[pl.Series, str | None]:
                      dtype=pl.String), why
 
 
-def json_text(value: Any) -> str:
-    """A value as compact JSON text (``RawJSON`` as it was in the input)."""
-    if isinstance(value, RawJSON):
-        return str(value)
-    try:
-        return json.dumps(value, ensure_ascii=False, default=_json_default)
-    except (RecursionError, TypeError, ValueError):
-        return str(value)
-
-
 def _nesting(value: Any) -> int:
     """How deep lists and objects nest in ``value`` (no recursion)."""
     deepest = 0
@@ -714,139 +693,6 @@ def _writable_type(dtype: Any) -> bool:
         return _writable_type(dtype.inner)
     return True
 
-
-def write_rejected(folder: Path, rejected: Iterable[Rejected]) -> None:
-    """rejected.jsonl: one line per row not clustered (file, line, id, reason)."""
-    write_jsonl(folder / "rejected.jsonl",
-                ({"file": r.file, "line": r.line, "id": r.id, "reason": r.reason}
-                 for r in rejected))
-
-
-@contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """A temp path beside ``target`` that replaces it only if the block succeeds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would surprise readers of the output
-    try:
-        yield Path(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_jsonl(target: Path, records: Iterable[dict[str, Any]]) -> None:
-    """Write JSON lines atomically, keys in a fixed order, so runs are byte-identical."""
-    with jsonl_sink(target) as write:
-        for record in records:
-            write(record)
-
-
-@contextmanager
-def jsonl_sink(target: Path) -> Iterator[Callable[[dict[str, Any]], None]]:
-    """A function that appends one JSON line; the file appears only if the block succeeds.
-
-    Lets a producer stream records (a million stories) to disk instead of holding them.
-    """
-    with text_sink(target) as write_text:
-
-        def write(record: dict[str, Any]) -> None:
-            write_text(json_line(record))
-
-        yield write
-
-
-@contextmanager
-def text_sink(target: Path) -> Iterator[Callable[[str], None]]:
-    """``jsonl_sink`` for lines already serialized (``pipeline.cluster``'s
-    ``on_story_lines``): a function that appends text; the file appears only on success."""
-    with atomic_path(target) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as out:
-
-        def write(text: str) -> None:
-            out.write(text)
-
-        yield write
-
-
-def json_line(record: dict[str, Any]) -> str:
-    """One output line: the same bytes whichever engine or process writes the record."""
-    return json.dumps(record, ensure_ascii=False, default=_json_default) + "\n"
-
-
-def write_sorted_part(target: Path, keyed: Iterable[tuple[str, dict[str, Any]]]) -> None:
-    """A part file of ``key<TAB>json`` lines sorted by key, for ``merge_sorted_parts``."""
-    with open(target, "w", encoding="utf-8", newline="\n") as out:
-        for key, record in sorted(keyed, key=lambda item: item[0]):
-            if "\t" in key or "\n" in key:
-                raise ValueError(f"part key {key!r} holds a tab or newline")
-            out.write(key + "\t" + json_line(record))
-
-
-def merge_sorted_parts(parts: Sequence[Path], target: Path) -> int:
-    """Merge sorted part files into one JSON-lines file in key order, streaming.
-
-    Memory is one line per part, however large the parts: how a distributed run writes
-    clusters.jsonl and stories.jsonl without gathering them. Returns the lines written.
-    """
-    handles = [open(part, encoding="utf-8", newline="\n") for part in parts]  # noqa: SIM115
-    written = 0
-    try:
-        with open(target, "w", encoding="utf-8", newline="\n") as out:
-            for line in heapq.merge(*handles, key=lambda ln: ln.split("\t", 1)[0]):
-                out.write(line.split("\t", 1)[1])
-                written += 1
-    finally:
-        for handle in handles:
-            handle.close()
-    return written
-
-
-def publish(staging: Path, outdir: Path, replaces: Sequence[str] = ()) -> None:
-    """Move everything in ``staging`` into ``outdir``, then delete ``staging``.
-
-    Files are replaced atomically one by one; a folder (partitioned assignments) is
-    swapped by two renames. ``replaces`` names outputs of another shape that the new ones
-    supersede (``assignments.parquet`` when ``assignments/`` arrives), removed after.
-    """
-    trash = Path(tempfile.mkdtemp(prefix=".dedup-old-", dir=outdir))
-    try:
-        for item in sorted(staging.iterdir()):
-            target = outdir / item.name
-            if target.is_dir() and not target.is_symlink():
-                target.rename(trash / item.name)
-            os.replace(item, target)
-        for name in replaces:
-            stale = outdir / name
-            if stale.is_dir() and not stale.is_symlink():
-                stale.rename(trash / name)
-            elif stale.exists():
-                stale.unlink()
-    finally:
-        shutil.rmtree(trash, ignore_errors=True)
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def write_frame(target: Path, frame: pl.DataFrame, fmt: str) -> None:
-    """Write a table atomically as Parquet or JSONL."""
-    with atomic_path(target) as tmp:
-        if fmt == "parquet":
-            # No statistics timestamps or writer metadata that vary between runs.
-            frame.write_parquet(tmp, compression="zstd", statistics=False)
-        else:
-            write_rows = frame.to_dicts()
-            with open(tmp, "w", encoding="utf-8", newline="\n") as out:
-                for row in write_rows:
-                    out.write(json_line(row))
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 def stdin_bytes() -> IO[bytes]:
