@@ -66,7 +66,7 @@ _BOUNDARY = re.compile(r"[.!?][\"')\]]*\s+(?=[\"'(\[]*[A-Z0-9])")
 _LAST_WORD = re.compile(r"([\w.]+)[.!?][\"')\]]*\s+$")
 # Possessive: nothing follows the repetition, so giving back an iteration never helps a
 # match, and not keeping the positions to try that is a tenth faster.
-_TOKEN = re.compile(r"\w+(?:[.'-]\w+)*+", re.UNICODE)
+TOKEN = re.compile(r"\w+(?:[.'-]\w+)*+", re.UNICODE)
 
 # Short English function words: they carry no event identity.
 STOPWORDS = frozenset(
@@ -213,7 +213,7 @@ def split_sentences(lines: Sequence[str]) -> list[str]:
 
 def tokens(text: str) -> list[str]:
     """Lower-cased word tokens, keeping internal dots, hyphens and apostrophes (U.S., IS-K)."""
-    return _TOKEN.findall(text.casefold())
+    return TOKEN.findall(text.casefold())
 
 
 def content_tokens(text: str) -> list[str]:
