@@ -80,23 +80,21 @@ class _Found:
             self.names = mid_sentence_names(self.ordered)
         return self.names
 
-    def mentions(self, member: Member, k: int) -> list[Mention]:
-        """The mentions of ``member``'s sentence ``k`` (once per distinct sentence)."""
-        return mentions_once(member.sentences[k], member.id, self.known(), self.seen)
-
     def within_node(self, pos: int, node: Node) -> None:
         """Compare the versions of one story sentence, or pool what cannot be compared."""
         # The members stating the node, in ``ordered``'s order (joined carriers state nothing).
-        carrying = [(self.by_id[mid], idxs) for mid, idxs in node.carriers.items() if idxs]
+        by_id, place = self.by_id, self.place
+        carrying = [(by_id[mid], idxs) for mid, idxs in node.carriers.items() if idxs]
         if len(carrying) > 1:
-            carrying.sort(key=lambda mi: self.place[mi[0].id])
+            carrying.sort(key=lambda mi: place[mi[0].id])
         if len(carrying) == 1:
             # One version states it: within the sentence there is nothing to compare, so each
             # of its numbers goes to the cross-sentence pool, and its names to their own pool,
             # compared by role.
             member, idxs = carrying[0]
+            known, seen = self.known(), self.seen
             for k in idxs:
-                found_k = self.mentions(member, k)
+                found_k = mentions_once(member.sentences[k], member.id, known, seen)
                 self.pool.extend((pos, x) for x in found_k if x.kind == "number")
                 stems = member.stemsets[k]
                 self.name_pool.extend((pos, x, stems) for x in found_k if x.kind == "name")
@@ -111,9 +109,11 @@ class _Found:
         self._compare_voices(pos, voices)
 
     def _pool_names(self, pos: int, carrying: _Carrying) -> None:
+        """Pool the names of a node every carrier states in the same words."""
+        known, seen = self.known(), self.seen
         for member, idxs in carrying:
             for k in idxs:
-                found_k = self.mentions(member, k)
+                found_k = mentions_once(member.sentences[k], member.id, known, seen)
                 stems = member.stemsets[k]
                 self.name_pool.extend((pos, x, stems) for x in found_k if x.kind == "name")
 
@@ -121,8 +121,13 @@ class _Found:
         """Slot the mentions of each voice, kind by kind; a slot whose values disagree is a
         difference, a number alone in its slot (and said by one member) goes to the pool."""
         speakers = {lead.id: ids for lead, _, ids in voices.values()}
+        known, seen = self.known(), self.seen
         groups = [
-            [mention for k in idxs for mention in self.mentions(lead, k)]
+            [
+                mention
+                for k in idxs
+                for mention in mentions_once(lead.sentences[k], lead.id, known, seen)
+            ]
             for lead, idxs, _ in voices.values()
         ]
         for kind in ("number", "date", "name"):
