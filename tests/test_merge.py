@@ -19,7 +19,15 @@ from dedup.merge import story as story_module
 from dedup.merge.align import Node, align_members
 from dedup.merge.differences import find_differences
 from dedup.merge.members import base_scores, order_members, prepare
-from dedup.merge.similarity import EPS, Member, containment, cosine, text_stems, text_vector
+from dedup.merge.similarity import (
+    EPS,
+    Member,
+    Similarity,
+    containment,
+    cosine,
+    text_stems,
+    text_vector,
+)
 from dedup.records import Article, Difference, Story, cluster_id
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
@@ -425,7 +433,8 @@ def test_singleton_fast_path_builds_no_similarity(monkeypatch: pytest.MonkeyPatc
     def forbidden(*_: object) -> None:
         raise AssertionError("a singleton needs no sentence similarities")
 
-    monkeypatch.setattr(story_module, "Similarity", forbidden)
+    # On the class, not a module's name for it: every module that builds one is caught.
+    monkeypatch.setattr(Similarity, "__init__", forbidden)
     monkeypatch.setattr(story_module, "order_members", forbidden)
     article = _version("only", [*BASE, "He said so."])
     story = merge([article])

@@ -71,20 +71,35 @@ def test_prepare_all_shares_repeated_sentences() -> None:
     assert sims.index.tolist() == [0, 1, 0, 1, 2, 0, 1]
 
 
+class _NoMemo(dict[tuple[int, int], "float | None"]):
+    """A role-score memo that never hits: every pair is scored afresh (the reference)."""
+
+    def __contains__(self, key: object) -> bool:
+        return False
+
+
 def test_memoised_role_scores_change_no_slot() -> None:
+    # "Jones" and "Smyth" are compared with the same slot ("Smith"): a memo keyed by the slot
+    # alone would hand Smyth the score Jones got and leave the respelling unpaired.
     sentences = [
         "Smith said 143 people were killed in Lima on Monday.",
-        "Smyth said 144 people were killed in Lima on Monday.",
+        "Jones met Smyth and said 144 people were killed in Lima on Monday.",
         "Smith said 143 people died in Lima on Tuesday.",
     ]
-    groups = [find_mentions(s, f"m{k}", frozenset()) for k, s in enumerate(sentences)]
+    known = frozenset({"Smith", "Jones"})  # names, though they open their sentences
+    groups = [find_mentions(s, f"m{k}", known) for k, s in enumerate(sentences)]
     for kind in ("number", "date", "name"):
         kind_groups = [[x for x in g if x.kind == kind] for g in groups]
-        plain = fill_slots(kind_groups, aligned=True)
+        fresh = fill_slots(kind_groups, aligned=True, scores=_NoMemo())
         memo: dict[tuple[int, int], float | None] = {}
-        fill_slots(kind_groups, aligned=True, scores=memo)
+        plain = fill_slots(kind_groups, aligned=True, scores=memo)
+        assert memo, "the memo is used"
         again = fill_slots(kind_groups, aligned=True, scores=memo)  # every score from the memo
-        assert [[id(x) for x in s] for s in again] == [[id(x) for x in s] for s in plain]
+        want = [[id(x) for x in s] for s in fresh]
+        assert [[id(x) for x in s] for s in plain] == want
+        assert [[id(x) for x in s] for s in again] == want
+    names = fill_slots([[x for x in g if x.kind == "name"] for g in groups], aligned=True)
+    assert ["Smith", "Smyth", "Smith"] in [[x.value for x in slot] for slot in names]
 
 
 # ----------------------------------------------------------------------------- copies
