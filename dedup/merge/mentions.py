@@ -96,6 +96,8 @@ _UNIT_SKIP = frozenset("more than least about around nearly almost some".split()
 
 @dataclass(slots=True)
 class Mention:
+    """A number, date or name one member states, with the tokens around it."""
+
     kind: DifferenceKind
     value: str  # as written
     key: Any  # normalised value: equal keys agree
@@ -130,6 +132,7 @@ def _finish(mention: Mention, sole: bool) -> None:
 
 
 def roles_of(stems: Iterable[str]) -> frozenset[str]:
+    """The roles (killed, injured, arrested, ...) that the stems around a number name."""
     roles: list[str] = []
     for stem in stems:
         roles += _stem_roles(stem)

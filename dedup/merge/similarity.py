@@ -75,6 +75,8 @@ EPS = 1e-9  # cosine of {a, b} and {a, c} is 0.5 up to rounding: count it as 0.5
 
 
 def cosine(a: dict[str, float], b: dict[str, float]) -> float:
+    """Cosine of two unit vectors, summed over the shorter one's keys in their order (the
+    exact value every threshold decision and sort key uses; ``Similarity`` only proposes)."""
     if len(a) > len(b):
         a, b = b, a
     return sum(v * b.get(k, 0.0) for k, v in a.items())
