@@ -27,7 +27,7 @@ from typing import Any
 from benchmarks.synthetic import iter_synthetic
 from dedup import index as index_module
 from dedup import pipeline
-from dedup.config import IndexConfig
+from dedup.config import IndexConfig, StoryRefresh
 from dedup.index import StoryIndex
 
 # (owner, attribute, label): the stages of ``StoryIndex.add``, in order.
@@ -76,7 +76,12 @@ def _time_stages(totals: dict[str, float]) -> Callable[[], None]:
 
         setattr(owner, name, staticmethod(timed) if isinstance(original, staticmethod) else timed)
         restore.append((owner, name, original))
-    return lambda: [setattr(owner, name, original) for owner, name, original in restore]
+
+    def unwrap() -> None:
+        for owner, name, original in restore:
+            setattr(owner, name, original)
+
+    return unwrap
 
 MARKS = (10_000, 50_000, 100_000)
 WINDOW = 0.1  # a mark's rate is measured over the batches ending in the last 10% before it
@@ -86,7 +91,7 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
 
 
-def run(docs: int, batch: int, refresh: str, folder: Path, stages: bool = False,
+def run(docs: int, batch: int, refresh: StoryRefresh, folder: Path, stages: bool = False,
         tail: bool = True) -> list[tuple[str, str]]:
     """Add ``docs`` articles in batches; return the table rows (label, value).
     ``tail=False``: generator version 2's corpus, to compare with code from before #18."""
@@ -129,8 +134,8 @@ def run(docs: int, batch: int, refresh: str, folder: Path, stages: bool = False,
     rows.append(("wall s (incl. generating)", f"{wall:.1f}"))
     rows.append(("database MiB", f"{_size(path) / 2**20:,.1f}"))
     if stages:
-        for label, seconds in totals.items():
-            rows.append((f"stage ms/batch: {label}", f"{1000 * seconds / len(cpu):.1f}"))
+        for label, spent in totals.items():
+            rows.append((f"stage ms/batch: {label}", f"{1000 * spent / len(cpu):.1f}"))
         rest = sum(cpu) - sum(totals.values())
         rows.append(("stage ms/batch: rest", f"{1000 * rest / len(cpu):.1f}"))
     t0 = time.perf_counter()

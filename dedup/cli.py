@@ -29,6 +29,7 @@ from dedup.parallel import WorkerDied
 from dedup.pipeline import ClusterResult, DedupInputError, cluster
 from dedup.records import Story
 from dedup.render import FORMATS as STORY_FORMATS
+from dedup.render import Format as StoryFormat
 from dedup.render import render
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -338,7 +339,7 @@ def config_command(config_path: str | None) -> None:
               help="Only this cluster id (repeatable).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Write to this file (atomically) instead of stdout.")
-def stories_command(outdir: str, fmt: str, cluster_ids: tuple[str, ...],
+def stories_command(outdir: str, fmt: StoryFormat, cluster_ids: tuple[str, ...],
                     output: str | None) -> None:
     """Show the merged stories that `dedup cluster` wrote to OUTDIR."""
     found = read_stories(Path(outdir))

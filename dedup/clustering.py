@@ -9,7 +9,6 @@ cluster can span two components when ``edge_threshold == link_threshold``.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -19,6 +18,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial.distance import squareform
 
 from dedup.config import ClusterConfig
+from dedup.records import cluster_id as cluster_id  # the id rule, here for its callers
 
 try:  # see ``weighted_link``
     from scipy.cluster._hierarchy import nn_chain as _nn_chain
@@ -30,12 +30,6 @@ except ImportError:  # pragma: no cover - a scipy that moved them
     _WEIGHTED = -1
 
 Similarity = Callable[[np.ndarray], np.ndarray]
-
-
-def cluster_id(member_ids: Sequence[str]) -> str:
-    """Stable id from member ids alone: the same members always get the same id."""
-    digest = hashlib.sha1("\n".join(sorted(member_ids)).encode("utf-8")).hexdigest()
-    return "c" + digest[:12]
 
 
 def components(n: int, pairs: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:

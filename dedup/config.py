@@ -10,6 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# The option strings settings take: mypy holds callers to these values, and
+# ``configfile`` checks a TOML file's against them.
+# ``CandidateConfig.lsh_options``: which LSH signal (copies: word 5-grams; events: salient terms).
+CandidateSignal = Literal["copies", "events"]
+# ``IndexConfig.story_refresh``: when a touched cluster's story is merged again.
+StoryRefresh = Literal["read", "add"]
+
 
 @dataclass(frozen=True, slots=True)
 class NormalizeConfig:
@@ -75,7 +82,7 @@ class CandidateConfig:
     # Jaccard); batch engine only, so None (the default) keeps the three engines alike.
     copies_group_threshold: float | None = None
 
-    def lsh_options(self, signal: str) -> dict[str, Any]:
+    def lsh_options(self, signal: CandidateSignal) -> dict[str, Any]:
         """``candidates.lsh_pairs`` keyword arguments for the ``copies`` or ``events`` signal."""
         if signal == "copies":
             return {"threshold": self.copies_threshold,
@@ -222,7 +229,7 @@ class IndexConfig:
     relink_refresh: float = 0.1
     # When a touched cluster's story is merged again: "read" (on the first read after the
     # change, then cached) or "add" (inside the add transaction; readers never merge).
-    story_refresh: Literal["read", "add"] = "read"
+    story_refresh: StoryRefresh = "read"
     # Seconds a writer waits for another process's write transaction before failing.
     busy_timeout: float = 30.0
 

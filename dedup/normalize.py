@@ -12,6 +12,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from dedup.caches import BoundedCache
 from dedup.config import NormalizeConfig
 
 _QUOTES = (("“", '"'), ("”", '"'), ("„", '"'), ("‘", "'"), ("’", "'"))
@@ -64,9 +65,10 @@ _ABBREVIATIONS = frozenset(
 )
 _BOUNDARY = re.compile(r"[.!?][\"')\]]*\s+(?=[\"'(\[]*[A-Z0-9])")
 _LAST_WORD = re.compile(r"([\w.]+)[.!?][\"')\]]*\s+$")
-# Possessive: nothing follows the repetition, so giving back an iteration never helps a
-# match, and not keeping the positions to try that is a tenth faster.
-_TOKEN = re.compile(r"\w+(?:[.'-]\w+)*+", re.UNICODE)
+# A token of ``tokens`` (public: the merger scans slices of a text with it). Possessive:
+# nothing follows the repetition, so giving back an iteration never helps a match, and
+# not keeping the positions to try that is a tenth faster.
+TOKEN = re.compile(r"\w+(?:[.'-]\w+)*+", re.UNICODE)
 
 # Short English function words: they carry no event identity.
 STOPWORDS = frozenset(
@@ -226,7 +228,7 @@ def split_sentences(lines: Sequence[str]) -> list[str]:
 
 def tokens(text: str) -> list[str]:
     """Lower-cased word tokens, keeping internal dots, hyphens and apostrophes (U.S., IS-K)."""
-    return _TOKEN.findall(text.casefold())
+    return TOKEN.findall(text.casefold())
 
 
 def content_tokens(text: str) -> list[str]:
@@ -258,22 +260,19 @@ def names(sentences: Sequence[str]) -> list[str]:
     sentence (the pattern does not span line breaks).
     """
     out: list[str] = []
-    cache = _NAME_TERMS
+    cache = NAME_TERMS
     for phrase in _NAME.findall("\n".join(sentences)):
         terms = cache.get(phrase)
         if terms is None:
-            terms = _name_terms(phrase)
-            if len(cache) >= _NAME_CACHE_MAX:
-                cache.clear()
-            cache[phrase] = terms
+            terms = cache.put(phrase, _name_terms(phrase))
         out.extend(terms)
     return out
 
 
 # Phrase -> its terms. Feeds repeat the same names across thousands of articles, and the
 # per-phrase casefold/split/strip was a sixth of ``names``; bounded, so memory is too.
-_NAME_TERMS: dict[str, tuple[str, ...]] = {}
-_NAME_CACHE_MAX = 1 << 17
+# ``NAME_TERMS.clear()`` empties it.
+NAME_TERMS: BoundedCache[str, tuple[str, ...]] = BoundedCache(1 << 17)
 
 
 def _name_terms(phrase: str) -> tuple[str, ...]:

@@ -1,14 +1,32 @@
-"""Records passed between stages: one slotted dataclass per concept, nothing else."""
+"""Records passed between stages: one slotted dataclass per concept, the cluster-id rule,
+and the stories' JSON shape (serialization lives beside the records it writes)."""
 
 from __future__ import annotations
 
+import hashlib
 import operator
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 DifferenceKind = Literal["number", "date", "name", "sentence"]
 _R = TypeVar("_R")
+
+
+def cluster_id(member_ids: Iterable[str]) -> str:
+    """Stable cluster id from member ids alone: 'c' + the first 12 hex digits of the SHA-1 of
+    the sorted ids joined by newlines.
+
+    Why here: the clustering stage names clusters and the merger names stories with it, so
+    a story and its cluster share an id whichever driver ran them.
+
+    Example:
+        >>> cluster_id(["b", "a"]) == cluster_id(["a", "b"])
+        True
+    """
+    joined = "\n".join(sorted(member_ids))
+    return "c" + hashlib.sha1(joined.encode("utf-8")).hexdigest()[:12]
 
 
 def _pickled_as_fields(cls: type[_R]) -> type[_R]:
@@ -118,3 +136,50 @@ class Story:
     # sentences and differences cite each distinct version once; a version's copy count
     # is 1 + len(its copies). Empty when no member copies another.
     copies: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=True, hash=False)
+
+
+def story_to_dict(story: Story) -> dict[str, Any]:
+    """The JSON shape of a story (one line of ``stories.jsonl``); ``copies`` only when some
+    member copies another."""
+    out: dict[str, Any] = {
+        "cluster_id": story.cluster_id,
+        "members": list(story.members),
+        "base": story.base,
+        "title": story.title,
+        "text": story.text,
+        "sentences": [{"text": s.text, "sources": list(s.sources)} for s in story.sentences],
+        "differences": [
+            {
+                "kind": d.kind,
+                "context": d.context,
+                "variants": {value: list(ids) for value, ids in d.variants.items()},
+            }
+            for d in story.differences
+        ],
+    }
+    if story.copies:
+        out["copies"] = {version: list(ids) for version, ids in story.copies.items()}
+    return out
+
+
+def story_from_dict(data: dict[str, Any]) -> Story:
+    """Inverse of ``story_to_dict``: read a story back from ``stories.jsonl``."""
+    return Story(
+        cluster_id=str(data["cluster_id"]),
+        members=tuple(data["members"]),
+        base=str(data["base"]),
+        title=str(data.get("title", "")),
+        text=str(data.get("text", "")),
+        sentences=tuple(
+            StorySentence(str(s["text"]), tuple(s["sources"])) for s in data.get("sentences", [])
+        ),
+        differences=tuple(
+            Difference(
+                d["kind"],
+                str(d.get("context", "")),
+                {str(v): tuple(ids) for v, ids in d["variants"].items()},
+            )
+            for d in data.get("differences", [])
+        ),
+        copies={str(v): tuple(ids) for v, ids in data.get("copies", {}).items()},
+    )

@@ -22,20 +22,22 @@ from __future__ import annotations
 import html
 import json
 import re
+import typing
 from collections.abc import Iterable, Sequence
 from typing import Literal
 from urllib.parse import quote
 
-from dedup.merge import story_to_dict
-from dedup.records import Difference, Story
+from dedup.records import Difference, Story, story_to_dict
 
 __all__ = ["FORMATS", "render", "render_html", "render_json", "render_markdown"]
 
+# The formats ``dedup stories --format`` offers; ``render`` also takes the spellings
+# "markdown" and "jsonl".
 Format = Literal["md", "html", "json"]
-FORMATS: tuple[str, ...] = ("md", "html", "json")
+FORMATS: tuple[Format, ...] = typing.get_args(Format)
 
 
-def render(stories: Iterable[Story], fmt: str = "md") -> str:
+def render(stories: Iterable[Story], fmt: Format | Literal["markdown", "jsonl"] = "md") -> str:
     """Render stories in ``fmt`` ('md' or 'markdown', 'html', 'json'): the CLI's one call."""
     stories = list(stories)
     if fmt in ("md", "markdown"):

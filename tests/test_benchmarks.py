@@ -12,6 +12,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,7 @@ from benchmarks.synthetic import (
     BIG_EVENT,
     TAIL_SIZES,
     Generator,
+    SyntheticCorpus,
     generate,
     iter_synthetic,
     read_parquet,
@@ -42,14 +44,14 @@ KINDS = {"number", "date", "name", "sentence"}
 
 
 @pytest.fixture(scope="module")
-def corpus_600():
+def corpus_600() -> SyntheticCorpus:
     return generate(600, seed=7)
 
 
 # --------------------------------------------------------------------------- generator
 
 
-def test_generator_is_deterministic(corpus_600) -> None:
+def test_generator_is_deterministic(corpus_600: SyntheticCorpus) -> None:
     again = generate(600, seed=7)
     assert again.articles == corpus_600.articles
     assert again.gold == corpus_600.gold
@@ -68,7 +70,7 @@ def test_generator_makes_exactly_n_docs_in_bounded_chunks() -> None:
     assert streamed == dict(zip((a["id"] for a in whole.articles), whole.gold, strict=True))
 
 
-def test_articles_have_the_shape_dedup_takes(corpus_600) -> None:
+def test_articles_have_the_shape_dedup_takes(corpus_600: SyntheticCorpus) -> None:
     ids = [a["id"] for a in corpus_600.articles]
     assert len(set(ids)) == len(ids)
     for a in corpus_600.articles:
@@ -77,7 +79,7 @@ def test_articles_have_the_shape_dedup_takes(corpus_600) -> None:
         assert a["published"] is not None
 
 
-def test_cluster_sizes_vary(corpus_600) -> None:
+def test_cluster_sizes_vary(corpus_600: SyntheticCorpus) -> None:
     sizes = Counter(Counter(corpus_600.gold).values())
     singletons = sizes[1]
     small = sum(n for size, n in sizes.items() if 2 <= size <= 10)
@@ -85,7 +87,7 @@ def test_cluster_sizes_vary(corpus_600) -> None:
     assert singletons > 50 and small > 50 and large >= 1
 
 
-def test_hard_negatives_are_separate_events_with_shared_names(corpus_600) -> None:
+def test_hard_negatives_are_separate_events_with_shared_names(corpus_600: SyntheticCorpus) -> None:
     assert corpus_600.hard_negatives, "expected some hard negatives in 600 articles"
     by_gold: dict[str, list[str]] = {}
     for a, g in zip(corpus_600.articles, corpus_600.gold, strict=True):
@@ -93,13 +95,13 @@ def test_hard_negatives_are_separate_events_with_shared_names(corpus_600) -> Non
     shared = 0
     for label, look_alike in corpus_600.hard_negatives.items():
         assert label != look_alike
-        a, b = by_gold[label][0], by_gold[look_alike][0]
-        capitalised = {w for w in a.split() if w[:1].isupper()}
-        shared += bool(capitalised & {w for w in b.split() if w[:1].isupper()})
+        one, other = by_gold[label][0], by_gold[look_alike][0]
+        capitalised = {w for w in one.split() if w[:1].isupper()}
+        shared += bool(capitalised & {w for w in other.split() if w[:1].isupper()})
     assert shared >= len(corpus_600.hard_negatives) // 2
 
 
-def test_differences_are_consistent_with_gold(corpus_600) -> None:
+def test_differences_are_consistent_with_gold(corpus_600: SyntheticCorpus) -> None:
     gold_of = {a["id"]: g for a, g in zip(corpus_600.articles, corpus_600.gold, strict=True)}
     text_of = {a["id"]: a["text"] for a in corpus_600.articles}
     assert corpus_600.differences
@@ -133,7 +135,7 @@ def test_parquet_round_trip(tmp_path: Path) -> None:
 
 def test_baselines_link_copies_and_not_strangers() -> None:
     story = " ".join(f"word{i}" for i in range(60))
-    articles = [
+    articles: list[dict[str, Any]] = [
         {"id": "a", "text": story, "title": "", "published": None, "source": "x"},
         {"id": "b", "text": "Share.\n" + story, "title": "", "published": None, "source": "y"},
         {"id": "c", "text": " ".join(f"other{i}" for i in range(60)), "title": ""},
@@ -194,7 +196,9 @@ def test_runner_on_ecbplus_dev_cheap_baselines() -> None:
     # The reference point in the corpus README: TF-IDF single link at 0.30, ARI about 0.78.
     assert rows["tfidf-0.30"].ari == pytest.approx(0.78, abs=0.03)
     # 5-gram MinHash finds few rewrites: precise, low recall.
-    assert rows["datasketch"].precision > 0.9 and rows["datasketch"].recall < 0.2
+    datasketch = rows["datasketch"]
+    assert datasketch.precision is not None and datasketch.recall is not None
+    assert datasketch.precision > 0.9 and datasketch.recall < 0.2
 
 
 def test_runner_isolates_each_system_in_a_fresh_process(tmp_path: Path) -> None:
@@ -214,7 +218,9 @@ def test_tfidf_is_skipped_visibly_above_its_limit() -> None:
     assert "skipped: all-pairs" in bench_run.format_table(report)
 
 
-def test_cli_prints_one_table_and_writes_files(tmp_path: Path, capsys) -> None:
+def test_cli_prints_one_table_and_writes_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bench_run.main(
         ["--corpus", "synthetic", "--docs", "150", "--systems", "datasketch,tfidf-0.30",
          "--in-process", "--quiet", "--out-dir", str(tmp_path)]
@@ -255,7 +261,9 @@ def test_dedup_runs_in_the_benchmark() -> None:
     _check_rows(report, ["dedup"])
 
 
-def test_dask_bench_runs_and_writes_its_table(tmp_path: Path, capsys) -> None:
+def test_dask_bench_runs_and_writes_its_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from benchmarks import dask_bench
 
     dask_bench.main(["--docs", "300", "--workers", "1", "--partitions", "2", "--local",

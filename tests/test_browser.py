@@ -134,7 +134,11 @@ def report(browser: Any, seed_story: Story, tmp_path_factory: pytest.TempPathFac
     context.route("**/*", route)
     page.on("console", lambda m: result.errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: result.errors.append(str(e)))
-    page.on("dialog", lambda d: (result.dialogs.append(d.message), d.dismiss()))
+    def on_dialog(dialog: Any) -> None:
+        result.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     page.goto(url, wait_until="load")
     return result
 

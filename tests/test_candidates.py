@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -176,8 +178,8 @@ def test_bounded_memory_counting_equals_one_pass(monkeypatch: pytest.MonkeyPatch
     sigs = rng.integers(0, 40, size=(600, 128)).astype(np.uint32)
     present = np.ones(600, dtype=bool)
     present[::17] = False
-    options = dict(threshold=0.02, max_bucket_size=30, min_collisions=1, max_per_doc=5,
-                   split_depth=1)
+    options: dict[str, Any] = dict(threshold=0.02, max_bucket_size=30, min_collisions=1,
+                                   max_per_doc=5, split_depth=1)
     whole, _ = candidates.lsh_pairs(sigs, present, **options)
     monkeypatch.setattr(candidates, "_MIN_BUFFER", 500)
     monkeypatch.setattr(candidates, "_BUFFER_PER_DOC", 1)
@@ -193,8 +195,10 @@ def test_bands_on_threads_give_the_pairs_of_one_thread() -> None:
     sigs = rng.integers(0, 40, size=(500, 128)).astype(np.uint32)
     present = np.ones(500, dtype=bool)
     present[::13] = False
-    for options in (dict(threshold=0.02, max_bucket_size=30, max_per_doc=5, split_depth=2),
-                    dict(threshold=0.5, max_bucket_size=100)):
+    all_options: list[dict[str, Any]] = [
+        dict(threshold=0.02, max_bucket_size=30, max_per_doc=5, split_depth=2),
+        dict(threshold=0.5, max_bucket_size=100)]
+    for options in all_options:
         if options["threshold"] == 0.5:  # five rows per band: fewer values to collide
             sigs = sigs % 3
         one, one_stats = candidates.lsh_pairs(sigs, present, **options, threads=1)
@@ -210,7 +214,7 @@ def test_lsh_options_name_each_signal_and_refuse_others() -> None:
                                           "chain": cand.crowded_chain}
     assert cand.lsh_options("events")["max_per_doc"] == cand.events_max_per_doc
     with pytest.raises(ValueError, match="unknown candidate signal 'names'"):
-        cand.lsh_options("names")
+        cand.lsh_options("names")  # type: ignore[arg-type]  # mypy refuses it too
 
 
 @pytest.mark.parametrize("size", [0, 1, 2, 1000])
@@ -265,7 +269,8 @@ def test_bands_read_only_their_columns_of_the_signatures() -> None:
     rng = np.random.default_rng(12)
     sigs = rng.integers(0, 40, size=(400, 128)).astype(np.uint32)
     present = np.ones(400, dtype=bool)
-    options = dict(threshold=0.02, max_bucket_size=30, max_per_doc=5, split_depth=2)
+    options: dict[str, Any] = dict(threshold=0.02, max_bucket_size=30, max_per_doc=5,
+                                   split_depth=2)
     bands, rows = lsh_params(0.02, 128)
     assert bands * rows < 128
     full, full_stats = lsh_pairs(sigs, present, **options)

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -101,7 +102,7 @@ def _texts() -> list[dict[str, object]]:
 def test_plain_articles_match_the_frame() -> None:
     """The direct path builds what the polars frame does, and leaves the rest to it."""
     stamp = datetime(2024, 5, 1, 12, 30, 15, 123456)
-    plain = [
+    plain: list[list[Any]] = [
         [{"id": "a", "text": "Quake hits Lima."}],
         [{"id": "a", "text": "x", "title": None, "published": stamp, "source": "Wire"},
          {"id": "b", "text": "", "title": "T", "published": None, "source": None},
@@ -114,7 +115,7 @@ def test_plain_articles_match_the_frame() -> None:
         theirs = pipeline.to_articles(pipeline.articles_frame(items))
         assert [(a.id, a.text, a.title, a.published, a.source, a.extra) for a in ours] == [
             (a.id, a.text, a.title, a.published, a.source, a.extra) for a in theirs]
-    not_plain = [
+    not_plain: list[list[Any]] = [
         [{"id": "a", "text": "x", "lang": "en"}],  # an extra column
         [Article("a", "x", extra={"lang": "en"})],
         [{"id": 7, "text": "x"}],  # cast by the frame
@@ -136,7 +137,7 @@ def test_count_terms_match_the_hashing_vectorizer(tmp_path: Path) -> None:
     config = Config()
     hasher = signatures.TokenHasher()
     with StoryIndex.open(tmp_path / "i.db") as index:
-        state = SimpleNamespace(df=np.zeros(4 * refine.N_FEATURES, dtype=np.int32), terms=0)
+        state: Any = SimpleNamespace(df=np.zeros(4 * refine.N_FEATURES, dtype=np.int32), terms=0)
         df = np.zeros(4 * refine.N_FEATURES, dtype=np.int64)
         rows = _texts()
         for start in range(0, len(rows), 37):

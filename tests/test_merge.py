@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import random
 from datetime import datetime
@@ -13,27 +12,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dedup import clustering
 from dedup.config import Config, MergeConfig
-from dedup.merge import (
-    _EPS,
-    _align,
-    _base_scores,
-    _containment,
-    _cosine,
-    _Member,
-    _order_members,
-    _prepare,
-    _stems,
-    _vector,
-    cluster_id_for,
-    member_sentences,
-    merge,
-    story_from_dict,
-    story_to_dict,
+from dedup.merge import cluster_id_for, member_sentences, merge, story_from_dict, story_to_dict
+from dedup.merge import story as story_module
+from dedup.merge.align import Node, align_members
+from dedup.merge.differences import find_differences
+from dedup.merge.members import base_scores, order_members, prepare
+from dedup.merge.similarity import (
+    EPS,
+    Member,
+    Similarity,
+    containment,
+    cosine,
+    text_stems,
+    text_vector,
 )
-from dedup.records import Article, Difference, Story
-
-merge_module = importlib.import_module("dedup.merge")  # the package exports merge() by that name
+from dedup.records import Article, Difference, Story, cluster_id
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 SEED_000 = "000_ad9cb973c98234b4"
@@ -161,12 +156,13 @@ def test_seeds_no_boilerplate_in_title_or_text(seed_story: Story) -> None:
         assert junk not in seed_story.title
         assert junk not in seed_story.text
     assert seed_story.members == (SEED_000, SEED_004)
-    assert seed_story.cluster_id == cluster_id_for([SEED_000, SEED_004])
+    assert seed_story.cluster_id == cluster_id([SEED_000, SEED_004])
 
 
 def test_cluster_id_formula() -> None:
     expected = "c" + hashlib.sha1(b"a\nb\nc").hexdigest()[:12]
-    assert cluster_id_for(["c", "a", "b"]) == expected
+    assert cluster_id(["c", "a", "b"]) == expected
+    assert cluster_id_for is cluster_id is clustering.cluster_id  # one rule for every driver
     assert merge([Article("b", "x."), Article("a", "y."), Article("c", "z.")]).cluster_id == (
         expected
     )
@@ -398,8 +394,8 @@ def clusters(draw: st.DrawFn) -> list[Article]:
 @given(clusters())
 def test_every_member_sentence_is_in_the_story_or_aligned_to_it(articles: list[Article]) -> None:
     cfg = Config().merge
-    members = _order_members([_prepare(a, cfg) for a in sorted(articles, key=lambda a: a.id)], cfg)
-    nodes = _align(members, cfg)
+    members = order_members([prepare(a, cfg) for a in sorted(articles, key=lambda a: a.id)], cfg)
+    nodes = align_members(members, cfg)
     for member in members:
         placed = sorted(i for node in nodes for i in node.carriers.get(member.id, []))
         assert placed == list(range(len(member.sentences)))  # each exactly once
@@ -421,9 +417,9 @@ def test_every_member_sentence_is_in_the_story_or_aligned_to_it(articles: list[A
 def _full_alignment(articles: list[Article]) -> tuple[str, list[tuple[str, tuple[str, ...]]]]:
     """Base id and (sentence, sorted carriers) as ordering + alignment build them."""
     cfg = Config().merge
-    members = _order_members([_prepare(a, cfg) for a in sorted(articles, key=lambda a: a.id)], cfg)
+    members = order_members([prepare(a, cfg) for a in sorted(articles, key=lambda a: a.id)], cfg)
     by_id = {m.id: m for m in members}
-    nodes = _align(members, cfg)
+    nodes = align_members(members, cfg)
     return members[0].id, [
         (by_id[n.reps[0][0]].sentences[n.reps[0][1]], tuple(sorted(n.carriers))) for n in nodes
     ]
@@ -437,8 +433,9 @@ def test_singleton_fast_path_builds_no_similarity(monkeypatch: pytest.MonkeyPatc
     def forbidden(*_: object) -> None:
         raise AssertionError("a singleton needs no sentence similarities")
 
-    monkeypatch.setattr(merge_module, "_Similarity", forbidden)
-    monkeypatch.setattr(merge_module, "_order_members", forbidden)
+    # On the class, not a module's name for it: every module that builds one is caught.
+    monkeypatch.setattr(Similarity, "__init__", forbidden)
+    monkeypatch.setattr(story_module, "order_members", forbidden)
     article = _version("only", [*BASE, "He said so."])
     story = merge([article])
     assert story.base == "only" and story.differences == ()
@@ -460,8 +457,8 @@ def test_identical_copies_fast_path_matches_full_alignment(monkeypatch: pytest.M
     def forbidden(*_: object) -> None:
         raise AssertionError("exact copies need no ordering or alignment")
 
-    monkeypatch.setattr(merge_module, "_order_members", forbidden)
-    monkeypatch.setattr(merge_module, "_align", forbidden)
+    monkeypatch.setattr(story_module, "order_members", forbidden)
+    monkeypatch.setattr(story_module, "align_members", forbidden)
     story = merge(copies)
     monkeypatch.undo()
     assert story.base == "c"  # equal scores: earliest published
@@ -488,7 +485,7 @@ def test_copies_with_sentences_that_do_not_align_take_the_full_path() -> None:
 # the two give the same story: every threshold decision and every sort key bit for bit.
 
 
-def _reference_base_scores(members: list[_Member], config: MergeConfig) -> list[float]:
+def _reference_base_scores(members: list[Member], config: MergeConfig) -> list[float]:
     n = len(members)
     scores = []
     for i, m in enumerate(members):
@@ -496,12 +493,12 @@ def _reference_base_scores(members: list[_Member], config: MergeConfig) -> list[
         if not others:
             scores.append(1.0 - m.boilerplate)
             continue
-        centrality = sum(_cosine(m.doc, o.doc) for o in others) / (n - 1)
+        centrality = sum(cosine(m.doc, o.doc) for o in others) / (n - 1)
         claims = carried = 0
         for o in others:
             for vec in o.vectors:
                 claims += 1
-                if any(_cosine(vec, mv) >= config.align_threshold - _EPS for mv in m.vectors):
+                if any(cosine(vec, mv) >= config.align_threshold - EPS for mv in m.vectors):
                     carried += 1
         completeness = carried / claims if claims else 1.0
         scores.append(centrality + completeness - m.boilerplate)
@@ -509,7 +506,7 @@ def _reference_base_scores(members: list[_Member], config: MergeConfig) -> list[
 
 
 def _reference_align(
-    ordered: list[_Member], config: MergeConfig
+    ordered: list[Member], config: MergeConfig
 ) -> list[tuple[dict[str, list[int]], list[tuple[str, int]]]]:
     by_id = {m.id: m for m in ordered}
     base = ordered[0]
@@ -520,8 +517,8 @@ def _reference_align(
         pairs = []
         for si, vec in enumerate(member.vectors):
             for ni, (_, reps) in enumerate(story):
-                sim = max(_cosine(vec, by_id[mid].vectors[k]) for mid, k in reps)
-                if sim >= config.align_threshold - _EPS:
+                sim = max(cosine(vec, by_id[mid].vectors[k]) for mid, k in reps)
+                if sim >= config.align_threshold - EPS:
                     pairs.append((sim, si, ni))
         pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
         placed: dict[int, int] = {}
@@ -535,7 +532,7 @@ def _reference_align(
                 continue
             best, best_ni = 0.0, -1
             for ni, (_, reps) in enumerate(story):
-                c = max(_containment(stems, by_id[mid].stemsets[k]) for mid, k in reps)
+                c = max(containment(stems, by_id[mid].stemsets[k]) for mid, k in reps)
                 if c > best:
                     best, best_ni = c, ni
             if best >= config.containment_threshold:
@@ -568,7 +565,7 @@ def _reference_align(
             continue
         for member in ordered:
             if member.id not in carriers and any(
-                _containment(stems, other) >= config.containment_threshold
+                containment(stems, other) >= config.containment_threshold
                 for other in member.stemsets
             ):
                 carriers[member.id] = []
@@ -579,21 +576,21 @@ def _reference_align(
 @given(clusters())
 def test_matrix_alignment_equals_dict_cosine_reference(articles: list[Article]) -> None:
     cfg = Config().merge
-    members = [_prepare(a, cfg) for a in sorted(articles, key=lambda a: a.id)]
-    assert _base_scores(members, cfg) == _reference_base_scores(members, cfg)
-    ordered = _order_members(members, cfg)
-    got = [(n.carriers, n.reps) for n in _align(ordered, cfg)]
+    members = [prepare(a, cfg) for a in sorted(articles, key=lambda a: a.id)]
+    assert base_scores(members, cfg) == _reference_base_scores(members, cfg)
+    ordered = order_members(members, cfg)
+    got = [(n.carriers, n.reps) for n in align_members(ordered, cfg)]
     assert got == _reference_align(ordered, cfg)
 
 
 def test_prepare_tokenises_once_into_the_same_vectors() -> None:
     article = _version("a", [*BASE, "U.S. officials said 1,200 people left; the U.N. agreed."])
-    member = _prepare(article, Config().merge)
-    assert member.vectors == [_vector(s) for s in member.sentences]
-    assert [list(v) for v in member.vectors] == [list(_vector(s)) for s in member.sentences]
-    assert member.stemsets == [frozenset(_stems(s)) for s in member.sentences]
-    assert member.doc == _vector(" ".join(member.sentences))
-    assert list(member.doc) == list(_vector(" ".join(member.sentences)))  # same summation order
+    member = prepare(article, Config().merge)
+    assert member.vectors == [text_vector(s) for s in member.sentences]
+    assert [list(v) for v in member.vectors] == [list(text_vector(s)) for s in member.sentences]
+    assert member.stemsets == [frozenset(text_stems(s)) for s in member.sentences]
+    assert member.doc == text_vector(" ".join(member.sentences))
+    assert list(member.doc) == list(text_vector(" ".join(member.sentences)))  # same summation order
 
 
 
@@ -618,14 +615,14 @@ def test_versions_in_the_same_words_are_reported_alike() -> None:
     }
     config = MergeConfig()
     members = [
-        _prepare(Article(id=k, text=" ".join(v), title=k.upper() + "."), config)
+        prepare(Article(id=k, text=" ".join(v), title=k.upper() + "."), config)
         for k, v in said.items()
     ]
-    node = merge_module._Node(
+    node = Node(
         {m.id: list(range(len(m.sentences))) for m in members},
         [(m.id, 0) for m in members],
     )
-    diffs = merge_module._differences([node], members, config)
+    diffs = find_differences([node], members, config)
     days = [d for d in diffs if d.kind == "date"]
     assert days, "the Saturday / Sunday / Monday disagreement is found"
     for diff in days:

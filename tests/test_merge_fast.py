@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import re
 from datetime import datetime
 from difflib import SequenceMatcher
@@ -12,35 +11,27 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dedup.config import Config
-from dedup.merge import (
-    _align,
-    _base_scores,
-    _cosine,
-    _doc_cosines,
-    _mentions,
-    _prepare,
-    _prepare_all,
-    _sides,
-    _Similarity,
-    _slots,
-    merge,
-    story_to_dict,
-)
+from dedup.merge import clear_caches, mentions, merge, slots, story_to_dict
+from dedup.merge import story as story_module
+from dedup.merge import text as merge_text
+from dedup.merge.align import align_members
+from dedup.merge.members import base_scores, doc_cosines, prepare, prepare_all
+from dedup.merge.mentions import find_mentions, sides
+from dedup.merge.similarity import Similarity, cosine
+from dedup.merge.slots import fill_slots
 from dedup.normalize import clean_line, clean_text, tokens
 from dedup.records import Article
 from tests.test_merge import BASE, POOL, clusters
-
-merge_module = importlib.import_module("dedup.merge")  # the package exports merge() by that name
 
 
 @settings(max_examples=60, deadline=None)
 @given(clusters())
 def test_document_cosines_equal_dict_cosines_bit_for_bit(articles: list[Article]) -> None:
     cfg = Config().merge
-    members = [_prepare(a, cfg) for a in sorted(articles, key=lambda a: a.id)]
-    got = _doc_cosines(members, _Similarity(members).vocab)
+    members = [prepare(a, cfg) for a in sorted(articles, key=lambda a: a.id)]
+    got = doc_cosines(members, Similarity(members).vocab)
     assert got is not None
-    want = [[float(_cosine(a.doc, b.doc)) for b in members] for a in members]
+    want = [[float(cosine(a.doc, b.doc)) for b in members] for a in members]
     assert got == want
 
 
@@ -48,11 +39,11 @@ def test_document_cosines_follow_the_shorter_dicts_order() -> None:
     # Three shared terms whose products round differently when summed in another order.
     a = Article("a", "alpha beta gamma delta. alpha alpha beta.")
     b = Article("b", "gamma delta beta alpha epsilon zeta. gamma gamma gamma delta beta.")
-    members = _prepare_all([a, b], Config().merge)
-    got = _doc_cosines(members, _Similarity(members).vocab)
+    members = prepare_all([a, b], Config().merge)
+    got = doc_cosines(members, Similarity(members).vocab)
     assert got is not None
-    assert got[0][1] == _cosine(members[0].doc, members[1].doc)
-    assert got[1][0] == _cosine(members[1].doc, members[0].doc)
+    assert got[0][1] == cosine(members[0].doc, members[1].doc)
+    assert got[1][0] == cosine(members[1].doc, members[0].doc)
 
 
 @settings(max_examples=40, deadline=None)
@@ -62,38 +53,53 @@ def test_sparse_and_block_similarity_give_the_dense_story(
 ) -> None:
     want = story_to_dict(merge(articles))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(merge_module, "_DENSE_MAX_WORK", 0)  # sparse products
+        mp.setattr(Similarity, "dense_max_work", 0)  # sparse products
         assert story_to_dict(merge(articles)) == want
-        mp.setattr(merge_module, "_FULL_MATRIX_MAX_SENTENCES", 0)  # one block per member
+        mp.setattr(Similarity, "full_matrix_max_sentences", 0)  # one block per member
         assert story_to_dict(merge(articles)) == want
 
 
 def test_prepare_all_shares_repeated_sentences() -> None:
     text = "The bridge closed on Monday.\nOfficials said 12 people were hurt."
-    members = _prepare_all(
+    members = prepare_all(
         [Article("a", text), Article("b", text + "\nIt reopens soon."), Article("c", text)],
         Config().merge,
     )
     assert members[0].vectors[0] is members[1].vectors[0]  # shared, not recomputed
     assert members[2].vectors is members[0].vectors  # an exact copy
-    sims = _Similarity(members)
+    sims = Similarity(members)
     assert sims.index.tolist() == [0, 1, 0, 1, 2, 0, 1]
 
 
+class _NoMemo(dict[tuple[int, int], "float | None"]):
+    """A role-score memo that never hits: every pair is scored afresh (the reference)."""
+
+    def __contains__(self, key: object) -> bool:
+        return False
+
+
 def test_memoised_role_scores_change_no_slot() -> None:
+    # "Jones" and "Smyth" are compared with the same slot ("Smith"): a memo keyed by the slot
+    # alone would hand Smyth the score Jones got and leave the respelling unpaired.
     sentences = [
         "Smith said 143 people were killed in Lima on Monday.",
-        "Smyth said 144 people were killed in Lima on Monday.",
+        "Jones met Smyth and said 144 people were killed in Lima on Monday.",
         "Smith said 143 people died in Lima on Tuesday.",
     ]
-    groups = [_mentions(s, f"m{k}", frozenset()) for k, s in enumerate(sentences)]
+    known = frozenset({"Smith", "Jones"})  # names, though they open their sentences
+    groups = [find_mentions(s, f"m{k}", known) for k, s in enumerate(sentences)]
     for kind in ("number", "date", "name"):
         kind_groups = [[x for x in g if x.kind == kind] for g in groups]
-        plain = _slots(kind_groups, aligned=True)
+        fresh = fill_slots(kind_groups, aligned=True, scores=_NoMemo())
         memo: dict[tuple[int, int], float | None] = {}
-        _slots(kind_groups, aligned=True, scores=memo)
-        again = _slots(kind_groups, aligned=True, scores=memo)  # every score from the memo
-        assert [[id(x) for x in s] for s in again] == [[id(x) for x in s] for s in plain]
+        plain = fill_slots(kind_groups, aligned=True, scores=memo)
+        assert memo, "the memo is used"
+        again = fill_slots(kind_groups, aligned=True, scores=memo)  # every score from the memo
+        want = [[id(x) for x in s] for s in fresh]
+        assert [[id(x) for x in s] for s in plain] == want
+        assert [[id(x) for x in s] for s in again] == want
+    names = fill_slots([[x for x in g if x.kind == "name"] for g in groups], aligned=True)
+    assert ["Smith", "Smyth", "Smith"] in [[x.value for x in slot] for slot in names]
 
 
 # ----------------------------------------------------------------------------- copies
@@ -128,7 +134,7 @@ def syndicated(draw: st.DrawFn) -> list[Article]:
 def _general_story(articles: list[Article]) -> dict[str, object]:
     """The story without the copies shortcut (every member ordered and aligned)."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(merge_module, "_all_copies", lambda members: False)
+        mp.setattr(story_module, "all_copies", lambda members: False)
         return story_to_dict(merge(articles))
 
 
@@ -142,7 +148,7 @@ def test_copies_base_is_the_one_with_least_furniture() -> None:
     text = "\n".join(BASE)
     plain = Article("z", text, title="Fire", published=datetime(2024, 1, 2))
     noisy = Article("a", "Share this\n" + text + "\nAdvertisement", title="Fire")
-    members = _prepare_all([noisy, plain], Config().merge)
+    members = prepare_all([noisy, plain], Config().merge)
     assert members[1].vectors is members[0].vectors  # one preparation...
     assert members[0].boilerplate > members[1].boilerplate  # ...each its own furniture
     story = merge([noisy, plain])
@@ -155,9 +161,9 @@ def test_copies_base_is_the_one_with_least_furniture() -> None:
 def test_base_scores_of_shared_preparations_equal_separate_ones(articles: list[Article]) -> None:
     cfg = Config().merge
     ordered = sorted(articles, key=lambda a: a.id)
-    shared = _prepare_all(ordered, cfg)
-    separate = [_prepare(a, cfg) for a in ordered]
-    assert _base_scores(shared, cfg) == _base_scores(separate, cfg)
+    shared = prepare_all(ordered, cfg)
+    separate = [prepare(a, cfg) for a in ordered]
+    assert base_scores(shared, cfg) == base_scores(separate, cfg)
 
 
 @settings(max_examples=40, deadline=None)
@@ -165,8 +171,8 @@ def test_base_scores_of_shared_preparations_equal_separate_ones(articles: list[A
 def test_singleton_story_is_the_aligned_member(articles: list[Article]) -> None:
     cfg = Config().merge
     article = articles[0]
-    prepared = _prepare_all([article], cfg)
-    nodes = _align(prepared, cfg)
+    prepared = prepare_all([article], cfg)
+    nodes = align_members(prepared, cfg)
     story = merge([article])
     assert story.base == article.id
     assert story.title == prepared[0].title
@@ -196,14 +202,14 @@ _SCAN_TEXT = st.text(alphabet="Ab.'- \n1,0:é_xYZ", max_size=40) | st.sampled_fr
 @given(_SCAN_TEXT)
 def test_name_pattern_finds_what_the_look_behind_first_pattern_finds(text: str) -> None:
     want = [(m.span(), m.group(0)) for m in _ORIGINAL_NAME.finditer(text)]
-    assert [(m.span(), m.group(0)) for m in merge_module._NAME.finditer(text)] == want
+    assert [(m.span(), m.group(0)) for m in mentions.NAME.finditer(text)] == want
 
 
 @settings(max_examples=400, deadline=None)
 @given(_SCAN_TEXT)
 def test_number_rejoining_equals_the_look_behind_first_patterns(text: str) -> None:
     for original, (pattern, repl, _) in zip(
-        _ORIGINAL_SPLIT_NUMBER, merge_module._SPLIT_NUMBER, strict=False
+        _ORIGINAL_SPLIT_NUMBER, merge_text.SPLIT_NUMBER, strict=False
     ):
         assert pattern.sub(repl, text) == original.sub(repl, text)
 
@@ -221,7 +227,7 @@ def test_date_and_number_patterns_equal_their_unprefixed_forms(
     # The look-ahead that lets the engine skip to possible first characters must not
     # change a single match (Unicode digits included).
     text = "".join(w + sep for w, sep in zip(words, seps, strict=False))
-    for fast in (merge_module._DATE, merge_module._NUMBER):
+    for fast in (mentions.DATE, mentions.NUMBER):
         prefix = fast.pattern.index(")") + 1  # the leading look-ahead
         plain = re.compile(fast.pattern[prefix:], fast.flags)
         assert [m.groupdict() | {"at": m.span()} for m in fast.finditer(text)] == [
@@ -232,7 +238,7 @@ def test_date_and_number_patterns_equal_their_unprefixed_forms(
 @given(st.text(alphabet="aZB1é ,;:.'-\n", max_size=40))
 def test_mid_sentence_capitals_equal_the_look_behind_first_pattern(text: str) -> None:
     original = re.compile(r"(?<=[\w,;:] )([A-Z][\w'.-]*)")
-    assert merge_module._MID_SENTENCE_CAPITAL.findall(text) == original.findall(text)
+    assert mentions.MID_SENTENCE_CAPITAL.findall(text) == original.findall(text)
 
 
 @settings(max_examples=500, deadline=None)
@@ -242,36 +248,36 @@ def test_sides_are_the_nearest_tokens_of_each_slice(text: str, data: st.DataObje
     # including windows that start or end inside a token.
     start = data.draw(st.integers(0, len(text)))
     end = data.draw(st.integers(start, len(text)))
-    side = merge_module._SIDE_TOKENS
+    side = mentions.SIDE_TOKENS
     want = (tokens(text[:start])[-side:], tokens(text[end:])[:side])
-    assert _sides(text, start, end) == want
+    assert sides(text, start, end) == want
     if text.isascii():
-        assert _sides(text, start, end, text.lower()) == want
+        assert sides(text, start, end, text.lower()) == want
 
 
 @pytest.mark.parametrize("word", ["abcdefghij", "u.s.-led", "wordy", "a"])
 def test_sides_at_every_position_of_long_word_text(word: str) -> None:
     # Long words put exactly a few tokens, the first cut, in the scanned window.
     text = " ".join(f"{word}{i}" for i in range(40))
-    side = merge_module._SIDE_TOKENS
+    side = mentions.SIDE_TOKENS
     for start in range(len(text) + 1):
         end = min(len(text), start + 7)
         want = (tokens(text[:start])[-side:], tokens(text[end:])[:side])
-        assert _sides(text, start, end, text.lower()) == want
+        assert sides(text, start, end, text.lower()) == want
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet="abcdeé", max_size=8), st.text(alphabet="abcdeé", max_size=8))
 def test_spelling_is_the_sequence_matcher_ratio_or_its_bound(a: str, b: str) -> None:
     matcher = SequenceMatcher(None, a, b)
-    if (a or b) and 2.0 * min(len(a), len(b)) / (len(a) + len(b)) < merge_module._RESPELLING:
+    if (a or b) and 2.0 * min(len(a), len(b)) / (len(a) + len(b)) < slots.RESPELLING:
         want = 2.0 * min(len(a), len(b)) / (len(a) + len(b))
-    elif matcher.quick_ratio() < merge_module._RESPELLING:
+    elif matcher.quick_ratio() < slots.RESPELLING:
         want = matcher.quick_ratio()
     else:
         want = matcher.ratio()
-    merge_module._spelling.cache_clear()
-    assert merge_module._spelling(a, b) == want
+    clear_caches()
+    assert slots.spelling_ratio(a, b) == want
 
 
 # Pieces that reach every branch of the cleaning: tokenised marks, carriage returns, odd
@@ -304,7 +310,7 @@ def test_lines_that_need_their_whole_text_say_so() -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_LINE_PIECES, max_size=30).map(" ".join), st.booleans())
 def test_content_line_by_line_equals_the_whole_text(text: str, warm: bool) -> None:
-    merge_module._LINES.clear()
+    clear_caches()
     if warm:  # lines already cached from another text
-        merge_module._content(text.replace("\n", "\n\n") + "\nShare.")
-    assert merge_module._content(text) == merge_module._content_whole(text)
+        merge_text.read_content(text.replace("\n", "\n\n") + "\nShare.")
+    assert merge_text.read_content(text) == merge_text.read_content_whole(text)

@@ -23,9 +23,9 @@ def test_seed_furniture_is_stripped() -> None:
         for junk in ("PREV", "NEXT", "Tags:", "Share.", "Exit mobile version",
                      "The article is in Lithuanian"):
             assert junk not in kept
-    kept = strip_boilerplate(clean_text(read_seeds()[0]["text"]))
-    assert kept[0] == "US officials had warned Russia about a specific terrorist target"
-    assert sum(line.startswith("US officials had warned") for line in kept) == 1
+    lines = strip_boilerplate(clean_text(read_seeds()[0]["text"]))
+    assert lines[0] == "US officials had warned Russia about a specific terrorist target"
+    assert sum(line.startswith("US officials had warned") for line in lines) == 1
 
 
 def test_sentences_mentioning_share_or_next_survive() -> None:

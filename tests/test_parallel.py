@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,13 @@ from dedup.cli import main
 from dedup.merge import story_to_dict
 from dedup.parallel import Background, WorkerPool, guided_size, resolve_workers, thread_map
 from dedup.tuning import BatchTuning
+
+
+def _recorded(sent: list[Any], tasks: Iterable[Any]) -> Iterator[Any]:
+    """``tasks``, each appended to ``sent`` as it is handed out."""
+    for task in tasks:
+        sent.append(task)
+        yield task
 
 
 def _square(x: int) -> int:
@@ -83,7 +90,7 @@ def test_two_workers_give_byte_identical_results(
 
     def counting_map(self: WorkerPool, func: Any, tasks: Any, **kw: Any) -> Any:
         if func is pipeline.link_task and self.workers > 1:
-            tasks = (sent.append(t) or t for t in tasks)
+            tasks = _recorded(sent, tasks)
         return original_map(self, func, tasks, **kw)
 
     monkeypatch.setattr(WorkerPool, "map", counting_map)
@@ -111,7 +118,7 @@ def test_pairs_scored_on_the_workers_give_the_scores_of_one_process(
     original_map = WorkerPool.map
 
     def counting_map(self: WorkerPool, func: Any, tasks: Any, **kw: Any) -> Any:
-        tasks = (sent.append(t) or t for t in tasks)
+        tasks = _recorded(sent, tasks)
         return original_map(self, func, tasks, **kw)
 
     monkeypatch.setattr(WorkerPool, "map", counting_map)

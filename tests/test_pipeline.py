@@ -65,7 +65,7 @@ def test_cluster_ids_come_from_members_not_order(
 
 
 def test_empty_and_whitespace_texts_are_singletons() -> None:
-    articles = [
+    articles: list[dict[str, Any]] = [
         {"id": "a", "text": ""},
         {"id": "b", "text": "   \n\t "},
         {"id": "c", "text": None},

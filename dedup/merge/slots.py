@@ -1,0 +1,212 @@
+"""Slots: mentions of several versions that fill the same role, and whether they agree.
+
+Why: "143 people were killed" and "the deaths of 144 people" state one disputed count;
+"23 arrested" and "1,500 marched" state two facts. A slot pairs mentions by kind, unit and
+the words around them (``role_score``); its values that agree (``agree``) are one variant.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from difflib import SequenceMatcher
+from functools import lru_cache
+
+from dedup.merge.mentions import Mention, roles_of
+from dedup.merge.similarity import stem_word
+
+
+def agree(a: Mention, b: Mention) -> bool:
+    """Same value: equal numbers, compatible date parts, or one name inside the other."""
+    if a.kind == "date":
+        ka, kb = a.key, b.key
+        shared = set(ka) & set(kb)
+        return bool(shared) and all(ka[k] == kb[k] for k in shared)
+    if a.kind == "name":
+        ta, tb = a.words, b.words
+        return ta <= tb or tb <= ta
+    return bool(a.key == b.key)
+
+
+RESPELLING = 0.75  # SequenceMatcher ratio from which two names are one name respelled
+
+
+@lru_cache(maxsize=1 << 14)
+def spelling_ratio(a: str, b: str) -> float:
+    """``SequenceMatcher`` ratio of two names, or an upper bound of it below ``RESPELLING``.
+
+    Only ratios from ``RESPELLING`` up are used as values; most pairs of names are far apart
+    and fail the length bound (``real_quick_ratio``) or ``quick_ratio`` already. The same pairs
+    recur in every sentence that names them, hence the cache.
+    """
+    length_bound = 2.0 * min(len(a), len(b)) / (len(a) + len(b)) if a or b else 1.0
+    if length_bound < RESPELLING:
+        return length_bound
+    # ``quick_ratio``: characters in common, counted with multiplicity; the same float.
+    common = (_letters(a) & _letters(b)).total()
+    bound = 2.0 * common / (len(a) + len(b)) if a or b else 1.0
+    return SequenceMatcher(None, a, b).ratio() if bound >= RESPELLING else bound
+
+
+@lru_cache(maxsize=1 << 12)
+def _letters(name: str) -> Counter[str]:
+    """A name's characters with their counts (read only)."""
+    return Counter(name)
+
+
+def role_score(a: Mention, b: Mention, aligned: bool, max_ratio: float = 2.0) -> float | None:
+    """How surely ``a`` and ``b`` fill the same slot; None when they cannot."""
+    if a.kind != b.kind:
+        return None
+    if a.kind == "number" and (a.unit != b.unit or (not aligned and not a.unit)):
+        return None  # the commonest case, decided before the words around are compared
+    # The same nearest one / two tokens on the left and on the right, each where ``a`` has
+    # them (precomputed by ``_finish``).
+    ea, eb = a.ends, b.ends
+    near = (
+        (ea[0] is not None and ea[0] == eb[0])
+        + (ea[1] is not None and ea[1] == eb[1])
+        + (ea[2] is not None and ea[2] == eb[2])
+        + (ea[3] is not None and ea[3] == eb[3])
+    )
+    if a.kind == "date":
+        if not set(a.key) & set(b.key):
+            return None
+        if agree(a, b):
+            return 2.0 + near
+        return 1.0 + near if near or (a.sole and b.sole) else None
+    if a.kind == "name":
+        if agree(a, b):
+            return 10.0 + near
+        # A respelling (Smith / Smyth) pairs on its own; another name needs the same words
+        # around it.
+        spelling = spelling_ratio(str(a.key), str(b.key))
+        if spelling >= RESPELLING:
+            return 2.0 + spelling + near
+        return float(near) if near >= 2 else None
+    # numbers
+    if a.unit != b.unit:
+        return None
+    if a.roles and b.roles and not (a.roles & b.roles):
+        return None
+    overlap = len(a.context & b.context)
+    if not aligned:
+        if not a.unit or not ((a.roles & b.roles) or overlap >= 2):
+            return None
+        low, high = sorted((abs(a.key), abs(b.key)))
+        if high > max_ratio * low:
+            return None  # 23 vs 1,500 in unaligned sentences: two counts, not one disputed
+    elif not a.unit and not overlap and not near and not (a.sole and b.sole):
+        return None
+    union = len(a.context | b.context) or 1
+    return 1.0 + overlap / union + near + (2.0 if a.key == b.key else 0.0)
+
+
+def fill_slots(
+    groups: Sequence[Sequence[Mention]],
+    aligned: bool,
+    max_ratio: float = 2.0,
+    scores: dict[tuple[int, int], float | None] | None = None,
+) -> list[list[Mention]]:
+    """Group mentions of several members (one group each, in order) into same-role slots.
+
+    ``scores`` memoises ``role_score`` by ``origin`` across calls with the same ``aligned``
+    and ``max_ratio``: copies of a version repeat the same comparisons.
+    """
+    if scores is None:
+        scores = {}
+    slots: list[list[Mention]] = []
+    voices: list[set[str]] = []  # the members in each slot
+    bins: dict[tuple[str, ...], list[int]] = {}  # slots by ``_bins`` of their first mention
+    for group in groups:
+        opts: list[tuple[float, int, int]] = []  # (-score, gi, si): best first once sorted
+        for gi, mention in enumerate(group):
+            keys = _bins(mention)
+            if len(keys) == 1:
+                candidates: Iterable[int] = bins.get(keys[0], ())
+            else:
+                candidates = {si for key in keys for si in bins.get(key, ())}
+            member, origin = mention.member, mention.origin
+            for si in candidates:  # the order is free: ``opts`` is sorted whole
+                if member in voices[si]:
+                    continue
+                rep = slots[si][0]
+                pair = (rep.origin, origin)
+                if pair in scores:
+                    score = scores[pair]
+                else:
+                    score = scores[pair] = role_score(rep, mention, aligned, max_ratio)
+                if score is not None:
+                    opts.append((-score, gi, si))
+        opts.sort()
+        done_g: set[int] = set()
+        done_s: set[int] = set()
+        for _, gi, si in opts:
+            if gi in done_g or si in done_s:
+                continue
+            slots[si].append(group[gi])
+            voices[si].add(group[gi].member)
+            done_g.add(gi)
+            done_s.add(si)
+        for gi, mention in enumerate(group):
+            if gi not in done_g:
+                for key in _bins(mention):
+                    bins.setdefault(key, []).append(len(slots))
+                slots.append([mention])
+                voices.append({mention.member})
+    return slots
+
+
+def _bins(mention: Mention) -> list[tuple[str, ...]]:
+    """Keys of which ``role_score`` needs one in common to pair two mentions: the kind, and
+    the unit of a number or any component of a date. Comparing only within them skips the
+    bulk of the pairs (each number against every number of the cluster) unscored."""
+    if mention.kind == "number":
+        return [("number", mention.unit)]
+    if mention.kind == "date":
+        return [("date", part) for part in mention.key]
+    return [(mention.kind,)]
+
+
+def variants_of(
+    slot: Sequence[Mention],
+    rank: dict[str, int],
+    speakers: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, tuple[str, ...]]:
+    """value -> members; values that agree (143 / 143, Putin / Vladimir Putin) share one entry.
+
+    ``speakers``: the members each mention's member speaks for (itself where absent).
+    """
+    merged: list[tuple[Mention, set[str]]] = []
+    for mention in slot:
+        said_by = speakers.get(mention.member, (mention.member,)) if speakers else (
+            mention.member,)
+        for rep, members in merged:
+            if agree(rep, mention):
+                members.update(said_by)
+                break
+        else:
+            merged.append((mention, set(said_by)))
+    out = {rep.value: tuple(sorted(members, key=rank.__getitem__)) for rep, members in merged}
+    return sorted_variants(out, rank)
+
+
+def sorted_variants(
+    variants: dict[str, tuple[str, ...]], rank: dict[str, int]
+) -> dict[str, tuple[str, ...]]:
+    """Values ordered by their first member (members are sorted by id), then by value."""
+    return dict(sorted(variants.items(), key=lambda kv: (rank[kv[1][0]], kv[0])))
+
+
+def slot_context(slot: Sequence[Mention]) -> str:
+    """The words around the first version's mention: after it for numbers, else around it."""
+    first = slot[0]
+    if first.kind == "number":
+        # Prefer a version that names the role right after the number ("people were killed").
+        best = next((m for m in slot if roles_of(stem_word(t) for t in m.right[:3])), first)
+        words = best.right[:3] or best.left[-3:]
+    elif first.kind == "date":
+        words = first.left[-3:]
+    else:
+        words = [*first.left[-2:], "…", *first.right[:2]]
+    return " ".join(words).strip(" …")
