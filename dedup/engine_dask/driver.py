@@ -19,7 +19,7 @@ import polars as pl
 
 from dedup import candidates, io, outputs
 from dedup.assemble import ClusterResult
-from dedup.config import Config
+from dedup.config import CandidateSignal, Config
 from dedup.engine_dask import components, linkage, scoring, stages
 from dedup.engine_dask.reading import expand, plan, read_files
 from dedup.engine_dask.records import Finished, Linked
@@ -145,7 +145,7 @@ def _features(run: Run, layout: _Layout, prepared: list[Any], groups: Any,
     return weighed
 
 
-def _signal(run: Run, layout: _Layout, weighed: list[Any], which: str
+def _signal(run: Run, layout: _Layout, weighed: list[Any], which: CandidateSignal
             ) -> tuple[list[Any], list[Any], list[Any]]:
     """LSH pairs of one signal (``candidates.lsh_pairs``' rules, ``CandidateConfig.
     lsh_options``): pairs by pair bucket, crowded-bucket counts, chains by pair bucket."""
