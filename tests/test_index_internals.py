@@ -14,14 +14,11 @@ import scipy.sparse as sp
 from dedup import clustering, pipeline, refine, signatures
 from dedup.clustering import weighted_link as _weighted_link_reference
 from dedup.config import Config
-from dedup.index import (
-    StoryIndex,
-    _copy_shingles,
-    _plain_articles,
-    _radix_directory,
-    _radix_search,
-    _TermStore,
-)
+from dedup.index import StoryIndex
+from dedup.index.bands import radix_directory, radix_search
+from dedup.index.inputs import plain_articles
+from dedup.index.state import TermStore, count_df
+from dedup.index.terms import count_terms
 from dedup.records import Article
 
 _NO_PAIRS = np.empty((0, 2), dtype=np.int64)
@@ -73,13 +70,13 @@ def test_radix_search_matches_searchsorted() -> None:
     for n in (0, 3, 1000, 300_000):
         keys = np.sort(np.concatenate(
             [rng.integers(0, 2**63, n, dtype=np.int64).astype(np.uint64) * np.uint64(2), edges]))
-        directory = _radix_directory(keys)
+        directory = radix_directory(keys)
         queries = np.sort(np.concatenate([
             keys[rng.integers(0, len(keys), 500)],
             rng.integers(0, 2**63, 500, dtype=np.int64).astype(np.uint64),
             np.array([0, 1, 4, 5, 6, 2**64 - 1], dtype=np.uint64)]))
         for side in ("left", "right"):
-            assert np.array_equal(_radix_search(keys, directory, queries, side),
+            assert np.array_equal(radix_search(keys, directory, queries, side),
                                   np.searchsorted(keys, queries, side))
 
 
@@ -109,7 +106,7 @@ def test_plain_articles_match_the_frame() -> None:
         [{"id": " padded ", "text": "y", "title": ""}],
     ]
     for items in plain:
-        ours = _plain_articles(items)
+        ours = plain_articles(items)
         assert ours is not None
         theirs = pipeline.to_articles(pipeline.articles_frame(items))
         assert [(a.id, a.text, a.title, a.published, a.source, a.extra) for a in ours] == [
@@ -127,7 +124,7 @@ def test_plain_articles_match_the_frame() -> None:
         [("a", "x")],
     ]
     for items in not_plain:
-        assert _plain_articles(items) is None
+        assert plain_articles(items) is None
 
 
 def test_count_terms_match_the_hashing_vectorizer(tmp_path: Path) -> None:
@@ -142,8 +139,8 @@ def test_count_terms_match_the_hashing_vectorizer(tmp_path: Path) -> None:
         for start in range(0, len(rows), 37):
             prepared = [pipeline.prepare(str(r["text"]), str(r.get("title") or ""), frozenset())
                         for r in rows[start : start + 37]]
-            ids, tf, lengths, hashes, counts = index._count_terms(state, prepared)
-            index._count_df(state, ids, 1)  # no copies among these texts: all count
+            ids, tf, lengths, hashes, counts = count_terms(index._vocabulary, prepared, True)
+            count_df(state, ids, 1)  # no copies among these texts: all count
             matrix = sp.hstack([refine.term_counts([getattr(p.terms, name) for p in prepared])
                                 for name in ("body", "names", "title", "numbers")], format="csr")
             assert np.array_equal(ids, matrix.indices.astype(np.int32))
@@ -151,7 +148,7 @@ def test_count_terms_match_the_hashing_vectorizer(tmp_path: Path) -> None:
             assert np.array_equal(lengths, np.diff(matrix.indptr))
             np.add.at(df, matrix.indices, 1)
             assert np.array_equal(state.df, df) and state.terms == np.count_nonzero(df)
-            ours = _copy_shingles(hashes, counts, config.signatures.shingle_size)
+            ours = signatures.hashed_shingles(hashes, counts, config.signatures.shingle_size)
             theirs = signatures.copy_shingles([p.tokens for p in prepared], config.signatures,
                                               hasher)
             assert all(np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
@@ -185,7 +182,7 @@ def test_weighted_link_nn_chain_matches_public_linkage(seed: int) -> None:
 
 def test_term_store_gathers_what_was_added_after_removals() -> None:
     rng = np.random.default_rng(3)
-    store = _TermStore()
+    store = TermStore()
     expected: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     row = 1
     for _ in range(30):
