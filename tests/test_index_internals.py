@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,6 +20,7 @@ from dedup.index.bands import radix_directory, radix_search
 from dedup.index.inputs import plain_articles
 from dedup.index.state import TermStore, count_df
 from dedup.index.terms import count_terms
+from dedup.index.vectors import Scratch, Vectors
 from dedup.records import Article
 
 _NO_PAIRS = np.empty((0, 2), dtype=np.int64)
@@ -205,3 +207,59 @@ def test_term_store_gathers_what_was_added_after_removals() -> None:
     assert np.array_equal(ids, np.concatenate([expected[r][0] for r in live.tolist()]))
     assert np.array_equal(tf, np.concatenate([expected[r][1] for r in live.tolist()]))
     assert lengths.tolist() == [len(expected[r][0]) for r in live.tolist()]
+
+
+# --------------------------------------------------------------------------- one score
+
+
+def _scored_corpus() -> list[dict[str, object]]:
+    """ECB+ articles in topics that share words, dated days to months apart, some naming
+    conflicting years: pairs that the year factor and the date window both change."""
+    from tests.conftest import ECBPLUS
+
+    with ECBPLUS.open(encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in list(handle)[:48]]
+    years = ["", " The 2005 report said so.", " The 2008 report said so."]
+    out: list[dict[str, object]] = []
+    for k, r in enumerate(rows):
+        out.append({"id": r["doc_id"], "title": r["title"], "text": r["text"] + years[k % 3],
+                    "published": datetime(2024, 1, 1, 6) + timedelta(days=[0, 3, 40, 9][k % 4],
+                                                                     hours=k)})
+    return out
+
+
+def test_batch_and_index_give_one_score_per_pair(tmp_path: Path) -> None:
+    """The same pair gets the same score from the batch stage (``refine.pair_scores`` and
+    ``block_similarity``, which the Dask engine calls too) and from the index's vectors
+    (``Vectors.pair_scores``, ``scores``, ``dense``, ``dense_many``), compared directly:
+    IDF, block weights, the year-conflict factor and the date window included. The index
+    stores TF as float32, hence the tolerance (a rule that differs moves scores by 0.1+)."""
+    config = Config()
+    rows = _scored_corpus()
+    prepared = [pipeline.prepare(str(r["text"]), str(r["title"]), frozenset()) for r in rows]
+    days = np.array([r["published"].replace(tzinfo=UTC).timestamp()  # type: ignore[union-attr]
+                     for r in rows]) / 86400.0
+    features = refine.build_features([p.terms for p in prepared], config.refine, days)
+    n = len(rows)
+    pairs = np.array([(i, j) for i in range(n) for j in range(i + 1, n)], dtype=np.int64)
+    batch = refine.pair_scores(features, pairs)
+    with StoryIndex.open(tmp_path / "i.db", config) as index:
+        index.add(rows)  # one add: DF counts the whole batch, as the batch does
+        state = index._current_state()
+        vectors = Vectors(config.refine, state, state.distinct, Scratch())
+        row_of = {doc.id: row for row, doc in state.docs.items()}
+        at = np.array([row_of[str(r["id"])] for r in rows], dtype=np.int64)
+        ours = vectors.pair_scores(at[pairs[:, 0]], at[pairs[:, 1]])
+        one = vectors.scores(int(at[0]), at[1:].tolist())
+        dense = vectors.dense(at.tolist())
+        small = vectors.dense_many([at[:6].tolist()])[tuple(at[:6].tolist())]
+    gap = np.abs(days[pairs[:, 0]] - days[pairs[:, 1]]) > config.refine.date_window_days
+    shared = refine.pair_scores(dataclasses.replace(features, year_conflict_factor=1.0,
+                                                    date_window_days=None), pairs)
+    conflict = ~gap & (shared > 0.05) & (batch < shared * 0.75)
+    assert gap.sum() > 50 and conflict.sum() > 5 and (batch[~gap] > 0.05).sum() > 50
+    assert np.allclose(ours, batch, rtol=1e-6, atol=1e-9)
+    assert np.allclose(one, batch[: n - 1], rtol=1e-6, atol=1e-9)
+    block = refine.block_similarity(features, np.arange(n))
+    assert np.allclose(dense, block, rtol=1e-6, atol=1e-9)
+    assert np.allclose(small, block[:6, :6], rtol=1e-6, atol=1e-9)
