@@ -25,6 +25,9 @@ from dedup.index.store import IndexStore, translated
 from dedup.merge import merge, story_from_dict, story_to_dict
 from dedup.records import Article, Story
 
+# A cluster's distinct versions and each version's copies (``IndexStore._versions``).
+_Versions = tuple[list[Article], dict[str, tuple[str, ...]]]
+
 
 class Reads(IndexStore):
     """The read methods of ``StoryIndex``."""
@@ -60,8 +63,8 @@ class Reads(IndexStore):
                 conn.execute("COMMIT")
 
     def _snapshot_story(self, cluster_id: str, follow: bool
-                        ) -> tuple[str, int, Story | list[Article]]:
-        """Inside ``_snapshot``: (live id, version, cached story or the members to merge)."""
+                        ) -> tuple[str, int, Story | _Versions]:
+        """Inside ``_snapshot``: (live id, version, cached story or the versions to merge)."""
         conn = self.conn
         found = conn.execute("SELECT version FROM clusters WHERE id = ?",
                              (cluster_id,)).fetchone()
@@ -77,9 +80,9 @@ class Reads(IndexStore):
                               (cluster_id,)).fetchone()
         if cached is not None and cached[0] == version:
             return cluster_id, version, story_from_dict(json.loads(cached[1]))
-        return cluster_id, version, self._members(cluster_id)
+        return cluster_id, version, self._versions(cluster_id)
 
-    def _merged(self, found: Sequence[tuple[str, int, Story | list[Article]]]) -> list[Story]:
+    def _merged(self, found: Sequence[tuple[str, int, Story | _Versions]]) -> list[Story]:
         """Stories of ``_snapshot_story`` results, merging (and caching) the uncached ones
         after the snapshot ends (a merge must not hold the read open)."""
         out = []
@@ -87,7 +90,7 @@ class Reads(IndexStore):
             if isinstance(held, Story):
                 out.append(held)
                 continue
-            story = merge(held, cluster_id, self.config)
+            story = merge(held[0], cluster_id, self.config, copies=held[1])
             self._cache_story(story, version)
             out.append(story)
         return out

@@ -9,18 +9,21 @@ import json
 import math
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import numpy as np
+
+from dedup import copies
 from dedup.config import Config, IndexConfig
 from dedup.configfile import config_from_mapping, config_to_json
 from dedup.index.records import FORMAT, FORMAT_VERSION, StoryIndexError, utc_naive
 from dedup.index.state import State, load_state
 from dedup.merge import merge, story_to_dict
-from dedup.records import Article
+from dedup.records import Article, Story
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -351,7 +354,7 @@ class IndexStore:
         for cid in ordered:
             version = conn.execute("SELECT version FROM clusters WHERE id = ?",
                                    (cid,)).fetchone()[0]
-            story = merge(self._members(cid), cid, self.config)
+            story = self._story(cid)
             conn.execute(
                 "INSERT OR REPLACE INTO stories (cluster_id, version, json) VALUES (?, ?, ?)",
                 (cid, version, json.dumps(story_to_dict(story), ensure_ascii=False)),
@@ -370,16 +373,37 @@ class IndexStore:
         conn.executemany("DELETE FROM stories WHERE cluster_id = ?",
                          [(c,) for c in sorted(retired)])
 
-    def _members(self, cluster_id: str) -> list[Article]:
+    def _story(self, cluster_id: str) -> Story:
+        """Merge one cluster's story from its members, as the batch does (``_versions``)."""
+        versions, copied = self._versions(cluster_id)
+        return merge(versions, cluster_id, self.config, copies=copied)
+
+    def _versions(self, cluster_id: str) -> tuple[list[Article], dict[str, tuple[str, ...]]]:
+        """A cluster's distinct versions (in row order) and each version's verbatim copies,
+        by the batch's rule: the same copies signature (``copies.copy_groups``), the
+        earliest member the version (#18: three hundred copies are one voice)."""
         rows = self.conn.execute(
-            "SELECT id, text, title, published, source FROM articles WHERE cluster_id = ?"
-            " ORDER BY row",
+            "SELECT a.id, a.text, a.title, a.published, a.source, s.copies FROM articles a"
+            " JOIN signatures s ON s.row = a.row WHERE a.cluster_id = ? ORDER BY a.row",
             (cluster_id,),
         ).fetchall()
-        return [
+        members = [
             Article(id=i, text=text, title=title,
                     published=None if pub is None else datetime.fromisoformat(pub),
                     source=source)
-            for i, text, title, pub, source in rows
+            for i, text, title, pub, source, _ in rows
         ]
+        exact = exact_copies([blob for *_, blob in rows], self.config.signatures.num_perm)
+        copied = copies.copies_by_version(np.arange(len(rows)), exact, [a.id for a in members])
+        return [a for k, a in enumerate(members) if exact[k] == k], copied
 
+
+def exact_copies(blobs: Sequence[bytes | None], num_perm: int) -> np.ndarray:
+    """Each member's exact-copy representative (its position, or an earlier member's with
+    the same copies signature; no signature, an empty text, copies no one)."""
+    present = np.fromiter((b is not None for b in blobs), dtype=bool, count=len(blobs))
+    sigs = np.zeros((len(blobs), num_perm), dtype=np.uint32)
+    if present.any():
+        sigs[present] = np.frombuffer(b"".join(b for b in blobs if b is not None),
+                                      dtype=np.uint32).reshape(-1, num_perm)
+    return copies.copy_groups(copies.signature_keys(sigs), present).exact
