@@ -25,28 +25,30 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.synthetic import iter_synthetic
-from dedup import index as index_module
-from dedup import pipeline
+from dedup import pipeline, signatures
 from dedup.config import IndexConfig, StoryRefresh
-from dedup.index import StoryIndex
+from dedup.index import StoryIndex, bands, inputs, terms
+from dedup.index.placement import Placer
+from dedup.index.relink import Relinker
+from dedup.index.store import IndexStore
 
 # (owner, attribute, label): the stages of ``StoryIndex.add``, in order.
 STAGES = (
     (pipeline, "articles_frame", "input"),
-    (index_module, "_plain_articles", "input"),
+    (inputs, "plain_articles", "input"),
     (pipeline, "prepare", "normalize (pipeline.prepare)"),
     (StoryIndex, "_reject_known", "known ids"),
-    (StoryIndex, "_count_terms", "terms and DF"),
-    (StoryIndex, "_salient", "salient terms"),
-    (index_module.signatures.MinHasher, "signatures", "min-hashes"),
-    (StoryIndex, "_candidates", "LSH candidates"),
-    (StoryIndex, "_batch_scores", "candidate scores"),
-    (StoryIndex, "_choose", "greedy placement"),
-    (index_module._BandIndex, "insert", "LSH insert"),
-    (StoryIndex, "_flush_rows", "SQLite rows"),
-    (StoryIndex, "_relink", "re-link"),
-    (StoryIndex, "_placement", "placement scores"),
-    (StoryIndex, "_touch", "SQLite clusters"),
+    (terms, "count_terms", "terms and DF"),
+    (terms, "salient_columns", "salient terms"),
+    (signatures.MinHasher, "signatures", "min-hashes"),
+    (bands, "lookup", "LSH candidates"),
+    (Placer, "_batch_scores", "candidate scores"),
+    (Placer, "_choose", "greedy placement"),
+    (bands.BandIndex, "insert", "LSH insert"),
+    (IndexStore, "_flush_rows", "SQLite rows"),
+    (Relinker, "_relink", "re-link"),
+    (Placer, "_placement", "placement scores"),
+    (IndexStore, "_touch", "SQLite clusters"),
 )
 
 

@@ -41,6 +41,29 @@ def components(n: int, pairs: np.ndarray, scores: np.ndarray, threshold: float) 
     return connected_components(graph, directed=False)[1]
 
 
+def dense_components(adjacent: np.ndarray) -> list[np.ndarray]:
+    """Connected components (sorted index arrays) of a small dense boolean adjacency
+    matrix, in order of their first index: ``component_rows`` for a block already at
+    hand (``StoryIndex`` re-links neighbourhoods of a few rows, where building scipy's
+    sparse graph costs more than this search)."""
+    n = len(adjacent)
+    if adjacent.all():  # a tight story: the search below would reach all in one step
+        return [np.arange(n)]
+    label = np.full(n, -1, dtype=np.int64)
+    out: list[np.ndarray] = []
+    for start in range(n):
+        if label[start] >= 0:
+            continue
+        label[start] = len(out)
+        frontier = np.array([start])
+        while len(frontier):
+            reach = np.flatnonzero(adjacent[frontier].any(axis=0) & (label < 0))
+            label[reach] = len(out)
+            frontier = reach
+        out.append(np.flatnonzero(label == len(out)))
+    return out
+
+
 def _split_large(
     rows: np.ndarray, pairs: np.ndarray, scores: np.ndarray, threshold: float, limit: int
 ) -> list[np.ndarray]:

@@ -93,15 +93,37 @@ class Features:
     def _factor(self, left: np.ndarray, right: np.ndarray, shared_years: np.ndarray) -> np.ndarray:
         """Multiplier per pair: year conflicts shrink a score, a time gap zeroes it."""
         has_years = self.has_years
-        factor = np.where(
-            has_years[left] & has_years[right] & (shared_years == 0),
-            self.year_conflict_factor,
-            1.0,
-        )
+        conflict = has_years[left] & has_years[right] & (shared_years == 0)
+        gap = None
         if self.days is not None and self.date_window_days is not None:
             gap = np.abs(self.days[left] - self.days[right])
-            factor = np.where(gap > self.date_window_days, 0.0, factor)  # NaN gap passes
-        return factor
+        return pair_factor(conflict, self.year_conflict_factor, gap, self.date_window_days)
+
+
+def pair_factor(conflict: np.ndarray, year_conflict_factor: float, gap: np.ndarray | None,
+                window: float | None) -> np.ndarray:
+    """The multiplier of a blended score, per pair: ``year_conflict_factor`` where both
+    articles name years and share none (``conflict``), 0.0 where they were published
+    more than ``window`` apart (``gap`` in the window's unit; NaN, undated, passes).
+
+    The one rule the batch (``pair_scores``, ``block_similarity``), the Dask engine and
+    ``StoryIndex`` all apply.
+    """
+    factor = np.where(conflict, year_conflict_factor, 1.0)
+    if gap is not None and window is not None:
+        factor = np.where(gap > window, 0.0, factor)  # NaN gap passes
+    return factor
+
+
+def smoothed_idf(df: np.ndarray, n_docs: int) -> np.ndarray:
+    """scikit-learn's smoothed IDF ``ln((1 + n) / (1 + df)) + 1`` as a new float64 array
+    (computed in place on it: ``StoryIndex`` runs this over every term of an add)."""
+    idf = df.astype(np.float64)
+    idf += 1.0
+    np.divide(1.0 + n_docs, idf, out=idf)
+    np.log(idf, out=idf)
+    idf += 1.0
+    return idf
 
 
 _STORED_ARRAYS = ("data", "indices", "indptr", "years_data", "years_indices", "years_indptr",
@@ -226,7 +248,7 @@ def weigh(
     if config.sublinear_tf:
         np.log(data, out=data)
         data += 1.0
-    idf = np.log((1.0 + n_docs) / (1.0 + df.astype(np.float64))) + 1.0
+    idf = smoothed_idf(df, n_docs)
     data *= idf[matrix.indices]
     if idf_power != 1.0:
         data *= (idf ** (idf_power - 1.0))[matrix.indices]

@@ -82,7 +82,7 @@ class TokenHasher:
         return np.fromiter(map(cache.__getitem__, tokens), dtype=np.uint32, count=len(tokens))
 
 
-def _ngram_hashes(token_hashes: np.ndarray, n: int) -> np.ndarray:
+def ngram_hashes(token_hashes: np.ndarray, n: int) -> np.ndarray:
     """Hashes of every n-gram of one document (one shingle of all tokens if shorter)."""
     m = len(token_hashes)
     if m == 0:
@@ -172,17 +172,22 @@ def copy_shingles(
     All documents' tokens are hashed and folded as one array; n-grams that would cross a
     document boundary are simply never sliced out.
     """
-    n = config.shingle_size
     lengths = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
     flat = hasher([tok for toks in token_lists for tok in toks])
+    return hashed_shingles(flat, lengths, config.shingle_size)
+
+
+def hashed_shingles(flat: np.ndarray, lengths: np.ndarray, n: int) -> list[np.ndarray]:
+    """``copy_shingles`` of documents whose token hashes are concatenated in ``flat``,
+    ``lengths`` tokens each (``StoryIndex`` hashes tokens through its own vocabulary)."""
     starts = np.concatenate(([0], np.cumsum(lengths)[:-1])) if len(lengths) else lengths
-    grams = _ngram_hashes(flat, n) if len(flat) >= n else np.empty(0, dtype=np.uint32)
+    grams = ngram_hashes(flat, n) if len(flat) >= n else np.empty(0, dtype=np.uint32)
     out: list[np.ndarray] = []
     for start, length in zip(starts.tolist(), lengths.tolist(), strict=True):
         if length >= n:
             out.append(grams[start : start + length - n + 1])
         else:  # a short document is one shingle of all its tokens
-            out.append(_ngram_hashes(flat[start : start + length], n))
+            out.append(ngram_hashes(flat[start : start + length], n))
     return out
 
 

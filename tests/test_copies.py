@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from dedup import copies, normalize, pipeline, refine, signatures
-from dedup.config import Config
+from dedup.config import Config, IndexConfig, StoryRefresh
 from dedup.index import StoryIndex
 from dedup.merge import story_from_dict, story_to_dict
 from tests.conftest import read_seeds
@@ -126,3 +126,24 @@ def test_story_merges_each_distinct_version_once_with_its_copies() -> None:
     assert [len(ids) for ids in story.copies.values()] == [299, 299]
     assert sorted({i for s in story.sentences for i in s.sources}) == seeds
     assert story_from_dict(story_to_dict(story)) == story
+
+
+@pytest.mark.parametrize("story_refresh", ["read", "add"])
+def test_index_story_carries_copies_as_the_batch_story_does(tmp_path: Path,
+                                                            story_refresh: StoryRefresh) -> None:
+    """``StoryIndex.story`` merges each distinct version once and lists its copies, the
+    same story (cluster id aside) as ``dedup.cluster`` writes for the same articles."""
+    articles = [a for a in copies_600() if int(a["id"].rsplit("-", 1)[1]) < 50]
+    articles.append({"id": "empty-1", "title": "", "text": ""})  # no signature: no copies
+    articles.append({"id": "empty-2", "title": "", "text": ""})
+    (batch,) = [s for s in pipeline.cluster(articles).stories if len(s.members) == 100]
+    config = dataclasses.replace(Config(), index=IndexConfig(story_refresh=story_refresh))
+    with StoryIndex.open(tmp_path / "i.db", config) as index:
+        for start in range(0, len(articles), 40):
+            index.add(articles[start : start + 40])
+        ours = index.story(index.cluster_of(articles[0]["id"]) or "")
+        empty = index.story(index.cluster_of("empty-2") or "")
+    seeds = sorted(f"{s['id']}-000" for s in read_seeds())
+    assert sorted(ours.copies) == seeds and [len(c) for c in ours.copies.values()] == [49, 49]
+    assert len(ours.members) == 100 and not empty.copies
+    assert dataclasses.replace(ours, cluster_id=batch.cluster_id) == batch

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -15,14 +16,12 @@ import scipy.sparse as sp
 from dedup import clustering, pipeline, refine, signatures
 from dedup.clustering import weighted_link as _weighted_link_reference
 from dedup.config import Config
-from dedup.index import (
-    StoryIndex,
-    _copy_shingles,
-    _plain_articles,
-    _radix_directory,
-    _radix_search,
-    _TermStore,
-)
+from dedup.index import StoryIndex
+from dedup.index.bands import radix_directory, radix_search
+from dedup.index.inputs import plain_articles
+from dedup.index.state import TermStore, count_df
+from dedup.index.terms import count_terms
+from dedup.index.vectors import Scratch, Vectors
 from dedup.records import Article
 
 _NO_PAIRS = np.empty((0, 2), dtype=np.int64)
@@ -74,13 +73,13 @@ def test_radix_search_matches_searchsorted() -> None:
     for n in (0, 3, 1000, 300_000):
         keys = np.sort(np.concatenate(
             [rng.integers(0, 2**63, n, dtype=np.int64).astype(np.uint64) * np.uint64(2), edges]))
-        directory = _radix_directory(keys)
+        directory = radix_directory(keys)
         queries = np.sort(np.concatenate([
             keys[rng.integers(0, len(keys), 500)],
             rng.integers(0, 2**63, 500, dtype=np.int64).astype(np.uint64),
             np.array([0, 1, 4, 5, 6, 2**64 - 1], dtype=np.uint64)]))
         for side in ("left", "right"):
-            assert np.array_equal(_radix_search(keys, directory, queries, side),
+            assert np.array_equal(radix_search(keys, directory, queries, side),
                                   np.searchsorted(keys, queries, side))
 
 
@@ -110,7 +109,7 @@ def test_plain_articles_match_the_frame() -> None:
         [{"id": " padded ", "text": "y", "title": ""}],
     ]
     for items in plain:
-        ours = _plain_articles(items)
+        ours = plain_articles(items)
         assert ours is not None
         theirs = pipeline.to_articles(pipeline.articles_frame(items))
         assert [(a.id, a.text, a.title, a.published, a.source, a.extra) for a in ours] == [
@@ -128,7 +127,7 @@ def test_plain_articles_match_the_frame() -> None:
         [("a", "x")],
     ]
     for items in not_plain:
-        assert _plain_articles(items) is None
+        assert plain_articles(items) is None
 
 
 def test_count_terms_match_the_hashing_vectorizer(tmp_path: Path) -> None:
@@ -143,8 +142,8 @@ def test_count_terms_match_the_hashing_vectorizer(tmp_path: Path) -> None:
         for start in range(0, len(rows), 37):
             prepared = [pipeline.prepare(str(r["text"]), str(r.get("title") or ""), frozenset())
                         for r in rows[start : start + 37]]
-            ids, tf, lengths, hashes, counts = index._count_terms(state, prepared)
-            index._count_df(state, ids, 1)  # no copies among these texts: all count
+            ids, tf, lengths, hashes, counts = count_terms(index._vocabulary, prepared, True)
+            count_df(state, ids, 1)  # no copies among these texts: all count
             matrix = sp.hstack([refine.term_counts([getattr(p.terms, name) for p in prepared])
                                 for name in ("body", "names", "title", "numbers")], format="csr")
             assert np.array_equal(ids, matrix.indices.astype(np.int32))
@@ -152,7 +151,7 @@ def test_count_terms_match_the_hashing_vectorizer(tmp_path: Path) -> None:
             assert np.array_equal(lengths, np.diff(matrix.indptr))
             np.add.at(df, matrix.indices, 1)
             assert np.array_equal(state.df, df) and state.terms == np.count_nonzero(df)
-            ours = _copy_shingles(hashes, counts, config.signatures.shingle_size)
+            ours = signatures.hashed_shingles(hashes, counts, config.signatures.shingle_size)
             theirs = signatures.copy_shingles([p.tokens for p in prepared], config.signatures,
                                               hasher)
             assert all(np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
@@ -186,7 +185,7 @@ def test_weighted_link_nn_chain_matches_public_linkage(seed: int) -> None:
 
 def test_term_store_gathers_what_was_added_after_removals() -> None:
     rng = np.random.default_rng(3)
-    store = _TermStore()
+    store = TermStore()
     expected: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     row = 1
     for _ in range(30):
@@ -209,3 +208,59 @@ def test_term_store_gathers_what_was_added_after_removals() -> None:
     assert np.array_equal(ids, np.concatenate([expected[r][0] for r in live.tolist()]))
     assert np.array_equal(tf, np.concatenate([expected[r][1] for r in live.tolist()]))
     assert lengths.tolist() == [len(expected[r][0]) for r in live.tolist()]
+
+
+# --------------------------------------------------------------------------- one score
+
+
+def _scored_corpus() -> list[dict[str, object]]:
+    """ECB+ articles in topics that share words, dated days to months apart, some naming
+    conflicting years: pairs that the year factor and the date window both change."""
+    from tests.conftest import ECBPLUS
+
+    with ECBPLUS.open(encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in list(handle)[:48]]
+    years = ["", " The 2005 report said so.", " The 2008 report said so."]
+    out: list[dict[str, object]] = []
+    for k, r in enumerate(rows):
+        out.append({"id": r["doc_id"], "title": r["title"], "text": r["text"] + years[k % 3],
+                    "published": datetime(2024, 1, 1, 6) + timedelta(days=[0, 3, 40, 9][k % 4],
+                                                                     hours=k)})
+    return out
+
+
+def test_batch_and_index_give_one_score_per_pair(tmp_path: Path) -> None:
+    """The same pair gets the same score from the batch stage (``refine.pair_scores`` and
+    ``block_similarity``, which the Dask engine calls too) and from the index's vectors
+    (``Vectors.pair_scores``, ``scores``, ``dense``, ``dense_many``), compared directly:
+    IDF, block weights, the year-conflict factor and the date window included. The index
+    stores TF as float32, hence the tolerance (a rule that differs moves scores by 0.1+)."""
+    config = Config()
+    rows = _scored_corpus()
+    prepared = [pipeline.prepare(str(r["text"]), str(r["title"]), frozenset()) for r in rows]
+    days = np.array([r["published"].replace(tzinfo=UTC).timestamp()  # type: ignore[attr-defined]
+                     for r in rows]) / 86400.0
+    features = refine.build_features([p.terms for p in prepared], config.refine, days)
+    n = len(rows)
+    pairs = np.array([(i, j) for i in range(n) for j in range(i + 1, n)], dtype=np.int64)
+    batch = refine.pair_scores(features, pairs)
+    with StoryIndex.open(tmp_path / "i.db", config) as index:
+        index.add(rows)  # one add: DF counts the whole batch, as the batch does
+        state = index._current_state()
+        vectors = Vectors(config.refine, state, state.distinct, Scratch())
+        row_of = {doc.id: row for row, doc in state.docs.items()}
+        at = np.array([row_of[str(r["id"])] for r in rows], dtype=np.int64)
+        ours = vectors.pair_scores(at[pairs[:, 0]], at[pairs[:, 1]])
+        one = vectors.scores(int(at[0]), at[1:].tolist())
+        dense = vectors.dense(at.tolist())
+        small = vectors.dense_many([at[:6].tolist()])[tuple(at[:6].tolist())]
+    gap = np.abs(days[pairs[:, 0]] - days[pairs[:, 1]]) > config.refine.date_window_days
+    shared = refine.pair_scores(dataclasses.replace(features, year_conflict_factor=1.0,
+                                                    date_window_days=None), pairs)
+    conflict = ~gap & (shared > 0.05) & (batch < shared * 0.75)
+    assert gap.sum() > 50 and conflict.sum() > 5 and (batch[~gap] > 0.05).sum() > 50
+    assert np.allclose(ours, batch, rtol=1e-6, atol=1e-9)
+    assert np.allclose(one, batch[: n - 1], rtol=1e-6, atol=1e-9)
+    block = refine.block_similarity(features, np.arange(n))
+    assert np.allclose(dense, block, rtol=1e-6, atol=1e-9)
+    assert np.allclose(small, block[:6, :6], rtol=1e-6, atol=1e-9)

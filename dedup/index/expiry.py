@@ -1,0 +1,101 @@
+"""Expiry: articles dated before a cutoff leave DF, the LSH tables, their clusters and the
+file; emptied clusters retire their ids."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from dedup.index.records import epoch
+from dedup.index.state import State, count_df
+from dedup.index.store import IndexStore, translated
+
+
+class Expiry(IndexStore):
+    """``StoryIndex.expire``."""
+
+    @translated
+    def expire(self, older_than: timedelta, *, now: datetime | None = None) -> int:
+        """Remove articles dated before ``now - older_than``; return how many were removed.
+
+        An article's date is its ``published`` time, or when it was added if it has none.
+        Their terms leave the DF counts, their signatures the LSH table, their rows the
+        disk (pages are given back with an incremental vacuum). Clusters left empty are
+        deleted and their ids retired (reason ``"expired"``, see ``retired``); the others
+        keep their id, are marked updated and get their story merged again from the members
+        that remain. Remaining members are not re-clustered.
+        """
+        cutoff = epoch(now or datetime.now(UTC)) - older_than.total_seconds()
+        with self._write() as conn:
+            doomed = conn.execute(
+                "SELECT row, cluster_id FROM articles WHERE ts < ? ORDER BY row", (cutoff,)
+            ).fetchall()
+            if not doomed:
+                return 0
+            state = self._current_state()
+            try:
+                self._remove(conn, state, doomed)
+            except BaseException:
+                self._state = None
+                raise
+        self.conn.execute("PRAGMA incremental_vacuum").fetchall()
+        return len(doomed)
+
+    def _remove(
+        self, conn: sqlite3.Connection, state: State, doomed: Sequence[tuple[int, str]]
+    ) -> None:
+        now = time.time()
+        rows = np.asarray([r for r, _ in doomed], dtype=np.int64)
+        # DF loses the rows it counted; a removed row's first surviving copy counts instead.
+        removed = rows.tolist()
+        first = {key: state.copy_rows[key][0] for row in removed
+                 if (key := state.copy_key.get(row)) is not None}
+        counted = [row for row in removed
+                   if row not in state.copy_key or first[state.copy_key[row]] == row]
+        dropped = set(counted)
+        keys = {key for key, row in first.items() if row in dropped}
+        for row in removed:
+            key = state.copy_key.pop(row, None)
+            if key is not None:
+                state.copy_rows[key].remove(row)
+        promoted = sorted(state.copy_rows[k][0] for k in keys if state.copy_rows[k])
+        for k in keys:
+            if not state.copy_rows[k]:
+                del state.copy_rows[k]
+        state.distinct += len(promoted) - len(counted)
+        count_df(state, state.store.gather(np.asarray(counted, dtype=np.int64))[0], -1)
+        if promoted:
+            count_df(state, state.store.gather(np.asarray(promoted, dtype=np.int64))[0], 1)
+        state.store.remove(rows)
+        state.copies.remove(rows)
+        state.events.remove(rows)
+        gone = set(rows.tolist())
+        touched: set[str] = set()
+        for row, cid in doomed:
+            del state.docs[row]
+            touched.add(cid)
+        empty = []
+        for cid in touched:
+            cluster = state.clusters[cid]
+            cluster.members = [r for r in cluster.members if r not in gone]
+            if not cluster.members:
+                empty.append(cid)
+                del state.clusters[cid]
+                state.queue.pop(cid, None)
+        for row in gone:
+            for other in state.edges.pop(row, []):
+                if other not in gone:
+                    state.edges[other].remove(row)
+        conn.executemany("DELETE FROM articles WHERE row = ?", [(r,) for r in gone])
+        conn.executemany("DELETE FROM signatures WHERE row = ?", [(r,) for r in gone])
+        conn.executemany("DELETE FROM edges WHERE a = ?", [(r,) for r in gone])
+        conn.executemany("DELETE FROM edges WHERE b = ?", [(r,) for r in gone])
+        self._retire(conn, state, dict.fromkeys(empty), now, reason="expired")
+        self._touch(conn, state, touched - set(empty), {}, now)
+        state.generation += 1
+        self._set_meta(conn, generation=state.generation, terms=state.terms)
+        state.queue.saved(conn)
