@@ -771,8 +771,10 @@ def _date_key(value: object) -> tuple[int, str]:
 
 
 def _finish(frame: pl.DataFrame, offset: int, config: Config, with_stories: bool,
-            *assigned: tuple[np.ndarray, ...]) -> tuple[pl.DataFrame, list[Cluster], list[Story]]:
-    """The partition's assignments; articles in no accepted edge are their own cluster."""
+            copy_keys: tuple[np.ndarray, np.ndarray], *assigned: tuple[np.ndarray, ...]
+            ) -> tuple[pl.DataFrame, list[Cluster], list[Story]]:
+    """The partition's assignments; articles in no accepted edge are their own cluster.
+    ``copy_keys``: ``_copy_keys`` of the partition, for its ``copy_group`` labels."""
     n = frame.height
     ids: list[str] = frame["id"].to_list()
     cluster_of = np.empty(n, dtype=object)
@@ -792,7 +794,9 @@ def _finish(frame: pl.DataFrame, offset: int, config: Config, with_stories: bool
         clusters.append(Cluster(cid, (ids[row],), ids[row]))
         if with_stories:
             stories.append(merge_story([articles[k]], cid, config))
-    return assignments_frame(frame, cluster_of, canonical, closeness), clusters, stories
+    assignments = assignments_frame(frame, cluster_of, canonical, closeness).insert_column(
+        4, pl.Series("copy_group", copies.group_labels(*copy_keys), dtype=pl.String))
+    return assignments, clusters, stories
 
 
 # --------------------------------------------------------------------------- driver
@@ -1047,7 +1051,8 @@ def _cluster(
                      for col in run.shuffle(counts, B)]
         prepared = [run.submit(_prepare, p, config, *templates) for p in parts]
         # Copy groups (#18): one small task sees every article's signature key.
-        groups = run.submit(_copy_groups, *[run.submit(_copy_keys, p) for p in prepared])
+        keys = [run.submit(_copy_keys, p) for p in prepared]  # also the copy_group labels
+        groups = run.submit(_copy_groups, *keys)
         distinct = int(run.gather(run.submit(_count_representatives, groups)))
         run.wait(prepared)
         # The client lets go of every future it no longer needs, stage by stage: a result
@@ -1151,7 +1156,8 @@ def _cluster(
                                          strict=True)]
         del labels, grouped_rows, grouped_edges, graphs, weighed, template
         assigned = run.shuffle(linked, P)
-        finished = [run.submit(_finish, f, int(offsets[k]), config, with_stories, *assigned[k])
+        finished = [run.submit(_finish, f, int(offsets[k]), config, with_stories, keys[k],
+                               *assigned[k])
                     for k, f in enumerate(frames)]
         run_stats = {
             "copy_pairs": sum(s[1] for s in sizes),

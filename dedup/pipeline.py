@@ -271,8 +271,8 @@ def _cluster(
     lsh_threads = min(pool.workers, _LSH_THREADS)
     with timer.stage("copies"):
         # One node per copy group from here on: its representative (#18).
-        copy_groups = copies.copy_groups(copies.signature_keys(copy_sigs), has_copies,
-                                         copy_sigs,
+        copy_keys = copies.signature_keys(copy_sigs)
+        copy_groups = copies.copy_groups(copy_keys, has_copies, copy_sigs,
                                          threshold=cand.copies_group_threshold,
                                          max_bucket_size=cand.copies_max_bucket_size,
                                          chain=cand.crowded_chain)
@@ -357,7 +357,9 @@ def _cluster(
         key=lambda c: c.cluster_id,
     )
 
-    assignments = assignments_frame(frame, cluster_of, canonical, closeness)
+    assignments = assignments_frame(frame, cluster_of, canonical, closeness).insert_column(
+        4, pl.Series("copy_group", copies.group_labels(copy_keys, has_copies, copy_groups.group),
+                     dtype=pl.String))
     stats = {
         "articles": n,
         "clusters": len(clusters),
