@@ -77,7 +77,7 @@ def test_threshold_is_respected_on_pairs_of_known_jaccard() -> None:
 
 def test_keep_rules_and_their_tie_breaks() -> None:
     text = _text(WORDS[:60])
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"id": "r0", "text": text, "published": None},
         {"id": "r1", "text": text + " And more words at the end of it.",
          "published": datetime(2024, 3, 2)},
@@ -140,7 +140,8 @@ def _corpus(tmp_path: Path) -> Path:
     return path
 
 
-def test_output_is_byte_identical_for_any_workers(tmp_path: Path, monkeypatch) -> None:
+def test_output_is_byte_identical_for_any_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                 ) -> None:
     monkeypatch.setattr(dedupe_module, "CHUNK", 16)  # several chunks, on the workers
     source = _corpus(tmp_path)
     outputs = []
@@ -202,3 +203,35 @@ def test_cluster_assignments_carry_copy_groups() -> None:
     group = dict(zip(assignments["id"], assignments["copy_group"], strict=True))
     assert group["copy"] == group[seeds[0]["id"]] != group[seeds[1]["id"]]
     assert group["empty"] is None and len(group[seeds[1]["id"]]) == 16
+
+
+def test_generator_labels_copy_groups_without_changing_texts() -> None:
+    from benchmarks.synthetic import generate, iter_synthetic
+
+    chunks = list(iter_synthetic(600, seed=7))
+    articles = [a for c in chunks for a in c.articles]
+    assert articles == generate(600, seed=7).articles  # labels beside the texts, not in
+    labels = [g for c in chunks for g in c.copy_groups]
+    gold = [g for c in chunks for g in c.gold]
+    assert len(labels) == 600
+    assert all(label.startswith(story + "/") for label, story in zip(labels, gold, strict=True))
+    copies = [label for label in labels if label.endswith("/copies")]
+    assert len(set(copies)) < len(copies) < 600  # copies share groups; rewrites stand alone
+
+
+def test_benchmark_prints_one_table_on_a_tiny_corpus(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]
+                                                     ) -> None:
+    from benchmarks import dedupe as bench
+
+    rows = bench.main(["--docs", "200", "--in-process", "--out-dir", str(tmp_path),
+                       "--cache-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert out.count("| system |") == 1
+    assert [r.system for r in rows] == ["dedup", "datasketch", "rensa", "exact-hash"]
+    assert all(r.status == "ok" and r.f1 is not None and 0 <= r.f1 <= 1 for r in rows)
+    by = {r.system: r for r in rows}
+    dedup_f1, exact_f1 = by["dedup"].f1, by["exact-hash"].f1
+    assert dedup_f1 is not None and exact_f1 is not None and dedup_f1 > exact_f1
+    assert by["exact-hash"].precision == 1.0
+    assert (tmp_path / "dedupe-200.md").read_text() == out
