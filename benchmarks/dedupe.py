@@ -113,7 +113,7 @@ def run_dedup(path: Path, threshold: float) -> tuple[np.ndarray, dict[str, float
     timings.update({k: v for k, v in result.timings.items() if k != "read"})
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="dedupe-bench-") as folder:
-        io.write_frame(Path(folder) / "kept.parquet", result.kept, "parquet")
+        result.write_kept(Path(folder) / "kept.parquet", "parquet")
         io.write_frame(Path(folder) / "groups.parquet", result.groups, "parquet")
     timings["write"] = time.perf_counter() - t0
     labels = result.groups["copy_group"].to_numpy()

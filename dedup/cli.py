@@ -391,7 +391,7 @@ def dedupe_command(
         raise click.ClickException(str(err)) from None
     start = time.perf_counter()
     try:
-        io.write_frame(target, result.kept, out_fmt)
+        result.write_kept(target, out_fmt)
         if groups_target is not None and groups_fmt is not None:
             io.write_frame(groups_target, result.groups, groups_fmt)
         if skip_bad_rows:

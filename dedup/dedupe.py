@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import polars as pl
 
-from dedup import copies, jit, normalize, shingling, signatures
+from dedup import copies, io, jit, normalize, shingling, signatures
 from dedup.parallel import WorkerPool, guided_size, resolve_workers
 from dedup.pipeline import StageTimer, articles_frame
 from dedup.records import Article
@@ -34,7 +35,7 @@ KEEP_RULES: tuple[str, ...] = ("first", "earliest", "longest")
 CHUNK = 5_000  # articles normalized and signed at once: bounds the memory of token lists
 _NUM_PERM = 128
 _SEED = 1
-_KEY_BYTES = 8
+_WRITE_ROWS = 50_000  # kept rows per slice written to JSONL
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +44,45 @@ class DedupeResult:
 
     ``kept``: one row per copy group, in input order, every input column plus ``copies``
     (the group's size). ``groups``: one row per input article, in input order: ``id`` and
-    ``copy_group``, the id of the article kept for its group.
+    ``copy_group``, the id of the article kept for its group. ``write_kept`` writes the
+    kept rows without first copying them out of the input (a million texts are gigabytes).
     """
 
-    kept: pl.DataFrame
+    frame: pl.DataFrame  # the input, every row
+    kept_rows: np.ndarray  # rows kept, ascending
+    copies: np.ndarray  # size of each kept row's group
     groups: pl.DataFrame
     stats: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def kept(self) -> pl.DataFrame:
+        """The kept rows and their ``copies`` (a new frame)."""
+        return self._kept_lazy().collect()
+
+    def _kept_lazy(self) -> pl.LazyFrame:
+        mask = np.zeros(self.frame.height, dtype=bool)
+        mask[self.kept_rows] = True
+        sizes = np.zeros(self.frame.height, dtype=np.int64)
+        sizes[self.kept_rows] = self.copies
+        return (self.frame.lazy()
+                .with_columns(pl.Series("copies", sizes, dtype=pl.Int64))
+                .filter(pl.Series(mask)))
+
+    def write_kept(self, target: Path, fmt: str) -> None:
+        """Write the kept rows as ``io.write_frame`` would (atomically, same bytes for
+        the same input), a slice at a time."""
+        with io.atomic_path(target) as tmp:
+            if fmt == "parquet":
+                self._kept_lazy().sink_parquet(tmp, compression="zstd", statistics=False)
+                return
+            with open(tmp, "w", encoding="utf-8", newline="\n") as out:
+                for at in range(0, len(self.kept_rows), _WRITE_ROWS):
+                    rows = self.kept_rows[at : at + _WRITE_ROWS]
+                    chunk = self.frame[rows.tolist()].with_columns(pl.Series(
+                        "copies", self.copies[at : at + _WRITE_ROWS], dtype=pl.Int64))
+                    for row in chunk.to_dicts():
+                        out.write(io.json_line(row))
 
     def mapping(self) -> dict[str, str]:
         """``groups`` as a dict: article id -> id of the article kept for its group."""
@@ -257,10 +290,8 @@ def dedupe(
         sizes = np.bincount(group, minlength=len(group))[group[kept]]
     with timer.stage("output"):
         ids = frame["id"]
-        out = frame[kept.tolist()] if len(kept) < frame.height else frame
-        out = out.with_columns(pl.Series("copies", sizes, dtype=pl.Int64))
         group_frame = pl.DataFrame({"id": ids, "copy_group": ids.gather(kept_of)})
     stats = {"articles": frame.height, "kept": len(kept), "dropped": frame.height - len(kept),
              "exact_duplicates": exact, "near_duplicates": frame.height - len(kept) - exact,
              "largest_group": int(sizes.max()) if len(sizes) else 0}
-    return DedupeResult(out, group_frame, stats, timer.timings)
+    return DedupeResult(frame, kept, sizes.astype(np.int64), group_frame, stats, timer.timings)
