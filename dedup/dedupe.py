@@ -2,17 +2,20 @@
 
 What datasketch, rensa, text-dedup and datatrove users run to clean a corpus, as one stage:
 
-1. a light normalization per article (``normalize.clean_text``, page furniture dropped by
-   ``normalize.strip_boilerplate``, lower-cased word tokens; no sentences, names or terms);
-2. exact duplicates: equal normalized text (a 64-bit BLAKE2b key of its tokens);
-3. near duplicates: word n-gram MinHash signatures (``signatures``, the compiled kernels
-   when the job is big enough), LSH banding at ``threshold`` (``candidates``), each
-   candidate pair verified by its estimated Jaccard over the full signature, joined
-   transitively (``copies.copy_groups``);
+1. a light normalization per article: ``normalize.clean_line`` per line, page furniture
+   dropped (``normalize.is_boilerplate``, repeated lines once), lower-cased; no sentences,
+   names or terms. Each distinct line is cleaned once (``LineCache``): copies share lines;
+2. word tokens, their n-gram shingle hashes and a 64-bit key of each text's token sequence,
+   in one compiled loop over the UTF-8 bytes (``shingling``); exact duplicates are equal
+   keys;
+3. MinHash signatures of the shingles (``signatures.MinHasher``, its compiled kernel),
+   LSH banding at ``threshold`` (``candidates.lsh_pairs``), each candidate pair verified
+   by its estimated Jaccard over the whole signature, joined transitively
+   (``copies.copy_groups``: exact keys first, then near copies);
 4. one row kept per group by the ``keep`` rule.
 
-Steps 1 and 3's signatures run in worker processes, chunk by chunk, and each chunk's
-result depends only on its texts: the output is byte-identical for any ``workers``.
+Steps 1 to 3 run in worker processes, chunk by chunk, and a chunk's result depends only
+on its texts: the output is byte-identical for any ``workers``.
 """
 
 from __future__ import annotations

@@ -113,7 +113,10 @@ def test_three_hundred_copies_of_each_seed_leave_the_two_seeds() -> None:
 def test_compiled_and_python_shingling_agree() -> None:
     texts = [s["text"] for s in read_seeds()] + ["U.S. said IS-K -- a--b ok's é€—x ..", "",
                                                  "one two", "a b c d e"]
+    texts += ["Share.\nA line\r\nA LINE\n\nExit mobile version\n“Quoted” do n't stop .\n"]
     encoded = [dedupe_module.light_text(t) for t in texts]
+    lines = dedupe_module.LineCache()
+    assert [lines(t) for t in texts + texts] == encoded + encoded  # cached lines: same bytes
     buf = np.frombuffer(b"".join(encoded), dtype=np.uint8)
     ends = np.cumsum([len(e) for e in encoded])
     compiled = shingle_hashes(buf, ends, 5, compiled=True)
@@ -121,7 +124,7 @@ def test_compiled_and_python_shingling_agree() -> None:
     for a, b in zip(compiled, python, strict=True):
         assert np.array_equal(a, b)
     # u.s, said, is-k, a, b, ok's, é€—x (non-ASCII bytes are word bytes); short texts.
-    assert python[3].tolist()[2:] == [7, 0, 2, 5]
+    assert python[3].tolist()[2:] == [7, 0, 2, 5, 6]
 
 
 def _run(*args: str) -> Any:
