@@ -289,6 +289,19 @@ class SyntheticChunk:
     gold: list[str]
     differences: list[dict[str, Any]]
     hard_negatives: dict[str, str] = field(default_factory=dict)
+    # Gold copy group of each article (``copy_group``), for near-duplicate removal (#21).
+    copy_groups: list[str] = field(default_factory=list)
+
+
+# Versions that are copies of their story's original text (#21): verbatim syndication under
+# other furniture, and light edits (a synonym or two, a number, maybe a sentence dropped).
+COPY_KINDS = frozenset({"original", "syndication", "light"})
+
+
+def copy_group(label: str, article_id: str, kind: str) -> str:
+    """Gold copy group of one version: its story's copies share one, any other version
+    (rewrite, lede) is a group of its own."""
+    return f"{label}/copies" if kind in COPY_KINDS else f"{label}/{article_id}"
 
 
 class Generator:
@@ -315,6 +328,9 @@ class Generator:
         self.recent_titles: list[str] = ["Markets close mixed as traders weigh rate outlook"]
         self.n_stories = 0
         self._id_key = str(seed).encode()
+        # Kind of each version of the story ``stories`` yielded last (original, syndication,
+        # light, rewrite, truncated): read beside the stream, so its items keep their shape.
+        self.last_kinds: list[str] = []
 
     # -- values ------------------------------------------------------------------------
 
@@ -637,6 +653,7 @@ class Generator:
             versions = self.versions(story, self.cluster_size(), index)
             articles = [self.render(story, v) for v in versions]
             diffs = self.differences(story, versions)
+            self.last_kinds = [v.kind for v in versions]
             self.recent_titles.append(articles[0]["title"])
             if len(self.recent_titles) > 200:
                 del self.recent_titles[:100]
@@ -656,31 +673,35 @@ def iter_synthetic(
         raise ValueError("n_docs must be >= 0")
     gen = Generator(seed, tail=tail)
     shuffle_rng = random.Random(seed + 1)
-    buffer: list[tuple[dict[str, Any], str]] = []
+    buffer: list[tuple[dict[str, Any], str, str]] = []
     diffs: list[dict[str, Any]] = []
     related: dict[str, str] = {}
     remaining = n_docs
     stream = gen.stories()
     while remaining > 0:
         story, articles, story_diffs = next(stream)
+        copies = [copy_group(story.label, a["id"], kind)
+                  for a, kind in zip(articles, gen.last_kinds, strict=True)]
         if len(articles) > remaining:  # cut the last story to land exactly on n_docs
             articles = articles[:remaining]
             kept = {a["id"] for a in articles}
             story_diffs = _restrict(story_diffs, kept)
         remaining -= len(articles)
-        buffer.extend((a, story.label) for a in articles)
+        buffer.extend((a, story.label, c) for a, c in zip(articles, copies, strict=False))
         diffs.extend(story_diffs)
         if story.hard_negative_of is not None:
             related[story.label] = story.hard_negative_of
         if len(buffer) >= 2 * chunk_size:
             shuffle_rng.shuffle(buffer)
             out, buffer = buffer[:chunk_size], buffer[chunk_size:]
-            yield SyntheticChunk([a for a, _ in out], [g for _, g in out], diffs, related)
+            yield SyntheticChunk([a for a, _, _ in out], [g for _, g, _ in out], diffs, related,
+                                 [c for _, _, c in out])
             diffs, related = [], {}
     shuffle_rng.shuffle(buffer)
     for start in range(0, len(buffer), chunk_size):
         out = buffer[start : start + chunk_size]
-        yield SyntheticChunk([a for a, _ in out], [g for _, g in out], diffs, related)
+        yield SyntheticChunk([a for a, _, _ in out], [g for _, g, _ in out], diffs, related,
+                             [c for _, _, c in out])
         diffs, related = [], {}
 
 

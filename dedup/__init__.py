@@ -13,6 +13,7 @@ from dedup.config import (
     SignatureConfig,
 )
 from dedup.configfile import ConfigError, load_config
+from dedup.dedupe import DedupeResult, dedupe
 from dedup.evaluate import Scores, score
 from dedup.index import (
     ClusterInfo,
@@ -42,6 +43,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DedupInputError",
+    "DedupeResult",
     "Difference",
     "IndexConfig",
     "MergeConfig",
@@ -59,6 +61,7 @@ __all__ = [
     "StorySentence",
     "__version__",
     "cluster",
+    "dedupe",
     "load_config",
     "merge",
     "score",

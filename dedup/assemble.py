@@ -36,15 +36,18 @@ class ClusterResult:
 
 
 def assignments_frame(
-    frame: pl.DataFrame, cluster_of: np.ndarray, canonical: np.ndarray, closeness: np.ndarray
+    frame: pl.DataFrame, cluster_of: np.ndarray, canonical: np.ndarray, closeness: np.ndarray,
+    copy_group: Sequence[str | None],
 ) -> pl.DataFrame:
-    """The output table: one row per article in input order, input columns passed through."""
+    """The output table: one row per article in input order, input columns passed through;
+    ``copy_group``: each article's ``copies.group_labels`` label (#21)."""
     return pl.DataFrame(
         {
             "id": frame["id"],
             "cluster_id": pl.Series(cluster_of.tolist(), dtype=pl.String),
             "is_canonical": canonical,
             "similarity": closeness,
+            "copy_group": pl.Series(list(copy_group), dtype=pl.String),
         }
     ).hstack(frame.drop("id", "text"))
 

@@ -23,6 +23,7 @@ from dedup import __version__, io, outputs
 from dedup.config import Config
 from dedup.configfile import ConfigError, config_differences, config_to_toml, format_value
 from dedup.configfile import load_config as load_config_file
+from dedup.dedupe import KEEP_RULES, dedupe
 from dedup.index import StoryIndex, StoryIndexError
 from dedup.merge import story_from_dict, story_to_dict
 from dedup.parallel import WorkerDied
@@ -321,6 +322,111 @@ def progress_bar(stream: Any = None) -> Iterator[StageProgress | None]:
         yield progress
     finally:
         progress.close()
+
+
+@main.command("dedupe")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="File for the kept articles: .parquet or .jsonl (one row per copy group, "
+                   "every input column plus `copies`, the group's size).")
+@input_options(skip_help="Reject bad rows into OUTPUT.rejected.jsonl instead of stopping.")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.8,
+              show_default=True,
+              help="Estimated Jaccard of word n-gram sets from which two texts are copies.")
+@click.option("--ngram", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Words per shingle.")
+@click.option("--keep", type=click.Choice(KEEP_RULES), default="first", show_default=True,
+              help="Row kept per group: first in input order, earliest published (undated "
+                   "last), or longest text; ties go to the earlier row.")
+@click.option("--groups", "groups_path", type=click.Path(dir_okay=False),
+              help="Also write id -> copy_group (the id kept for its group) for every "
+                   "article read (.parquet or .jsonl).")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local",
+              show_default=True, help="Only local for dedupe so far.")
+@click.option("-j", "--workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Processes (0: every available core). Output is identical for any value.")
+def dedupe_command(
+    inputs: tuple[str, ...],
+    output: str,
+    fmt: str | None,
+    id_col: str,
+    text_col: str,
+    title_col: str,
+    date_col: str,
+    source_col: str,
+    skip_bad_rows: bool,
+    coerce_ids: bool,
+    threshold: float,
+    ngram: int,
+    keep: str,
+    groups_path: str | None,
+    engine: str,
+    workers: int,
+) -> None:
+    """Drop near-duplicate articles from INPUT... (files, .txt folders, or - for JSONL on
+    stdin): exact copies of the normalized text, then texts at estimated Jaccard >=
+    --threshold on word n-grams, joined transitively; one row kept per copy group."""
+    if engine == "dask":
+        raise click.UsageError("--engine dask is not supported by dedupe yet (#21); run it "
+                               "on the local engine (-j sets the processes)")
+    target = Path(output)
+    out_fmt = _table_format(target, "-o")
+    groups_target = Path(groups_path) if groups_path else None
+    groups_fmt = _table_format(groups_target, "--groups") if groups_target else None
+    columns = io.Columns(id=id_col, text=text_col, title=title_col, published=date_col,
+                         source=source_col)
+    start = time.perf_counter()
+    try:
+        read = io.read_articles(inputs, fmt=fmt, columns=columns, skip_bad_rows=skip_bad_rows,
+                                stdin=io.stdin_bytes() if "-" in inputs else None,
+                                coerce_ids=coerce_ids)
+    except io.InputError as err:
+        raise InputFailure(str(err)) from None
+    read_seconds = time.perf_counter() - start
+    try:
+        result = dedupe(read.frame, threshold=threshold, ngram=ngram, keep=keep,
+                        workers=workers)
+    except DedupInputError as err:
+        raise InputFailure(str(err)) from None
+    except WorkerDied as err:
+        raise click.ClickException(str(err)) from None
+    start = time.perf_counter()
+    try:
+        result.write_kept(target, out_fmt)
+        if groups_target is not None and groups_fmt is not None:
+            io.write_frame(groups_target, result.groups, groups_fmt)
+        if skip_bad_rows:
+            io.write_jsonl(target.with_name(target.name + ".rejected.jsonl"),
+                           ({"file": r.file, "line": r.line, "id": r.id, "reason": r.reason}
+                            for r in read.rejected))
+    except OSError as err:
+        raise InputFailure(f"{err.filename or target}: cannot write ({err.strerror or err}); "
+                           "pick another output path") from None
+    timings = {"read": read_seconds, **{k: v for k, v in result.timings.items() if k != "read"},
+               "write": time.perf_counter() - start}
+    stats = result.stats
+    lines = [
+        f"articles read   {stats['articles'] + len(read.rejected):>10,}",
+        f"  kept          {stats['kept']:>10,}",
+        f"  dropped       {stats['dropped']:>10,}  ({stats['exact_duplicates']:,} exact, "
+        f"{stats['near_duplicates']:,} near copies)",
+        f"  rejected      {len(read.rejected):>10,}",
+        f"largest group   {stats['largest_group']:>10,}",
+        "seconds per stage:",
+        *(f"  {name:<13} {seconds:>10.3f}" for name, seconds in timings.items()),
+        *(f"note: {note}" for note in read.notes),
+    ]
+    click.echo("\n".join(lines), err=True)
+
+
+def _table_format(path: Path, option: str) -> str:
+    """parquet or jsonl, from a table path's extension; anything else is a usage error."""
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    if suffix in (".jsonl", ".ndjson"):
+        return "jsonl"
+    raise click.UsageError(f"{option} {path}: name a .parquet or .jsonl file")
 
 
 @main.command("config")

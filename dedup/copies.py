@@ -150,6 +150,18 @@ def copy_groups(
     return CopyGroups(near[group], group)
 
 
+def group_labels(keys: np.ndarray, present: np.ndarray, group: np.ndarray | None = None
+                 ) -> list[str | None]:
+    """Each article's copy group as a label (``copy_group`` in the assignments, #21): the
+    16 hex digits of its representative's ``signature_keys`` key (``group``: each row's
+    representative; None: every row its own, as exact-copies-only engines have it). Equal
+    texts get equal labels in any run, engine or partitioning; an article with no text is
+    nobody's copy: None."""
+    rep_keys = keys if group is None else keys[group]
+    return [f"{int(k):016x}" if p else None
+            for k, p in zip(rep_keys.tolist(), present.tolist(), strict=True)]
+
+
 def copies_by_version(rows: np.ndarray, exact: np.ndarray, ids: Sequence[str]
                       ) -> dict[str, tuple[str, ...]]:
     """Among ``rows`` (one cluster), each distinct version's id -> its exact copies' ids

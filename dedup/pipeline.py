@@ -214,7 +214,10 @@ def _cluster(
     counts, copy_sigs, has_copies = (normalized.counts, normalized.copy_sigs,
                                      normalized.has_copies)
     del normalized
-    copy_groups = _copy_groups(copy_sigs, has_copies, run)
+    copy_keys = copies.signature_keys(copy_sigs)
+    copy_groups = _copy_groups(copy_keys, copy_sigs, has_copies, run)
+    copy_labels = copies.group_labels(copy_keys, has_copies, copy_groups.group)
+    del copy_keys
     is_rep = copy_groups.group == np.arange(n)
     with run.stage("candidates"):
         # Copies first: their signatures (512 bytes per article) are gone before the
@@ -236,7 +239,8 @@ def _cluster(
     with run.stage("merge"):
         texts = [packed for part in ahead.stop() for packed in part] if ahead else []
         canonical, stories = _merge_stage(frame, linked, texts, copy_groups, run, sink)
-    return _result(frame, linked, canonical, stories, found, copy_groups, run.timer)
+    return _result(frame, linked, canonical, stories, found, copy_groups, copy_labels,
+                   run.timer)
 
 
 def _normalize_and_hash(frame: pl.DataFrame, run: _Run) -> Normalized:
@@ -275,7 +279,8 @@ def features(articles: pl.DataFrame | Iterable[Article | Mapping[str, Any]],
         run = _Run(config, False, None, pool, _DEFAULT, StageTimer())
         frame = articles_frame(articles)
         normalized = _normalize_and_hash(frame, run)
-        groups = _copy_groups(normalized.copy_sigs, normalized.has_copies, run)
+        groups = _copy_groups(copies.signature_keys(normalized.copy_sigs),
+                              normalized.copy_sigs, normalized.has_copies, run)
         found = _weigh(normalized.counts, frame, groups.group == np.arange(frame.height), run)
     return dataclasses.replace(found, salient=refine.Salient.empty())
 
@@ -284,11 +289,12 @@ def _lsh_threads(run: _Run) -> int:
     return min(run.pool.workers, run.tuning.lsh_threads)
 
 
-def _copy_groups(copy_sigs: np.ndarray, has_copies: np.ndarray, run: _Run) -> copies.CopyGroups:
+def _copy_groups(copy_keys: np.ndarray, copy_sigs: np.ndarray, has_copies: np.ndarray,
+                 run: _Run) -> copies.CopyGroups:
     """One node per copy group from here on: its representative (#18)."""
     cand = run.config.candidates
     with run.stage("copies"):
-        return copies.copy_groups(copies.signature_keys(copy_sigs), has_copies, copy_sigs,
+        return copies.copy_groups(copy_keys, has_copies, copy_sigs,
                                   threshold=cand.copies_group_threshold,
                                   max_bucket_size=cand.copies_max_bucket_size,
                                   chain=cand.crowded_chain)
@@ -377,7 +383,8 @@ def _merge_stage(frame: pl.DataFrame, linked: _Linked, texts: list[PackedText],
 
 
 def _result(frame: pl.DataFrame, linked: _Linked, canonical: np.ndarray, stories: list[Story],
-            found: _Found, copy_groups: copies.CopyGroups, timer: StageTimer) -> ClusterResult:
+            found: _Found, copy_groups: copies.CopyGroups, copy_labels: list[str | None],
+            timer: StageTimer) -> ClusterResult:
     ids: list[str] = frame["id"].to_list()
     clusters = sorted(
         (
@@ -398,7 +405,8 @@ def _result(frame: pl.DataFrame, linked: _Linked, canonical: np.ndarray, stories
         "copies_collapsed": copy_groups.collapsed,
     }
     return ClusterResult(
-        assignments=assignments_frame(frame, linked.cluster_of, canonical, linked.closeness),
+        assignments=assignments_frame(frame, linked.cluster_of, canonical, linked.closeness,
+                                      copy_labels),
         clusters=clusters,
         stories=stories,
         timings=timer.timings,

@@ -116,9 +116,9 @@ def _read(run: Run, job: _Job) -> _Layout:
     return _Layout(parts, lengths, offsets, rejected, workers)
 
 
-def _normalize(run: Run, layout: _Layout) -> tuple[list[Any], Any, int]:
+def _normalize(run: Run, layout: _Layout) -> tuple[list[Any], list[Any], Any, int]:
     """Templates (a shuffle of line counts), each partition normalized, and the copy
-    groups of the whole corpus: (partitions, groups, number of groups)."""
+    groups of the whole corpus: (partitions, their copy keys, groups, number of groups)."""
     config, B = run.config, layout.count
     counts = [run.submit(stages.template_lines, p, config.normalize, B) for p in layout.parts]
     templates = [run.submit(stages.templates, config.normalize, *col)
@@ -126,10 +126,11 @@ def _normalize(run: Run, layout: _Layout) -> tuple[list[Any], Any, int]:
     prepared = [run.submit(stages.prepare_partition, p, config, run.tuning.chunk, *templates)
                 for p in layout.parts]
     # Copy groups (#18): one small task sees every article's signature key.
-    groups = run.submit(stages.copy_groups, *[run.submit(stages.copy_keys, p) for p in prepared])
+    keys = [run.submit(stages.copy_keys, p) for p in prepared]  # also copy_group labels
+    groups = run.submit(stages.copy_groups, *keys)
     distinct = int(run.gather(run.submit(stages.count_representatives, groups)))
     run.wait(prepared)
-    return prepared, groups, distinct
+    return prepared, keys, groups, distinct
 
 
 def _features(run: Run, layout: _Layout, prepared: list[Any], groups: Any,
@@ -226,7 +227,7 @@ def _components(run: Run, scored: list[Any], B: int) -> tuple[list[Any], int]:
 
 
 def _link(run: Run, layout: _Layout, graphs: list[Any], weighed: list[Any], groups: Any,
-          with_stories: bool) -> tuple[list[Any], list[Any]]:
+          keys: list[Any], with_stories: bool) -> tuple[list[Any], list[Any]]:
     """Linkage and stories per component bucket (``linkage.link``), then each partition's
     assignments (``linkage.finish``): (linked, finished) futures."""
     P, B, offsets = layout.count, layout.count, layout.offsets
@@ -241,7 +242,7 @@ def _link(run: Run, layout: _Layout, graphs: list[Any], weighed: list[Any], grou
     del labels, grouped_rows, grouped_edges, template
     assigned = run.shuffle(linked, P, "assigned")
     finished = [run.submit(linkage.finish, f, layout.offset(k), run.config, with_stories,
-                           *assigned[k]) for k, f in enumerate(layout.parts)]
+                           keys[k], *assigned[k]) for k, f in enumerate(layout.parts)]
     return linked, finished
 
 
@@ -257,7 +258,7 @@ def _cluster(run: Run, job: _Job) -> ClusterResult:
     # stays on its worker while the client holds its future, and at a million articles
     # the finished candidate stage alone was several GB of spill per worker.
     with run.stage("normalize"):
-        prepared, groups, distinct = _normalize(run, layout)
+        prepared, keys, groups, distinct = _normalize(run, layout)
     with run.stage("features"):
         weighed = _features(run, layout, prepared, groups, distinct)
         del prepared
@@ -276,7 +277,8 @@ def _cluster(run: Run, job: _Job) -> ClusterResult:
                    for k in range(layout.count)]
         graphs, rounds = _components(run, scored, layout.count)
         del scored
-        linked, finished = _link(run, layout, graphs, weighed, groups, job.with_stories)
+        linked, finished = _link(run, layout, graphs, weighed, groups, keys, job.with_stories)
+        del keys
         del graphs, weighed
         stats = {
             "copy_pairs": sum(s[1] for s in found.sizes),

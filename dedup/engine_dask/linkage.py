@@ -138,8 +138,9 @@ def _by_partition(found: list[Assigned], offsets: np.ndarray) -> list[Assigned]:
 
 
 def finish(frame: pl.DataFrame, offset: int, config: Config, with_stories: bool,
-           *assigned: Assigned) -> Finished:
-    """The partition's assignments; articles in no accepted edge are their own cluster."""
+           copy_keys: tuple[np.ndarray, np.ndarray], *assigned: Assigned) -> Finished:
+    """The partition's assignments; articles in no accepted edge are their own cluster.
+    ``copy_keys``: ``stages.copy_keys`` of the partition, for its ``copy_group`` labels."""
     n = frame.height
     ids: list[str] = frame["id"].to_list()
     cluster_of = np.empty(n, dtype=object)
@@ -160,5 +161,5 @@ def finish(frame: pl.DataFrame, offset: int, config: Config, with_stories: bool,
         clusters.append(Cluster(cid, (ids[row],), ids[row]))
         if with_stories:
             stories.append(merge_story([articles[k]], cid, config))
-    return Finished(assignments_frame(frame, cluster_of, canonical, closeness), clusters,
-                    stories)
+    return Finished(assignments_frame(frame, cluster_of, canonical, closeness,
+                                      copies.group_labels(*copy_keys)), clusters, stories)

@@ -40,7 +40,7 @@ _EXTENSIONS = {
 # mapped article fields). An input column of one of these names that is not mapped to an
 # article field is carried as ``input_NAME`` instead (noted in the run's summary).
 RESERVED = ("id", "text", "title", "published", "source", "cluster_id", "is_canonical",
-            "similarity")
+            "similarity", "copy_group")
 # Extra columns nested deeper than this are carried as JSON text: Parquet writers and
 # polars' recursive types are not made for 1,000-level lists.
 MAX_NESTING = 32

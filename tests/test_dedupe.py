@@ -1,0 +1,240 @@
+"""``dedupe`` and ``dedup dedupe`` (#21): one guarantee per test, each cheap."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from dedup import cluster, dedupe
+from dedup.cli import main
+from dedup.shingling import shingle_hashes
+from tests.conftest import SEED_IDS, read_seeds
+
+# The module (``dedup.dedupe`` the attribute is the function, as ``dedup.cluster`` is).
+dedupe_module = importlib.import_module("dedup.dedupe")
+WORDS = [f"w{i}" for i in range(400)]
+
+
+def _text(words: list[str]) -> str:
+    return " ".join(words) + "."
+
+
+def _jaccard(a: list[str], b: list[str], n: int = 5) -> float:
+    sa = {tuple(a[i : i + n]) for i in range(len(a) - n + 1)}
+    sb = {tuple(b[i : i + n]) for i in range(len(b) - n + 1)}
+    return len(sa & sb) / len(sa | sb)
+
+
+def _edited(base: list[str], edits: int) -> list[str]:
+    """``base`` with ``edits`` words, evenly spread, replaced by fresh ones."""
+    out = list(base)
+    for k, at in enumerate(np.linspace(10, len(base) - 10, edits).astype(int).tolist()):
+        out[at] = f"x{k}"
+    return out
+
+
+def test_exact_duplicates_are_always_one_group() -> None:
+    """Equal normalized text (case, spacing, furniture lines aside) is one group at any
+    threshold and n-gram size, short texts too."""
+    body = "Rescuers pulled 12 people from the rubble\n\nThe quake struck at dawn."
+    rows = [
+        {"id": "a", "text": body},
+        {"id": "b", "text": "Exit mobile version\n" + body.upper().replace(" ", "   ")},
+        {"id": "c", "text": body + "\n\nShare.\nTags: quake, rescue"},
+        {"id": "d", "text": "Two words"},
+        {"id": "e", "text": "two  WORDS"},
+        {"id": "f", "text": "Something else entirely happened in another town today."},
+    ]
+    for threshold, ngram in ((1.0, 5), (1.0, 50), (0.8, 1)):
+        result = dedupe(rows, threshold=threshold, ngram=ngram)
+        assert result.mapping() == {"a": "a", "b": "a", "c": "a", "d": "d", "e": "d",
+                                    "f": "f"}
+        assert result.kept["id"].to_list() == ["a", "d", "f"]
+        assert result.kept["copies"].to_list() == [3, 2, 1]
+
+
+def test_threshold_is_respected_on_pairs_of_known_jaccard() -> None:
+    base = WORDS[:300]
+    near, far = _edited(base, 2), _edited(base, 12)
+    assert 0.93 < _jaccard(base, near) < 0.94 and 0.65 < _jaccard(base, far) < 0.67
+    rows = [{"id": "base", "text": _text(base)}, {"id": "near", "text": _text(near)},
+            {"id": "far", "text": _text(far)}]
+    assert dedupe(rows, threshold=0.8).mapping() == {"base": "base", "near": "base",
+                                                     "far": "far"}
+    assert dedupe(rows, threshold=0.5).mapping() == {"base": "base", "near": "base",
+                                                     "far": "base"}
+    assert dedupe(rows, threshold=0.97).mapping() == {"base": "base", "near": "near",
+                                                      "far": "far"}
+
+
+def test_keep_rules_and_their_tie_breaks() -> None:
+    text = _text(WORDS[:60])
+    rows: list[dict[str, Any]] = [
+        {"id": "r0", "text": text, "published": None},
+        {"id": "r1", "text": text + " And more words at the end of it.",
+         "published": datetime(2024, 3, 2)},
+        {"id": "r2", "text": text, "published": datetime(2024, 3, 1)},
+        {"id": "r3", "text": text, "published": datetime(2024, 3, 1)},
+        {"id": "r4", "text": text + " Also this and that.", "published": None},
+    ]
+    kept = {keep: dedupe(rows, threshold=0.8, keep=keep) for keep in ("first", "earliest",
+                                                                      "longest")}
+    assert {k: r.kept["id"].to_list() for k, r in kept.items()} == {
+        "first": ["r0"], "earliest": ["r2"], "longest": ["r1"]}
+    assert set(kept["earliest"].mapping().values()) == {"r2"}
+    # Ties: the earlier row (undated rows only: the first of them).
+    undated = [{**r, "published": None} for r in rows]
+    assert dedupe(undated, keep="earliest").kept["id"].to_list() == ["r0"]
+    same_length = [{**r, "text": text} for r in rows]
+    assert dedupe(same_length, keep="longest").kept["id"].to_list() == ["r0"]
+    with pytest.raises(ValueError, match="keep must be one of"):
+        dedupe(rows, keep="last")
+
+
+def test_three_hundred_copies_of_each_seed_leave_the_two_seeds() -> None:
+    rows = []
+    for seed in read_seeds():
+        rows.append({"id": seed["id"], "text": seed["text"]})
+        rows.extend({"id": f"{seed['id']}-copy{k}", "text": seed["text"]} for k in range(300))
+    result = dedupe(rows)
+    assert sorted(result.kept["id"].to_list()) == sorted(SEED_IDS)
+    assert result.kept["copies"].to_list() == [301, 301]
+    assert result.stats["exact_duplicates"] == 600
+
+
+def test_compiled_and_python_shingling_agree() -> None:
+    texts = [s["text"] for s in read_seeds()] + ["U.S. said IS-K -- a--b ok's é€—x ..", "",
+                                                 "one two", "a b c d e"]
+    texts += ["Share.\nA line\r\nA LINE\n\nExit mobile version\n“Quoted” do n't stop .\n"]
+    encoded = [dedupe_module.light_text(t) for t in texts]
+    lines = dedupe_module.LineCache()
+    assert [lines(t) for t in texts + texts] == encoded + encoded  # cached lines: same bytes
+    buf = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    ends = np.cumsum([len(e) for e in encoded])
+    compiled = shingle_hashes(buf, ends, 5, compiled=True)
+    python = shingle_hashes(buf, ends, 5, compiled=False)
+    for a, b in zip(compiled, python, strict=True):
+        assert np.array_equal(a, b)
+    # u.s, said, is-k, a, b, ok's, é€—x (non-ASCII bytes are word bytes); short texts.
+    assert python[3].tolist()[2:] == [7, 0, 2, 5, 6]
+
+
+def _run(*args: str) -> Any:
+    return CliRunner().invoke(main, list(args))
+
+
+def _corpus(tmp_path: Path) -> Path:
+    rows = []
+    for k in range(40):
+        base = [f"s{k}w{i}" for i in range(300)]
+        for copy in range(k % 4 + 1):
+            rows.append({"id": f"a{k}-{copy}", "text": _text(_edited(base, copy)),
+                         "source": f"outlet {copy}", "extra": k * 10 + copy})
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_output_is_byte_identical_for_any_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                 ) -> None:
+    monkeypatch.setattr(dedupe_module, "CHUNK", 16)  # several chunks, on the workers
+    source = _corpus(tmp_path)
+    outputs = []
+    for workers in ("1", "2"):
+        out, groups = tmp_path / f"out{workers}.parquet", tmp_path / f"g{workers}.jsonl"
+        result = _run("dedupe", str(source), "-o", str(out), "--groups", str(groups),
+                      "-j", workers)
+        assert result.exit_code == 0, result.output
+        outputs.append((out.read_bytes(), groups.read_bytes()))
+    assert outputs[0] == outputs[1]
+    kept = pl.read_parquet(tmp_path / "out1.parquet")
+    assert kept.height == 40 and kept["extra"].to_list() == [k * 10 for k in range(40)]
+
+
+def test_cli_accounts_for_every_row_and_rejects_bad_ones(tmp_path: Path) -> None:
+    source = _corpus(tmp_path)
+    with source.open("a", encoding="utf-8") as fh:
+        fh.write('{"id": "a0-0", "text": "a repeated id"}\n{"text": "no id"}\nnot json\n')
+    lines = source.read_text().count("\n")
+    out = tmp_path / "out.jsonl"
+    failed = _run("dedupe", str(source), "-o", str(out))
+    assert failed.exit_code == 2 and not out.exists()
+    message = failed.stderr.strip()
+    assert "\n" not in message and f"{source}:{lines - 2}" in message
+    assert "--skip-bad-rows" in message and "Traceback" not in failed.output
+
+    done = _run("dedupe", str(source), "-o", str(out), "--skip-bad-rows")
+    assert done.exit_code == 0, done.output
+    kept = [json.loads(x) for x in out.read_text().splitlines()]
+    rejected = (tmp_path / "out.jsonl.rejected.jsonl").read_text().splitlines()
+    numbers = {line.split()[0]: int(line.split()[-1].replace(",", ""))
+               for line in done.stderr.splitlines() if line.split() and
+               line.split()[0] in ("kept", "rejected")}
+    dropped = int(done.stderr.split("dropped")[1].split()[0].replace(",", ""))
+    read = int(done.stderr.split("articles read")[1].split()[0].replace(",", ""))
+    assert read == lines == len(kept) + dropped + len(rejected)
+    assert numbers == {"kept": len(kept), "rejected": len(rejected)}
+    assert len(kept) == 40 and len(rejected) == 3
+
+
+def test_cli_usage_errors_are_one_line(tmp_path: Path) -> None:
+    source = _corpus(tmp_path)
+    for args, expected in (
+        (["-o", str(tmp_path / "out.csv")], "name a .parquet or .jsonl file"),
+        (["-o", str(tmp_path / "o.jsonl"), "--engine", "dask"], "not supported by dedupe"),
+    ):
+        result = _run("dedupe", str(source), *args)
+        assert result.exit_code == 2 and expected in result.stderr
+        assert "Traceback" not in result.output
+
+
+def test_cluster_assignments_carry_copy_groups() -> None:
+    seeds = read_seeds()
+    rows = [*seeds, {"id": "copy", "text": "Share.\n" + seeds[0]["text"]},
+            {"id": "empty", "text": ""}]
+    assignments = cluster(rows, with_stories=False).assignments
+    assert assignments.columns[:5] == ["id", "cluster_id", "is_canonical", "similarity",
+                                       "copy_group"]
+    group = dict(zip(assignments["id"], assignments["copy_group"], strict=True))
+    assert group["copy"] == group[seeds[0]["id"]] != group[seeds[1]["id"]]
+    assert group["empty"] is None and len(group[seeds[1]["id"]]) == 16
+
+
+def test_generator_labels_copy_groups_without_changing_texts() -> None:
+    from benchmarks.synthetic import generate, iter_synthetic
+
+    chunks = list(iter_synthetic(600, seed=7))
+    articles = [a for c in chunks for a in c.articles]
+    assert articles == generate(600, seed=7).articles  # labels beside the texts, not in
+    labels = [g for c in chunks for g in c.copy_groups]
+    gold = [g for c in chunks for g in c.gold]
+    assert len(labels) == 600
+    assert all(label.startswith(story + "/") for label, story in zip(labels, gold, strict=True))
+    copies = [label for label in labels if label.endswith("/copies")]
+    assert len(set(copies)) < len(copies) < 600  # copies share groups; rewrites stand alone
+
+
+def test_benchmark_prints_one_table_on_a_tiny_corpus(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]
+                                                     ) -> None:
+    from benchmarks import dedupe as bench
+
+    rows = bench.main(["--docs", "200", "--in-process", "--out-dir", str(tmp_path),
+                       "--cache-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert out.count("| system |") == 1
+    assert [r.system for r in rows] == ["dedup", "datasketch", "rensa", "exact-hash"]
+    assert all(r.status == "ok" and r.f1 is not None and 0 <= r.f1 <= 1 for r in rows)
+    by = {r.system: r for r in rows}
+    dedup_f1, exact_f1 = by["dedup"].f1, by["exact-hash"].f1
+    assert dedup_f1 is not None and exact_f1 is not None and dedup_f1 > exact_f1
+    assert by["exact-hash"].precision == 1.0
+    assert (tmp_path / "dedupe-200.md").read_text() == out
