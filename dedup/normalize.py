@@ -10,7 +10,7 @@ import itertools
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from dedup.config import NormalizeConfig
 
@@ -188,8 +188,20 @@ def repeated_lines(
             if (s := ln.strip()) and len(s.split(None, most)) <= most
         }
         counts.update(zip(itertools.repeat(source), lines))
+    return templates(counts, config)
+
+
+def templates(counts: Mapping[tuple[str, str], int], config: NormalizeConfig) -> frozenset[str]:
+    """Template lines from the number of articles of each (source, casefolded line).
+
+    A line that several sources carry is shared content, not one site's furniture: when a
+    wire story is the story of the day, one outlet runs it again and again, and its title
+    and short sentences would otherwise be stripped from every version (#18).
+    """
+    sources = Counter(line for _, line in counts)
     return frozenset(
-        line for (_, line), n in counts.items() if n >= config.template_min_articles
+        line for (_, line), n in counts.items()
+        if n >= config.template_min_articles and sources[line] < config.template_max_sources
     )
 
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 import polars as pl
 
-from dedup import candidates, clustering, copies, normalize, refine, signatures
+from dedup import candidates, clustering, copies, excerpts, normalize, refine, signatures
 from dedup.config import ClusterConfig, Config, MergeConfig
 from dedup.io import json_line
 from dedup.merge import member_text, story_to_dict
@@ -259,7 +259,8 @@ def _cluster(
     if n > _CHUNK:
         pool.warm(_ready)  # workers start and import while this process finds templates
 
-    counts, copy_sigs, has_copies = _normalize_and_hash(frame, config, timer, progress, pool)
+    counts, copy_sigs, has_copies, openings = _normalize_and_hash(frame, config, timer, progress,
+                                                                  pool)
     if n >= _STOP_IDLE_WORKERS_FROM:
         pool.shutdown()  # idle workers hold ~300 MB each through the peak; merge restarts them
     ahead: Background[TextTask, list[PackedText]] | None = None
@@ -284,10 +285,11 @@ def _cluster(
                                                       **cand.lsh_options("copies"),
                                                       threads=lsh_threads)
         del copy_sigs
+    days = _days(frame)
     with timer.stage("features"):
         features = refine.weigh_features(
             counts, counts.frequencies(is_rep), int(is_rep.sum()), config.refine,
-            days=_days(frame), in_place=True
+            days=days, in_place=True
         )
         del counts
     with timer.stage("signatures"):
@@ -315,6 +317,9 @@ def _cluster(
     with timer.stage("cluster"):
         linked = copies.expand(_link(n, pairs, scores, features, config, pool, copy_groups),
                                copy_groups)
+        dest = excerpts.targets([rows for rows, _ in linked], openings, days,
+                                config.clustering.excerpt_max_days)
+        linked = excerpts.join(linked, dest, lambda p: refine.pair_scores(features, p))
         groups = [rows for rows, _ in linked]
         cluster_of = np.empty(n, dtype=object)
         closeness = np.ones(n, dtype=np.float64)
@@ -409,6 +414,7 @@ class NormalizedChunk:
     counts: refine.Counts
     copy_sigs: np.ndarray
     has_copies: np.ndarray
+    openings: excerpts.Openings
     timings: dict[str, float]
 
 
@@ -440,7 +446,8 @@ def normalize_chunk(task: NormalizeTask) -> NormalizedChunk:
         sets = signatures.copy_shingles([p.tokens for p in prepared], sig, hasher)
         copy_sigs = signatures.MinHasher(sig.num_perm, sig.seed).signatures(sets)
         present = np.array([len(s) > 0 for s in sets], dtype=bool)
-    return NormalizedChunk(counts, copy_sigs, present, timer.timings)
+        openings = excerpts.Openings.of([p.tokens for p in prepared], task.config.clustering)
+    return NormalizedChunk(counts, copy_sigs, present, openings, timer.timings)
 
 
 def _normalize_and_hash(
@@ -449,8 +456,8 @@ def _normalize_and_hash(
     timer: StageTimer,
     progress: Progress | None,
     pool: WorkerPool,
-) -> tuple[refine.Counts, np.ndarray, np.ndarray]:
-    """Term counts and copies signatures of every article, chunk by chunk.
+) -> tuple[refine.Counts, np.ndarray, np.ndarray, excerpts.Openings]:
+    """Term counts, copies signatures and openings of every article, chunk by chunk.
 
     With more than one worker, chunks go to worker processes; their stage times then overlap,
     so the whole loop is timed as ``normalize`` (wall seconds).
@@ -487,11 +494,12 @@ def _normalize_and_hash(
         parts.append(normalize_chunk(NormalizeTask([], [], templates, config)))
     copy_sigs = np.concatenate([p.copy_sigs for p in parts])
     has_copies = np.concatenate([p.has_copies for p in parts])
+    openings = excerpts.Openings.stack([p.openings for p in parts])
     count_parts = [p.counts for p in parts]
     del parts
     counts = refine.Counts.stack(count_parts, consume=True)
     release_memory()  # the chunks' pieces are freed: a corpus-sized block of heap
-    return counts, copy_sigs, has_copies
+    return counts, copy_sigs, has_copies, openings
 
 
 def release_memory() -> None:
