@@ -44,8 +44,18 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from dedup import candidates, clustering, copies, io, outputs, refine, signatures
-from dedup.config import Config, NormalizeConfig
+from dedup import (
+    candidates,
+    clustering,
+    copies,
+    excerpts,
+    io,
+    normalize,
+    outputs,
+    refine,
+    signatures,
+)
+from dedup.config import ClusterConfig, Config, NormalizeConfig
 from dedup.merge import merge as merge_story
 from dedup.merge import story_to_dict
 from dedup.pipeline import (
@@ -312,15 +322,16 @@ def _template_lines(
         lines = {ln.strip().casefold() for ln in text.split("\n") if ln.strip()}
         for ln in lines:
             if len(ln.split()) <= config.template_max_words:
-                out[_route_text(source + "\x00" + ln, buckets)][(source, ln)] += 1
+                # By line: a bucket sees every source of its lines (``normalize.templates``).
+                out[_route_text(ln, buckets)][(source, ln)] += 1
     return out
 
 
-def _templates(min_articles: int, *slices: Counter[tuple[str, str]]) -> frozenset[str]:
+def _templates(config: NormalizeConfig, *slices: Counter[tuple[str, str]]) -> frozenset[str]:
     total: Counter[tuple[str, str]] = Counter()
     for s in slices:
         total.update(s)
-    return frozenset(line for (_, line), n in total.items() if n >= min_articles)
+    return normalize.templates(total, config)
 
 
 @dataclass
@@ -329,6 +340,7 @@ class _Prepared:
     copy_sigs: np.ndarray
     has_copies: np.ndarray
     days: np.ndarray
+    openings: excerpts.Openings
 
 
 def _days(frame: pl.DataFrame) -> np.ndarray:
@@ -349,12 +361,13 @@ def _prepare(frame: pl.DataFrame, config: Config, *template_parts: frozenset[str
         release_memory()  # a chunk's token lists are freed: hand the heap back (see there)
     copy_sigs = np.concatenate([c.copy_sigs for c in chunks])
     has_copies = np.concatenate([c.has_copies for c in chunks])
+    openings = excerpts.Openings.stack([c.openings for c in chunks])
     parts = [c.counts for c in chunks]
     del chunks
     counts = refine.Counts.stack(parts, consume=True)
     release_memory()
     return _Prepared(counts=counts, copy_sigs=copy_sigs, has_copies=has_copies,
-                     days=_days(frame))
+                     days=_days(frame), openings=openings)
 
 
 def _copy_keys(prepared: _Prepared) -> tuple[np.ndarray, np.ndarray]:
@@ -368,6 +381,24 @@ def _copy_groups(*parts: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     keys = np.concatenate([p[0] for p in parts])
     present = np.concatenate([p[1] for p in parts])
     return copies.copy_groups(keys, present).group
+
+
+def _excerpt_keys(prepared: _Prepared) -> excerpts.Openings:
+    return prepared.openings.dated(prepared.days)
+
+
+def _excerpt_edges(groups: np.ndarray, config: ClusterConfig, buckets: int,
+                   *parts: excerpts.Openings) -> list[Any]:
+    """``excerpts.edges`` over the whole corpus (one task: ~25 bytes an article), both ways,
+    scored at the edge threshold as in the local engine, by component bucket."""
+    whole = excerpts.Openings.stack(parts)
+    found = excerpts.edges(whole.dated(whole.first, groups),
+                           groups == np.arange(len(groups)), config.excerpt_max_days,
+                           np.bincount(groups, minlength=len(groups)))
+    src = np.concatenate((found[:, 0], found[:, 1]))
+    dst = np.concatenate((found[:, 1], found[:, 0]))
+    return _split(_route(src, buckets), buckets, src, dst,
+                  np.full(len(src), config.edge_threshold))
 
 
 def _count_representatives(groups: np.ndarray) -> int:
@@ -407,6 +438,7 @@ class _Weighed:
     features: refine.Features
     signatures: dict[str, np.ndarray]
     present: dict[str, np.ndarray]
+    openings: excerpts.Openings
 
 
 def _weigh(prepared: _Prepared, totals: dict[str, sp.csr_matrix], n_docs: int,
@@ -425,11 +457,12 @@ def _weigh(prepared: _Prepared, totals: dict[str, sp.csr_matrix], n_docs: int,
         signatures={"copies": prepared.copy_sigs, "events": event_sigs},
         present={"copies": prepared.has_copies & is_rep,
                  "events": np.array([len(s) > 0 for s in sets], dtype=bool) & is_rep},
+        openings=prepared.openings,
     )
 
 
 def _features_only(weighed: _Weighed) -> _Weighed:
-    return _Weighed(weighed.features, {}, {})
+    return _Weighed(weighed.features, {}, {}, weighed.openings)
 
 
 def _band_entries(weighed: _Weighed, which: str, offset: int, bands: int, rows: int,
@@ -528,12 +561,15 @@ class _Rows:
     matrix: sp.csr_matrix
     years: sp.csr_matrix
     days: np.ndarray
+    keys: np.ndarray  # excerpts' opening keys and lengths (``excerpts.Openings``)
+    short: np.ndarray
 
 
 def _ship(weighed: _Weighed, local: np.ndarray, offset: int) -> _Rows:
     f = weighed.features
     days = f.days[local] if f.days is not None else np.full(len(local), np.nan)
-    return _Rows(local + offset, f.matrix[local], f.years[local], days)
+    return _Rows(local + offset, f.matrix[local], f.years[local], days,
+                 weighed.openings.keys[local], weighed.openings.short[local])
 
 
 def _sorted_codes(*slices: np.ndarray) -> np.ndarray:
@@ -563,17 +599,21 @@ def _left_rows(weighed: _Weighed, offset: int, n: int, offsets: np.ndarray, lo: 
 
 
 def _subset(rows: _Rows, idx: np.ndarray) -> _Rows:
-    return _Rows(rows.gidx[idx], rows.matrix[idx], rows.years[idx], rows.days[idx])
+    return _Rows(rows.gidx[idx], rows.matrix[idx], rows.years[idx], rows.days[idx],
+                 rows.keys[idx], rows.short[idx])
 
 
 def _stack(parts: Sequence[_Rows], width: tuple[int, int]) -> _Rows:
     if not parts:
         return _Rows(np.empty(0, np.int64), sp.csr_matrix((0, width[0])),
-                     sp.csr_matrix((0, width[1])), np.empty(0))
+                     sp.csr_matrix((0, width[1])), np.empty(0), np.empty(0, np.uint64),
+                     np.empty(0, bool))
     return _Rows(np.concatenate([p.gidx for p in parts]),
                  sp.vstack([p.matrix for p in parts], format="csr"),
                  sp.vstack([p.years for p in parts], format="csr"),
-                 np.concatenate([p.days for p in parts]))
+                 np.concatenate([p.days for p in parts]),
+                 np.concatenate([p.keys for p in parts]),
+                 np.concatenate([p.short for p in parts]))
 
 
 def _score(weighed: _Weighed, offset: int, n: int, threshold: float, buckets: int,
@@ -712,6 +752,9 @@ def _link(config: Config, with_stories: bool, offsets: np.ndarray, template: ref
     # Each row's representative, as a local index (it is in the same component).
     rep_local = np.searchsorted(rows.gidx, rep_of[order])
     weights = np.bincount(rep_local, minlength=len(rep_local))
+    # Every member of a copy group is in its component: the spans of days are whole.
+    openings = excerpts.Openings(rows.keys, rows.short, rows.days, rows.days).dated(
+        rows.days, rep_local)
     features = _features_of(template, rows)
     src, dst, score = (np.concatenate([e[k] for e in edges_in]) for k in range(3))
     pairs = np.stack([np.searchsorted(rows.gidx, src), np.searchsorted(rows.gidx, dst)], axis=1)
@@ -735,7 +778,7 @@ def _link(config: Config, with_stories: bool, offsets: np.ndarray, template: ref
         # (``copies.expand`` in the local engine).
         reps = component[rep_local[component] == component]
         for linked in clustering.link_component(reps, pairs, score, similarity,
-                                                config.clustering, weights):
+                                                config.clustering, weights, openings):
             rep_close = np.round(clustering.cohesion(linked, similarity, weights), 6)
             group = component[np.isin(rep_local[component], linked)]
             close = rep_close[np.searchsorted(linked, rep_local[group])]
@@ -1043,11 +1086,13 @@ def _cluster(
 
     with run.stage("normalize"):
         counts = [run.submit(_template_lines, p, config.normalize, B) for p in parts]
-        templates = [run.submit(_templates, config.normalize.template_min_articles, *col)
+        templates = [run.submit(_templates, config.normalize, *col)
                      for col in run.shuffle(counts, B)]
         prepared = [run.submit(_prepare, p, config, *templates) for p in parts]
         # Copy groups (#18): one small task sees every article's signature key.
         groups = run.submit(_copy_groups, *[run.submit(_copy_keys, p) for p in prepared])
+        excerpt_edges = run.submit(_excerpt_edges, groups, config.clustering, B,
+                                   *[run.submit(_excerpt_keys, p) for p in prepared])
         distinct = int(run.gather(run.submit(_count_representatives, groups)))
         run.wait(prepared)
         # The client lets go of every future it no longer needs, stage by stage: a result
@@ -1120,6 +1165,8 @@ def _cluster(
     with run.stage("cluster"):
         scored += [run.submit(_copy_edges, groups, int(offsets[k]), int(lengths[k]), B)
                    for k in range(P)]
+        scored.append(excerpt_edges)
+        del excerpt_edges
         graphs = [run.submit(_cc_init, *col) for col in run.shuffle(scored, B)]
         del scored
         rounds = 0

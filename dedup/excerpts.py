@@ -13,12 +13,17 @@ event) proves nothing, and a guess would chain them. Each article decides for it
 identical one-sentence ledes of two stories link together, and each goes back to its own.
 Only short articles move: a long article that opens like a cluster but was linked apart
 was judged on all its words.
+
+Every engine runs it the same way, inside the linkage of a connected component
+(``clustering.link_component``): ``edges`` first ties each excerpt to a few longer articles
+with its opening (a number of edges linear in the excerpts), so an excerpt is in the
+component of the story it may join, and ``regroup`` then moves it after linkage.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,33 +33,52 @@ from dedup.config import ClusterConfig
 
 @dataclass(frozen=True, slots=True)
 class Openings:
-    """Per article: a 64-bit key of its first words (0: too few words) and whether it is
-    short enough to be an excerpt."""
+    """Per article: a 64-bit key of its first words (0: too few words), whether it is short
+    enough to be an excerpt, and the first and last publication day of its copy group (an
+    article and its verbatim copies are one node; NaN where unknown)."""
 
     keys: np.ndarray
     short: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
 
     @staticmethod
     def of(token_lists: Sequence[Sequence[str]], config: ClusterConfig) -> Openings:
-        """Keys of normalized token lists (boilerplate already stripped)."""
+        """Keys of normalized token lists (boilerplate already stripped); days unknown."""
         k = config.excerpt_opening_tokens
         keys = np.zeros(len(token_lists), dtype=np.uint64)
         short = np.zeros(len(token_lists), dtype=bool)
-        if config.excerpt_max_tokens <= 0 or k <= 0:
-            return Openings(keys, short)
-        for i, tokens in enumerate(token_lists):
-            if len(tokens) >= k:
-                keys[i] = opening_key(tokens[:k])
-                short[i] = len(tokens) <= config.excerpt_max_tokens
-        return Openings(keys, short)
+        days = np.full(len(token_lists), np.nan)
+        if config.excerpt_max_tokens > 0 and k > 0:
+            for i, tokens in enumerate(token_lists):
+                if len(tokens) >= k:
+                    keys[i] = opening_key(tokens[:k])
+                    short[i] = len(tokens) <= config.excerpt_max_tokens
+        return Openings(keys, short, days, days)
 
     @staticmethod
     def stack(parts: Sequence[Openings]) -> Openings:
         """One record from per-chunk records, in chunk order."""
+        fields = ("keys", "short", "first", "last")
         if not parts:
-            return Openings(np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=bool))
-        return Openings(np.concatenate([p.keys for p in parts]),
-                        np.concatenate([p.short for p in parts]))
+            return Openings(np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=bool),
+                            np.zeros(0), np.zeros(0))
+        return Openings(*(np.concatenate([getattr(p, f) for p in parts]) for f in fields))
+
+    def rows(self, rows: np.ndarray) -> Openings:
+        """The record of these rows, in this order."""
+        return Openings(self.keys[rows], self.short[rows], self.first[rows], self.last[rows])
+
+    def dated(self, days: np.ndarray, group: np.ndarray | None = None) -> Openings:
+        """The same keys with publication days; with ``group`` (each row's copy group
+        representative), each representative spans its members' days."""
+        first = np.asarray(days, dtype=np.float64).copy()
+        last = first.copy()
+        if group is not None:
+            known = ~np.isnan(first)
+            np.fmin.at(first, group[known], first[known])
+            np.fmax.at(last, group[known], last[known])
+        return Openings(self.keys, self.short, first, last)
 
 
 def opening_key(tokens: Sequence[str]) -> int:
@@ -63,83 +87,92 @@ def opening_key(tokens: Sequence[str]) -> int:
     return int.from_bytes(digest, "little") or 1
 
 
-def targets(groups: Sequence[np.ndarray], openings: Openings, days: np.ndarray,
-            max_days: float) -> np.ndarray:
-    """Per row, the index of the group it joins; -1 where it stays.
+# Longer articles each excerpt is tied to. One puts it in a story's component; a few more
+# let two stories that share the opening meet there, where no majority leaves it alone.
+EDGES_PER_EXCERPT = 4
 
-    A row joins the group holding more than half of the longer articles with its opening
-    published within ``max_days`` of it.
-    Only rows of groups made wholly of short articles move, each on its own: identical
-    one-sentence ledes of two stories link together, and each goes back to its own story.
-    ``days`` is each row's publication day (NaN where unknown; an unknown date never rules
-    a match out).
+
+def edges(openings: Openings, eligible: np.ndarray, max_days: float,
+          sizes: np.ndarray | None = None) -> np.ndarray:
+    """(k, 2) row pairs (excerpt, longer article with its opening, published within
+    ``max_days``) among ``eligible`` rows (copy groups' representatives).
+
+    Each excerpt is tied to at most ``EDGES_PER_EXCERPT`` of them: the largest copy groups
+    first (``sizes``, indexed by row), then the lowest rows. Why the largest: the most
+    syndicated version is the wire original, in the story's main cluster, while the lowest
+    rows may be a fragment linkage split off.
     """
     keys, short = openings.keys, openings.short
-    dest = np.full(len(keys), -1, dtype=np.int64)
-    if not len(groups):
-        return dest
-    rows = np.concatenate(groups)
-    sizes = np.array([len(g) for g in groups], dtype=np.int64)
+    has_key = eligible & (keys != 0)
+    anchor = np.flatnonzero(has_key & ~short)
+    weight = np.ones(len(keys), dtype=np.int64) if sizes is None else sizes
+    anchor = anchor[np.lexsort((anchor, -weight[anchor], keys[anchor]))]
+    anchor_keys = keys[anchor]
+    excerpt = np.flatnonzero(has_key & short)
+    lo = np.searchsorted(anchor_keys, keys[excerpt], "left")
+    hi = np.searchsorted(anchor_keys, keys[excerpt], "right")
+    out: list[np.ndarray] = []
+    for e, a, b in zip(excerpt.tolist(), lo.tolist(), hi.tolist(), strict=True):
+        if a == b:
+            continue
+        found = _near(anchor[a:b], openings, e, max_days)[:EDGES_PER_EXCERPT]
+        out.append(np.stack([np.full(len(found), e), found], axis=1))
+    return np.concatenate(out) if out else np.empty((0, 2), dtype=np.int64)
+
+
+def _near(rows: np.ndarray, openings: Openings, row: int, max_days: float) -> np.ndarray:
+    """``rows`` published within ``max_days`` of ``row`` (copy groups' spans of days; an
+    unknown date is near)."""
+    first, last = openings.first[row], openings.last[row]
+    if np.isnan(first) or max_days < 0:
+        return rows
+    lo, hi = openings.first[rows], openings.last[rows]
+    return rows[np.isnan(lo) | ((lo <= last + max_days) & (hi >= first - max_days))]
+
+
+def regroup(groups: Sequence[np.ndarray], openings: Openings, max_days: float,
+            limit: int | None = None) -> list[np.ndarray]:
+    """Linkage groups (arrays of rows indexing ``openings``) after excerpts moved: each
+    group sorted, groups ordered by first row.
+
+    A row of a group made only of short articles joins the group holding more than half of
+    the longer articles with its opening published within ``max_days`` of it; each row
+    decides for itself, so identical one-sentence ledes of two stories part. No group grows
+    past ``limit`` rows: cohesion needs a group's whole similarity block (the same bound as
+    ``ClusterConfig.max_component_size``); excerpts beyond it stay, lowest rows first in.
+    """
+    if len(groups) < 2:
+        return list(groups)
+    keys, short = openings.keys, openings.short
     label = np.empty(len(keys), dtype=np.int64)
-    label[rows] = np.repeat(np.arange(len(groups)), sizes)
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    all_short = np.repeat(np.logical_and.reduceat(short[rows], starts), sizes)
-    movable = rows[all_short & (keys[rows] != 0)]
-    anchor = np.flatnonzero((keys != 0) & ~short)
+    for g, rows in enumerate(groups):
+        label[rows] = g
+    rows = np.concatenate(groups)
+    anchor = rows[(keys[rows] != 0) & ~short[rows]]
+    if not len(anchor):
+        return list(groups)
     anchor = anchor[np.argsort(keys[anchor], kind="stable")]
     anchor_keys = keys[anchor]
-    lo = np.searchsorted(anchor_keys, keys[movable], "left")
-    hi = np.searchsorted(anchor_keys, keys[movable], "right")
-    for r, a, b in zip(movable.tolist(), lo.tolist(), hi.tolist(), strict=True):
-        found = anchor[a:b]
-        if len(found) and not np.isnan(days[r]) and max_days >= 0:
-            theirs = days[found]
-            found = found[np.isnan(theirs) | (np.abs(theirs - days[r]) <= max_days)]
-        joined, count = np.unique(label[found], return_counts=True)
-        best = int(np.argmax(count)) if len(count) else -1
-        if best >= 0 and 2 * count[best] > len(found):
-            dest[r] = joined[best]
-    return dest
-
-
-def join(linked: Sequence[tuple[np.ndarray, np.ndarray]], dest: np.ndarray,
-         score: Callable[[np.ndarray], np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``linked`` (rows, closeness) after ``targets``, rows sorted in each group.
-
-    Closeness is a row's mean ``score`` (of (k, 2) row pairs) against the rest of its group:
-    recomputed for a row that moved (against the group it joined) and for the rows left
-    behind in a group that lost some; the others keep theirs.
-    """
-    incoming: dict[int, list[np.ndarray]] = {}
-    for rows, _ in linked:
-        go = dest[rows]
-        for target in np.unique(go[go >= 0]).tolist():
-            incoming.setdefault(target, []).append(rows[go == target])
-    out: list[tuple[np.ndarray, np.ndarray]] = []
-    for g, (rows, close) in enumerate(linked):
-        stay = dest[rows] < 0
-        if not stay.any():
+    members = [list(g.tolist()) for g in groups]
+    moved = False
+    for g, group in enumerate(groups):
+        if not short[group].all():
             continue
-        if not stay.all():
-            rows = rows[stay]
-            close = _mean_scores(rows, rows, score, exclude_self=True)
-        if g in incoming:
-            moved = np.concatenate(incoming[g])
-            allrows = np.concatenate([rows, moved])
-            order = np.argsort(allrows, kind="stable")
-            close = np.concatenate([close, _mean_scores(moved, rows, score)])[order]
-            rows = allrows[order]
-        out.append((rows, close))
-    return out
-
-
-def _mean_scores(rows: np.ndarray, others: np.ndarray, score: Callable[[np.ndarray], np.ndarray],
-                 exclude_self: bool = False) -> np.ndarray:
-    """Each row's mean score against ``others`` (1.0 for a row with nobody to compare)."""
-    if exclude_self and len(others) == 1:
-        return np.ones(len(rows))
-    pairs = np.stack([np.repeat(rows, len(others)), np.tile(others, len(rows))], axis=1)
-    block = score(pairs).reshape(len(rows), len(others))
-    if exclude_self:
-        return (block.sum(axis=1) - np.diagonal(block)) / (len(others) - 1)
-    return block.mean(axis=1)
+        for r in group.tolist():
+            if keys[r] == 0:
+                continue
+            found = _near(anchor[np.searchsorted(anchor_keys, keys[r], "left"):
+                                 np.searchsorted(anchor_keys, keys[r], "right")],
+                          openings, r, max_days)
+            joined, count = np.unique(label[found], return_counts=True)
+            if len(count) and 2 * count.max() > len(found):
+                target = int(joined[np.argmax(count)])
+                if limit is not None and len(members[target]) >= limit:
+                    continue
+                members[g].remove(r)
+                members[target].append(r)
+                moved = True
+    if not moved:
+        return list(groups)
+    out = [np.sort(np.asarray(m, dtype=np.int64)) for m in members if m]
+    return sorted(out, key=lambda g: int(g[0]))

@@ -315,11 +315,16 @@ def _cluster(
         scores = _pair_scores(features, pairs, pool if n < _STOP_IDLE_WORKERS_FROM else None)
 
     with timer.stage("cluster"):
-        linked = copies.expand(_link(n, pairs, scores, features, config, pool, copy_groups),
-                               copy_groups)
-        dest = excerpts.targets([rows for rows, _ in linked], openings, days,
-                                config.clustering.excerpt_max_days)
-        linked = excerpts.join(linked, dest, lambda p: refine.pair_scores(features, p))
+        openings = openings.dated(days, copy_groups.group)
+        # Excerpts are tied to their story's component (``dedup.excerpts``).
+        links = excerpts.edges(openings, is_rep, config.clustering.excerpt_max_days,
+                               copy_groups.sizes)
+        edges = np.concatenate([pairs, links]) if len(links) else pairs
+        # At the edge threshold: an oversized component sheds these first (``_split_large``).
+        tie = np.full(len(links), config.clustering.edge_threshold)
+        edge_scores = np.concatenate([scores, tie]) if len(links) else scores
+        linked = copies.expand(_link(n, edges, edge_scores, features, config, pool,
+                                     copy_groups, openings), copy_groups)
         groups = [rows for rows, _ in linked]
         cluster_of = np.empty(n, dtype=object)
         closeness = np.ones(n, dtype=np.float64)
@@ -587,6 +592,7 @@ class LinkTask:
     sizes: list[int]
     config: ClusterConfig
     weights: np.ndarray | None = None  # copy-group size of each row (None: all 1)
+    openings: excerpts.Openings | None = None  # each row's, for excerpts to move
 
 
 _NO_PAIRS = np.empty((0, 2), dtype=np.int64)
@@ -602,7 +608,7 @@ def link_task(task: LinkTask) -> list[tuple[np.ndarray, np.ndarray]]:
         return refine.block_similarity(task.features, rows)
 
     return clustering.link_components(parts, _NO_PAIRS, _NO_SCORES, similarity, task.config,
-                                      weights=task.weights)
+                                      weights=task.weights, openings=task.openings)
 
 
 def _link(
@@ -613,6 +619,7 @@ def _link(
     config: Config,
     pool: WorkerPool,
     groups: copies.CopyGroups | None = None,
+    openings: excerpts.Openings | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``clustering.cluster_with_cohesion``, components linked on the workers.
 
@@ -634,13 +641,13 @@ def _link(
     alone = [rows for rows in parts if len(rows) == 1]
     large = [rows for rows in parts if len(rows) > cfg.max_component_size]
     linked = clustering.link_components(alone + large, pairs, scores, similarity, cfg,
-                                        weights=weights)
+                                        weights=weights, openings=openings)
     batches = [rows for rows in parts if 1 < len(rows) <= cfg.max_component_size]
     del parts
 
     if pool.workers <= 1 or sum(len(rows) for rows in batches) <= _LINK_TASK_ARTICLES:
         linked += clustering.link_components(batches, pairs, scores, similarity, cfg,
-                                             weights=weights)
+                                             weights=weights, openings=openings)
     else:
         sent: deque[np.ndarray] = deque()  # each task's rows, until its groups come back
 
@@ -649,7 +656,8 @@ def _link(
                 rows = np.concatenate(batch)
                 sent.append(rows)
                 yield LinkTask(features.rows(rows), [len(r) for r in batch], cfg,
-                               None if weights is None else weights[rows])
+                               None if weights is None else weights[rows],
+                               None if openings is None else openings.rows(rows))
 
         for found in pool.map(link_task, tasks()):
             rows = sent.popleft()

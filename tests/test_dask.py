@@ -30,6 +30,7 @@ from dedup.engine_dask import DaskEngineError, cluster_dask, cluster_dataset
 from dedup.pipeline import ClusterResult
 from tests.conftest import DISTRACTORS, ROOT, read_ecbplus, read_seeds
 from tests.test_copies import copies_600
+from tests.test_excerpts import _lede_corpus
 
 WORKER_MEMORY = "1.5GB"
 
@@ -322,3 +323,12 @@ def test_600_copies_are_one_cluster_equal_to_local(client: Any) -> None:
     assert len(got.clusters) == 1 and got.clusters[0].size == 600
     assert_same(got, local)
     assert got.stats["copies_collapsed"] == local.stats["copies_collapsed"] == 598
+
+
+def test_excerpts_join_their_story_as_in_the_local_engine(client: Any) -> None:
+    articles = _lede_corpus()
+    local = cluster(articles, with_stories=True)
+    got = cluster_dask(articles, client=client, partitions=2, with_stories=True)
+    assert_same(got, local)
+    cluster_of = dict(zip(got.assignments["id"], got.assignments["cluster_id"], strict=True))
+    assert cluster_of["lede"] == cluster_of["full"] != cluster_of["late-lede"]
