@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+import pytest
 
 from dedup import excerpts, normalize, pipeline
 from dedup.config import ClusterConfig, Config, NormalizeConfig
@@ -134,3 +135,12 @@ def test_lines_many_sources_carry_are_content_not_templates() -> None:
     found = normalize.repeated_lines(texts, NormalizeConfig())
     assert footer.casefold() in found
     assert wire.casefold() not in found  # three sources carry it: a wire story's line
+
+
+def test_the_tail_benchmark_prints_its_table(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import excerpts_tail
+
+    excerpts_tail.main(["--teasers", "40"])
+    rows = [line.split("|") for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [r[2].strip() for r in rows] == ["on", "off"]
+    assert rows[0][5].strip() == "1" and rows[0][7].strip() == "1.000"  # one cluster, whole
