@@ -18,6 +18,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial.distance import squareform
 
 from dedup.config import ClusterConfig
+from dedup.excerpts import Openings, regroup
 from dedup.records import cluster_id as cluster_id  # the id rule, here for its callers
 
 try:  # see ``weighted_link``
@@ -173,6 +174,7 @@ def link_components(
     *,
     with_cohesion: bool = True,
     weights: np.ndarray | None = None,
+    openings: Openings | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``link_component`` groups of each component (rows sorted), with their cohesion, in
     component order.
@@ -180,7 +182,8 @@ def link_components(
     Components are independent, so batches of them may be linked in other processes;
     ``pairs`` and ``scores`` are read only for components above ``max_component_size``.
     ``weights``: members each row stands for (its copy group's size, ``dedup.copies``),
-    indexed by row; cohesion counts each member.
+    indexed by row; cohesion counts each member. ``openings`` (indexed by row): where
+    excerpts may move after linkage (``dedup.excerpts``).
     """
     reusing = ReusingSimilarity(similarity)
     out: list[tuple[np.ndarray, np.ndarray]] = []
@@ -188,7 +191,7 @@ def link_components(
         if len(rows) == 1:  # most articles: nothing to link
             out.append((rows, _ALONE))
             continue
-        for group in link_component(rows, pairs, scores, reusing, config, weights):
+        for group in link_component(rows, pairs, scores, reusing, config, weights, openings):
             out.append((group, cohesion(group, reusing, weights) if with_cohesion else _ALONE))
     return out
 
@@ -203,6 +206,7 @@ def link_component(
     similarity: Similarity,
     config: ClusterConfig,
     weights: np.ndarray | None = None,
+    openings: Openings | None = None,
 ) -> list[np.ndarray]:
     """Groups of one connected component (``rows`` sorted), each sorted.
 
@@ -211,7 +215,8 @@ def link_component(
     An oversized component is first cut by raising its edge threshold, then each part is
     split by weighted average linkage; in a part of ``rejoin_min_size`` rows or more, the
     groups are then joined while their true mean similarity allows (``rejoin``).
-    ``weights`` (indexed by row): members each row stands for (copy groups).
+    ``weights`` (indexed by row): members each row stands for (copy groups). With
+    ``openings`` (indexed by row), excerpts then join their story (``excerpts.regroup``).
     """
     parts = (
         _split_large(rows, pairs, scores, config.edge_threshold, config.max_component_size)
@@ -226,6 +231,8 @@ def link_component(
             w = None if weights is None else weights[part]
             found = [part[g] for g in rejoin(local, similarity(part), config.link_threshold, w)]
         groups.extend(found)
+    if openings is not None and len(groups) > 1:
+        groups = regroup(groups, openings, config.excerpt_max_days, config.max_component_size)
     return groups
 
 

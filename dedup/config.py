@@ -27,6 +27,10 @@ class NormalizeConfig:
     # repeat whole articles across sources, which this rule never touches.
     template_min_articles: int = 3
     template_max_words: int = 12
+    # ... unless this many sources carry the line: then it is shared content (a wire
+    # story's title and short sentences), not furniture. On heavy-tailed synthetic 100k
+    # (100 sources), every short line of the big events was stripped as a template.
+    template_max_sources: int = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +156,16 @@ class ClusterConfig:
     # outputs are unchanged; on heavy-tailed synthetic 10k the 1,703-version event went
     # from 2 fragments (pair recall 0.970) to 1, and F1 from 0.992 to 1.000.
     rejoin_min_size: int = 100
+    # An excerpt (a teaser, an RSS summary, a one-line lede) scores ~0.10 against the
+    # story it was cut from. An article of at most excerpt_max_tokens tokens is tied to
+    # longer ones that open with the same excerpt_opening_tokens tokens, published within
+    # excerpt_max_days; after linkage, one in a group of short articles only joins the
+    # group holding most of them (``dedup.excerpts``); 0 tokens turns it off. Heavy-tailed
+    # synthetic 100k: pair F1 0.9947 -> 0.9999, the last event of 300+ versions under 0.95
+    # to 1.000; ecbplus-dev unchanged (no group of short articles).
+    excerpt_max_tokens: int = 60
+    excerpt_opening_tokens: int = 10
+    excerpt_max_days: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ import itertools
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from dedup.caches import BoundedCache
 from dedup.config import NormalizeConfig
@@ -201,10 +201,18 @@ def template_line_counts(
     return counts
 
 
-def templates_of(counts: Counter[tuple[str, str]], config: NormalizeConfig) -> frozenset[str]:
-    """The lines of ``template_line_counts`` that a source repeats often enough."""
+def templates_of(counts: Mapping[tuple[str, str], int], config: NormalizeConfig
+                 ) -> frozenset[str]:
+    """The lines of ``template_line_counts`` that a source repeats often enough.
+
+    A line that several sources carry is shared content, not one site's furniture: when a
+    wire story is the story of the day, one outlet runs it again and again, and its title
+    and short sentences would otherwise be stripped from every version (#18).
+    """
+    sources = Counter(line for _, line in counts)
     return frozenset(
-        line for (_, line), n in counts.items() if n >= config.template_min_articles
+        line for (_, line), n in counts.items()
+        if n >= config.template_min_articles and sources[line] < config.template_max_sources
     )
 
 

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import numpy as np
 import polars as pl
 
-from dedup import candidates, clustering, copies, normalize, refine, signatures
+from dedup import candidates, clustering, copies, excerpts, normalize, refine, signatures
 from dedup.assemble import ClusterResult, assignments_frame, most_central
 from dedup.candidates import CandidateStats
 from dedup.config import Config
@@ -211,8 +211,8 @@ def _cluster(
         # the merge meanwhile (the merge cleans those it did not reach).
         ahead = Background(run.pool, member_texts,
                            text_tasks(frame, run.config, run.tuning.text_task_articles))
-    counts, copy_sigs, has_copies = (normalized.counts, normalized.copy_sigs,
-                                     normalized.has_copies)
+    counts, copy_sigs, has_copies, openings = (normalized.counts, normalized.copy_sigs,
+                                               normalized.has_copies, normalized.openings)
     del normalized
     copy_keys = copies.signature_keys(copy_sigs)
     copy_groups = _copy_groups(copy_keys, copy_sigs, has_copies, run)
@@ -234,7 +234,7 @@ def _cluster(
         scores = pair_scores(features, found.pairs, run.pool if run.keeps_workers(n) else None,
                              run.tuning.score_task_pairs)
     with run.stage("cluster"):
-        linked = _clusters(frame, found.pairs, scores, features, copy_groups, run)
+        linked = _clusters(frame, found.pairs, scores, features, copy_groups, openings, run)
     del features, scores
     with run.stage("merge"):
         texts = [packed for part in ahead.stop() for packed in part] if ahead else []
@@ -328,12 +328,22 @@ def _event_candidates(
 
 
 def _clusters(frame: pl.DataFrame, pairs: np.ndarray, scores: np.ndarray,
-              features: refine.Features, copy_groups: copies.CopyGroups, run: _Run) -> _Linked:
-    """Linkage of the representatives, copies brought along; cluster ids from member ids."""
+              features: refine.Features, copy_groups: copies.CopyGroups,
+              openings: excerpts.Openings, run: _Run) -> _Linked:
+    """Linkage of the representatives, copies brought along; cluster ids from member ids.
+    Excerpts are tied to their story's component first (``dedup.excerpts``), at the edge
+    threshold: an oversized component sheds those edges first."""
     n = frame.height
     ids: list[str] = frame["id"].to_list()
+    cfg = run.config.clustering
+    openings = openings.dated(publication_days(frame), copy_groups.group)
+    ties = excerpts.edges(openings, copy_groups.group == np.arange(n), cfg.excerpt_max_days,
+                          copy_groups.sizes)
+    if len(ties):
+        pairs = np.concatenate([pairs, ties])
+        scores = np.concatenate([scores, np.full(len(ties), cfg.edge_threshold)])
     linked = copies.expand(link(n, pairs, scores, features, run.config, run.pool, copy_groups,
-                                run.tuning.link_task_articles), copy_groups)
+                                run.tuning.link_task_articles, openings), copy_groups)
     cluster_of = np.empty(n, dtype=object)
     closeness = np.ones(n, dtype=np.float64)
     for rows, close in linked:
@@ -447,6 +457,7 @@ def link(
     pool: WorkerPool,
     groups: copies.CopyGroups | None = None,
     task_articles: int = _DEFAULT.link_task_articles,
+    openings: excerpts.Openings | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``clustering.cluster_with_cohesion``, components linked on the workers.
 
@@ -454,7 +465,8 @@ def link(
     the features, and the same values come back whichever process links them. A
     component above ``max_component_size`` (cut by its pairs first) is linked here.
     With ``groups``, only representatives are linked (``copies.expand`` adds the rest),
-    each weighing its group's size in cohesion.
+    each weighing its group's size in cohesion. With ``openings`` (indexed by row),
+    excerpts join their story after linkage (``excerpts.regroup``).
     """
     cfg = config.clustering
     weights = groups.sizes if groups is not None and groups.collapsed else None
@@ -468,13 +480,13 @@ def link(
     alone = [rows for rows in parts if len(rows) == 1]
     large = [rows for rows in parts if len(rows) > cfg.max_component_size]
     linked = clustering.link_components(alone + large, pairs, scores, similarity, cfg,
-                                        weights=weights)
+                                        weights=weights, openings=openings)
     batches = [rows for rows in parts if 1 < len(rows) <= cfg.max_component_size]
     del parts
 
     if pool.workers <= 1 or sum(len(rows) for rows in batches) <= task_articles:
         linked += clustering.link_components(batches, pairs, scores, similarity, cfg,
-                                             weights=weights)
+                                             weights=weights, openings=openings)
     else:
         sent: deque[np.ndarray] = deque()  # each task's rows, until its groups come back
 
@@ -483,7 +495,8 @@ def link(
                 rows = np.concatenate(batch)
                 sent.append(rows)
                 yield LinkTask(features.rows(rows), [len(r) for r in batch], cfg,
-                               None if weights is None else weights[rows])
+                               None if weights is None else weights[rows],
+                               None if openings is None else openings.rows(rows))
 
         for found in pool.map(link_task, tasks()):
             rows = sent.popleft()

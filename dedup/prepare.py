@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from dedup import normalize, refine, signatures
+from dedup import excerpts, normalize, refine, signatures
 from dedup.config import Config
 from dedup.io.errors import DedupInputError
 from dedup.parallel import WorkerPool, guided_size
@@ -179,21 +179,24 @@ class NormalizeTask:
 
 @dataclass(frozen=True, slots=True)
 class NormalizedChunk:
-    """What survives normalization of a chunk: term counts and copies signatures."""
+    """What survives normalization of a chunk: term counts, copies signatures, openings."""
 
     counts: refine.Counts
     copy_sigs: np.ndarray
     has_copies: np.ndarray
+    openings: excerpts.Openings
     timings: dict[str, float]
 
 
 @dataclass(frozen=True, slots=True)
 class Normalized:
-    """A frame's term counts and copies signatures (``has_copies``: a signature exists)."""
+    """A frame's term counts, copies signatures (``has_copies``: a signature exists) and
+    openings (``dedup.excerpts``, days unknown)."""
 
     counts: refine.Counts
     copy_sigs: np.ndarray
     has_copies: np.ndarray
+    openings: excerpts.Openings
 
 
 # One token-hash cache per process: hashes are pure, so sharing cannot change a value.
@@ -223,7 +226,8 @@ def normalize_chunk(task: NormalizeTask) -> NormalizedChunk:
         sets = signatures.copy_shingles([p.tokens for p in prepared], sig, _HASHER)
         copy_sigs = signatures.MinHasher(sig.num_perm, sig.seed).signatures(sets)
         present = np.array([len(s) > 0 for s in sets], dtype=bool)
-    return NormalizedChunk(counts, copy_sigs, present, timer.timings)
+        openings = excerpts.Openings.of([p.tokens for p in prepared], task.config.clustering)
+    return NormalizedChunk(counts, copy_sigs, present, openings, timer.timings)
 
 
 def normalize_frame(
@@ -273,8 +277,9 @@ def normalize_frame(
         parts.append(normalize_chunk(NormalizeTask([], [], templates, config)))
     copy_sigs = np.concatenate([p.copy_sigs for p in parts])
     has_copies = np.concatenate([p.has_copies for p in parts])
+    openings = excerpts.Openings.stack([p.openings for p in parts])
     count_parts = [p.counts for p in parts]
     del parts
     counts = refine.Counts.stack(count_parts, consume=True)
     release_memory()  # the chunks' pieces are freed: a corpus-sized block of heap
-    return Normalized(counts, copy_sigs, has_copies)
+    return Normalized(counts, copy_sigs, has_copies, openings)

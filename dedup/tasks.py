@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from dedup import clustering, copies, refine
+from dedup import clustering, copies, excerpts, refine
 from dedup.config import ClusterConfig, Config, MergeConfig
 from dedup.io.jsontext import json_line
 from dedup.merge import member_text, story_to_dict
@@ -83,6 +83,7 @@ class LinkTask:
     sizes: list[int]
     config: ClusterConfig
     weights: np.ndarray | None = None  # copy-group size of each row (None: all 1)
+    openings: excerpts.Openings | None = None  # each row's, for excerpts to move
 
 
 _NO_PAIRS = np.empty((0, 2), dtype=np.int64)
@@ -98,7 +99,7 @@ def link_task(task: LinkTask) -> list[tuple[np.ndarray, np.ndarray]]:
         return refine.block_similarity(task.features, rows)
 
     return clustering.link_components(parts, _NO_PAIRS, _NO_SCORES, similarity, task.config,
-                                      weights=task.weights)
+                                      weights=task.weights, openings=task.openings)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ from dedup.prepare import articles_frame
 from dedup.tuning import DaskTuning
 from tests.conftest import DISTRACTORS, ROOT, read_ecbplus, read_seeds
 from tests.test_copies import copies_600
+from tests.test_excerpts import _lede_corpus
 
 PER_WORKER = DaskTuning().wave_pairs_per_worker
 
@@ -373,3 +374,10 @@ def test_batch_and_dask_give_the_same_score_for_the_same_pair() -> None:
     batch_scores = refine.pair_scores(pipeline.features(frame, config), pairs)
     assert (batch_scores > config.clustering.edge_threshold).sum() > 200
     assert np.array_equal(dask_scores, batch_scores)
+def test_excerpts_join_their_story_as_in_the_local_engine(client: Any) -> None:
+    articles = _lede_corpus()
+    local = cluster(articles, with_stories=True)
+    got = cluster_dask(articles, client=client, partitions=2, with_stories=True)
+    assert_same(got, local)
+    cluster_of = dict(zip(got.assignments["id"], got.assignments["cluster_id"], strict=True))
+    assert cluster_of["lede"] == cluster_of["full"] != cluster_of["late-lede"]

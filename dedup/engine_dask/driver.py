@@ -116,9 +116,10 @@ def _read(run: Run, job: _Job) -> _Layout:
     return _Layout(parts, lengths, offsets, rejected, workers)
 
 
-def _normalize(run: Run, layout: _Layout) -> tuple[list[Any], list[Any], Any, int]:
+def _normalize(run: Run, layout: _Layout) -> tuple[list[Any], list[Any], Any, Any, int]:
     """Templates (a shuffle of line counts), each partition normalized, and the copy
-    groups of the whole corpus: (partitions, their copy keys, groups, number of groups)."""
+    groups of the whole corpus: (partitions, their copy keys, groups, excerpt edges,
+    number of groups)."""
     config, B = run.config, layout.count
     counts = [run.submit(stages.template_lines, p, config.normalize, B) for p in layout.parts]
     templates = [run.submit(stages.templates, config.normalize, *col)
@@ -128,9 +129,12 @@ def _normalize(run: Run, layout: _Layout) -> tuple[list[Any], list[Any], Any, in
     # Copy groups (#18): one small task sees every article's signature key.
     keys = [run.submit(stages.copy_keys, p) for p in prepared]  # also copy_group labels
     groups = run.submit(stages.copy_groups, *keys)
+    # Excerpts tied to their story (``dedup.excerpts``): one small task, as copy groups.
+    ties = run.submit(stages.excerpt_edges, groups, config.clustering, B,
+                      *[run.submit(stages.excerpt_keys, p) for p in prepared])
     distinct = int(run.gather(run.submit(stages.count_representatives, groups)))
     run.wait(prepared)
-    return prepared, keys, groups, distinct
+    return prepared, keys, groups, ties, distinct
 
 
 def _features(run: Run, layout: _Layout, prepared: list[Any], groups: Any,
@@ -258,7 +262,7 @@ def _cluster(run: Run, job: _Job) -> ClusterResult:
     # stays on its worker while the client holds its future, and at a million articles
     # the finished candidate stage alone was several GB of spill per worker.
     with run.stage("normalize"):
-        prepared, keys, groups, distinct = _normalize(run, layout)
+        prepared, keys, groups, ties, distinct = _normalize(run, layout)
     with run.stage("features"):
         weighed = _features(run, layout, prepared, groups, distinct)
         del prepared
@@ -275,6 +279,8 @@ def _cluster(run: Run, job: _Job) -> ClusterResult:
         scored += [run.submit(stages.copy_edges, groups, layout.offset(k),
                               int(layout.lengths[k]), layout.count)
                    for k in range(layout.count)]
+        scored.append(ties)
+        del ties
         graphs, rounds = _components(run, scored, layout.count)
         del scored
         linked, finished = _link(run, layout, graphs, weighed, groups, keys, job.with_stories)

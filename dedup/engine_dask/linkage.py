@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from dedup import clustering, copies, refine
+from dedup import clustering, copies, excerpts, refine
 from dedup.assemble import assignments_frame, most_central
 from dedup.config import Config
 from dedup.engine_dask.records import (
@@ -56,6 +56,7 @@ class _Bucket:
     gidx: np.ndarray
     rep_local: np.ndarray  # each row's copy-group representative, as a local index
     weights: np.ndarray
+    openings: excerpts.Openings  # a copy group's members are all here: spans are whole
     pairs: np.ndarray
     score: np.ndarray
     similarity: clustering.ReusingSimilarity
@@ -82,9 +83,11 @@ def _bucket(template: refine.Features, rows_in: list[GroupRows],
     def block(local: np.ndarray) -> np.ndarray:
         return refine.block_similarity(features, local)
 
+    openings = excerpts.Openings(rows.keys, rows.short, rows.days, rows.days).dated(
+        rows.days, rep_local)
     return _Bucket(label, rows.gidx, rep_local, np.bincount(rep_local, minlength=len(rep_local)),
-                   pairs, score, clustering.ReusingSimilarity(block), frame["id"].to_list(),
-                   frame["published"].to_list(), frame)
+                   openings, pairs, score, clustering.ReusingSimilarity(block),
+                   frame["id"].to_list(), frame["published"].to_list(), frame)
 
 
 def link(config: Config, with_stories: bool, offsets: np.ndarray, template: refine.Features,
@@ -103,7 +106,7 @@ def link(config: Config, with_stories: bool, offsets: np.ndarray, template: refi
         # (``copies.expand`` in the local engine).
         reps = component[b.rep_local[component] == component]
         for linked in clustering.link_component(reps, b.pairs, b.score, b.similarity,
-                                                config.clustering, b.weights):
+                                                config.clustering, b.weights, b.openings):
             rep_close = np.round(clustering.cohesion(linked, b.similarity, b.weights), 6)
             group = component[np.isin(b.rep_local[component], linked)]
             close = rep_close[np.searchsorted(linked, b.rep_local[group])]

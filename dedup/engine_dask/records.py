@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from dedup import refine
+from dedup import excerpts, refine
 from dedup.records import Cluster, Rejected, Story
 
 __all__ = [
@@ -87,6 +87,7 @@ class Partition:
     copy_sigs: np.ndarray
     has_copies: np.ndarray
     days: np.ndarray
+    openings: excerpts.Openings
 
 
 @dataclass(slots=True)
@@ -96,6 +97,7 @@ class Weighed:
     features: refine.Features
     signatures: dict[str, np.ndarray]
     present: dict[str, np.ndarray]
+    openings: excerpts.Openings
 
 
 @dataclass(slots=True)
@@ -106,9 +108,12 @@ class Rows:
     matrix: sp.csr_matrix
     years: sp.csr_matrix
     days: np.ndarray
+    keys: np.ndarray  # excerpts' opening keys and lengths (``excerpts.Openings``)
+    short: np.ndarray
 
     def subset(self, idx: np.ndarray) -> Rows:
-        return Rows(self.gidx[idx], self.matrix[idx], self.years[idx], self.days[idx])
+        return Rows(self.gidx[idx], self.matrix[idx], self.years[idx], self.days[idx],
+                    self.keys[idx], self.short[idx])
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,8 @@ def ship(weighed: Weighed, local: np.ndarray, offset: int) -> Rows:
     """Rows ``local`` of a partition's features, to send elsewhere."""
     f = weighed.features
     days = f.days[local] if f.days is not None else np.full(len(local), np.nan)
-    return Rows(local + offset, f.matrix[local], f.years[local], days)
+    return Rows(local + offset, f.matrix[local], f.years[local], days,
+                weighed.openings.keys[local], weighed.openings.short[local])
 
 
 def sorted_codes(*slices: np.ndarray) -> np.ndarray:
@@ -61,11 +62,14 @@ def stack(parts: Sequence[Rows], width: tuple[int, int]) -> Rows:
     """Rows of several parts, one after the other."""
     if not parts:
         return Rows(np.empty(0, np.int64), sp.csr_matrix((0, width[0])),
-                    sp.csr_matrix((0, width[1])), np.empty(0))
+                    sp.csr_matrix((0, width[1])), np.empty(0), np.empty(0, np.uint64),
+                    np.empty(0, bool))
     return Rows(np.concatenate([p.gidx for p in parts]),
                 sp.vstack([p.matrix for p in parts], format="csr"),
                 sp.vstack([p.years for p in parts], format="csr"),
-                np.concatenate([p.days for p in parts]))
+                np.concatenate([p.days for p in parts]),
+                np.concatenate([p.keys for p in parts]),
+                np.concatenate([p.short for p in parts]))
 
 
 def score(weighed: Weighed, offset: int, n: int, threshold: float, buckets: int,

@@ -11,8 +11,8 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from dedup import candidates, copies, normalize, refine, signatures
-from dedup.config import Config, NormalizeConfig
+from dedup import candidates, copies, excerpts, normalize, refine, signatures
+from dedup.config import ClusterConfig, Config, NormalizeConfig
 from dedup.engine_dask.records import (
     BandBuckets,
     BandRows,
@@ -31,12 +31,13 @@ from dedup.prepare import normalize_frame, publication_days
 
 def template_lines(frame: pl.DataFrame, config: NormalizeConfig,
                    buckets: int) -> list[Counter[tuple[str, str]]]:
-    """``normalize.template_line_counts`` of a partition, split by (source, line)."""
+    """``normalize.template_line_counts`` of a partition, split by line."""
     counts = normalize.template_line_counts(zip(frame["source"], frame["text"], strict=True),
                                             config)
     out: list[Counter[tuple[str, str]]] = [Counter() for _ in range(buckets)]
     for (source, line), n in counts.items():
-        out[route_text(source + "\x00" + line, buckets)][(source, line)] = n
+        # By line: a bucket sees every source of its lines (``normalize.templates_of``).
+        out[route_text(line, buckets)][(source, line)] = n
     return out
 
 
@@ -52,7 +53,9 @@ def prepare_partition(frame: pl.DataFrame, config: Config, chunk: int,
                       *template_parts: frozenset[str]) -> Partition:
     """``prepare.normalize_frame`` of one partition, and its publication days."""
     found = normalize_frame(frame, frozenset().union(*template_parts), config, chunk)
-    return Partition(found.counts, found.copy_sigs, found.has_copies, publication_days(frame))
+    days = publication_days(frame)
+    return Partition(found.counts, found.copy_sigs, found.has_copies, days,
+                     found.openings.dated(days))
 
 
 def copy_keys(prepared: Partition) -> tuple[np.ndarray, np.ndarray]:
@@ -75,6 +78,23 @@ def count_representatives(groups: np.ndarray) -> int:
 def representatives(groups: np.ndarray, offset: int, m: int) -> np.ndarray:
     """Which of rows ``offset .. offset + m - 1`` represent their copy group."""
     return groups[offset : offset + m] == np.arange(offset, offset + m)
+
+
+def excerpt_keys(prepared: Partition) -> excerpts.Openings:
+    return prepared.openings
+
+
+def excerpt_edges(groups: np.ndarray, config: ClusterConfig, buckets: int,
+                  *parts: excerpts.Openings) -> list[Edges]:
+    """``excerpts.edges`` over the whole corpus (one task: ~25 bytes an article), both ways,
+    scored at the edge threshold as in the local engine, by component bucket."""
+    whole = excerpts.Openings.stack(parts)
+    found = excerpts.edges(whole.dated(whole.first, groups), groups == np.arange(len(groups)),
+                           config.excerpt_max_days, np.bincount(groups, minlength=len(groups)))
+    src = np.concatenate((found[:, 0], found[:, 1]))
+    dst = np.concatenate((found[:, 1], found[:, 0]))
+    return [Edges(*s) for s in split(route(src, buckets), buckets, src, dst,
+                                      np.full(len(src), config.edge_threshold))]
 
 
 def copy_edges(groups: np.ndarray, offset: int, m: int, buckets: int) -> list[Edges]:
@@ -119,11 +139,12 @@ def weigh(prepared: Partition, totals: dict[str, sp.csr_matrix], n_docs: int,
         signatures={"copies": prepared.copy_sigs, "events": event_sigs},
         present={"copies": prepared.has_copies & is_rep,
                  "events": np.array([len(s) > 0 for s in sets], dtype=bool) & is_rep},
+        openings=prepared.openings,
     )
 
 
 def features_only(weighed: Weighed) -> Weighed:
-    return Weighed(weighed.features, {}, {})
+    return Weighed(weighed.features, {}, {}, weighed.openings)
 
 
 # --------------------------------------------------------------------------- candidates

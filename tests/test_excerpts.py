@@ -1,0 +1,146 @@
+"""Excerpts join their story, and a wire story's lines are not one site's furniture (#18)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+
+from dedup import excerpts, normalize, pipeline
+from dedup.config import ClusterConfig, Config, NormalizeConfig
+from tests.conftest import read_seeds
+
+WORDS = [f"w{i}" for i in range(100)]
+
+
+def _openings(token_lists: list[list[str]], days: list[float] | None = None
+              ) -> excerpts.Openings:
+    found = excerpts.Openings.of(token_lists, ClusterConfig())
+    return found if days is None else found.dated(np.array(days))
+
+
+def test_a_short_article_joins_the_group_most_of_its_openers_are_in() -> None:
+    long_a, long_b = WORDS[:80], WORDS[:10] + WORDS[40:]  # both open with w0..w9
+    short, other = WORDS[:20], WORDS[30:45]
+    openings = _openings([long_a, long_a, long_b, short, short, other, long_a])
+    # Openers (long, opening w0..w9): rows 0, 1 in group 0, row 2 in 1, row 6 in 4.
+    # Group 0 holds 2 of 4: not more than half, so the short rows 3 and 4 stay.
+    groups = [np.array([0, 1]), np.array([2]), np.array([3, 4]), np.array([5]), np.array([6])]
+    assert _as_lists(excerpts.regroup(groups, openings, 2.0)) == _as_lists(groups)
+    groups = [np.array([0, 1, 6]), np.array([2]), np.array([3, 4]), np.array([5])]
+    assert _as_lists(excerpts.regroup(groups, openings, 2.0)) == [[0, 1, 3, 4, 6], [2], [5]]
+    alone = [np.array([0]), np.array([1]), np.array([2]), np.array([3, 4]), np.array([5]),
+             np.array([6])]
+    assert _as_lists(excerpts.regroup(alone, openings, 2.0)) == _as_lists(alone)
+
+
+def _as_lists(groups: list[np.ndarray]) -> list[list[int]]:
+    return [g.tolist() for g in groups]
+
+
+def test_no_group_grows_past_the_limit() -> None:
+    long_a, short = WORDS[:80], WORDS[:20]
+    openings = _openings([long_a, short, short, short])
+    groups = [np.array([0]), np.array([1, 2, 3])]
+    assert _as_lists(excerpts.regroup(groups, openings, 2.0)) == [[0, 1, 2, 3]]
+    assert _as_lists(excerpts.regroup(groups, openings, 2.0, limit=3)) == [[0, 1, 2], [3]]
+
+
+def test_the_date_window_and_length_decide_who_moves() -> None:
+    long_a, short = WORDS[:80], WORDS[:20]
+    openings = _openings([long_a, long_a, short, short, long_a[:61]],
+                         [100.0, 100.5, 101.0, 110.0, 100.0])
+    groups = [np.array([0, 1]), np.array([2]), np.array([3]), np.array([4])]
+    # 2 is a day away: joins; 3 is ten days away: stays; 4 has 61 tokens: not an excerpt
+    # (60 at most), though it opens the same way.
+    assert _as_lists(excerpts.regroup(groups, openings, 2.0)) == [[0, 1, 2], [3], [4]]
+    mixed = [np.array([0, 1]), np.array([2, 4]), np.array([3])]  # 2 is with a long article
+    assert _as_lists(excerpts.regroup(mixed, openings, 2.0)) == _as_lists(mixed)
+
+
+def test_a_copy_group_spans_its_members_days() -> None:
+    long_a, short = WORDS[:80], WORDS[:20]
+    openings = _openings([long_a, short, short], [100.0, 130.0, 101.0])
+    group = np.array([0, 1, 1])  # rows 1 and 2 are one text: row 1 stands for both
+    spanned = openings.dated(np.array([100.0, 130.0, 101.0]), group)
+    assert (spanned.first[1], spanned.last[1]) == (101.0, 130.0)
+    groups = [np.array([0]), np.array([1])]
+    assert _as_lists(excerpts.regroup(groups, spanned, 2.0)) == [[0, 1]]
+    assert _as_lists(excerpts.regroup(groups, openings, 2.0)) == [[0], [1]]  # row 1 alone
+    assert excerpts.edges(spanned, np.array([True, True, False]), 2.0).tolist() == [[1, 0]]
+
+
+def test_edges_tie_each_excerpt_to_a_few_openers_within_the_window() -> None:
+    long_a, short = WORDS[:80], WORDS[:20]
+    token_lists = [short] + [long_a] * 6 + [short, short]
+    days = [100.0] + [100.0] * 5 + [120.0] + [float("nan"), 100.0]
+    eligible = np.ones(9, dtype=bool)
+    eligible[8] = False  # a copy, represented by another row
+    found = excerpts.edges(_openings(token_lists, days), eligible, 2.0)
+    by_excerpt = {e: sorted(found[found[:, 0] == e, 1].tolist()) for e in (0, 7, 8)}
+    n = excerpts.EDGES_PER_EXCERPT
+    assert by_excerpt[0] == [1, 2, 3, 4, 5][:n]  # row 6 is twenty days later
+    assert by_excerpt[7] == [1, 2, 3, 4, 5, 6][:n]  # undated: any date is near
+    assert by_excerpt[8] == []  # not eligible
+    assert not ((found[:, 1] == 0) | (found[:, 1] == 7)).any()  # excerpts tie to long ones
+    sizes = np.array([1, 1, 1, 1, 1, 9, 1, 1, 1])  # row 5 stands for nine copies
+    found = excerpts.edges(_openings(token_lists, days), eligible, 2.0, sizes)
+    assert found[found[:, 0] == 0, 1].tolist() == [5, 1, 2, 3][:n]  # the wire story first
+
+
+def _lede_corpus() -> list[dict[str, Any]]:
+    """Both seeds, and a breaking-news teaser: seed 000's headline and a promo line whose
+    words no other article has, so nothing but its opening ties it to the story."""
+    full, other = read_seeds()
+    when = datetime(2024, 3, 23)
+    teaser = full["title"] + ". " + " ".join(f"promo{i}" for i in range(40))
+    return [
+        {"id": "full", "title": full["title"], "text": full["text"], "published": when},
+        {"id": "other", "title": other["title"], "text": other["text"], "published": when},
+        {"id": "lede", "title": "", "text": teaser, "published": when},
+        # Not a copy of the teaser (copies always stay together): same opening, a month on.
+        {"id": "late-lede", "title": "", "text": teaser + " again",
+         "published": when + timedelta(days=30)},
+    ]
+
+
+def test_a_lede_joins_its_story_in_the_batch_pipeline() -> None:
+    articles = _lede_corpus()
+    result = pipeline.cluster(articles, with_stories=False)
+    cluster_of = dict(zip(result.assignments["id"], result.assignments["cluster_id"],
+                          strict=True))
+    assert cluster_of["lede"] == cluster_of["full"]
+    assert cluster_of["late-lede"] != cluster_of["full"]  # a month later: another story
+    off = dataclasses.replace(Config().clustering, excerpt_max_tokens=0)
+    result = pipeline.cluster(articles, dataclasses.replace(Config(), clustering=off),
+                              with_stories=False)
+    cluster_of = dict(zip(result.assignments["id"], result.assignments["cluster_id"],
+                          strict=True))
+    assert cluster_of["lede"] != cluster_of["full"]  # no candidate pair even
+    assert cluster_of["other"] == cluster_of["full"]
+
+
+def test_lines_many_sources_carry_are_content_not_templates() -> None:
+    wire = "Officials said the bridge would stay closed"
+    footer = "Subscribe to the Daily Planet"
+    texts = [("planet", f"{wire}\nStory {i}.\n{footer}") for i in range(3)]
+    texts.append(("outlet1", f"{wire}\nMore."))
+    found = normalize.repeated_lines(texts, NormalizeConfig())
+    assert footer.casefold() in found
+    assert wire.casefold() in found  # two sources: under ``template_max_sources`` (3)
+    texts.append(("outlet2", wire))
+    found = normalize.repeated_lines(texts, NormalizeConfig())
+    assert footer.casefold() in found
+    assert wire.casefold() not in found  # three sources carry it: a wire story's line
+
+
+def test_the_tail_benchmark_prints_its_table(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import excerpts_tail
+
+    excerpts_tail.main(["--teasers", "40"])
+    rows = [line.split("|") for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [r[2].strip() for r in rows] == ["on", "off"]
+    assert rows[0][5].strip() == "1" and rows[0][7].strip() == "1.000"  # one cluster, whole
