@@ -90,8 +90,11 @@ class Features:
             has_years=self.has_years[rows],
         )
 
-    def _factor(self, left: np.ndarray, right: np.ndarray, shared_years: np.ndarray) -> np.ndarray:
-        """Multiplier per pair: year conflicts shrink a score, a time gap zeroes it."""
+    def pair_factor(
+        self, left: np.ndarray, right: np.ndarray, shared_years: np.ndarray
+    ) -> np.ndarray:
+        """Multiplier per pair: year conflicts shrink a score, a time gap zeroes it (public:
+        every driver that scores pairs applies the same rule)."""
         has_years = self.has_years
         conflict = has_years[left] & has_years[right] & (shared_years == 0)
         gap = None
@@ -440,7 +443,7 @@ def pair_scores(features: Features, pairs: np.ndarray) -> np.ndarray:
     scores = np.empty(len(pairs), dtype=np.float64)
     for start in range(0, len(pairs), _PAIR_CHUNK):
         left, right = pairs[start : start + _PAIR_CHUNK, 0], pairs[start : start + _PAIR_CHUNK, 1]
-        factor = features._factor(left, right, _row_dots(features.years, left, right))
+        factor = features.pair_factor(left, right, _row_dots(features.years, left, right))
         scores[start : start + len(left)] = _row_dots(features.matrix, left, right) * factor
     return scores
 
@@ -520,4 +523,5 @@ def block_similarity(features: Features, rows: np.ndarray) -> np.ndarray:
     sim = _exact_gram(features.matrix, rows)
     shared = _exact_gram(features.years, rows)
     left, right = np.meshgrid(rows, rows, indexing="ij")
-    return sim * features._factor(left.ravel(), right.ravel(), shared.ravel()).reshape(sim.shape)
+    factor = features.pair_factor(left.ravel(), right.ravel(), shared.ravel())
+    return sim * factor.reshape(sim.shape)
