@@ -88,7 +88,8 @@ def _average_link(rows: np.ndarray, similarity: Similarity, threshold: float) ->
     return [rows[group] for group in weighted_link(similarity(rows), threshold)]
 
 
-def weighted_link(sim: np.ndarray, threshold: float) -> list[np.ndarray]:
+def weighted_link(sim: np.ndarray, threshold: float, *, nn_chain: bool = True
+                  ) -> list[np.ndarray]:
     """Groups (sorted index arrays) of weighted average linkage (WPGMA) over ``sim`` cut at
     ``threshold``: scipy's ``linkage`` tree, cut here rather than by ``fcluster``, whose
     validation cost more than the linkage itself on components of a few articles. WPGMA
@@ -97,13 +98,14 @@ def weighted_link(sim: np.ndarray, threshold: float) -> list[np.ndarray]:
 
     The tree comes from ``_hierarchy.nn_chain``, the routine ``linkage(method="weighted")``
     runs, called directly: on a few articles ``linkage``'s input handling took twice as
-    long as the linkage itself. Should that private function move, ``linkage`` is used.
+    long as the linkage itself. Should that private function move, ``linkage`` is used
+    (``nn_chain=False`` uses it always: what a test compares the shortcut with).
     """
     n = len(sim)
     dist = np.clip(1.0 - sim, 0.0, 1.0)
     np.fill_diagonal(dist, 0.0)
     condensed = squareform(dist, checks=False)
-    if _nn_chain is not None and np.isfinite(condensed).all():
+    if nn_chain and _nn_chain is not None and np.isfinite(condensed).all():
         tree = _nn_chain(condensed, n, _WEIGHTED)
     else:
         tree = linkage(condensed, method="weighted")

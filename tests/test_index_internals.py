@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from dedup import clustering, pipeline, refine, signatures
+from dedup import pipeline, refine, signatures
 from dedup.clustering import weighted_link as _weighted_link_reference
 from dedup.config import Config
 from dedup.index import StoryIndex
@@ -174,12 +174,8 @@ def test_weighted_link_nn_chain_matches_public_linkage(seed: int) -> None:
     sim = (sim + sim.T) / 2 + rng.uniform(0, 1e-15, (n, n))
     for threshold in (0.05, 0.13, 0.3):
         ours = [g.tolist() for g in _weighted_link_reference(sim, threshold)]
-        saved = clustering._nn_chain
-        try:
-            clustering._nn_chain = None  # the fallback: scipy's public ``linkage``
-            public = [g.tolist() for g in _weighted_link_reference(sim, threshold)]
-        finally:
-            clustering._nn_chain = saved
+        # the fallback: scipy's public ``linkage``
+        public = [g.tolist() for g in _weighted_link_reference(sim, threshold, nn_chain=False)]
         assert ours == public
 
 

@@ -15,12 +15,12 @@ How an article is placed (each choice mirrors a batch stage, see ``pipeline.clus
   ``refine.build_features``: body and names with IDF^``idf_power``, title, numbers,
   L2-normalised per block and weighted, plus the year-conflict factor. A batch's DF is
   counted before any of its articles is placed, so within one ``add`` a vector never
-  changes and each is computed once (``_Vectors``);
+  changes and each is computed once (``vectors.Vectors``);
 - candidates: copies and events MinHash signatures (``signatures``), the events terms being
   the top ``salient_terms`` body terms by TF-IDF with the DF at arrival. Signatures are
   stored as blobs and never recomputed. Bands and rows come from datasketch's
   ``MinHashLSH`` for the configured thresholds, as in ``candidates``, but buckets live in a
-  compact sorted numpy table (see ``_BandIndex``) rebuilt at open in about a second,
+  compact sorted numpy table (see ``bands.BandIndex``) rebuilt at open in about a second,
   where inserting 20k articles into datasketch's dict storage took 13 s. A batch is
   looked up, and its candidates scored, all at once: both are independent of where its
   earlier articles are placed (each article still sees the batch's earlier articles);

@@ -222,8 +222,12 @@ class Placer(Relinker):
                    merged: tuple[str, ...]) -> Placement:
         """An article's ``Placement`` in its final cluster, scored with the current IDF."""
         doc = state.docs[row]
-        others = [r for r in state.clusters[doc.cluster].members if r != row]
-        others = others[-self.index_config.max_link_members:]
+        keep = self.index_config.max_link_members
+        members = state.clusters[doc.cluster].members
+        # The last ``keep`` members besides ``row``, read off the last keep + 1 (a big
+        # story's thousands of members are not walked for each new article).
+        others = [r for r in (members[-(keep + 1):] if keep > 0 else members) if r != row]
+        others = others[-keep:]
         if not others:
             return Placement(doc.id, doc.cluster, is_new, 1.0, (), merged)
         known = ctx.sims.get(row)
