@@ -153,14 +153,7 @@ def cluster_command(
                                   {**options, "engine": "dask"}, config)
         _summary(result, [])
         return
-    start = time.perf_counter()
-    try:
-        read = io.read_articles(inputs, fmt=fmt, columns=columns, skip_bad_rows=skip_bad_rows,
-                                stdin=io.stdin_bytes() if "-" in inputs else None,
-                                coerce_ids=coerce_ids)
-    except io.InputError as err:
-        raise InputFailure(str(err)) from None
-    read_seconds = time.perf_counter() - start
+    read, read_seconds = _read_inputs(inputs, fmt, columns, skip_bad_rows, coerce_ids)
     try:
         with outputs.staged(target) as staging, contextlib.ExitStack() as stack:
             # Streamed to disk as they are merged (serialized by the workers): they never
@@ -375,14 +368,7 @@ def dedupe_command(
     groups_fmt = _table_format(groups_target, "--groups") if groups_target else None
     columns = io.Columns(id=id_col, text=text_col, title=title_col, published=date_col,
                          source=source_col)
-    start = time.perf_counter()
-    try:
-        read = io.read_articles(inputs, fmt=fmt, columns=columns, skip_bad_rows=skip_bad_rows,
-                                stdin=io.stdin_bytes() if "-" in inputs else None,
-                                coerce_ids=coerce_ids)
-    except io.InputError as err:
-        raise InputFailure(str(err)) from None
-    read_seconds = time.perf_counter() - start
+    read, read_seconds = _read_inputs(inputs, fmt, columns, skip_bad_rows, coerce_ids)
     try:
         result = dedupe(read.frame, threshold=threshold, ngram=ngram, keep=keep,
                         workers=workers)
@@ -417,6 +403,20 @@ def dedupe_command(
         *(f"note: {note}" for note in read.notes),
     ]
     click.echo("\n".join(lines), err=True)
+
+
+def _read_inputs(inputs: tuple[str, ...], fmt: str | None, columns: io.Columns,
+                 skip_bad_rows: bool, coerce_ids: bool) -> tuple[io.ReadResult, float]:
+    """Every input read (``-``: JSONL on stdin), and the seconds it took; bad input is one
+    line naming the file and line (exit 2)."""
+    start = time.perf_counter()
+    try:
+        read = io.read_articles(inputs, fmt=fmt, columns=columns, skip_bad_rows=skip_bad_rows,
+                                stdin=io.stdin_bytes() if "-" in inputs else None,
+                                coerce_ids=coerce_ids)
+    except io.InputError as err:
+        raise InputFailure(str(err)) from None
+    return read, time.perf_counter() - start
 
 
 def _table_format(path: Path, option: str) -> str:
@@ -573,12 +573,7 @@ def index_add_command(
     columns = io.Columns(id=id_col, text=text_col, title=title_col, published=date_col,
                          source=source_col)
     start = time.perf_counter()
-    try:
-        read = io.read_articles(inputs, fmt=fmt, columns=columns, skip_bad_rows=skip_bad_rows,
-                                stdin=io.stdin_bytes() if "-" in inputs else None,
-                                coerce_ids=coerce_ids)
-    except io.InputError as err:
-        raise InputFailure(str(err)) from None
+    read, _ = _read_inputs(inputs, fmt, columns, skip_bad_rows, coerce_ids)
     frame = read.frame
     with _open(db, create=True, config=config) as story_index, progress_bar() as progress:
         skipped = 0
