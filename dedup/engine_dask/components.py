@@ -46,8 +46,7 @@ def messages(graph: Graph, buckets: int) -> list[Messages]:
 
 def receive(graph: Graph, buckets: int, *heard: Messages) -> Received:
     """Take the smallest label heard; ask each node's label for its own (pointer jumping)."""
-    node, label = _min_by(np.concatenate([m.node for m in heard]),
-                          np.concatenate([m.label for m in heard]))
+    node, label = _min_by(*Messages.joined(heard))
     labels = graph.labels.copy()
     at = np.searchsorted(graph.nodes, node)
     np.minimum.at(labels, at, label)
@@ -61,14 +60,12 @@ def receive(graph: Graph, buckets: int, *heard: Messages) -> Received:
 
 def answer(graph: Graph, buckets: int, *requests: Messages) -> list[Messages]:
     """Each asking node gets the label of the node it asked about."""
-    node = np.concatenate([r.node for r in requests])
-    target = np.concatenate([r.label for r in requests])
+    node, target = Messages.joined(requests)
     return _messages(buckets, node, graph.label_of(target))
 
 
 def jump(graph: Graph, *answers: Messages) -> Jumped:
-    node = np.concatenate([a.node for a in answers])
-    label = np.concatenate([a.label for a in answers])
+    node, label = Messages.joined(answers)
     labels = graph.labels.copy()
     np.minimum.at(labels, np.searchsorted(graph.nodes, node), label)
     return Jumped(dataclasses.replace(graph, labels=labels),

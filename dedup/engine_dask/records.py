@@ -6,6 +6,7 @@ positional list: ``Run.pick(future, "pairs", b)`` names what the next task takes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -170,6 +171,10 @@ class Union:
     copy_pairs: int
     event_pairs: int
 
+    def sizes(self) -> tuple[int, int, int]:
+        """(candidate pairs, copies pairs, events pairs): what the run's stats count."""
+        return len(self.codes), self.copy_pairs, self.event_pairs
+
 
 @dataclass(frozen=True, slots=True)
 class LeftRows:
@@ -199,6 +204,12 @@ class Messages:
 
     node: np.ndarray
     label: np.ndarray
+
+    @staticmethod
+    def joined(parts: Sequence[Messages]) -> tuple[np.ndarray, np.ndarray]:
+        """Nodes and labels of several messages, one after the other."""
+        return (np.concatenate([m.node for m in parts]),
+                np.concatenate([m.label for m in parts]))
 
 
 @dataclass(frozen=True, slots=True)

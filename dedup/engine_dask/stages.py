@@ -240,4 +240,4 @@ def event_codes(found: PairCounts) -> np.ndarray:
 
 
 def sizes(found: Union) -> tuple[int, int, int]:
-    return len(found.codes), found.copy_pairs, found.event_pairs
+    return found.sizes()
