@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import re
 import sys
@@ -65,11 +66,34 @@ def input_options(skip_help: str) -> Callable[[F], F]:
     ]
 
     def apply(func: F) -> F:
+        @functools.wraps(func)
+        def command(*args: Any, fmt: str | None, id_col: str, text_col: str, title_col: str,
+                    date_col: str, source_col: str, skip_bad_rows: bool, coerce_ids: bool,
+                    **kwargs: Any) -> Any:
+            columns = io.Columns(id=id_col, text=text_col, title=title_col,
+                                 published=date_col, source=source_col)
+            return func(*args, reading=Reading(fmt, columns, skip_bad_rows, coerce_ids),
+                        **kwargs)
+
+        wrapped: Any = command
         for option in reversed(options):
-            func = option(func)
-        return func
+            wrapped = option(wrapped)
+        return wrapped
 
     return apply
+
+
+@dataclasses.dataclass(frozen=True)
+class Reading:
+    """The shared input options of a command (``input_options``), as one value."""
+
+    fmt: str | None
+    columns: io.Columns
+    skip_bad_rows: bool
+    coerce_ids: bool
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.fmt, self.columns, self.skip_bad_rows, self.coerce_ids))
 
 
 def config_option(what: str) -> Callable[[F], F]:
@@ -120,15 +144,8 @@ def main() -> None:
 def cluster_command(
     inputs: tuple[str, ...],
     outdir: str,
-    fmt: str | None,
     output_format: str | None,
-    id_col: str,
-    text_col: str,
-    title_col: str,
-    date_col: str,
-    source_col: str,
-    skip_bad_rows: bool,
-    coerce_ids: bool,
+    reading: Reading,
     stories: bool,
     engine: str,
     scheduler: str | None,
@@ -138,8 +155,7 @@ def cluster_command(
 ) -> None:
     """Cluster the articles in INPUT... (files, .txt folders, or - for JSONL on stdin)."""
     config = _load_config(config_path)
-    columns = io.Columns(id=id_col, text=text_col, title=title_col, published=date_col,
-                         source=source_col)
+    fmt, columns, skip_bad_rows, coerce_ids = reading
     out_fmt = output_format or ("jsonl" if fmt == "jsonl" else "parquet")
     options = run_options(inputs, fmt, columns, skip_bad_rows, coerce_ids, stories, out_fmt)
     options["config"] = dataclasses.asdict(config)
@@ -341,14 +357,7 @@ def progress_bar(stream: Any = None) -> Iterator[StageProgress | None]:
 def dedupe_command(
     inputs: tuple[str, ...],
     output: str,
-    fmt: str | None,
-    id_col: str,
-    text_col: str,
-    title_col: str,
-    date_col: str,
-    source_col: str,
-    skip_bad_rows: bool,
-    coerce_ids: bool,
+    reading: Reading,
     threshold: float,
     ngram: int,
     keep: str,
@@ -366,8 +375,7 @@ def dedupe_command(
     out_fmt = _table_format(target, "-o")
     groups_target = Path(groups_path) if groups_path else None
     groups_fmt = _table_format(groups_target, "--groups") if groups_target else None
-    columns = io.Columns(id=id_col, text=text_col, title=title_col, published=date_col,
-                         source=source_col)
+    fmt, columns, skip_bad_rows, coerce_ids = reading
     read, read_seconds = _read_inputs(inputs, fmt, columns, skip_bad_rows, coerce_ids)
     try:
         result = dedupe(read.frame, threshold=threshold, ngram=ngram, keep=keep,
@@ -557,21 +565,13 @@ def index() -> None:
 def index_add_command(
     db: str,
     inputs: tuple[str, ...],
-    fmt: str | None,
-    id_col: str,
-    text_col: str,
-    title_col: str,
-    date_col: str,
-    source_col: str,
-    skip_bad_rows: bool,
-    coerce_ids: bool,
+    reading: Reading,
     config_path: str | None,
 ) -> None:
     """Add the articles in INPUT... (files, .txt folders, or - for JSONL on stdin) to DB,
     creating it if needed; all in one transaction."""
     config = _index_config(db, config_path)
-    columns = io.Columns(id=id_col, text=text_col, title=title_col, published=date_col,
-                         source=source_col)
+    fmt, columns, skip_bad_rows, coerce_ids = reading
     start = time.perf_counter()
     read, _ = _read_inputs(inputs, fmt, columns, skip_bad_rows, coerce_ids)
     frame = read.frame
