@@ -156,7 +156,7 @@ def cluster_command(
     """Cluster the articles in INPUT... (files, .txt folders, or - for JSONL on stdin)."""
     config = _load_config(config_path)
     fmt, columns, skip_bad_rows, coerce_ids = reading
-    out_fmt = output_format or ("jsonl" if fmt == "jsonl" else "parquet")
+    out_fmt: io.TableFormat = ("jsonl" if (output_format or fmt) == "jsonl" else "parquet")
     options = run_options(inputs, fmt, columns, skip_bad_rows, coerce_ids, stories, out_fmt)
     options["config"] = dataclasses.asdict(config)
     target = Path(outdir)
@@ -219,7 +219,7 @@ def _cluster_on_dask(
     scheduler: str | None,
     partitions: int | None,
     outdir: Path,
-    out_fmt: str,
+    out_fmt: io.TableFormat,
     options: dict[str, Any],
     config: Config,
 ) -> ClusterResult:
@@ -240,7 +240,7 @@ def _cluster_on_dask(
         raise click.ClickException(str(err)) from None
 
 
-def write_outputs(outdir: Path, result: ClusterResult, fmt: str, rejected_file: bool,
+def write_outputs(outdir: Path, result: ClusterResult, fmt: io.TableFormat, rejected_file: bool,
                   options: dict[str, Any] | None = None) -> None:
     """Publish a result's files in ``outdir`` as one set (see ``dedup.outputs``): a crash
     or kill leaves the earlier set, never a mix, and files of earlier runs go."""
@@ -249,7 +249,7 @@ def write_outputs(outdir: Path, result: ClusterResult, fmt: str, rejected_file: 
         staging.commit(options or {}, __version__)
 
 
-def write_files(folder: Path, result: ClusterResult, fmt: str, rejected_file: bool,
+def write_files(folder: Path, result: ClusterResult, fmt: io.TableFormat, rejected_file: bool,
                 stories_written: bool = False) -> None:
     """Write a result's files into a (staging) folder.
 
@@ -427,7 +427,7 @@ def _read_inputs(inputs: tuple[str, ...], fmt: str | None, columns: io.Columns,
     return read, time.perf_counter() - start
 
 
-def _table_format(path: Path, option: str) -> str:
+def _table_format(path: Path, option: str) -> io.TableFormat:
     """parquet or jsonl, from a table path's extension; anything else is a usage error."""
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):

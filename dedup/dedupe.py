@@ -72,7 +72,7 @@ class DedupeResult:
                 .with_columns(pl.Series("copies", sizes, dtype=pl.Int64))
                 .filter(pl.Series(mask)))
 
-    def write_kept(self, target: Path, fmt: str) -> None:
+    def write_kept(self, target: Path, fmt: io.TableFormat) -> None:
         """Write the kept rows as ``io.write_frame`` would (atomically, same bytes for
         the same input), a slice at a time."""
         with io.atomic_path(target) as tmp:

@@ -46,7 +46,7 @@ class _Job:
     fmt: str | None = None
     skip_bad_rows: bool = False
     output: Path | None = None
-    output_format: str = "parquet"
+    output_format: io.TableFormat = "parquet"
     output_options: dict[str, Any] = field(default_factory=dict)
     coerce_ids: bool = False
 
@@ -375,7 +375,8 @@ def _write_on_workers(run: Run, job: _Job, finished: list[Any], linked: list[Any
     return written
 
 
-def _write_partition(staging: str, name: str, fmt: str, finished: Finished) -> tuple[int, int]:
+def _write_partition(staging: str, name: str, fmt: io.TableFormat, finished: Finished
+                     ) -> tuple[int, int]:
     folder = Path(staging) / "assignments"
     folder.mkdir(parents=True, exist_ok=True)
     io.write_frame(folder / f"part-{name}.{fmt}", finished.frame, fmt)
@@ -440,7 +441,7 @@ def cluster_dask(
     fmt: str | None = None,
     skip_bad_rows: bool = False,
     output: str | Path | None = None,
-    output_format: str = "parquet",
+    output_format: io.TableFormat = "parquet",
     output_options: Mapping[str, Any] | None = None,
     coerce_ids: bool = False,
     tuning: DaskTuning | None = None,

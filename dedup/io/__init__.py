@@ -33,6 +33,8 @@ from dedup.io.readers import (
     stdin_bytes,
 )
 from dedup.io.writers import (
+    TABLE_FORMATS,
+    TableFormat,
     atomic_path,
     jsonl_sink,
     merge_sorted_parts,
@@ -48,6 +50,7 @@ __all__ = [
     "FORMATS",
     "MAX_NESTING",
     "RESERVED",
+    "TABLE_FORMATS",
     "Bad",
     "Columns",
     "DedupInputError",
@@ -55,6 +58,7 @@ __all__ = [
     "Notes",
     "RawJSON",
     "ReadResult",
+    "TableFormat",
     "articles_table",
     "atomic_path",
     "bad_row_handler",

@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import polars as pl
 
@@ -126,7 +126,12 @@ def publish(staging: Path, outdir: Path, replaces: Sequence[str] = ()) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def write_frame(target: Path, frame: pl.DataFrame, fmt: str) -> None:
+# The formats a table is written in (assignments, kept rows, copy groups).
+TableFormat = Literal["parquet", "jsonl"]
+TABLE_FORMATS: tuple[TableFormat, ...] = ("parquet", "jsonl")
+
+
+def write_frame(target: Path, frame: pl.DataFrame, fmt: TableFormat) -> None:
     """Write a table atomically as Parquet or JSONL."""
     with atomic_path(target) as tmp:
         if fmt == "parquet":
