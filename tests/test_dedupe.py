@@ -232,7 +232,10 @@ def test_benchmark_prints_one_table_on_a_tiny_corpus(tmp_path: Path,
     out = capsys.readouterr().out
     assert out.count("| system |") == 1
     assert [r.system for r in rows] == ["dedup", "datasketch", "rensa", "exact-hash"]
-    assert all(r.status == "ok" and r.f1 is not None and 0 <= r.f1 <= 1 for r in rows)
+    for r in rows:  # rensa is a benchmark extra (`.[bench]`): CI's `.[test]` may lack it
+        if r.system == "rensa" and r.status.startswith("not available"):
+            continue
+        assert r.status == "ok" and r.f1 is not None and 0 <= r.f1 <= 1, (r.system, r.status)
     by = {r.system: r for r in rows}
     dedup_f1, exact_f1 = by["dedup"].f1, by["exact-hash"].f1
     assert dedup_f1 is not None and exact_f1 is not None and dedup_f1 > exact_f1
