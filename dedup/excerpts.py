@@ -10,14 +10,17 @@ holding most of the longer articles that open with its words and were published 
 ``excerpt_max_days`` of it, if that cluster holds more than half of them. Without such a
 majority it stays: an opening shared by several stories (a stock phrase, a recurring
 event) proves nothing, and a guess would chain them. Each article decides for itself:
-identical one-sentence ledes of two stories link together, and each goes back to its own.
+similar one-line ledes of two stories link together, and each goes back to its own
+(verbatim copies are one node, whose span of days covers all of them: they move together
+or stay).
 Only short articles move: a long article that opens like a cluster but was linked apart
 was judged on all its words.
 
-Every engine runs it the same way, inside the linkage of a connected component
-(``clustering.link_component``): ``edges`` first ties each excerpt to a few longer articles
-with its opening (a number of edges linear in the excerpts), so an excerpt is in the
-component of the story it may join, and ``regroup`` then moves it after linkage.
+The batch and Dask engines run it the same way, inside the linkage of a connected
+component (``clustering.link_component``; ``StoryIndex`` does not yet): ``edges`` first
+ties each excerpt to a few longer articles with its opening (a number of edges linear in
+the excerpts), so an excerpt is in the component of the story it may join, and
+``regroup`` then moves it after linkage.
 """
 
 from __future__ import annotations
@@ -137,7 +140,7 @@ def regroup(groups: Sequence[np.ndarray], openings: Openings, max_days: float,
 
     A row of a group made only of short articles joins the group holding more than half of
     the longer articles with its opening published within ``max_days`` of it; each row
-    decides for itself, so identical one-sentence ledes of two stories part. No group grows
+    decides for itself, so similar one-line ledes of two stories part. No group grows
     past ``limit`` rows: cohesion needs a group's whole similarity block (the same bound as
     ``ClusterConfig.max_component_size``); excerpts beyond it stay, lowest rows first in.
     """
