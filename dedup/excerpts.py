@@ -118,9 +118,25 @@ def edges(openings: Openings, eligible: np.ndarray, max_days: float,
     for e, a, b in zip(excerpt.tolist(), lo.tolist(), hi.tolist(), strict=True):
         if a == b:
             continue
-        found = _near(anchor[a:b], openings, e, max_days)[:EDGES_PER_EXCERPT]
+        found = _first_near(anchor[a:b], openings, e, max_days)
         out.append(np.stack([np.full(len(found), e), found], axis=1))
     return np.concatenate(out) if out else np.empty((0, 2), dtype=np.int64)
+
+
+def _first_near(rows: np.ndarray, openings: Openings, row: int, max_days: float,
+                step: int = 256) -> np.ndarray:
+    """The first ``EDGES_PER_EXCERPT`` of ``rows`` near ``row``, looked for ``step`` at a
+    time: the same rows as filtering all of them, without reading a run of thousands of
+    articles with one opening once per excerpt."""
+    found: list[np.ndarray] = []
+    count = 0
+    for start in range(0, len(rows), step):
+        near = _near(rows[start:start + step], openings, row, max_days)
+        found.append(near)
+        count += len(near)
+        if count >= EDGES_PER_EXCERPT:
+            break
+    return np.concatenate(found)[:EDGES_PER_EXCERPT] if found else rows[:0]
 
 
 def _near(rows: np.ndarray, openings: Openings, row: int, max_days: float) -> np.ndarray:

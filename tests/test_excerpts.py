@@ -144,3 +144,13 @@ def test_the_tail_benchmark_prints_its_table(capsys: pytest.CaptureFixture[str])
     rows = [line.split("|") for line in capsys.readouterr().out.splitlines()[2:]]
     assert [r[2].strip() for r in rows] == ["on", "off"]
     assert rows[0][5].strip() == "1" and rows[0][7].strip() == "1.000"  # one cluster, whole
+
+
+def test_edges_find_near_openers_behind_hundreds_of_far_ones() -> None:
+    # 300 big copy groups a year away sort first; the excerpt's ties are the 5 near ones.
+    long_a, short = WORDS[:80], WORDS[:20]
+    token_lists = [short] + [long_a] * 305
+    days = [100.0] + [465.0] * 300 + [100.5] * 5
+    sizes = np.array([1] + [50] * 300 + [1] * 5)
+    found = excerpts.edges(_openings(token_lists, days), np.ones(306, dtype=bool), 2.0, sizes)
+    assert found[:, 1].tolist() == list(range(301, 306))[:excerpts.EDGES_PER_EXCERPT]
