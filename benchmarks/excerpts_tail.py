@@ -2,6 +2,12 @@
 
     python -m benchmarks.excerpts_tail                  # 2,000 and 10,000 teasers
     python -m benchmarks.excerpts_tail --teasers 500
+    python -m benchmarks.excerpts_tail --stock 8000,20000   # one stock opening
+
+``--stock N`` times ``excerpts.edges`` and ``excerpts.regroup`` alone on N short and N
+long articles that all open with the same words (a stock first sentence), the long ones
+published on the excerpts' day ("near") or a year later ("far"): the worst case of the
+rule, since every excerpt may read every opener.
 
 Each teaser is seed 000's headline and a line of its own (distinct texts: identical ones
 are one copy group, one node). Every (teasers, rule) pair runs in a fresh process, so the
@@ -74,11 +80,40 @@ def measure(teasers: int, on: bool) -> tuple[float, float, int, int, float]:
     return found
 
 
+def stock(n: int, far: bool) -> tuple[float, float]:
+    """Seconds of ``excerpts.edges`` and ``excerpts.regroup`` on ``n`` excerpts (each a group
+    of its own) and ``n`` longer articles (one group), all with one opening."""
+    import numpy as np
+
+    from dedup import excerpts
+
+    keys = np.ones(2 * n, dtype=np.uint64)
+    short = np.r_[np.ones(n, dtype=bool), np.zeros(n, dtype=bool)]
+    days = np.r_[np.full(n, 5.0), np.full(n, 370.0 if far else 5.0)]
+    openings = excerpts.Openings(keys, short, days, days)
+    start = time.perf_counter()
+    excerpts.edges(openings, np.ones(2 * n, dtype=bool), 2.0)
+    middle = time.perf_counter()
+    excerpts.regroup([np.arange(n, 2 * n)] + [np.array([i]) for i in range(n)], openings, 2.0)
+    return middle - start, time.perf_counter() - middle
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--teasers", default="2000,10000",
                         help="comma-separated numbers of teasers")
+    parser.add_argument("--stock", default="",
+                        help="comma-separated sizes of the one-stock-opening table")
     args = parser.parse_args(argv)
+    if args.stock:
+        print("| short + long articles, one opening | openers | edges s | regroup s |")
+        print("|---|---|---|---|")
+        for n in (int(t) for t in args.stock.split(",")):
+            for far in (False, True):
+                edges_s, regroup_s = stock(n, far)
+                print(f"| {n:,} + {n:,} | {'a year later' if far else 'same day'} "
+                      f"| {edges_s:.3f} | {regroup_s:.3f} |", flush=True)
+        return
     print("| teasers | excerpt rule | seconds | peak RSS MiB | clusters | largest "
           "| story pair recall |")
     print("|---|---|---|---|---|---|---|")

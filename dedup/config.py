@@ -163,6 +163,7 @@ class ClusterConfig:
     # group holding most of them (``dedup.excerpts``); 0 tokens turns it off. Heavy-tailed
     # synthetic 100k: pair F1 0.9947 -> 0.9999, the last event of 300+ versions under 0.95
     # to 1.000; ecbplus-dev unchanged (no group of short articles).
+    # A negative excerpt_max_days means no date window.
     excerpt_max_tokens: int = 60
     excerpt_opening_tokens: int = 10
     excerpt_max_days: float = 2.0

@@ -54,9 +54,11 @@ class Openings:
         days = np.full(len(token_lists), np.nan)
         if config.excerpt_max_tokens > 0 and k > 0:
             for i, tokens in enumerate(token_lists):
+                # A stub too short to have an opening is still short: it does not hold
+                # back an excerpt grouped with it.
+                short[i] = len(tokens) <= config.excerpt_max_tokens
                 if len(tokens) >= k:
                     keys[i] = opening_key(tokens[:k])
-                    short[i] = len(tokens) <= config.excerpt_max_tokens
         return Openings(keys, short, days, days)
 
     @staticmethod
@@ -94,6 +96,51 @@ def opening_key(tokens: Sequence[str]) -> int:
 # let two stories that share the opening meet there, where no majority leaves it alone.
 EDGES_PER_EXCERPT = 4
 
+# A key with more openers than this is read through its window of days (``_Openers``);
+# fewer are filtered directly, which is cheaper than sorting them.
+_DIRECT = 256
+
+
+class _Openers:
+    """Longer articles (rows) by opening key, then first day (undated last within a key), so
+    an excerpt reads the openers within its window of days, not every article with its
+    opening: thousands of articles a year apart can share a stock first sentence."""
+
+    def __init__(self, rows: np.ndarray, openings: Openings) -> None:
+        keys, first = openings.keys[rows], openings.first[rows]
+        order = np.lexsort((rows, first, keys))
+        self.rows = rows[order]
+        self.keys = keys[order]
+        self.first = first[order]
+        self.last = openings.last[self.rows]
+        self.openings = openings
+        self.starts = np.flatnonzero(np.r_[True, self.keys[1:] != self.keys[:-1]])
+        spans = np.nan_to_num(self.last - self.first)
+        self.span = np.maximum.reduceat(spans, self.starts) if len(rows) else spans
+
+    def near(self, row: int, max_days: float) -> np.ndarray:
+        """The openers with ``row``'s opening published within ``max_days`` of it (copy
+        groups' spans of days; an unknown date is near)."""
+        return self.window(row, max_days)[0]
+
+    def window(self, row: int, max_days: float) -> tuple[np.ndarray, tuple[int, int] | None]:
+        """``near`` and, when the rows are exactly a slice of this index, its bounds: two
+        excerpts with the same bounds have the same openers."""
+        key = self.keys.dtype.type(self.openings.keys[row])
+        lo = int(np.searchsorted(self.keys, key, "left"))
+        hi = int(np.searchsorted(self.keys, key, "right"))
+        first, last = self.openings.first[row], self.openings.last[row]
+        if hi - lo <= _DIRECT or np.isnan(first) or max_days < 0:
+            return _near(self.rows[lo:hi], self.openings, row, max_days), None
+        span = self.span[np.searchsorted(self.starts, lo)]
+        days = self.first[lo:hi]
+        dated = lo + int(np.searchsorted(days, np.inf, "right"))  # NaN sorts last
+        a = lo + int(np.searchsorted(days, first - max_days - span, "left"))
+        b = lo + int(np.searchsorted(days, last + max_days, "right"))
+        if dated == hi and span == 0:  # points in time, all dated: the slice is the answer
+            return self.rows[a:b], (a, b)
+        inside = self.rows[a:b][self.last[a:b] >= first - max_days]
+        return np.concatenate((inside, self.rows[dated:hi])), None
 
 def edges(openings: Openings, eligible: np.ndarray, max_days: float,
           sizes: np.ndarray | None = None) -> np.ndarray:
@@ -110,7 +157,10 @@ def edges(openings: Openings, eligible: np.ndarray, max_days: float,
     anchor = np.flatnonzero(has_key & ~short)
     weight = np.ones(len(keys), dtype=np.int64) if sizes is None else sizes
     anchor = anchor[np.lexsort((anchor, -weight[anchor], keys[anchor]))]
+    rank = np.empty(len(keys), dtype=np.int64)
+    rank[anchor] = np.arange(len(anchor))
     anchor_keys = keys[anchor]
+    openers = _Openers(anchor, openings)
     excerpt = np.flatnonzero(has_key & short)
     lo = np.searchsorted(anchor_keys, keys[excerpt], "left")
     hi = np.searchsorted(anchor_keys, keys[excerpt], "right")
@@ -118,25 +168,13 @@ def edges(openings: Openings, eligible: np.ndarray, max_days: float,
     for e, a, b in zip(excerpt.tolist(), lo.tolist(), hi.tolist(), strict=True):
         if a == b:
             continue
-        found = _first_near(anchor[a:b], openings, e, max_days)
+        # Most openers of a crowded opening are near: the first few in order answer.
+        found = _near(anchor[a:min(b, a + _DIRECT)], openings, e, max_days)[:EDGES_PER_EXCERPT]
+        if len(found) < EDGES_PER_EXCERPT and b - a > _DIRECT:
+            near = openers.near(e, max_days)
+            found = near[np.argsort(rank[near], kind="stable")[:EDGES_PER_EXCERPT]]
         out.append(np.stack([np.full(len(found), e), found], axis=1))
     return np.concatenate(out) if out else np.empty((0, 2), dtype=np.int64)
-
-
-def _first_near(rows: np.ndarray, openings: Openings, row: int, max_days: float,
-                step: int = 256) -> np.ndarray:
-    """The first ``EDGES_PER_EXCERPT`` of ``rows`` near ``row``, looked for ``step`` at a
-    time: the same rows as filtering all of them, without reading a run of thousands of
-    articles with one opening once per excerpt."""
-    found: list[np.ndarray] = []
-    count = 0
-    for start in range(0, len(rows), step):
-        near = _near(rows[start:start + step], openings, row, max_days)
-        found.append(near)
-        count += len(near)
-        if count >= EDGES_PER_EXCERPT:
-            break
-    return np.concatenate(found)[:EDGES_PER_EXCERPT] if found else rows[:0]
 
 
 def _near(rows: np.ndarray, openings: Openings, row: int, max_days: float) -> np.ndarray:
@@ -170,28 +208,38 @@ def regroup(groups: Sequence[np.ndarray], openings: Openings, max_days: float,
     anchor = rows[(keys[rows] != 0) & ~short[rows]]
     if not len(anchor):
         return list(groups)
-    anchor = anchor[np.argsort(keys[anchor], kind="stable")]
-    anchor_keys = keys[anchor]
-    members = [list(g.tolist()) for g in groups]
-    moved = False
-    for g, group in enumerate(groups):
+    openers = _Openers(anchor, openings)
+    sizes = [len(g) for g in groups]
+    moves: dict[int, int] = {}
+    decided: dict[tuple[int, int], int | None] = {}  # a window of openers -> its majority
+    for group in groups:
         if not short[group].all():
             continue
         for r in group.tolist():
             if keys[r] == 0:
                 continue
-            found = _near(anchor[np.searchsorted(anchor_keys, keys[r], "left"):
-                                 np.searchsorted(anchor_keys, keys[r], "right")],
-                          openings, r, max_days)
-            joined, count = np.unique(label[found], return_counts=True)
-            if len(count) and 2 * count.max() > len(found):
-                target = int(joined[np.argmax(count)])
-                if limit is not None and len(members[target]) >= limit:
-                    continue
-                members[g].remove(r)
-                members[target].append(r)
-                moved = True
-    if not moved:
+            found, bounds = openers.window(r, max_days)
+            if bounds is not None and bounds in decided:
+                target = decided[bounds]
+            else:
+                target = _majority(label[found])
+                if bounds is not None:
+                    decided[bounds] = target
+            if target is None or (limit is not None and sizes[target] >= limit):
+                continue
+            moves[r] = target
+            sizes[target] += 1
+    if not moves:
         return list(groups)
-    out = [np.sort(np.asarray(m, dtype=np.int64)) for m in members if m]
-    return sorted(out, key=lambda g: int(g[0]))
+    label[np.fromiter(moves, dtype=np.int64)] = np.fromiter(moves.values(), dtype=np.int64)
+    rows = rows[np.lexsort((rows, label[rows]))]
+    cuts = np.flatnonzero(np.diff(label[rows])) + 1
+    return sorted(np.split(rows, cuts), key=lambda g: int(g[0]))
+
+
+def _majority(labels: np.ndarray) -> int | None:
+    """The label more than half of ``labels`` carry, if one does."""
+    joined, count = np.unique(labels, return_counts=True)
+    if len(count) and 2 * count.max() > len(labels):
+        return int(joined[np.argmax(count)])
+    return None

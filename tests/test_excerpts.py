@@ -154,3 +154,58 @@ def test_edges_find_near_openers_behind_hundreds_of_far_ones() -> None:
     sizes = np.array([1] + [50] * 300 + [1] * 5)
     found = excerpts.edges(_openings(token_lists, days), np.ones(306, dtype=bool), 2.0, sizes)
     assert found[:, 1].tolist() == list(range(301, 306))[:excerpts.EDGES_PER_EXCERPT]
+
+
+def test_a_stub_too_short_for_an_opening_does_not_hold_an_excerpt_back() -> None:
+    long_a, short, stub = WORDS[:80], WORDS[:20], WORDS[50:53]  # the stub has 3 tokens
+    openings = _openings([long_a, long_a, short, stub])
+    groups = [np.array([0, 1]), np.array([2, 3])]
+    # The excerpt (2) joins its story; the stub has no opening, so it stays where it was.
+    assert _as_lists(excerpts.regroup(groups, openings, 2.0)) == [[0, 1, 2], [3]]
+
+
+def _reference_near(openings: excerpts.Openings, rows: np.ndarray, row: int,
+                    max_days: float) -> np.ndarray:
+    """Every opener of ``rows`` with ``row``'s key within the window, read one by one."""
+    f, la = openings.first[row], openings.last[row]
+    return np.array([r for r in rows.tolist() if openings.keys[r] == openings.keys[row]
+                     and (np.isnan(f) or np.isnan(openings.first[r])
+                          or (openings.first[r] <= la + max_days
+                              and openings.last[r] >= f - max_days))], dtype=np.int64)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_crowded_openings_read_by_days_give_what_reading_all_gives(seed: int) -> None:
+    # Hundreds of openers per key (more than the direct-read bound), some undated, some copy
+    # groups spanning days, points in time for one key: edges and regroup must pick what a
+    # one-by-one reading of all openers picks.
+    rng = np.random.default_rng(seed)
+    n = 1600
+    keys = rng.integers(1, 4, n).astype(np.uint64)  # 1: spans, 2: points, 3: some undated
+    short = rng.random(n) < 0.3
+    first = rng.uniform(0, 40, n).round(1)
+    first[(rng.random(n) < 0.05) & (keys == 3)] = np.nan
+    last = first + np.where((rng.random(n) < 0.2) & (keys == 1), rng.uniform(0, 4, n), 0.0)
+    openings = excerpts.Openings(keys, short, first, last)
+    sizes = rng.integers(1, 4, n)
+    eligible = np.ones(n, dtype=bool)
+    anchor = np.flatnonzero(~short)
+    assert np.bincount(keys[anchor].astype(np.int64)).max() > 256
+    order = anchor[np.lexsort((anchor, -sizes[anchor]))]
+    expected = [[e, r] for e in np.flatnonzero(short).tolist()
+                for r in _reference_near(openings, order, e, 2.0)[:excerpts.EDGES_PER_EXCERPT]]
+    assert excerpts.edges(openings, eligible, 2.0, sizes).tolist() == expected
+    # Stories by time, so most excerpts find a majority; excerpts in pairs of their own.
+    label = np.where(np.isnan(first), rng.integers(0, 6, n), np.nan_to_num(first) // 8)
+    label = label.astype(np.int64)
+    label[short] = 6 + np.arange(short.sum()) // 2
+    groups = [np.flatnonzero(label == g) for g in np.unique(label)]
+    moved = label.copy()
+    for e in np.flatnonzero(short).tolist():
+        joined, count = np.unique(label[_reference_near(openings, anchor, e, 2.0)],
+                                  return_counts=True)
+        if len(count) and 2 * count.max() > count.sum():
+            moved[e] = joined[np.argmax(count)]
+    assert (moved != label).sum() > 50
+    want = sorted(np.flatnonzero(moved == g).tolist() for g in np.unique(moved))
+    assert sorted(_as_lists(excerpts.regroup(groups, openings, 2.0))) == want
