@@ -36,7 +36,7 @@ from dedup.prepare import articles_frame
 from dedup.tuning import DaskTuning
 from tests.conftest import DISTRACTORS, ROOT, read_ecbplus, read_seeds
 from tests.test_copies import copies_600
-from tests.test_excerpts import _lede_corpus
+from tests.test_excerpts import _lede_corpus, spanned_lede_corpus
 
 PER_WORKER = DaskTuning().wave_pairs_per_worker
 
@@ -381,3 +381,11 @@ def test_excerpts_join_their_story_as_in_the_local_engine(client: Any) -> None:
     assert_same(got, local)
     cluster_of = dict(zip(got.assignments["id"], got.assignments["cluster_id"], strict=True))
     assert cluster_of["lede"] == cluster_of["full"] != cluster_of["late-lede"]
+
+
+def test_a_copy_group_spans_its_members_days_as_in_the_local_engine(client: Any) -> None:
+    articles = spanned_lede_corpus()
+    got = cluster_dask(articles, client=client, partitions=3, with_stories=False)
+    assert_same(got, cluster(articles, with_stories=False))
+    cluster_of = dict(zip(got.assignments["id"], got.assignments["cluster_id"], strict=True))
+    assert cluster_of["late-lede"] == cluster_of["full"]

@@ -209,3 +209,45 @@ def test_crowded_openings_read_by_days_give_what_reading_all_gives(seed: int) ->
     assert (moved != label).sum() > 50
     want = sorted(np.flatnonzero(moved == g).tolist() for g in np.unique(moved))
     assert sorted(_as_lists(excerpts.regroup(groups, openings, 2.0))) == want
+
+
+def test_undated_ledes_join_their_story_in_every_worker_count() -> None:
+    # Ledes without a date beside a dated story: the window cannot exclude them, so both
+    # join; the worker processes' path gives the same clusters as one process.
+    articles = [{k: v for k, v in a.items() if k != "published" or "lede" not in a["id"]}
+                for a in _lede_corpus()]
+    found = []
+    for workers in (1, 2):
+        result = pipeline.cluster(articles, with_stories=False, workers=workers)
+        cluster_of = dict(zip(result.assignments["id"], result.assignments["cluster_id"],
+                              strict=True))
+        assert cluster_of["lede"] == cluster_of["late-lede"] == cluster_of["full"]
+        found.append(result.assignments)
+    assert found[0].equals(found[1])
+
+
+def spanned_lede_corpus() -> list[dict[str, Any]]:
+    """The lede corpus with a verbatim copy of the full story three weeks on and the late
+    lede a day after that copy: near the copy group's span only through the copy."""
+    articles = _lede_corpus()
+    full = articles[0]
+    copy = {**full, "id": "full-copy", "published": full["published"] + timedelta(days=21)}
+    late = {**articles[3], "published": full["published"] + timedelta(days=22)}
+    return [*articles[:3], copy, late]
+
+
+def test_a_copy_group_carries_its_members_days_end_to_end() -> None:
+    result = pipeline.cluster(spanned_lede_corpus(), with_stories=False)
+    cluster_of = dict(zip(result.assignments["id"], result.assignments["cluster_id"],
+                          strict=True))
+    assert cluster_of["late-lede"] == cluster_of["full-copy"] == cluster_of["full"]
+
+
+def test_an_excerpt_never_grows_a_cluster_past_the_component_bound() -> None:
+    # The story is two articles; with a bound of two, the lede cannot join it.
+    bounded = dataclasses.replace(Config().clustering, max_component_size=2)
+    result = pipeline.cluster(_lede_corpus(), dataclasses.replace(Config(), clustering=bounded),
+                              with_stories=False)
+    cluster_of = dict(zip(result.assignments["id"], result.assignments["cluster_id"],
+                          strict=True))
+    assert cluster_of["other"] == cluster_of["full"] != cluster_of["lede"]
