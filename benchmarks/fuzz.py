@@ -4,12 +4,13 @@
 
 Checks:
 
-- ``fuzz <reader>``: generated inputs (JSONL, CSV, Parquet, .txt folders, stdin, and
-  ``stories.jsonl`` for ``dedup stories``) with mixed-type and deeply nested columns, output
-  names as input columns, lone surrogates, byte-order marks, quoted newlines, bytes that
-  are not UTF-8, non-string ids. A trial fails on a traceback, an exit code other than 0
-  or 2, an error of more than one line, or (exit 0, ``--skip-bad-rows``) when clustered +
-  rejected differs from the rows the input holds.
+- ``fuzz <reader>``: ``dedup cluster``, ``index add`` and ``dedupe`` on generated inputs
+  (JSONL, CSV, Parquet, .txt folders, stdin, and ``stories.jsonl`` for ``dedup stories``)
+  with mixed-type and deeply nested columns, output names as input columns, lone
+  surrogates, byte-order marks, quoted newlines, bytes that are not UTF-8, non-string ids.
+  A trial fails on a traceback, an exit code other than 0 or 2, an error of more than one
+  line, or (exit 0, ``--skip-bad-rows``) when clustered + rejected (dedupe: kept + dropped
+  + rejected, and the rows written) differs from the rows the input holds.
 - ``kill cluster``: ``dedup cluster`` killed (SIGKILL) at a random time while replacing an
   earlier set: OUTDIR must then hold exactly the old set or exactly the new one (every
   visible output byte for byte), and the next run must leave no staging behind.
@@ -206,7 +207,8 @@ def _one_line_error(result: Any) -> str | None:
 
 def cluster_trial(data: Input, folder: Path, command: str = "cluster",
                   skips: tuple[bool, ...] = (False, True)) -> Outcome:
-    """Run ``dedup cluster`` (or ``dedup index add``) without and with --skip-bad-rows."""
+    """Run ``dedup cluster`` (or ``dedup index add``, ``dedup dedupe``) without and with
+    --skip-bad-rows."""
     import polars as pl
     from click.testing import CliRunner
 
@@ -219,6 +221,9 @@ def cluster_trial(data: Input, folder: Path, command: str = "cluster",
         flags = ["--skip-bad-rows"] if skip else []
         if command == "cluster":
             args = ["cluster", *data.args, "-o", str(out), "-j", "1", *flags]
+        elif command == "dedupe":
+            args = ["dedupe", *data.args, "-o", str(folder / f"dd-{skip}.jsonl"), "-j", "1",
+                    *flags]
         else:
             args = ["index", "add", str(folder / f"ix-{skip}.db"), *data.args, *flags]
         result = runner.invoke(main, args, input=data.stdin)
@@ -236,6 +241,11 @@ def cluster_trial(data: Input, folder: Path, command: str = "cluster",
                          else sum(1 for _ in assignments.open("rb")))
             rejected_path = found.path("rejected.jsonl")
             rejected = sum(1 for _ in rejected_path.open("rb")) if rejected_path else 0
+        elif command == "dedupe":
+            problem = _dedupe_accounts(result.stderr, folder / f"dd-{skip}.jsonl", data.rows)
+            if problem:
+                return Outcome(f"dedupe: {problem}")
+            continue
         else:
             counts = {line.split()[0]: int(line.split()[-1].replace(",", ""))
                       for line in result.stderr.splitlines()
@@ -245,6 +255,28 @@ def cluster_trial(data: Input, folder: Path, command: str = "cluster",
             return Outcome(f"{command}: {clustered} clustered + {rejected} rejected != "
                            f"{data.rows} rows")
     return Outcome(None)
+
+
+def _dedupe_accounts(summary: str, out: Path, rows_in: int) -> str | None:
+    """What is wrong with a ``dedup dedupe`` run's accounting: the input's rows = read =
+    kept + dropped + rejected on its summary, kept = rows written, and their ``copies`` sum
+    to kept + dropped."""
+    counts = {}
+    for line in summary.split("seconds per stage")[0].splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] in ("read", "kept", "dropped", "rejected"):
+            counts[words[0]] = int(words[1].replace(",", ""))
+        elif words[:2] == ["articles", "read"]:
+            counts["read"] = int(words[2].replace(",", ""))
+    if set(counts) != {"read", "kept", "dropped", "rejected"}:
+        return f"no accounting in the summary: {summary[-300:]!r}"
+    if not rows_in == counts["read"] == counts["kept"] + counts["dropped"] + counts["rejected"]:
+        return f"{rows_in} rows in, {counts} do not add up"
+    rows = [json.loads(line) for line in out.open("rb")]
+    if len(rows) != counts["kept"] or sum(r["copies"] for r in rows) != (
+            counts["kept"] + counts["dropped"]):
+        return f"{len(rows)} rows written for {counts}"
+    return None
 
 
 @st.composite
@@ -303,8 +335,9 @@ def cached_lsh_params() -> Iterator[None]:
 def fuzz(kind: str, examples: int, record: Callable[[Outcome], None],
          thorough: bool = True) -> None:
     """Run ``examples`` generated inputs of reader ``kind`` through the CLI: ``dedup
-    cluster`` with and without --skip-bad-rows, then ``dedup index add`` likewise (not
-    ``thorough``: one of the four, drawn, for a quick run in the test suite)."""
+    cluster`` with and without --skip-bad-rows, then ``dedup index add`` and ``dedup
+    dedupe`` likewise (not ``thorough``: one of the six, drawn, for a quick run in the test
+    suite)."""
 
     @settings(max_examples=examples, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
@@ -318,10 +351,11 @@ def fuzz(kind: str, examples: int, record: Callable[[Outcome], None],
             made = data.draw(inputs(kind, folder))
             if thorough:
                 outcome = cluster_trial(made, folder)
-                if outcome.problem is None:
-                    outcome = cluster_trial(made, folder, command="index")
+                for command in ("index", "dedupe"):
+                    if outcome.problem is None:
+                        outcome = cluster_trial(made, folder, command=command)
             else:
-                command = data.draw(st.sampled_from(["cluster", "cluster", "index"]))
+                command = data.draw(st.sampled_from(["cluster", "cluster", "index", "dedupe"]))
                 outcome = cluster_trial(made, folder, command, (data.draw(st.booleans()),))
             record(outcome)
 
