@@ -20,6 +20,7 @@ import polars as pl
 from dedup import excerpts, normalize, refine, signatures
 from dedup.config import Config
 from dedup.io.errors import DedupInputError
+from dedup.io.readers import dates_column, parse_date
 from dedup.parallel import WorkerPool, guided_size
 from dedup.records import Article
 from dedup.timing import StageTimer, release_memory
@@ -82,6 +83,8 @@ def articles_frame(articles: pl.DataFrame | Iterable[Article | Mapping[str, Any]
             frame = frame.with_columns(pl.lit(None, dtype=dtype).alias(column))
     if "published" not in frame.columns:
         frame = frame.with_columns(pl.lit(None, dtype=pl.Datetime("us")).alias("published"))
+    else:
+        frame = frame.with_columns(_published(frame))
     extras = [c for c in frame.columns if c not in CORE_COLUMNS]
     return frame.select(*CORE_COLUMNS, *extras)
 
@@ -103,9 +106,34 @@ def _check_ids(frame: pl.DataFrame) -> None:
         )
 
 
+def _published(frame: pl.DataFrame) -> pl.Series:
+    """The ``published`` column as naive-UTC datetimes (ISO 8601 strings, dates and zoned
+    datetimes read as the file readers read them), or a ``DedupInputError`` naming the
+    first article whose date is unreadable."""
+    found = dates_column(frame["published"])
+    if found is not None:
+        return found
+    for row_id, value in zip(frame["id"], frame["published"], strict=True):
+        _date(row_id, value)
+    raise DedupInputError(f"column 'published' holds {frame['published'].dtype} values, not "
+                          "dates: pass datetimes or ISO 8601 strings")
+
+
+def _date(row_id: Any, value: Any) -> datetime | None:
+    """``io.parse_date`` of one article's date, or a ``DedupInputError`` naming it."""
+    try:
+        return parse_date(value)
+    except (ValueError, TypeError):
+        raise DedupInputError(
+            f"article {row_id!r}: unreadable date {value!r} in 'published': use a datetime "
+            "or ISO 8601 (2024-03-22 or 2024-03-22T18:00:00)") from None
+
+
 def _row(article: Article | Mapping[str, Any]) -> dict[str, Any]:
+    """One input record as a row; dates parsed here, so that datetimes and ISO strings
+    can be mixed across records."""
     if isinstance(article, Article):
-        return {
+        row = {
             "id": article.id,
             "text": article.text,
             "title": article.title,
@@ -113,7 +141,11 @@ def _row(article: Article | Mapping[str, Any]) -> dict[str, Any]:
             "source": article.source,
             **article.extra,
         }
-    return dict(article)
+    else:
+        row = dict(article)
+    if row.get("published") is not None:
+        row["published"] = _date(row.get("id"), row["published"])
+    return row
 
 
 def to_articles(frame: pl.DataFrame) -> list[Article]:

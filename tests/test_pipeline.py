@@ -97,11 +97,34 @@ def test_extra_columns_pass_through(seeds: list[dict[str, Any]]) -> None:
         ([{"text": "no id"}], "no 'id' column"),
         ([{"id": "a", "body": "x"}], "no 'text' column"),
         ([{"id": "", "text": "x"}], "empty id"),
+        ([{"id": "a", "text": "x", "published": "yesterday"}], "article 'a': unreadable date"),
+        (pl.DataFrame({"id": ["a"], "text": ["x"], "published": [5]}),
+         "article 'a': unreadable date 5"),
     ],
 )
-def test_bad_api_input_raises_clear_error(rows: list[dict[str, Any]], message: str) -> None:
+def test_bad_api_input_raises_clear_error(rows: list[dict[str, Any]] | pl.DataFrame,
+                                          message: str) -> None:
     with pytest.raises(DedupInputError, match=message):
         cluster(rows)
+
+
+def test_iso_dates_read_as_the_cli_reads_them(seeds: list[dict[str, Any]]) -> None:
+    # ISO strings, zoned strings, dates and datetimes, mixed across records or in a frame:
+    # the same days as the datetimes, so the date window sees the same gap.
+    def ids_together(rows: Any) -> bool:
+        found = cluster(rows, with_stories=False).assignments["cluster_id"]
+        return found[0] == found[1]
+
+    near = [{**seeds[0], "published": "2024-03-23T01:00:00+02:00"},
+            {**seeds[1], "published": datetime(2024, 3, 23)}]
+    far = [{**seeds[0], "published": "2024-03-23"}, {**seeds[1], "published": "2025-03-23Z"}]
+    assert ids_together(near) and not ids_together(far)
+    assert not ids_together(pl.DataFrame(far))
+    dated = pl.DataFrame([{**s, "published": d} for s, d in
+                          zip(seeds, ["2024-03-23T01:00:00+02:00", "2024-03-23"], strict=True)])
+    assert ids_together(dated)
+    assert not ids_together([Article(s["id"], s["text"], published=d)  # type: ignore[arg-type]
+                             for s, d in zip(seeds, ["2024-03-23", "2025-03-23"], strict=True)])
 
 
 def test_date_window_blocks_far_apart_pairs(seeds: list[dict[str, Any]]) -> None:

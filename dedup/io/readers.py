@@ -199,7 +199,8 @@ def _standard_columns(raw: pl.DataFrame, columns: Columns, coerce_ids: bool, not
     ids = raw[columns.id].cast(pl.String)
     if ids.null_count() or (ids.str.strip_chars() == "").any():
         return None
-    published = _dates(raw[columns.published]) if columns.published in raw.columns else None
+    published = (dates_column(raw[columns.published]) if columns.published in raw.columns
+                 else None)
     if columns.published in raw.columns and published is None:
         return None
 
@@ -243,7 +244,7 @@ def carried_names(names: Iterable[str], notes: Notes | None = None) -> dict[str,
     return out
 
 
-def _dates(values: pl.Series) -> pl.Series | None:
+def dates_column(values: pl.Series) -> pl.Series | None:
     """Naive-UTC datetimes of a column, or None if a value is not a readable date."""
     if values.dtype == pl.Null:
         return pl.Series(values.name, [None] * len(values), dtype=pl.Datetime("us"))
@@ -257,7 +258,7 @@ def _dates(values: pl.Series) -> pl.Series | None:
         return None
     unique = values.unique().drop_nulls().to_list()
     try:
-        parsed = {v: _parse_date(v) for v in unique}
+        parsed = {v: parse_date(v) for v in unique}
     except ValueError:
         return None
     return values.replace_strict(parsed, default=None, return_dtype=pl.Datetime("us"))
@@ -578,7 +579,7 @@ def map_row(
         return None
     published = raw.get(columns.published)
     try:
-        published = _parse_date(published)
+        published = parse_date(published)
     except ValueError:
         bad(path, line, row_id, f"unreadable date {published!r} in column "
             f"{columns.published!r}: use ISO 8601 (2024-03-22 or 2024-03-22T18:00:00)")
@@ -607,7 +608,8 @@ def _json_kind(value: Any) -> str:
     return type(value).__name__
 
 
-def _parse_date(value: Any) -> datetime | None:
+def parse_date(value: Any) -> datetime | None:
+    """A naive-UTC datetime of an ISO 8601 value (None for none); ValueError otherwise."""
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
