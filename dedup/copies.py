@@ -162,6 +162,27 @@ def group_labels(keys: np.ndarray, present: np.ndarray, group: np.ndarray | None
             for k, p in zip(rep_keys.tolist(), present.tolist(), strict=True)]
 
 
+def elect(exact: np.ndarray, days: np.ndarray, ids: Sequence[str]) -> np.ndarray:
+    """``exact`` (each row's exact-copy representative) relabelled so that each group is
+    represented by its earliest published member (undated last), then the smallest id: the
+    version the merger reads, by the merger's own tie-break, so that which copy a story
+    quotes does not depend on the order of the input."""
+    rows = np.arange(len(exact))
+    shared = np.flatnonzero(np.bincount(exact, minlength=len(exact))[exact] > 1)
+    if not len(shared):
+        return exact
+    label, when = exact[shared], days[shared]
+    rank = np.empty(len(shared), dtype=np.int64)
+    rank[np.argsort(np.array([ids[r] for r in shared.tolist()], dtype=object),
+                    kind="stable")] = np.arange(len(shared))
+    undated = np.isnan(when)
+    order = np.lexsort((rank, np.where(undated, 0.0, when), undated, label))
+    first = order[np.r_[True, label[order][1:] != label[order][:-1]]]
+    chosen = rows.copy()
+    chosen[label[first]] = shared[first]
+    return chosen[exact]
+
+
 def copies_by_version(rows: np.ndarray, exact: np.ndarray, ids: Sequence[str]
                       ) -> dict[str, tuple[str, ...]]:
     """Among ``rows`` (one cluster), each distinct version's id -> its exact copies' ids

@@ -529,6 +529,9 @@ def _merged(
     if copy_groups is not None and not copy_groups.collapsed:
         copy_groups = None
     ids = frame["id"].to_list() if copy_groups is not None else []
+    if copy_groups is not None:  # the version of each exact group: the merger's own choice
+        copy_groups = dataclasses.replace(copy_groups, exact_group=copies.elect(
+            copy_groups.exact, publication_days(frame), ids))
 
     def tasks() -> Iterator[MergeTask]:
         for batch in guided_batches(groups, task_articles, pool.workers):

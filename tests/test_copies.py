@@ -147,3 +147,34 @@ def test_index_story_carries_copies_as_the_batch_story_does(tmp_path: Path,
     assert sorted(ours.copies) == seeds and [len(c) for c in ours.copies.values()] == [49, 49]
     assert len(ours.members) == 100 and not empty.copies
     assert dataclasses.replace(ours, cluster_id=batch.cluster_id) == batch
+
+
+def dated_copies() -> tuple[list[dict[str, Any]], str]:
+    """Each seed and five copies of it, each under its own outlet line (stripped, so the
+    copies are exact), dated out of row order; and the id of seed 004's earliest copy."""
+    out = []
+    when = datetime(2024, 3, 20)
+    for seed in read_seeds():
+        out.append({**seed, "published": when + timedelta(days=5)})
+        for k in range(5):
+            out.append({**seed, "id": f"{seed['id']}-copy{k}", "text": seed["text"] + "\nShare.",
+                        "published": when + timedelta(hours=(7 * k) % 5)})
+    return out, f"{read_seeds()[1]['id']}-copy0"
+
+
+def test_the_story_quotes_the_earliest_copy_in_any_input_order(tmp_path: Path) -> None:
+    # Hour offsets 0, 2, 4, 1, 3: copy0 is the earliest of each seed's copies. The base and
+    # every id the story cites must not depend on which copy comes first in the input.
+    articles, earliest = dated_copies()
+    stories = []
+    for order in (articles, articles[::-1], articles[3:] + articles[:3]):
+        story = pipeline.cluster(order).stories[0]
+        stories.append(story_to_dict(story))
+        assert earliest in story.copies or story.base == earliest
+        assert {s for ids in story.copies.values() for s in ids} >= {
+            f"{read_seeds()[1]['id']}-copy{k}" for k in range(1, 5)}
+    assert stories[0] == stories[1] == stories[2]
+    index = StoryIndex(tmp_path / "ix.db")
+    index.add(articles[::-1])
+    in_index = story_to_dict(index.stories()[0])
+    assert {**in_index, "cluster_id": ""} == {**stories[0], "cluster_id": ""}  # ids: own rule

@@ -35,7 +35,7 @@ from dedup.pipeline import ClusterResult
 from dedup.prepare import articles_frame
 from dedup.tuning import DaskTuning
 from tests.conftest import DISTRACTORS, ROOT, read_ecbplus, read_seeds
-from tests.test_copies import copies_600
+from tests.test_copies import copies_600, dated_copies
 from tests.test_excerpts import _lede_corpus, spanned_lede_corpus
 
 PER_WORKER = DaskTuning().wave_pairs_per_worker
@@ -330,6 +330,13 @@ def test_600_copies_are_one_cluster_equal_to_local(client: Any) -> None:
     assert len(got.clusters) == 1 and got.clusters[0].size == 600
     assert_same(got, local)
     assert got.stats["copies_collapsed"] == local.stats["copies_collapsed"] == 598
+
+
+def test_the_story_quotes_the_earliest_copy_as_in_the_local_engine(client: Any) -> None:
+    articles, earliest = dated_copies()
+    got = cluster_dask(articles[::-1], client=client, partitions=3)
+    assert_same(got, cluster(articles[::-1]))
+    assert earliest in (got.stories[0].base, *got.stories[0].copies)
 
 
 def _dask_pair_scores(frame: pl.DataFrame, config: Config, cuts: list[int]

@@ -55,6 +55,7 @@ class _Bucket:
     label: np.ndarray
     gidx: np.ndarray
     rep_local: np.ndarray  # each row's copy-group representative, as a local index
+    version: np.ndarray  # each row's copy group's version for the merger (``copies.elect``)
     weights: np.ndarray
     openings: excerpts.Openings  # a copy group's members are all here: spans are whole
     pairs: np.ndarray
@@ -85,9 +86,11 @@ def _bucket(template: refine.Features, rows_in: list[GroupRows],
 
     openings = excerpts.Openings(rows.keys, rows.short, rows.days, rows.days).dated(
         rows.days, rep_local)
-    return _Bucket(label, rows.gidx, rep_local, np.bincount(rep_local, minlength=len(rep_local)),
-                   openings, pairs, score, clustering.ReusingSimilarity(block),
-                   frame["id"].to_list(), frame["published"].to_list(), frame)
+    ids = frame["id"].to_list()
+    return _Bucket(label, rows.gidx, rep_local, copies.elect(rep_local, rows.days, ids),
+                   np.bincount(rep_local, minlength=len(rep_local)), openings, pairs, score,
+                   clustering.ReusingSimilarity(block), ids, frame["published"].to_list(),
+                   frame)
 
 
 def link(config: Config, with_stories: bool, offsets: np.ndarray, template: refine.Features,
@@ -113,9 +116,9 @@ def link(config: Config, with_stories: bool, offsets: np.ndarray, template: refi
             member_ids = [b.ids[r] for r in group]
             cid = clustering.cluster_id(member_ids)
             if with_stories:
-                versions = group[b.rep_local[group] == group]
+                versions = group[b.version[group] == group]
                 story = merge_story([articles[r] for r in versions], cid, config,
-                                    copies=copies.copies_by_version(group, b.rep_local, b.ids))
+                                    copies=copies.copies_by_version(group, b.version, b.ids))
                 stories.append(story)
                 base = member_ids.index(story.base)
             else:

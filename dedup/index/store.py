@@ -20,7 +20,7 @@ import numpy as np
 from dedup import copies
 from dedup.config import Config, IndexConfig
 from dedup.configfile import config_from_mapping, config_to_json
-from dedup.index.records import FORMAT, FORMAT_VERSION, StoryIndexError, utc_naive
+from dedup.index.records import FORMAT, FORMAT_VERSION, StoryIndexError, epoch, utc_naive
 from dedup.index.state import State, load_state
 from dedup.merge import merge, story_to_dict
 from dedup.records import Article, Story
@@ -381,7 +381,7 @@ class IndexStore:
     def _versions(self, cluster_id: str) -> tuple[list[Article], dict[str, tuple[str, ...]]]:
         """A cluster's distinct versions (in row order) and each version's verbatim copies,
         by the batch's rule: the same copies signature (``copies.copy_groups``), the
-        earliest member the version (#18: three hundred copies are one voice)."""
+        version elected by ``copies.elect`` (#18: three hundred copies are one voice)."""
         rows = self.conn.execute(
             "SELECT a.id, a.text, a.title, a.published, a.source, s.copies FROM articles a"
             " JOIN signatures s ON s.row = a.row WHERE a.cluster_id = ? ORDER BY a.row",
@@ -393,8 +393,12 @@ class IndexStore:
                     source=source)
             for i, text, title, pub, source, _ in rows
         ]
-        exact = exact_copies([blob for *_, blob in rows], self.config.signatures.num_perm)
-        copied = copies.copies_by_version(np.arange(len(rows)), exact, [a.id for a in members])
+        ids = [a.id for a in members]
+        days = np.array([math.nan if a.published is None else epoch(a.published) / 86400.0
+                         for a in members], dtype=np.float64)
+        exact = copies.elect(exact_copies([blob for *_, blob in rows],
+                                          self.config.signatures.num_perm), days, ids)
+        copied = copies.copies_by_version(np.arange(len(rows)), exact, ids)
         return [a for k, a in enumerate(members) if exact[k] == k], copied
 
 
