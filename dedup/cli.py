@@ -278,7 +278,7 @@ def _summary(result: ClusterResult, notes: list[str]) -> None:
         *(f"  {name:<13} {seconds:>10.3f}" for name, seconds in result.timings.items()),
     ]
     if stats.get("oversized_buckets"):
-        lines.append(f"LSH buckets skipped as oversized: {stats['oversized_buckets']:,}")
+        lines.append(f"LSH buckets over their size cap: {stats['oversized_buckets']:,}")
     lines.extend(f"note: {note}" for note in notes)
     click.echo("\n".join(lines), err=True)
 
@@ -424,6 +424,8 @@ def _read_inputs(inputs: tuple[str, ...], fmt: str | None, columns: io.Columns,
                                 coerce_ids=coerce_ids)
     except io.InputError as err:
         raise InputFailure(str(err)) from None
+    if read.frame.height == 0 and not read.rejected:
+        read.notes.append(f"no articles in {', '.join(inputs)}: is that the right input?")
     return read, time.perf_counter() - start
 
 

@@ -71,7 +71,7 @@ class CandidateConfig:
     copies_max_bucket_size: int = 100
     events_max_bucket_size: int = 20
     # A crowded events bucket is split by up to this many further min-hashes of its
-    # members before it is dropped: a common term plus another shared sampled term is
+    # members before it is chained (below): a common term plus another shared sampled term is
     # evidence. Set by measurement on the synthetic corpus (see CHANGELOG).
     events_split_depth: int = 2
     # A bucket still over its cap (after splitting) is connected, not dropped: each member,

@@ -85,12 +85,20 @@ BAD_CASES = [
     ("in.jsonl", b'{"id": "a", "text": "x"}\n{"id": "b", "text": \n', "in.jsonl:2"),
     ("in.jsonl", b'{"id": "a", "text": "caf\xe9"}\n', "not UTF-8"),
     ("in.jsonl", b'{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n', "duplicate id"),
-    ("in.jsonl", b'{"text": "x"}\n', "missing id"),
-    ("in.jsonl", b'{"id": "a", "body": "x"}\n', "missing text"),
-    ("in.csv", b"id,body\na,x\n", "missing text"),
+    ("in.jsonl", b'{"text": "x"}\n', "missing id: no column 'id' in this row (columns: text)"),
+    ("in.jsonl", b'{"id": "a", "body": "x"}\n', "columns: id, body): map it with --text-col"),
+    ("in.csv", b"id,body\na,x\n", "in.csv: no column 'text' (columns: id, body): map it with"),
     ("in.csv", b"id,text\na,caf\xe9\n", "in.csv:2"),
     ("in.jsonl", b'{"id": "a", "text": "x", "published": "yesterday"}\n', "unreadable date"),
 ]
+
+
+def test_stdin_in_another_format_is_one_clear_line(tmp_path: Path) -> None:
+    result = run("cluster", "-", "--format", "csv", "-o", str(tmp_path / "out"),
+                 stdin=b"id,text\na,x\n")
+    assert result.exit_code == 2
+    assert result.stderr == ("Error: -: standard input is read as JSONL only, not csv: save it "
+                             "to a file and pass the file\n")
 
 
 @pytest.mark.parametrize(("name", "content", "expected"), BAD_CASES)
@@ -172,3 +180,24 @@ def test_unwritable_output_is_one_clear_line(tmp_path: Path) -> None:
     assert run("cluster", str(SEEDS), "-o", str(out)).exit_code == 0
     result = run("stories", str(out), "-o", str(blocker / "s.md"))
     assert result.exit_code == 2 and "cannot write" in result.stderr
+
+
+def test_a_column_no_row_has_stops_the_run_even_when_skipping_bad_rows(tmp_path: Path) -> None:
+    # A wrong mapping is not 2,000 bad rows: one line naming the file and its columns.
+    src = tmp_path / "in.csv"
+    src.write_bytes(b"doc_id,body\na,Quake hits Lima\nb,Storm\n")
+    result = run("cluster", str(src), "-o", str(tmp_path / "out"), "--skip-bad-rows")
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: {src}: no column 'id' (columns: doc_id, body): map it "
+                             "with --id-col\n")
+    result = run("cluster", str(src), "-o", str(tmp_path / "out"), "--id-col", "doc_id",
+                 "--text-col", "body")
+    assert result.exit_code == 0, result.output
+
+
+def test_an_empty_input_runs_and_says_so(tmp_path: Path) -> None:
+    src = tmp_path / "empty.jsonl"
+    src.write_bytes(b"\n\n")
+    result = run("cluster", str(src), "-o", str(tmp_path / "out"))
+    assert result.exit_code == 0
+    assert f"note: no articles in {src}: is that the right input?" in result.stderr

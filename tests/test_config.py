@@ -76,6 +76,9 @@ def test_every_setting_round_trips_through_toml() -> None:
     ('[index]\nstory_refresh = "now"\n', 'index.story_refresh must be "read" or "add"'),
     ("clustering = 0.2\n", "clustering must be a table"),
     ("[clustering\n", "not valid TOML"),
+    ("[signatures]\nnum_perm = 0\n", "signatures.num_perm must be at least 2, not 0"),
+    ("[clustering]\nlink_threshold = 5\n", "link_threshold must be between 0 and 1, not 5.0"),
+    ("[candidates]\ncopies_threshold = 0\n", "copies_threshold must be above 0 and at most 1"),
 ])
 def test_bad_settings_are_one_line_naming_file_and_key(
     tmp_path: Path, text: str, message: str

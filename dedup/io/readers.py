@@ -121,6 +121,9 @@ def read_articles(
     for path in paths:
         kind = detect_format(path, fmt)
         if path == "-":
+            if kind != "jsonl":
+                raise InputError(f"-: standard input is read as JSONL only, not {kind}: save "
+                                 "it to a file and pass the file")
             continue
         if not Path(path).exists():
             raise InputError(f"{path}: no such file or directory")
@@ -174,6 +177,11 @@ def read_tables(paths: Sequence[str], fmt: str | None, columns: Columns,
             raw = pl.read_parquet(path) if kind == "parquet" else _read_csv(path)
         except Exception:  # the row reader names the problem
             return None
+        for flag, name in (("--id-col", columns.id), ("--text-col", columns.text)):
+            if name not in raw.columns:  # no row can have it: the mapping is wrong
+                raise InputError(f"{path}: no column {name!r} (columns: "
+                                 f"{', '.join(raw.columns[:8])}"
+                                 f"{', ...' if raw.width > 8 else ''}): map it with {flag}")
         frame = _standard_columns(raw, columns, coerce_ids, notes or Notes())
         if frame is None:
             return None
@@ -555,9 +563,12 @@ def map_row(
     """One raw record as an article dict (standard names, extras after), or None after
     reporting it to ``bad``."""
     row_id = raw.get(columns.id)
+    if columns.id not in raw:
+        bad(path, line, None, f"missing id: no column {columns.id!r} in this row "
+            f"({_columns_of(raw)}): map it with --id-col")
+        return None
     if row_id is None or (isinstance(row_id, str) and row_id.strip() == ""):
-        bad(path, line, None, f"missing id: no value in column {columns.id!r} (map it with "
-            "--id-col)")
+        bad(path, line, None, f"missing id: no value in column {columns.id!r}")
         return None
     if not isinstance(row_id, str):
         integer = isinstance(row_id, int) and not isinstance(row_id, bool)
@@ -570,8 +581,8 @@ def map_row(
             return None
         row_id = str(row_id)
     if columns.text not in raw:
-        bad(path, line, row_id, f"missing text: no column {columns.text!r} (map it with "
-            "--text-col)")
+        bad(path, line, row_id, f"missing text: no column {columns.text!r} in this row "
+            f"({_columns_of(raw)}): map it with --text-col")
         return None
     text = raw[columns.text]
     if text is not None and not isinstance(text, str):
@@ -598,6 +609,14 @@ def map_row(
         else json_text(source),
         **{renamed.get(k, k): v for k, v in extras.items()},
     }
+
+
+def _columns_of(raw: dict[str, Any], most: int = 8) -> str:
+    """The columns a row has, for an error that suggests which one to map."""
+    names = [str(k) for k in raw]
+    shown = ", ".join(names[:most]) + (f", ... ({len(names)} in all)" if len(names) > most
+                                       else "")
+    return f"columns: {shown}" if names else "no columns"
 
 
 def _json_kind(value: Any) -> str:
