@@ -589,11 +589,13 @@ def index_add_command(
         except (DedupInputError, StoryIndexError) as err:
             raise InputFailure(str(err)) from None
     new = sum(p.is_new_cluster for p in placed)
+    created = len({p.cluster_id for p in placed if p.is_new_cluster})
     merged = len({m for p in placed for m in p.merged})
     lines = [
         f"articles added  {len(placed):>10,}",
-        f"  new clusters  {new:>10,}",
-        f"  joined        {len(placed) - new:>10,}",
+        f"  into new ids  {new:>10,}",
+        f"  into old ids  {len(placed) - new:>10,}",
+        f"  new ids       {created:>10,}",
         f"  merged ids    {merged:>10,}",
         f"  rejected      {len(read.rejected) + skipped:>10,}",
         f"index articles  {stats['articles']:>10,}",

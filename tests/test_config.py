@@ -124,7 +124,8 @@ def test_index_keeps_the_settings_it_was_created_with(tmp_path: Path) -> None:
     assert stored == load_config(strict) and stored.clustering.link_threshold == 0.9
     result = run("index", "add", db, second)  # no --config: the index's own settings
     assert result.exit_code == 0, result.output
-    assert "new clusters           1" in result.stderr  # defaults would join the seeds
+    assert "  into new ids           1" in result.stderr  # defaults would join the seeds
+    assert "  new ids                1" in result.stderr
     with StoryIndex.open(db, stored) as index:
         assert index.stats()["clusters"] == 2
 

@@ -141,7 +141,8 @@ class StoryIndex(Placer, Expiry, Reads):
             first = next(i for i in ids if i in known)
             raise DedupInputError(
                 f"duplicate id {first!r}: it is already in the index {self.path} "
-                f"({len(known)} of this batch are); ids must be unique"
+                f"({len(known)} of this batch are); ids must be unique: leave them out "
+                "(`dedup index add --skip-bad-rows` does)"
             )
 
     @translated

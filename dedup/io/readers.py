@@ -321,7 +321,8 @@ def _jsonl(path: str, stream: IO[bytes] | None, bad: Bad, notes: Notes
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as err:
-                bad(path, number, None, f"malformed JSON ({err.msg} at column {err.colno})")
+                what = err.msg.removesuffix(" at")  # "Unterminated string starting at"
+                bad(path, number, None, f"malformed JSON ({what} at column {err.colno})")
                 continue
             except RecursionError:  # nested deeper than the decoder goes
                 obj = _shallow_object(text)
