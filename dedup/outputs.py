@@ -147,6 +147,7 @@ def staged(outdir: Path) -> Iterator[Staging]:
             raise OutputError(f"{outdir}: another dedup run is writing this folder; wait for "
                               "it or pick another -o folder") from None
         _clean(outdir, keep=_current_target(outdir))
+        _refuse_foreign(outdir)
         folder = outdir / f"{_STAGING}{secrets.token_hex(6)}"
         folder.mkdir()
         staging = Staging(outdir, folder)
@@ -248,6 +249,21 @@ def _sync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _refuse_foreign(outdir: Path) -> None:
+    """An ``OutputError`` when a file with an output name is not ours to replace.
+
+    A set's names are our links; a folder an older dedup wrote (before manifests) holds
+    plain files, always with an assignments table among them, and those are replaced. A
+    ``stories.jsonl`` of the user's own, alone in the folder, is neither.
+    """
+    plain = [n for n in OUTPUT_NAMES
+             if (outdir / n).exists() and not (outdir / n).is_symlink()]
+    legacy = any(n.startswith("assignments") for n in plain)
+    if plain and not legacy and _current_target(outdir) is None:
+        raise OutputError(f"{outdir / plain[0]}: not written by dedup (no manifest, no "
+                          "assignments beside it): move it away or pick another -o folder")
 
 
 def _current_target(outdir: Path) -> str | None:

@@ -134,3 +134,16 @@ def test_one_run_writes_a_folder_at_a_time(tmp_path: Path) -> None:
               outputs.staged(out)):
             pass
         assert first.path.is_dir()  # the second run did not clean the first's staging
+
+
+def test_a_users_own_file_with_an_output_name_is_never_replaced(tmp_path: Path) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "stories.jsonl").write_text('{"mine": 1}\n')
+    result = run("cluster", str(SEEDS), "-o", str(out))
+    assert result.exit_code == 2
+    assert result.stderr == (f"Error: {out / 'stories.jsonl'}: not written by dedup (no "
+                             "manifest, no assignments beside it): move it away or pick "
+                             "another -o folder\n")
+    assert (out / "stories.jsonl").read_text() == '{"mine": 1}\n'
+    assert not (out / "stories.jsonl").is_symlink()
