@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import polars as pl
 
@@ -22,6 +22,13 @@ from dedup.index.terms import Vocabulary
 from dedup.index.vectors import Scratch
 from dedup.pipeline import DedupInputError
 from dedup.records import Article
+
+
+class OpenOptions(TypedDict, total=False):
+    """``StoryIndex.open``'s keywords, forwarded to ``StoryIndex(...)``."""
+
+    index_config: IndexConfig | None
+    create: bool
 
 
 class StoryIndex(Placer, Expiry, Reads):
@@ -61,20 +68,15 @@ class StoryIndex(Placer, Expiry, Reads):
         self._conn = self._connect(create)
 
     @classmethod
-    def open(
-        cls,
-        path: str | Path,
-        config: Config | None = None,
-        *,
-        index_config: IndexConfig | None = None,
-        create: bool = True,
-    ) -> StoryIndex:
-        """Open the index at ``path``, creating it when missing (unless ``create=False``).
+    def open(cls, path: str | Path, config: Config | None = None,
+             **options: Unpack[OpenOptions]) -> StoryIndex:
+        """Open the index at ``path``, creating it when missing (unless ``create=False``);
+        ``options`` are ``__init__``'s keywords (``index_config``, ``create``).
 
         Raises StoryIndexError for a file that is not a story index, one written by another
         format version, or one built with other signature settings.
         """
-        return cls(path, config, index_config=index_config, create=create)
+        return cls(path, config, **options)
 
     def __enter__(self) -> StoryIndex:
         return self
