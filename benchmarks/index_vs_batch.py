@@ -45,9 +45,9 @@ def run(docs: int, batch: int, tail: bool = True) -> list[tuple[str, str]]:
     return [
         ("articles", f"{len(ids):,}"),
         ("batch size (index)", str(batch)),
-        ("ARI index vs batch", f"{adjusted_rand_score(batch_labels, index_labels):.4f}"),
-        ("ARI batch vs gold", f"{adjusted_rand_score(corpus.gold, batch_labels):.4f}"),
-        ("ARI index vs gold", f"{adjusted_rand_score(corpus.gold, index_labels):.4f}"),
+        ("ARI index vs batch", f"{adjusted_rand_score(batch_labels, index_labels):.6f}"),
+        ("ARI batch vs gold", f"{adjusted_rand_score(corpus.gold, batch_labels):.6f}"),
+        ("ARI index vs gold", f"{adjusted_rand_score(corpus.gold, index_labels):.6f}"),
         ("clusters batch / index", f"{len(set(batch_labels)):,} / {len(set(index_labels)):,}"),
         ("seconds batch / index", f"{batch_s:.1f} / {index_s:.1f}"),
     ]
