@@ -23,6 +23,12 @@ import numpy as np
 from dedup import candidates, copies
 from dedup.candidates import spans
 
+# Split min-hashes are packed into one uint64 per entry, 32 bits each: two levels at most.
+MAX_SPLIT_DEPTH = 2
+_SPLIT_BITS = 32
+# The bits of a packed split that a sub-bucket at each split level shares.
+_LEVEL_MASKS = (np.uint64(0), np.uint64(0xFFFFFFFF00000000), np.uint64(0xFFFFFFFFFFFFFFFF))
+
 
 @dataclass(frozen=True, slots=True)
 class Rules:
@@ -36,6 +42,12 @@ class Rules:
     min_collisions: int = 1
     max_per_doc: int | None = None
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.split_depth <= MAX_SPLIT_DEPTH:
+            raise ValueError(f"StoryIndex splits a crowded bucket by 0 to {MAX_SPLIT_DEPTH} "
+                             f"further min-hashes, not {self.split_depth}: set "
+                             f"events_split_depth to at most {MAX_SPLIT_DEPTH}")
+
     @classmethod
     def of(cls, options: Mapping[str, Any], shape: tuple[int, int]) -> Rules:
         """The rules of ``candidates.lsh_pairs(**options)``; ``shape``: its (bands, rows),
@@ -46,40 +58,62 @@ class Rules:
                    options.get("max_per_doc"))
 
     def keys(self, sigs: np.ndarray) -> np.ndarray:
-        """Bucket keys, (documents, split_depth + 1, bands): level 0 the band's rows of
-        min-hashes, level k those plus the first k ``candidates.split_columns``.
-
-        Two documents share a level's key exactly when they share those min-hashes (up to a
-        2^-64 collision); bands and levels never share keys (each band starts from its
-        own constant, each level hashes more columns).
-        """
+        """Each document's bucket keys, (documents, 1 + split_depth, bands): the band's key
+        (``copies.signature_keys`` of its rows of min-hashes; equal rows, equal keys, up to
+        a 2^-64 collision, and each band starts from its own constant so bands never share
+        a key), then the min-hashes that split a crowded bucket of the band
+        (``candidates.split_columns``), one level each."""
         n, bands, rows = len(sigs), self.bands, self.rows
         cube = sigs[:, : bands * rows].reshape(n, bands, rows)
         band_start = copies.signature_keys(np.arange(bands, dtype=np.uint32)[:, None])
         out = np.empty((n, self.split_depth + 1, bands), dtype=np.uint64)
         out[:, 0] = copies.signature_keys(cube, band_start)
-        if self.split_depth:
-            columns = [candidates.split_columns(sigs, b, bands, rows, self.split_depth)
-                       for b in range(bands)]
-            split = np.stack([c for c in columns if c is not None], axis=1)  # (n, bands, depth)
-            for level in range(1, self.split_depth + 1):
-                out[:, level] = copies.signature_keys(split[:, :, level - 1 : level],
-                                                      out[:, level - 1])
+        for band in range(bands if self.split_depth else 0):
+            split = candidates.split_columns(sigs, band, bands, rows, self.split_depth)
+            assert split is not None
+            out[:, 1:, band] = split
         return out
 
 
-Level = tuple[np.ndarray, np.ndarray]  # (sorted uint64 band keys, int64 rows)
+# A tier: band keys, split min-hashes packed (``pack_split``; empty without split levels)
+# and rows, sorted by key, then split, then row.
+Tier = tuple[np.ndarray, np.ndarray, np.ndarray]
 ROW_BITS = 40  # (document, row) pairs are packed as document << 40 | row
+_NO_SPLIT = np.empty(0, dtype=np.uint64)
 
 
-def empty_level() -> Level:
-    """A level with no entries."""
-    return np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.int64)
+def empty_tier() -> Tier:
+    """A tier with no entries."""
+    return np.empty(0, dtype=np.uint64), _NO_SPLIT, np.empty(0, dtype=np.int64)
+
+
+def pack_split(keys: np.ndarray) -> np.ndarray:
+    """The split min-hashes of ``Rules.keys`` (``keys[:, 1:]``) as one uint64 per (document,
+    band), document-major: level 1's in the high 32 bits, level 2's in the low. Sorted by
+    it, a sub-bucket at any level is one slice of its bucket."""
+    packed = np.zeros(keys.shape[0] * keys.shape[2], dtype=np.uint64)
+    for level in range(1, keys.shape[1]):
+        shift = np.uint64(_SPLIT_BITS * (MAX_SPLIT_DEPTH - level))
+        packed |= (keys[:, level].ravel() & np.uint64(0xFFFFFFFF)) << shift
+    return packed
+
+
+def entries(rows: np.ndarray, keys: np.ndarray) -> Tier:
+    """``Rules.keys`` of documents ``rows`` (ascending) as tier entries, one per document
+    and band, sorted."""
+    band_keys = keys[:, 0].ravel()
+    entry_rows = np.repeat(rows.astype(np.int64), keys.shape[2])
+    if keys.shape[1] == 1:
+        order = np.argsort(band_keys, kind="stable")  # rows ascend already
+        return band_keys[order], _NO_SPLIT, entry_rows[order]
+    split = pack_split(keys)
+    order = np.lexsort((entry_rows, split, band_keys))
+    return band_keys[order], split[order], entry_rows[order]
 
 
 _RADIX_BITS = 16
 _RADIX_SHIFT = np.uint64(64 - _RADIX_BITS)
-_RADIX_MIN = 1 << 18  # levels this large get a directory
+_RADIX_MIN = 1 << 18  # tiers this large get a directory
 
 
 def radix_directory(keys: np.ndarray) -> np.ndarray:
@@ -98,16 +132,32 @@ def radix_search(keys: np.ndarray, directory: np.ndarray, queries: np.ndarray, s
     of its ~23 steps. The search runs on all queries at once, a step per pass.
     """
     bucket = (queries >> _RADIX_SHIFT).astype(np.int64)
-    lo, hi = directory[bucket], directory[bucket + 1]
-    active = lo < hi
-    while active.any():
+    return bounded_search(keys, directory[bucket], directory[bucket + 1], queries, side)
+
+
+def bounded_search(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, queries: np.ndarray,
+                   side: str) -> np.ndarray:
+    """``lo[i] + np.searchsorted(values[lo[i]:hi[i]], queries[i], side)`` for every ``i``
+    (each slice sorted), all at once, a step of binary search per pass over the searches
+    not yet done (slices differ in length by orders of magnitude: a crowded bucket's
+    thousands of members beside empty slices)."""
+    out = lo.copy()
+    todo = np.flatnonzero(lo < hi)
+    lo, hi, queries = lo[todo], hi[todo], queries[todo]
+    going = np.ones(len(todo), dtype=bool)
+    while len(todo):
         mid = (lo + hi) >> 1
-        value = keys[np.where(active, mid, 0)]
-        right = active & ((value < queries) if side == "left" else (value <= queries))
+        value = values[np.where(going, mid, 0)]
+        right = going & ((value < queries) if side == "left" else (value <= queries))
         lo = np.where(right, mid + 1, lo)
-        hi = np.where(active & ~right, mid, hi)
-        active = lo < hi
-    return lo
+        hi = np.where(going & ~right, mid, hi)
+        going = lo < hi
+        if 2 * np.count_nonzero(going) < len(going):  # most are done: drop them
+            out[todo[~going]] = lo[~going]
+            todo, lo, hi, queries = todo[going], lo[going], hi[going], queries[going]
+            going = going[going]
+    out[todo] = lo
+    return out
 
 
 def ranges(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -116,30 +166,32 @@ def ranges(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.nd
 
 
 class BandIndex:
-    """LSH buckets as sorted (key, row) tables in three tiers: main, recent and small.
+    """LSH buckets as sorted tables in three tiers: main, recent and small.
 
     Why not datasketch's dict-of-sets storage: one Python set per bucket costs ~1 KB per
     article, inserting 20k articles took 13 s and reopening 100k would rebuild for a
-    minute; sorted uint64 tables cost 16 bytes per (article, band, split level), rebuild
-    with one argsort and answer a whole batch with a few ``searchsorted`` calls over its
-    sorted keys (per-article lookups were a third of ``add``). A batch's keys are merged
-    into ``small``, which is merged into ``recent`` past ``SMALL`` entries, which is merged
-    into ``main`` when it reaches a quarter of it: inserts stay amortised O(1). Every split
-    level's key is stored (``Rules.keys``): a bucket may become crowded at any add.
+    minute; sorted tables cost 16 bytes per (article, band), plus 4 per split level, rebuild
+    with one sort and answer a whole batch with a few ``searchsorted`` calls over its
+    sorted keys (per-article lookups were a third of ``add``). Entries are sorted by band
+    key, then split min-hashes, then row: a split level's sub-bucket is a slice of its
+    bucket, found by binary search inside it, and a sub-bucket's last rows are its most
+    recent. A batch's entries are merged into ``small``, which is merged into ``recent``
+    past ``SMALL`` entries, which is merged into ``main`` when it reaches a quarter of it:
+    inserts stay amortised O(1) (merged entries are always newer than those of the tier).
     """
 
     SMALL = 1 << 16
 
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
-        self.levels: list[Level] = []
+        self.levels: list[Tier] = []
         self.directories: list[np.ndarray | None] = []
-        self._set_levels([empty_level(), empty_level(), empty_level()])
+        self._set_levels([empty_tier() for _ in range(3)])
 
-    def _set_levels(self, levels: list[Level]) -> None:
+    def _set_levels(self, levels: list[Tier]) -> None:
         """Install new tier tables; large ones changed get a new radix directory."""
         directories: list[np.ndarray | None] = []
-        for k, (keys, _) in enumerate(levels):
+        for k, (keys, _, _) in enumerate(levels):
             if len(keys) < _RADIX_MIN:
                 directories.append(None)
             elif k < len(self.levels) and keys is self.levels[k][0]:
@@ -150,37 +202,53 @@ class BandIndex:
 
     def build(self, rows: np.ndarray, keys: np.ndarray) -> None:
         """Replace the tables: row ``rows[i]`` has keys ``keys[i]`` (``Rules.keys``)."""
-        flat = keys.reshape(len(rows), -1)
-        all_keys = flat.ravel()
-        order = np.argsort(all_keys, kind="stable")
-        all_rows = np.repeat(rows.astype(np.int64), flat.shape[1])
-        self._set_levels([(all_keys[order], all_rows[order]), empty_level(), empty_level()])
+        self._set_levels([entries(rows, keys), empty_tier(), empty_tier()])
 
-    @staticmethod
-    def _merge(level: Level, new: Level) -> Level:
-        (keys, rows), (new_keys, new_rows) = level, new
-        order = np.argsort(new_keys, kind="stable")
-        at = np.searchsorted(keys, new_keys[order], side="right")
-        return np.insert(keys, at, new_keys[order]), np.insert(rows, at, new_rows[order])
+    def _slices(self, k: int, keys: np.ndarray, split: np.ndarray, depth: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Tier ``k``'s slice of each query's sub-bucket at split level ``depth`` (0: the
+        band's bucket), as (lo, hi); ``split``: the queries' packed split min-hashes."""
+        level_keys, level_split, _ = self.levels[k]
+        directory = self.directories[k]
+        if directory is None:
+            lo = np.searchsorted(level_keys, keys, side="left")
+            hi = np.searchsorted(level_keys, keys, side="right")
+        else:
+            lo = radix_search(level_keys, directory, keys, "left")
+            hi = radix_search(level_keys, directory, keys, "right")
+        if depth:
+            mask = _LEVEL_MASKS[depth]
+            lo, hi = (bounded_search(level_split, lo, hi, split & mask, "left"),
+                      bounded_search(level_split, lo, hi, split | ~mask, "right"))
+        return lo, hi
+
+    def _merge(self, k: int, new: Tier) -> Tier:
+        """Tier ``k`` with the sorted, newer entries ``new`` merged in, order kept."""
+        keys, split, rows = self.levels[k]
+        if self.rules.split_depth:
+            _, at = self._slices(k, new[0], new[1], MAX_SPLIT_DEPTH)
+            split = np.insert(split, at, new[1])
+        else:
+            at = np.searchsorted(keys, new[0], side="right")
+        return np.insert(keys, at, new[0]), split, np.insert(rows, at, new[2])
 
     def insert(self, rows: np.ndarray, keys: np.ndarray) -> None:
         """Add documents: row ``rows[i]`` has keys ``keys[i]`` (``Rules.keys``)."""
         if not len(rows):
             return
-        flat = keys.reshape(len(rows), -1)
-        main, recent, small = self.levels
-        small = self._merge(small, (flat.ravel(), np.repeat(rows, flat.shape[1])))
+        main, recent, _ = self.levels
+        small = self._merge(2, entries(rows, keys))
         if len(small[0]) > self.SMALL:
-            recent, small = self._merge(recent, small), empty_level()
+            recent, small = self._merge(1, small), empty_tier()
         if len(recent[0]) > max(1 << 16, len(main[0]) // 4):
-            main, recent = self._merge(main, recent), empty_level()
+            main, recent = self._merge(0, recent), empty_tier()
         self._set_levels([main, recent, small])
 
     def remove(self, rows: np.ndarray) -> None:
         levels = []
-        for keys, level_rows in self.levels:
+        for keys, split, level_rows in self.levels:
             keep = ~np.isin(level_rows, rows)
-            levels.append((keys[keep], level_rows[keep]))
+            levels.append((keys[keep], split[keep] if len(split) else split, level_rows[keep]))
         self._set_levels(levels)
 
     def query(self, keys: np.ndarray, valid: np.ndarray, first_row: int) -> Found:
@@ -190,86 +258,102 @@ class BandIndex:
         signature, never a candidate) and will be row ``first_row + i``: it sees the table
         plus the batch's earlier documents. Per band, as ``candidates.bucket_pairs``: a
         bucket that fits ``max_bucket_size`` gives all its members; a crowded one is split
-        by the next level's key, and one still crowded after ``split_depth`` levels gives
-        its ``chain`` most recent members (``candidates.chain_pairs`` links each member to
-        the next ones in document order: the arriving one is the last).
+        by the next split min-hash, and one still crowded after ``split_depth`` levels
+        gives its ``chain`` most recent members (``candidates.chain_pairs`` links each
+        member to the next ones in document order: the arriving one is the last).
 
         What arrival order changes: a bucket is crowded when it holds more than
         ``max_bucket_size`` members counting the new document, so its first members paired
         with each other before it became crowded (the batch, seeing its final size, splits
         or chains all of it).
         """
-        rules = self.rules
-        docs = np.flatnonzero(valid)
         found = Found()
+        docs = np.flatnonzero(valid)
         if not len(docs):
             return found
-        bands = keys.shape[2]
-        entry_doc = np.repeat(docs, bands)  # entries: (document, band), in document order
+        band_keys = keys[docs, 0].ravel()  # entries: (document, band), in document order
+        split = pack_split(keys[docs])
+        entry_doc = np.repeat(docs, keys.shape[2])
         active = np.arange(len(entry_doc))  # entries whose bucket is crowded so far
-        for level in range(rules.split_depth + 1):
+        # Each entry's slice of each tier at the level reached: a split level narrows it.
+        slices = [(np.zeros(len(active), dtype=np.int64), np.zeros(len(active), dtype=np.int64))
+                  for _ in self.levels]
+        for depth in range(self.rules.split_depth + 1):
             if not len(active):
                 break
-            last = level == rules.split_depth
-            self._level(keys[docs, level].ravel(), entry_doc, active, first_row, last, found)
+            self._level(band_keys, split, depth, entry_doc, active, slices, first_row, found)
             active = found.crowded
         return found
 
-    def _level(self, flat: np.ndarray, entry_doc: np.ndarray, active: np.ndarray,
-               first_row: int, last: bool, found: Found) -> None:
-        """One split level of ``query`` for the ``active`` entries: members of the buckets
-        that fit go to ``found``, those of the last level's crowded buckets are chained,
-        and ``found.crowded`` becomes the entries left crowded here."""
-        cap, chain = self.rules.max_bucket_size, self.rules.chain
-        # Earlier batch documents in the same bucket: the entries before this one among
-        # equal keys, over all of the batch's entries (an earlier document in this bucket
-        # may have found its own bucket uncrowded).
-        order = np.argsort(flat, kind="stable")  # equal keys stay in document order
-        sorted_keys = flat[order]
+    def _narrow(self, k: int, keys: np.ndarray, split: np.ndarray, depth: int,
+                bounds: tuple[np.ndarray, np.ndarray], at: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """``_slices`` for the entries ``at`` of ``query``, from their slices one level up
+        (``bounds``, updated in place)."""
+        if not depth:
+            lo, hi = self._slices(k, keys, split, 0)
+        else:
+            level_split, mask = self.levels[k][1], _LEVEL_MASKS[depth]
+            lo, hi = bounds[0][at], bounds[1][at]
+            lo, hi = (bounded_search(level_split, lo, hi, split & mask, "left"),
+                      bounded_search(level_split, lo, hi, split | ~mask, "right"))
+        bounds[0][at], bounds[1][at] = lo, hi
+        return lo, hi
+
+    def _level(self, band_keys: np.ndarray, split: np.ndarray, depth: int,
+               entry_doc: np.ndarray, active: np.ndarray,
+               bounds: list[tuple[np.ndarray, np.ndarray]], first_row: int, found: Found
+               ) -> None:
+        """Split level ``depth`` of ``query`` for the ``active`` entries: members of the
+        sub-buckets that fit go to ``found``, those of the last level's crowded ones are
+        chained, and ``found.crowded`` becomes the entries left crowded here."""
+        cap, chain, last = self.rules.max_bucket_size, self.rules.chain, self.rules.split_depth
+        # Earlier batch documents in the same sub-bucket: the entries before this one among
+        # equal (key, split columns), over all of the batch's entries (an earlier document
+        # in this sub-bucket may have found its own bucket uncrowded).
+        columns = [band_keys, split & _LEVEL_MASKS[depth]] if depth else [band_keys]
+        order = np.lexsort((np.arange(len(band_keys)), *columns[::-1]))
         doc_of = entry_doc[order]
-        position = np.arange(len(sorted_keys))
-        new_group = np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1]))
+        position = np.arange(len(order))
+        new_group = np.zeros(len(order), dtype=bool)
+        new_group[0] = True
+        for column in columns:
+            ordered = column[order]
+            new_group[1:] |= ordered[1:] != ordered[:-1]
         group_start = np.maximum.accumulate(np.where(new_group, position, 0))
         at = np.empty(len(order), dtype=np.int64)
         at[order] = position
         here = np.sort(at[active])  # sorted positions: cache-friendly searches below
-        keys_here = sorted_keys[here]
+        entry = order[here]
+        query_keys = band_keys[entry]
+        query_split = split[entry] if depth else split
         earlier = here - group_start[here]
-        lookups = []
-        size = earlier.copy()
-        for (level_keys, level_rows), directory in zip(self.levels, self.directories,
-                                                       strict=True):
-            if directory is None:
-                lo = np.searchsorted(level_keys, keys_here, side="left")
-                count = np.searchsorted(level_keys, keys_here, side="right") - lo
-            else:
-                lo = radix_search(level_keys, directory, keys_here, "left")
-                count = radix_search(level_keys, directory, keys_here, "right") - lo
-            lookups.append((level_rows, lo, count))
-            size += count
-        fits = size + 1 <= cap  # the bucket holds the new document too
+        slices = [self._narrow(k, query_keys, query_split, depth, bounds[k], entry)
+                  for k in range(len(self.levels))]
+        size = earlier + sum(hi - lo for lo, hi in slices)
+        fits = size + 1 <= cap  # the sub-bucket holds the new document too
         owner = doc_of[here]
         take = np.where(fits, earlier, 0)
         found.add(np.repeat(owner, take), first_row + ranges(doc_of, here - take, take))
-        for level_rows, lo, count in lookups:
-            take = np.where(fits, count, 0)
+        for (_, _, level_rows), (lo, hi) in zip(self.levels, slices, strict=True):
+            take = np.where(fits, hi - lo, 0)
             found.add(np.repeat(owner, take), ranges(level_rows, lo, take))
         crowded = ~fits
         found.crowded = order[here[crowded]]
-        if not last or chain <= 0 or not crowded.any():
+        if depth < last or chain <= 0 or not crowded.any():
             return
         # Still crowded after the last split: the ``chain`` most recent members (each
-        # source's last ones, rows ascending within a key), then the ``chain`` latest.
+        # source's last ones: rows ascend within a sub-bucket), then the ``chain`` latest.
         owner = owner[crowded]
         entry = np.arange(len(owner))
         take = np.minimum(earlier[crowded], chain)
-        entries = [np.repeat(entry, take)]
-        rows = [first_row + ranges(doc_of, here[crowded] - take, take)]
-        for level_rows, lo, count in lookups:
-            take = np.minimum(count[crowded], chain)
-            entries.append(np.repeat(entry, take))
-            rows.append(ranges(level_rows, (lo + count)[crowded] - take, take))
-        entry_of, row = np.concatenate(entries), np.concatenate(rows)
+        entry_parts = [np.repeat(entry, take)]
+        row_parts = [first_row + ranges(doc_of, here[crowded] - take, take)]
+        for (_, _, level_rows), (lo, hi) in zip(self.levels, slices, strict=True):
+            take = np.minimum((hi - lo)[crowded], chain)
+            entry_parts.append(np.repeat(entry, take))
+            row_parts.append(ranges(level_rows, hi[crowded] - take, take))
+        entry_of, row = np.concatenate(entry_parts), np.concatenate(row_parts)
         latest = np.lexsort((-row, entry_of))
         rank = np.arange(len(latest)) - np.searchsorted(entry_of[latest], entry_of[latest])
         keep = latest[rank < chain]
