@@ -12,11 +12,11 @@ import polars as pl
 
 from dedup import candidates, pipeline, signatures
 from dedup.config import Config, IndexConfig
-from dedup.index import inputs
+from dedup.index import bands, inputs
 from dedup.index.expiry import Expiry
 from dedup.index.placement import Placer
 from dedup.index.reads import Reads
-from dedup.index.records import Placement, Progress
+from dedup.index.records import Placement, Progress, StoryIndexError
 from dedup.index.store import translated
 from dedup.index.terms import Vocabulary
 from dedup.index.vectors import Scratch
@@ -61,6 +61,10 @@ class StoryIndex(Placer, Expiry, Reads):
         cand, sig = self.config.candidates, self.config.signatures
         self._copy_bands = candidates.lsh_params(cand.copies_threshold, sig.num_perm)
         self._event_bands = candidates.lsh_params(cand.events_threshold, sig.num_perm)
+        try:  # the band storage holds two split levels at most
+            bands.Rules.of(cand.lsh_options("events"), self._event_bands)
+        except ValueError as err:
+            raise StoryIndexError(f"{self.path}: {err}") from None
         self._vocabulary = Vocabulary()
         self._minhasher = signatures.MinHasher(sig.num_perm, sig.seed)
         self._state = None
