@@ -179,7 +179,7 @@ class BandIndex:
 
     Why not datasketch's dict-of-sets storage: one Python set per bucket costs ~1 KB per
     article, inserting 20k articles took 13 s and reopening 100k would rebuild for a
-    minute; sorted tables cost 16 bytes per (article, band), plus 4 per split level, rebuild
+    minute; sorted tables cost 16 bytes per (article, band), 24 when the rules split, rebuild
     with one sort and answer a whole batch with a few ``searchsorted`` calls over its
     sorted keys (per-article lookups were a third of ``add``). Entries are sorted by band
     key, then split min-hashes, then row: a split level's sub-bucket is a slice of its
@@ -193,47 +193,47 @@ class BandIndex:
 
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
-        self.levels: list[Tier] = []
+        self.tiers: list[Tier] = []
         self.directories: list[np.ndarray | None] = []
-        self._set_levels([empty_tier() for _ in range(3)])
+        self._set_tiers([empty_tier() for _ in range(3)])
 
-    def _set_levels(self, levels: list[Tier]) -> None:
+    def _set_tiers(self, tiers: list[Tier]) -> None:
         """Install new tier tables; large ones changed get a new radix directory."""
         directories: list[np.ndarray | None] = []
-        for k, (keys, _, _) in enumerate(levels):
+        for k, (keys, _, _) in enumerate(tiers):
             if len(keys) < _RADIX_MIN:
                 directories.append(None)
-            elif k < len(self.levels) and keys is self.levels[k][0]:
+            elif k < len(self.tiers) and keys is self.tiers[k][0]:
                 directories.append(self.directories[k])
             else:
                 directories.append(radix_directory(keys))
-        self.levels, self.directories = levels, directories
+        self.tiers, self.directories = tiers, directories
 
     def build(self, rows: np.ndarray, keys: np.ndarray) -> None:
         """Replace the tables: row ``rows[i]`` has keys ``keys[i]`` (``Rules.keys``)."""
-        self._set_levels([entries(rows, keys), empty_tier(), empty_tier()])
+        self._set_tiers([entries(rows, keys), empty_tier(), empty_tier()])
 
     def _slices(self, k: int, keys: np.ndarray, split: np.ndarray, depth: int
                 ) -> tuple[np.ndarray, np.ndarray]:
         """Tier ``k``'s slice of each query's sub-bucket at split level ``depth`` (0: the
         band's bucket), as (lo, hi); ``split``: the queries' packed split min-hashes."""
-        level_keys, level_split, _ = self.levels[k]
+        tier_keys, tier_split, _ = self.tiers[k]
         directory = self.directories[k]
         if directory is None:
-            lo = np.searchsorted(level_keys, keys, side="left")
-            hi = np.searchsorted(level_keys, keys, side="right")
+            lo = np.searchsorted(tier_keys, keys, side="left")
+            hi = np.searchsorted(tier_keys, keys, side="right")
         else:
-            lo = radix_search(level_keys, directory, keys, "left")
-            hi = radix_search(level_keys, directory, keys, "right")
+            lo = radix_search(tier_keys, directory, keys, "left")
+            hi = radix_search(tier_keys, directory, keys, "right")
         if depth:
             mask = _LEVEL_MASKS[depth]
-            lo, hi = (bounded_search(level_split, lo, hi, split & mask, "left"),
-                      bounded_search(level_split, lo, hi, split | ~mask, "right"))
+            lo, hi = (bounded_search(tier_split, lo, hi, split & mask, "left"),
+                      bounded_search(tier_split, lo, hi, split | ~mask, "right"))
         return lo, hi
 
     def _merge(self, k: int, new: Tier) -> Tier:
         """Tier ``k`` with the sorted, newer entries ``new`` merged in, order kept."""
-        keys, split, rows = self.levels[k]
+        keys, split, rows = self.tiers[k]
         if self.rules.split_depth:
             _, at = self._slices(k, new[0], new[1], MAX_SPLIT_DEPTH)
             split = np.insert(split, at, new[1])
@@ -245,20 +245,20 @@ class BandIndex:
         """Add documents: row ``rows[i]`` has keys ``keys[i]`` (``Rules.keys``)."""
         if not len(rows):
             return
-        main, recent, _ = self.levels
+        main, recent, _ = self.tiers
         small = self._merge(2, entries(rows, keys))
         if len(small[0]) > self.SMALL:
             recent, small = self._merge(1, small), empty_tier()
         if len(recent[0]) > max(1 << 16, len(main[0]) // 4):
             main, recent = self._merge(0, recent), empty_tier()
-        self._set_levels([main, recent, small])
+        self._set_tiers([main, recent, small])
 
     def remove(self, rows: np.ndarray) -> None:
-        levels = []
-        for keys, split, level_rows in self.levels:
-            keep = ~np.isin(level_rows, rows)
-            levels.append((keys[keep], split[keep] if len(split) else split, level_rows[keep]))
-        self._set_levels(levels)
+        tiers = []
+        for keys, split, tier_rows in self.tiers:
+            keep = ~np.isin(tier_rows, rows)
+            tiers.append((keys[keep], split[keep] if len(split) else split, tier_rows[keep]))
+        self._set_tiers(tiers)
 
     def query(self, keys: np.ndarray, valid: np.ndarray, first_row: int) -> Found:
         """Candidates of a batch of new documents, as if each were queried, then inserted.
@@ -286,7 +286,7 @@ class BandIndex:
         active = np.arange(len(entry_doc))  # entries whose bucket is crowded so far
         # Each entry's slice of each tier at the level reached: a split level narrows it.
         slices = [(np.zeros(len(active), dtype=np.int64), np.zeros(len(active), dtype=np.int64))
-                  for _ in self.levels]
+                  for _ in self.tiers]
         for depth in range(self.rules.split_depth + 1):
             if not len(active):
                 break
@@ -302,10 +302,10 @@ class BandIndex:
         if not depth:
             lo, hi = self._slices(k, keys, split, 0)
         else:
-            level_split, mask = self.levels[k][1], _LEVEL_MASKS[depth]
+            tier_split, mask = self.tiers[k][1], _LEVEL_MASKS[depth]
             lo, hi = bounds[0][at], bounds[1][at]
-            lo, hi = (bounded_search(level_split, lo, hi, split & mask, "left"),
-                      bounded_search(level_split, lo, hi, split | ~mask, "right"))
+            lo, hi = (bounded_search(tier_split, lo, hi, split & mask, "left"),
+                      bounded_search(tier_split, lo, hi, split | ~mask, "right"))
         bounds[0][at], bounds[1][at] = lo, hi
         return lo, hi
 
@@ -338,15 +338,15 @@ class BandIndex:
         query_split = split[entry] if depth else split
         earlier = here - group_start[here]
         slices = [self._narrow(k, query_keys, query_split, depth, bounds[k], entry)
-                  for k in range(len(self.levels))]
+                  for k in range(len(self.tiers))]
         size = earlier + sum(hi - lo for lo, hi in slices)
         fits = size + 1 <= cap  # the sub-bucket holds the new document too
         owner = doc_of[here]
         take = np.where(fits, earlier, 0)
         found.add(np.repeat(owner, take), first_row + ranges(doc_of, here - take, take))
-        for (_, _, level_rows), (lo, hi) in zip(self.levels, slices, strict=True):
+        for (_, _, tier_rows), (lo, hi) in zip(self.tiers, slices, strict=True):
             take = np.where(fits, hi - lo, 0)
-            found.add(np.repeat(owner, take), ranges(level_rows, lo, take))
+            found.add(np.repeat(owner, take), ranges(tier_rows, lo, take))
         crowded = ~fits
         found.crowded = order[here[crowded]]
         if depth < last or chain <= 0 or not crowded.any():
@@ -358,10 +358,10 @@ class BandIndex:
         take = np.minimum(earlier[crowded], chain)
         entry_parts = [np.repeat(entry, take)]
         row_parts = [first_row + ranges(doc_of, here[crowded] - take, take)]
-        for (_, _, level_rows), (lo, hi) in zip(self.levels, slices, strict=True):
+        for (_, _, tier_rows), (lo, hi) in zip(self.tiers, slices, strict=True):
             take = np.minimum((hi - lo)[crowded], chain)
             entry_parts.append(np.repeat(entry, take))
-            row_parts.append(ranges(level_rows, hi[crowded] - take, take))
+            row_parts.append(ranges(tier_rows, hi[crowded] - take, take))
         entry_of, row = np.concatenate(entry_parts), np.concatenate(row_parts)
         latest = np.lexsort((-row, entry_of))
         rank = np.arange(len(latest)) - np.searchsorted(entry_of[latest], entry_of[latest])
