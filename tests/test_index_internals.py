@@ -135,6 +135,23 @@ def test_index_splits_crowded_buckets_as_the_batch_does() -> None:
             assert batch_has == index_has == (depth > 0), (depth, adds)
 
 
+def test_index_chains_a_crowded_bucket_as_the_batch_does_past_the_caps() -> None:
+    """A bucket still crowded (no split level) is chained: each member to the next
+    ``crowded_chain`` by row, kept whatever ``events_min_collisions`` says, as
+    ``lsh_pairs`` keeps them. The index sees the chain from each newest member, from the
+    add that makes the bucket crowded (21 members counting the new one, cap 20)."""
+    rng = np.random.default_rng(9)
+    sigs = rng.integers(0, 2**32, (30, 128), dtype=np.int64).astype(np.uint32)
+    sigs[:, 0] = 7  # one band shared by all 30: crowded; every pair shares one band only
+    cand = dataclasses.replace(Config().candidates, events_split_depth=0,
+                               events_min_collisions=2, events_max_per_doc=None)
+    batch, _ = candidates.lsh_pairs(sigs, np.ones(30, dtype=bool), **cand.lsh_options("events"))
+    chained = {(int(i), int(j)) for i, j in batch}
+    assert chained == {(i, j) for j in range(30) for i in (j - 2, j - 1) if i >= 0}
+    for adds in ([30], [10, 15, 5], [1] * 30):
+        assert _index_pairs(sigs, cand, adds) == {(i, j) for i, j in chained if j >= 20}
+
+
 def test_index_finds_the_batch_pairs_where_no_bucket_is_crowded() -> None:
     """Buckets under the cap: the index's candidates, whatever the batch sizes, are exactly
     ``lsh_pairs``' (same bands, same bucket keys, same shared-band rule)."""
