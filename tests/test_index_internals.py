@@ -86,9 +86,11 @@ def test_radix_search_matches_searchsorted() -> None:
 # --------------------------------------------------------------------- candidate rules
 
 
-def _index_pairs(sigs: np.ndarray, cand: Any, adds: list[int]) -> set[tuple[int, int]]:
+def _index_pairs(sigs: np.ndarray, cand: Any, adds: list[int], limit: int | None = None
+                 ) -> set[tuple[int, int]]:
     """Candidate pairs of ``bands.lookup`` over ``sigs`` as events signatures, added in
-    batches of ``adds`` rows (copies signatures absent), each pair as (low, high)."""
+    batches of ``adds`` rows (copies signatures absent; ``limit``: the events cap), each
+    pair as (low, high)."""
     options = cand.lsh_options("events")
     shape = candidates.lsh_params(options["threshold"], sigs.shape[1])
     events, copies = BandIndex(Rules.of(options, shape)), BandIndex(Rules.of(options, shape))
@@ -98,7 +100,7 @@ def _index_pairs(sigs: np.ndarray, cand: Any, adds: list[int]) -> set[tuple[int,
         part = sigs[first : first + size]
         keys = events.rules.keys(part)
         present = np.ones(size, dtype=bool)
-        found = lookup(copies, events, keys, ~present, keys, present, first, None)
+        found = lookup(copies, events, keys, ~present, keys, present, first, limit)
         out.update((int(r), first + k) for k, rows in enumerate(found) for r in rows)
         events.insert(np.arange(first, first + size), keys)
         first += size
@@ -150,6 +152,18 @@ def test_index_chains_a_crowded_bucket_as_the_batch_does_past_the_caps() -> None
     assert chained == {(i, j) for j in range(30) for i in (j - 2, j - 1) if i >= 0}
     for adds in ([30], [10, 15, 5], [1] * 30):
         assert _index_pairs(sigs, cand, adds) == {(i, j) for i, j in chained if j >= 20}
+
+
+def test_index_caps_events_partners_by_the_batch_rank() -> None:
+    """The events cap keeps a new article's partners sharing the most bands, ties the lower
+    row (``candidates.strongest_entries``, as ``lsh_pairs``), not the most recent."""
+    rng = np.random.default_rng(4)
+    sigs = rng.integers(0, 2**32, (6, 128), dtype=np.int64).astype(np.uint32)
+    for row in range(5):  # rows 0-4 share band ``row`` with row 5; row 4 shares band 9 too
+        sigs[row, row] = sigs[5, row]
+    sigs[4, 9] = sigs[5, 9]
+    for adds in ([6], [5, 1]):
+        assert _index_pairs(sigs, Config().candidates, adds, limit=2) == {(0, 5), (4, 5)}
 
 
 def test_index_finds_the_batch_pairs_where_no_bucket_is_crowded() -> None:
