@@ -19,6 +19,7 @@ from pathlib import Path
 from sklearn.metrics import adjusted_rand_score
 
 import dedup
+from benchmarks.index_bench import print_table
 from benchmarks.synthetic import generate
 from dedup.index import StoryIndex
 
@@ -60,12 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-tail", action="store_true",
                         help="generator version 2's corpus (no heavy tail)")
     args = parser.parse_args(argv)
-    rows = run(args.docs, args.batch, tail=not args.no_tail)
-    width = max(len(label) for label, _ in rows)
-    print(f"| {'measure':<{width}} | value |")
-    print(f"|{'-' * (width + 2)}|-------|")
-    for label, value in rows:
-        print(f"| {label:<{width}} | {value} |")
+    print_table(run(args.docs, args.batch, tail=not args.no_tail))
 
 
 if __name__ == "__main__":
