@@ -166,6 +166,30 @@ def test_index_caps_events_partners_by_the_batch_rank() -> None:
         assert _index_pairs(sigs, Config().candidates, adds, limit=2) == {(0, 5), (4, 5)}
 
 
+def test_band_tiers_stay_sorted_and_answer_as_one_table() -> None:
+    """Merging batches into the small, recent and main tiers keeps each sorted by key, split
+    min-hashes, row (what makes a sub-bucket a slice whose last rows are the newest), and
+    the tiers answer a query as one table built at once does."""
+    rng = np.random.default_rng(2)
+    rules = Rules(bands=4, rows=1, max_bucket_size=5, chain=2, split_depth=2)
+    keys = rng.integers(0, 6, (400, 3, 4), dtype=np.int64).astype(np.uint64)  # crowded
+    table, whole = BandIndex(rules), BandIndex(rules)
+    table.SMALL = 64  # merges into recent and main after a few batches
+    for first in range(0, 360, 40):
+        table.insert(np.arange(first, first + 40), keys[first : first + 40])
+    whole.build(np.arange(360), keys[:360])
+    assert all(len(tier[0]) for tier in table.tiers[:2])
+    for band_keys, split, rows in table.tiers:
+        order = np.lexsort((rows, split, band_keys))
+        assert np.array_equal(order, np.arange(len(order)))
+    valid = np.ones(40, dtype=bool)
+    ours, theirs = table.query(keys[360:], valid, 360), whole.query(keys[360:], valid, 360)
+    for a, b in zip(ours.pairs(360) + ours.chained(360), theirs.pairs(360) + theirs.chained(360),
+                    strict=True):
+        assert np.array_equal(a, b)
+    assert len(ours.chained(360)[0]) and len(ours.pairs(360)[0])
+
+
 def test_index_finds_the_batch_pairs_where_no_bucket_is_crowded() -> None:
     """Buckets under the cap: the index's candidates, whatever the batch sizes, are exactly
     ``lsh_pairs``' (same bands, same bucket keys, same shared-band rule)."""

@@ -234,8 +234,9 @@ class BandIndex:
     def _merge(self, k: int, new: Tier) -> Tier:
         """Tier ``k`` with the sorted, newer entries ``new`` merged in, order kept."""
         keys, split, rows = self.tiers[k]
-        if self.rules.split_depth:
-            _, at = self._slices(k, new[0], new[1], MAX_SPLIT_DEPTH)
+        if self.rules.split_depth:  # after the equal (key, split) entries: new rows are newer
+            lo, hi = self._slices(k, new[0], new[1], 0)
+            at = bounded_search(split, lo, hi, new[1], "right")
             split = np.insert(split, at, new[1])
         else:
             at = np.searchsorted(keys, new[0], side="right")
@@ -249,7 +250,7 @@ class BandIndex:
         small = self._merge(2, entries(rows, keys))
         if len(small[0]) > self.SMALL:
             recent, small = self._merge(1, small), empty_tier()
-        if len(recent[0]) > max(1 << 16, len(main[0]) // 4):
+        if len(recent[0]) > max(self.SMALL, len(main[0]) // 4):
             main, recent = self._merge(0, recent), empty_tier()
         self._set_tiers([main, recent, small])
 
