@@ -171,8 +171,13 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             rows = run(args.docs, args.batch, args.story_refresh, Path(tmp), args.stages,
                        tail=not args.no_tail)
-    width = max(len(label) for label, _ in rows)
     print(f"StoryIndex benchmark, synthetic corpus, one process (pid {os.getpid()})")
+    print_table(rows)
+
+
+def print_table(rows: list[tuple[str, str]]) -> None:
+    """(label, value) rows as a Markdown table of measure and value."""
+    width = max(len(label) for label, _ in rows)
     print(f"| {'measure':<{width}} | value |")
     print(f"|{'-' * (width + 2)}|-------|")
     for label, value in rows:

@@ -44,13 +44,22 @@ _MIX = np.uint64(0xFF51AFD7ED558CCD)
 _SHIFT = np.uint64(33)
 
 
-def signature_keys(signatures: np.ndarray) -> np.ndarray:
-    """64-bit key of each row of min-hashes: equal rows, equal keys (and different rows
-    collide with probability ~2^-64). A column at a time, so no row is copied."""
-    keys = np.full(len(signatures), _GOLDEN, dtype=np.uint64)
+def signature_keys(signatures: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
+    """64-bit key of each row of min-hashes (the last axis): equal rows, equal keys (and
+    different rows collide with probability ~2^-64). A column at a time, so no row is copied.
+
+    ``start``: the keys to continue from (broadcast to the rows; default one constant). A
+    key continued with more columns is the key of the longer row, which is how
+    ``dedup.index.bands`` keys an LSH band (a constant per band) and its split levels.
+    """
+    shape = signatures.shape[:-1] if signatures.ndim >= 2 else signatures.shape
+    if start is None:
+        keys = np.full(shape, _GOLDEN, dtype=np.uint64)
+    else:
+        keys = np.broadcast_to(np.asarray(start, dtype=np.uint64), shape).copy()
     with np.errstate(over="ignore"):
-        for c in range(signatures.shape[1] if signatures.ndim == 2 else 0):
-            keys ^= signatures[:, c].astype(np.uint64)
+        for c in range(signatures.shape[-1] if signatures.ndim >= 2 else 0):
+            keys ^= signatures[..., c].astype(np.uint64)
             keys *= _MIX
             keys ^= keys >> _SHIFT
     return keys

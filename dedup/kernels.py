@@ -306,3 +306,19 @@ def place_block(
             out_data[at] = data[p]
             at += 1
         cursor[r] = at
+
+
+@_jit
+def bounded_search(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, queries: np.ndarray,
+                   left: bool, out: np.ndarray) -> None:
+    """``out[i] = lo[i] + np.searchsorted(values[lo[i]:hi[i]], queries[i], side)`` (side
+    "left" when ``left``, else "right"), a binary search per query."""
+    for i in range(lo.shape[0]):
+        a, b, q = lo[i], hi[i], queries[i]
+        while a < b:
+            mid = (a + b) >> 1
+            if values[mid] < q or (not left and values[mid] == q):
+                a = mid + 1
+            else:
+                b = mid
+        out[i] = a

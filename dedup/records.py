@@ -83,18 +83,24 @@ class Assignment:
     similarity: float
 
 
-@_pickled_as_fields
 @dataclass(frozen=True, slots=True)
-class Cluster:
-    """A group of articles about one event; ``members`` sorted by id, ``canonical`` is the base."""
+class ClusterMembers:
+    """What a cluster and its story both are: a cluster id and its members' ids, sorted."""
 
     cluster_id: str
     members: tuple[str, ...]
-    canonical: str
 
     @property
     def size(self) -> int:
         return len(self.members)
+
+
+@_pickled_as_fields
+@dataclass(frozen=True, slots=True)
+class Cluster(ClusterMembers):
+    """A group of articles about one event; ``canonical`` is the base."""
+
+    canonical: str
 
     def to_dict(self) -> dict[str, object]:
         """The clusters.jsonl record."""
@@ -122,11 +128,9 @@ class Difference:
 
 @_pickled_as_fields
 @dataclass(frozen=True, slots=True)
-class Story:
-    """The canonical merged story of one cluster."""
+class Story(ClusterMembers):
+    """The canonical merged story of one cluster; ``base`` is its canonical member."""
 
-    cluster_id: str
-    members: tuple[str, ...]
     base: str
     title: str
     text: str

@@ -324,6 +324,12 @@ def _story_html(story: Story) -> str:
     return "\n".join(out)
 
 
+def _table_row(*cells: tuple[object, str]) -> str:
+    """A ``<tr>`` of (HTML content, CSS class) cells; content is not escaped here."""
+    return "<tr>" + "".join(f'<td class="{css}">{content}</td>' if css else f"<td>{content}</td>"
+                            for content, css in cells) + "</tr>"
+
+
 def _index_html(stories: Sequence[Story]) -> str:
     """The table of stories a page of several opens with, each title linking to its story."""
     rows = [
@@ -333,11 +339,8 @@ def _index_html(stories: Sequence[Story]) -> str:
     ]
     for story in stories:
         title, versions, facts, partial = _index_entry(story)
-        rows.append(
-            f'<tr><td><a href="{_e(_anchor(story))}">{_e(title)}</a>'
-            f'</td><td class="n">{versions}</td>'
-            f'<td class="n facts">{facts}</td><td class="n">{partial}</td></tr>'
-        )
+        link = f'<a href="{_e(_anchor(story))}">{_e(title)}</a>'
+        rows.append(_table_row((link, ""), (versions, "n"), (facts, "n facts"), (partial, "n")))
     rows.append("</table></nav>")
     return "\n".join(rows)
 

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from dedup import cluster, score
 from dedup.cli import index as index_group
-from dedup.config import IndexConfig
+from dedup.config import CandidateConfig, Config, IndexConfig
 from dedup.index import RetiredClusterError, StoryIndex, StoryIndexError
 from dedup.pipeline import DedupInputError
 from tests.conftest import ECBPLUS, ROOT, SEED_IDS, SEEDS, read_seeds
@@ -537,3 +537,11 @@ def test_cli_expire(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     with StoryIndex.open(db) as index:
         assert index.existing(["a1", "a2", "b1", "b2"]) == {"b1", "b2"}
+
+
+def test_index_refuses_a_split_depth_its_band_storage_cannot_hold(tmp_path: Path) -> None:
+    """Crowded buckets are split as the batch splits them, two levels at most (#19): a
+    deeper ``events_split_depth`` is one line naming the setting, at open."""
+    config = Config(candidates=CandidateConfig(events_split_depth=3))
+    with pytest.raises(StoryIndexError, match="events_split_depth to at most 2"):
+        StoryIndex.open(tmp_path / "i.db", config)

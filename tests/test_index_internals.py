@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from dedup import pipeline, refine, signatures
+from dedup import candidates, pipeline, refine, signatures
 from dedup.clustering import weighted_link as _weighted_link_reference
 from dedup.config import Config
 from dedup.index import StoryIndex
-from dedup.index.bands import radix_directory, radix_search
+from dedup.index.bands import BandIndex, Rules, lookup, radix_directory, radix_search
 from dedup.index.inputs import plain_articles
 from dedup.index.state import TermStore, count_df
 from dedup.index.terms import count_terms
@@ -81,6 +81,127 @@ def test_radix_search_matches_searchsorted() -> None:
         for side in ("left", "right"):
             assert np.array_equal(radix_search(keys, directory, queries, side),
                                   np.searchsorted(keys, queries, side))
+
+
+# --------------------------------------------------------------------- candidate rules
+
+
+def _index_pairs(sigs: np.ndarray, cand: Any, adds: list[int], limit: int | None = None
+                 ) -> set[tuple[int, int]]:
+    """Candidate pairs of ``bands.lookup`` over ``sigs`` as events signatures, added in
+    batches of ``adds`` rows (copies signatures absent; ``limit``: the events cap), each
+    pair as (low, high)."""
+    options = cand.lsh_options("events")
+    shape = candidates.lsh_params(options["threshold"], sigs.shape[1])
+    events, copies = BandIndex(Rules.of(options, shape)), BandIndex(Rules.of(options, shape))
+    out: set[tuple[int, int]] = set()
+    first = 0
+    for size in adds:
+        part = sigs[first : first + size]
+        keys = events.rules.keys(part)
+        present = np.ones(size, dtype=bool)
+        found = lookup(copies, events, keys, ~present, keys, present, first, limit)
+        out.update((int(r), first + k) for k, rows in enumerate(found) for r in rows)
+        events.insert(np.arange(first, first + size), keys)
+        first += size
+    return out
+
+
+def _crowded_signatures() -> np.ndarray:
+    """Events signatures (82 bands of 1 row) with one crowded bucket that a split resolves:
+    rows 20-59 share min-hash 0 (band 0's bucket, cap 20), the last 10 of them (``A``) also
+    share min-hash 1, the split column of band 0, as do rows 0-19 (band 1 crowded too). A
+    arrives last, when both buckets are crowded."""
+    rng = np.random.default_rng(5)
+    sigs = rng.integers(0, 2**32, (60, 128), dtype=np.int64).astype(np.uint32)
+    sigs[20:60, 0] = 7  # band 0: 40 members
+    sigs[:20, 1] = sigs[50:, 1] = 9  # band 1: 30 members; rows 50-59 (A) share bands 0 and 1
+    return sigs
+
+
+def test_index_splits_crowded_buckets_as_the_batch_does() -> None:
+    """``events_split_depth`` (#18: the index ignored it) changes the index's candidates as
+    it changes the batch's: with depth 0 both only chain the crowded buckets, with depth 1
+    both pair the 10 articles that also share the split column, all 45 pairs; the index
+    sees them in arrival order (the crowd first, then A, one add and several)."""
+    sigs = _crowded_signatures()
+    a_pairs = {(i, j) for i in range(50, 60) for j in range(i + 1, 60)}
+    for depth in (0, 1, 2):
+        cand = dataclasses.replace(Config().candidates, events_split_depth=depth,
+                                   events_max_per_doc=None)
+        batch, _ = candidates.lsh_pairs(sigs, np.ones(60, dtype=bool),
+                                        **cand.lsh_options("events"))
+        batch_has = a_pairs <= {(int(i), int(j)) for i, j in batch}
+        for adds in ([60], [30, 25, 5], [1] * 60):
+            index_has = a_pairs <= _index_pairs(sigs, cand, adds)
+            assert batch_has == index_has == (depth > 0), (depth, adds)
+
+
+def test_index_chains_a_crowded_bucket_as_the_batch_does_past_the_caps() -> None:
+    """A bucket still crowded (no split level) is chained: each member to the next
+    ``crowded_chain`` by row, kept whatever ``events_min_collisions`` says, as
+    ``lsh_pairs`` keeps them. The index sees the chain from each newest member, from the
+    add that makes the bucket crowded (21 members counting the new one, cap 20)."""
+    rng = np.random.default_rng(9)
+    sigs = rng.integers(0, 2**32, (30, 128), dtype=np.int64).astype(np.uint32)
+    sigs[:, 0] = 7  # one band shared by all 30: crowded; every pair shares one band only
+    cand = dataclasses.replace(Config().candidates, events_split_depth=0,
+                               events_min_collisions=2, events_max_per_doc=None)
+    batch, _ = candidates.lsh_pairs(sigs, np.ones(30, dtype=bool), **cand.lsh_options("events"))
+    chained = {(int(i), int(j)) for i, j in batch}
+    assert chained == {(i, j) for j in range(30) for i in (j - 2, j - 1) if i >= 0}
+    for adds in ([30], [10, 15, 5], [1] * 30):
+        assert _index_pairs(sigs, cand, adds) == {(i, j) for i, j in chained if j >= 20}
+
+
+def test_index_caps_events_partners_by_the_batch_rank() -> None:
+    """The events cap keeps a new article's partners sharing the most bands, ties the lower
+    row (``candidates.strongest_entries``, as ``lsh_pairs``), not the most recent."""
+    rng = np.random.default_rng(4)
+    sigs = rng.integers(0, 2**32, (6, 128), dtype=np.int64).astype(np.uint32)
+    for row in range(5):  # rows 0-4 share band ``row`` with row 5; row 4 shares band 9 too
+        sigs[row, row] = sigs[5, row]
+    sigs[4, 9] = sigs[5, 9]
+    for adds in ([6], [5, 1]):
+        assert _index_pairs(sigs, Config().candidates, adds, limit=2) == {(0, 5), (4, 5)}
+
+
+def test_band_tiers_stay_sorted_and_answer_as_one_table() -> None:
+    """Merging batches into the small, recent and main tiers keeps each sorted by key, split
+    min-hashes, row (what makes a sub-bucket a slice whose last rows are the newest), and
+    the tiers answer a query as one table built at once does."""
+    rng = np.random.default_rng(2)
+    rules = Rules(bands=4, rows=1, max_bucket_size=5, chain=2, split_depth=2)
+    keys = rng.integers(0, 6, (400, 3, 4), dtype=np.int64).astype(np.uint64)  # crowded
+    table, whole = BandIndex(rules), BandIndex(rules)
+    table.SMALL = 64  # merges into recent and main after a few batches
+    for first in range(0, 360, 40):
+        table.insert(np.arange(first, first + 40), keys[first : first + 40])
+    whole.build(np.arange(360), keys[:360])
+    assert all(len(tier[0]) for tier in table.tiers[:2])
+    for band_keys, split, rows in table.tiers:
+        order = np.lexsort((rows, split, band_keys))
+        assert np.array_equal(order, np.arange(len(order)))
+    valid = np.ones(40, dtype=bool)
+    ours, theirs = table.query(keys[360:], valid, 360), whole.query(keys[360:], valid, 360)
+    for a, b in zip(ours.pairs(360) + ours.chained(360), theirs.pairs(360) + theirs.chained(360),
+                    strict=True):
+        assert np.array_equal(a, b)
+    assert len(ours.chained(360)[0]) and len(ours.pairs(360)[0])
+
+
+def test_index_finds_the_batch_pairs_where_no_bucket_is_crowded() -> None:
+    """Buckets under the cap: the index's candidates, whatever the batch sizes, are exactly
+    ``lsh_pairs``' (same bands, same bucket keys, same shared-band rule)."""
+    rng = np.random.default_rng(11)
+    sigs = rng.integers(0, 40, (120, 128), dtype=np.int64).astype(np.uint32)  # many collisions
+    cand = dataclasses.replace(Config().candidates, events_max_bucket_size=1000,
+                               events_min_collisions=2, events_max_per_doc=None)
+    batch, _ = candidates.lsh_pairs(sigs, np.ones(120, dtype=bool), **cand.lsh_options("events"))
+    expected = {(int(i), int(j)) for i, j in batch}
+    assert 100 < len(expected) < 120 * 119 // 2
+    for adds in ([120], [50, 1, 69]):
+        assert _index_pairs(sigs, cand, adds) == expected
 
 
 # --------------------------------------------------------------------------- add's inputs

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -85,6 +86,30 @@ def test_gram_kernel_equals_scipy(compiled: None) -> None:
     for size in (1, 2, 7, 40):
         rows = np.sort(rng.choice(40, size=size, replace=False))
         assert np.array_equal(refine._exact_gram(matrix, rows), refine._gram(matrix[rows]))
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_bounded_search_kernel_equals_searchsorted_on_each_slice(
+    side: Literal["left", "right"],
+) -> None:
+    """``bands.bounded_search`` (the index's split levels and radix search), kernel and
+    numpy alike, against ``np.searchsorted`` of each slice: slices empty, of one value,
+    and thousands long, queries below, inside and above them."""
+    from dedup.index.bands import bounded_search
+
+    rng = np.random.default_rng(3)
+    values = np.sort(rng.integers(0, 60, 5000)).astype(np.uint64)
+    lo = rng.integers(0, 5000, 400)
+    hi = np.minimum(5000, lo + rng.choice([0, 1, 7, 3000], 400))
+    queries = rng.integers(0, 62, 400).astype(np.uint64)
+    expected = np.array([a + np.searchsorted(values[a:b], q, side)
+                         for a, b, q in zip(lo, hi, queries, strict=True)])
+    with jit.using(jit.JitPolicy(min_work=0)) as gate:
+        assert np.array_equal(bounded_search(values, lo, hi, queries, side), expected)
+        assert gate.loaded is not None
+    with numpy_only() as gate:
+        assert np.array_equal(bounded_search(values, lo, hi, queries, side), expected)
+        assert gate.loaded is None
 
 
 def test_a_process_loads_the_kernels_once_its_numpy_work_repays_it() -> None:

@@ -18,10 +18,11 @@ How an article is placed (each choice mirrors a batch stage, see ``pipeline.clus
   changes and each is computed once (``vectors.Vectors``);
 - candidates: copies and events MinHash signatures (``signatures``), the events terms being
   the top ``salient_terms`` body terms by TF-IDF with the DF at arrival. Signatures are
-  stored as blobs and never recomputed. Bands and rows come from datasketch's
-  ``MinHashLSH`` for the configured thresholds, as in ``candidates``, but buckets live in a
-  compact sorted numpy table (see ``bands.BandIndex``) rebuilt at open in about a second,
-  where inserting 20k articles into datasketch's dict storage took 13 s. A batch is
+  stored as blobs and never recomputed. The candidate rules are the batch's
+  (``CandidateConfig.lsh_options``: bands and rows from datasketch's ``MinHashLSH``,
+  crowded buckets split then chained, the events cap), but buckets live in compact sorted
+  numpy tables (see ``bands.BandIndex``) rebuilt at open in seconds, where inserting 20k
+  articles into datasketch's dict storage took 13 s. A batch is
   looked up, and its candidates scored, all at once: both are independent of where its
   earlier articles are placed (each article still sees the batch's earlier articles);
 - placement, first greedy: the new article joins the existing cluster whose *average*

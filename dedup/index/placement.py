@@ -77,7 +77,7 @@ class Placer(Relinker):
         # where the batch's earlier articles are placed (each article sees those before it).
         found.candidates = bands.lookup(
             state.copies, state.events, found.copy_keys, found.has_copy, found.event_keys,
-            found.has_event, found.rows[0], self.config.candidates,
+            found.has_event, found.rows[0],
             self.index_config.events_candidates or self.config.candidates.events_max_per_doc)
         found.scores = self._batch_scores(state, found.vectors, found.rows,
                                           [c.tolist() for c in found.candidates])
@@ -140,8 +140,8 @@ class Placer(Relinker):
         event_sigs = self._minhasher.signatures(event_sets)
         has_event = np.fromiter((len(s) > 0 for s in event_sets), dtype=bool, count=len(rows))
         return _Batch(rows, ids, tf, lengths, published, years, copy_sigs, has_copy,
-                      event_sigs, has_event, bands.band_keys(copy_sigs, *self._copy_bands),
-                      bands.band_keys(event_sigs, *self._event_bands), vectors)
+                      event_sigs, has_event, state.copies.rules.keys(copy_sigs),
+                      state.events.rules.keys(event_sigs), vectors)
 
     def _count_terms(self, prepared: Sequence[pipeline.Prepared]
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -14,7 +14,7 @@ import numpy as np
 from dedup import copies, refine
 from dedup.candidates import spans
 from dedup.config import Config
-from dedup.index.bands import BandIndex, band_keys
+from dedup.index.bands import BandIndex, Rules
 
 BLOCKS = ("body", "names", "title", "numbers")  # term id = block * N_FEATURES + column
 
@@ -253,15 +253,13 @@ def _read_rows(conn: sqlite3.Connection, clusters: Mapping[str, ClusterState]) -
     return out
 
 
-def _band_table(sigs: tuple[list[int], list[bytes]], bands: tuple[int, int], cap: int,
-                chain: int) -> BandIndex:
+def _band_table(sigs: tuple[list[int], list[bytes]], rules: Rules) -> BandIndex:
     """The LSH table of the stored signatures of one kind."""
-    table = BandIndex(cap, chain)
+    table = BandIndex(rules)
     ids, blobs = sigs
     if ids:
         matrix = np.frombuffer(b"".join(blobs), dtype=np.uint32).reshape(len(ids), -1)
-        keys = band_keys(matrix, *bands)
-        table.build(keys.ravel(), np.repeat(np.asarray(ids, dtype=np.int64), bands[0]))
+        table.build(np.asarray(ids, dtype=np.int64), rules.keys(matrix))
     return table
 
 
@@ -309,10 +307,8 @@ def load_state(conn: sqlite3.Connection, config: Config, copy_bands: tuple[int, 
         docs=docs,
         store=store,
         clusters=clusters,
-        copies=_band_table(read.sigs["copies"], copy_bands, cand.copies_max_bucket_size,
-                           cand.crowded_chain),
-        events=_band_table(read.sigs["events"], event_bands, cand.events_max_bucket_size,
-                           cand.crowded_chain),
+        copies=_band_table(read.sigs["copies"], Rules.of(cand.lsh_options("copies"), copy_bands)),
+        events=_band_table(read.sigs["events"], Rules.of(cand.lsh_options("events"), event_bands)),
         retired={r[0] for r in conn.execute("SELECT id FROM retired")},
         edges=load_edges(conn),
         queue=load_queue(conn, clusters),

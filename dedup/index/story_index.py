@@ -6,22 +6,29 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import polars as pl
 
 from dedup import candidates, pipeline, signatures
 from dedup.config import Config, IndexConfig
-from dedup.index import inputs
+from dedup.index import bands, inputs
 from dedup.index.expiry import Expiry
 from dedup.index.placement import Placer
 from dedup.index.reads import Reads
-from dedup.index.records import Placement, Progress
+from dedup.index.records import Placement, Progress, StoryIndexError
 from dedup.index.store import translated
 from dedup.index.terms import Vocabulary
 from dedup.index.vectors import Scratch
 from dedup.pipeline import DedupInputError
 from dedup.records import Article
+
+
+class OpenOptions(TypedDict, total=False):
+    """``StoryIndex.open``'s keywords, forwarded to ``StoryIndex(...)``."""
+
+    index_config: IndexConfig | None
+    create: bool
 
 
 class StoryIndex(Placer, Expiry, Reads):
@@ -54,6 +61,10 @@ class StoryIndex(Placer, Expiry, Reads):
         cand, sig = self.config.candidates, self.config.signatures
         self._copy_bands = candidates.lsh_params(cand.copies_threshold, sig.num_perm)
         self._event_bands = candidates.lsh_params(cand.events_threshold, sig.num_perm)
+        try:  # the band storage holds two split levels at most
+            bands.Rules.of(cand.lsh_options("events"), self._event_bands)
+        except ValueError as err:
+            raise StoryIndexError(f"{self.path}: {err}") from None
         self._vocabulary = Vocabulary()
         self._minhasher = signatures.MinHasher(sig.num_perm, sig.seed)
         self._state = None
@@ -61,20 +72,15 @@ class StoryIndex(Placer, Expiry, Reads):
         self._conn = self._connect(create)
 
     @classmethod
-    def open(
-        cls,
-        path: str | Path,
-        config: Config | None = None,
-        *,
-        index_config: IndexConfig | None = None,
-        create: bool = True,
-    ) -> StoryIndex:
-        """Open the index at ``path``, creating it when missing (unless ``create=False``).
+    def open(cls, path: str | Path, config: Config | None = None,
+             **options: Unpack[OpenOptions]) -> StoryIndex:
+        """Open the index at ``path``, creating it when missing (unless ``create=False``);
+        ``options`` are ``__init__``'s keywords (``index_config``, ``create``).
 
         Raises StoryIndexError for a file that is not a story index, one written by another
         format version, or one built with other signature settings.
         """
-        return cls(path, config, index_config=index_config, create=create)
+        return cls(path, config, **options)
 
     def __enter__(self) -> StoryIndex:
         return self
