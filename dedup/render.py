@@ -61,9 +61,30 @@ _KIND_ORDER = {"number": 0, "date": 1, "name": 2}
 _SENTENCE = "sentence"
 
 
+def _versions(story: Story) -> list[str]:
+    """The members that speak for themselves, in member order: all but verbatim copies,
+    which the story counts with the version they copy (``Story.copies``)."""
+    copied = {c for ids in story.copies.values() for c in ids}
+    return [m for m in story.members if m not in copied]
+
+
 def _labels(story: Story) -> dict[str, str]:
-    """Short labels 1..n for members, in the story's (sorted) member order."""
-    return {member: str(i) for i, member in enumerate(story.members, 1)}
+    """Short labels 1..n for the versions, in the story's (sorted) member order."""
+    return {member: str(i) for i, member in enumerate(_versions(story), 1)}
+
+
+def _copies_note(story: Story, member: str) -> str:
+    """" (+3 verbatim copies)" after a version others copy, else ""."""
+    n = len(story.copies.get(member, ()))
+    return f" (+{n} verbatim {'copy' if n == 1 else 'copies'})" if n else ""
+
+
+def _size_note(story: Story) -> str:
+    """"3 member(s)", and how many versions they are when some are verbatim copies."""
+    versions = len(_versions(story))
+    if versions == len(story.members):
+        return f"{len(story.members)} member(s)"
+    return f"{len(story.members)} members, {versions} distinct version(s)"
 
 
 def _facts(story: Story) -> list[Difference]:
@@ -135,7 +156,7 @@ def _index_entry(story: Story) -> tuple[str, int, int, int]:
     """What both indexes show of a story: title, versions, facts in dispute, sentences not
     in every version (raw values: each renderer escapes them its own way)."""
     partial = sum(n for _, n in _sentence_groups(story))
-    return story.title or story.cluster_id, len(story.members), len(_facts(story)), partial
+    return story.title or story.cluster_id, len(_versions(story)), len(_facts(story)), partial
 
 
 def render_markdown(stories: Sequence[Story]) -> str:
@@ -147,10 +168,10 @@ def render_markdown(stories: Sequence[Story]) -> str:
         labels = _labels(story)
         parts.append(f"# {_md(story.title or story.cluster_id)}\n")
         parts.append(
-            f"Cluster {_md(story.cluster_id)} · base {_md(story.base)} · "
-            f"{len(story.members)} member(s)\n"
+            f"Cluster {_md(story.cluster_id)} · base {_md(story.base)} · {_size_note(story)}\n"
         )
-        parts.append("Members: " + "; ".join(f"[{labels[m]}] {_md(m)}" for m in story.members))
+        parts.append("Members: " + "; ".join(f"[{labels[m]}] {_md(m)}{_copies_note(story, m)}"
+                                             for m in labels))
         parts.append("")
         facts = _facts(story)
         parts.append(f"## Facts in dispute ({len(facts)})\n")
@@ -303,14 +324,15 @@ def _story_html(story: Story) -> str:
     out.append(f"<h1>{_e(story.title or story.cluster_id)}</h1>")
     out.append(
         f'<p class="meta">cluster <code>{_e(story.cluster_id)}</code> · base '
-        f"<code>{_e(story.base)}</code> · {len(story.members)} member(s)</p>"
+        f"<code>{_e(story.base)}</code> · {_size_note(story)}</p>"
     )
-    legend = "".join(f"<span>{_badge(labels, m)} {_e(m)}</span>" for m in story.members)
+    legend = "".join(f"<span>{_badge(labels, m)} {_e(m)}{_e(_copies_note(story, m))}</span>"
+                     for m in labels)
     out.append(f'<p class="legend">{legend}</p>')
     out.extend(_facts_html(story, labels))
     out.append('<div class="text">')
     marks = _highlighter(story.differences)
-    everyone = set(story.members)
+    everyone = set(labels)
     for sentence in story.sentences:
         partial = " partial" if set(sentence.sources) != everyone else ""
         ids = " ".join(sentence.sources)

@@ -306,3 +306,19 @@ def test_seeds_report_leads_with_the_toll_and_the_claimant() -> None:
     page = render_html([story])
     summary = page.index("sentences only in")
     assert page.index(">143<") < summary and page.index(">Islamic State<") < summary
+
+
+def test_verbatim_copies_are_counted_with_their_version_not_as_voices() -> None:
+    # Two versions, one copied verbatim twice: the reports label two versions, say how many
+    # copies stand with each, and a sentence both versions carry is not "partial".
+    story = merge([Article("a", "Storm hits the city. Twelve died."),
+                   Article("b", "Storm hits the city. Thirteen died, officials said.")],
+                  copies={"a": ["a2", "a3"]})
+    assert story.members == ("a", "a2", "a3", "b")
+    md = render_markdown([story])
+    assert "4 members, 2 distinct version(s)" in md
+    assert "Members: [1] a (+2 verbatim copies); [2] b\n" in md
+    html = render_html([story, story])
+    assert "a (+2 verbatim copies)</span>" in html
+    assert html.count('class="sentence partial"') == 2 * (len(story.sentences) - 1)
+    assert '<td class="n">2</td>' in html  # the index counts versions
