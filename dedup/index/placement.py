@@ -13,12 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from dedup import pipeline, signatures
+from dedup import signatures
 from dedup.index import bands, terms
 from dedup.index.ids import new_cluster_id
 from dedup.index.records import Placement, Progress, epoch
 from dedup.index.relink import Relinked, Relinker
 from dedup.index.state import ClusterState, Doc, State, count_copies, count_df
+from dedup.index.texts import TextTerms
 from dedup.index.vectors import Scratch, Vectors
 from dedup.records import Article
 
@@ -68,11 +69,11 @@ class Placer(Relinker):
         conn: sqlite3.Connection,
         state: State,
         batch: Sequence[Article],
-        prepared: Sequence[pipeline.Prepared],
+        texts: Sequence[TextTerms],
         progress: Progress | None,
     ) -> list[Placement]:
         now = time.time()
-        found = self._signatures(state, prepared, [a.published for a in batch])
+        found = self._signatures(state, texts, [a.published for a in batch])
         # 3. Candidates and their scores for the whole batch at once: neither depends on
         # where the batch's earlier articles are placed (each article sees those before it).
         found.candidates = bands.lookup(
@@ -115,23 +116,26 @@ class Placer(Relinker):
         state.queue.saved(conn)
         return placements
 
-    def _signatures(self, state: State, prepared: Sequence[pipeline.Prepared],
+    def _signatures(self, state: State, texts: Sequence[TextTerms],
                     dates: Sequence[Any]) -> _Batch:
         """Steps 1 and 2 of an add: terms, DF and signatures of the whole batch."""
         cfg = self.config
         # 1. Streaming DF: the whole batch is counted before any of it is placed.
-        ids, tf, lengths, token_hashes, token_counts = self._count_terms(prepared)
+        ids = np.concatenate([t.ids for t in texts])
+        tf = np.concatenate([t.tf for t in texts])
+        lengths = np.fromiter((len(t.ids) for t in texts), dtype=np.int64, count=len(texts))
         first = state.next_row
-        rows = list(range(first, first + len(prepared)))
-        copy_sets = signatures.hashed_shingles(token_hashes, token_counts,
-                                               cfg.signatures.shingle_size)
-        copy_sigs = self._minhasher.signatures(copy_sets)
-        has_copy = np.fromiter((len(s) > 0 for s in copy_sets), dtype=bool, count=len(rows))
+        rows = list(range(first, first + len(texts)))
+        has_copy = np.fromiter((t.copy_sig is not None for t in texts), dtype=bool,
+                               count=len(rows))
+        copy_sigs = np.zeros((len(rows), cfg.signatures.num_perm), dtype=np.uint32)
+        if has_copy.any():
+            copy_sigs[has_copy] = np.stack([t.copy_sig for t in texts if t.copy_sig is not None])
         counted = count_copies(state, rows, copy_sigs, has_copy)
         count_df(state, ids[np.repeat(counted, lengths)], 1)
         published = np.array([math.nan if d is None else epoch(d) for d in dates],
                              dtype=np.float64)
-        years = [frozenset(p.terms.years) for p in prepared]
+        years = [t.years for t in texts]
         state.store.add(np.asarray(rows, dtype=np.int64), ids, tf, lengths, published, years)
         vectors = Vectors(cfg.refine, state, state.distinct, self._scratch)
         # 2. Signatures (events terms ranked with the current IDF), vectorised per batch.
@@ -142,11 +146,6 @@ class Placer(Relinker):
         return _Batch(rows, ids, tf, lengths, published, years, copy_sigs, has_copy,
                       event_sigs, has_event, bands.band_keys(copy_sigs, *self._copy_bands),
                       bands.band_keys(event_sigs, *self._event_bands), vectors)
-
-    def _count_terms(self, prepared: Sequence[pipeline.Prepared]
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``terms.count_terms`` through this index's vocabulary."""
-        return terms.count_terms(self._vocabulary, prepared, self.config.refine.sublinear_tf)
 
     def _greedy(self, state: State, batch: Sequence[Article], found: _Batch, now: float,
                 progress: Progress | None) -> _Placed:
