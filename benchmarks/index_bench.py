@@ -47,7 +47,7 @@ STAGES = (
     (bands.BandIndex, "insert", "LSH insert"),
     (IndexStore, "_flush_rows", "SQLite rows"),
     (Relinker, "_relink", "re-link"),
-    (Placer, "_placement", "placement scores"),
+    (Placer, "_placements", "placement scores"),
     (IndexStore, "_touch", "SQLite clusters"),
 )
 

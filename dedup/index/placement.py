@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,11 +103,7 @@ class Placer(Relinker):
             self._retire(conn, state, ctx.retired, now)
         touched = {cid for cid in touched if cid in state.clusters}
         created = {cid: state.clusters[cid].seq for cid in touched if cid in placed.made}
-        placements = [
-            self._placement(state, row, ctx, cid in created, tuple(merged.get(cid, ())))
-            for row in found.rows
-            for cid in (state.docs[row].cluster,)
-        ]
+        placements = self._placements(state, found.rows, ctx, created, merged)
         # 6. Clusters, stories, meta: the rest of the same transaction.
         self._touch(conn, state, touched, created, now)
         state.generation += 1
@@ -217,29 +213,54 @@ class Placer(Relinker):
                 scores[k][m] = value
         return scores
 
-    def _placement(self, state: State, row: int, ctx: Relinked, is_new: bool,
-                   merged: tuple[str, ...]) -> Placement:
-        """An article's ``Placement`` in its final cluster, scored with the current IDF."""
-        doc = state.docs[row]
+    def _placements(self, state: State, rows: Sequence[int], ctx: Relinked,
+                    created: Mapping[str, int], merged: Mapping[str, list[str]]
+                    ) -> list[Placement]:
+        """Each new article's ``Placement`` in its final cluster, scored with the current
+        IDF: with the last ``max_link_members`` members besides itself (read off the last
+        keep + 1: a big story's thousands of members are not walked for each new article),
+        from the re-linkage's scores where they cover them, else in one ``pair_scores``
+        pass for the batch."""
         keep = self.index_config.max_link_members
-        members = state.clusters[doc.cluster].members
-        # The last ``keep`` members besides ``row``, read off the last keep + 1 (a big
-        # story's thousands of members are not walked for each new article).
-        others = [r for r in (members[-(keep + 1):] if keep > 0 else members) if r != row]
-        others = others[-keep:]
-        if not others:
-            return Placement(doc.id, doc.cluster, is_new, 1.0, (), merged)
-        known = ctx.sims.get(row)
-        if known is not None and set(others) <= set(known[0]):
-            scores = known[1][np.searchsorted(known[0], others)]
-        else:
-            scores = ctx.vectors.scores(row, others)
+        others: list[list[int]] = []
+        scores: dict[int, np.ndarray] = {}
+        pending: list[int] = []
+        for row in rows:
+            members = state.clusters[state.docs[row].cluster].members
+            mine = [r for r in (members[-(keep + 1):] if keep > 0 else members) if r != row]
+            mine = mine[-keep:]
+            others.append(mine)
+            known = ctx.sims.get(row)
+            if not mine:
+                continue
+            if known is not None and set(mine) <= set(known[0]):
+                scores[row] = known[1][np.searchsorted(known[0], mine)]
+            else:
+                pending.append(len(others) - 1)
+        if pending:
+            left = np.repeat(np.asarray([rows[k] for k in pending], dtype=np.int64),
+                             [len(others[k]) for k in pending])
+            right = np.asarray([r for k in pending for r in others[k]], dtype=np.int64)
+            flat = ctx.vectors.pair_scores(left, right)
+            at = 0
+            for k in pending:
+                scores[rows[k]] = flat[at : at + len(others[k])]
+                at += len(others[k])
         edge = self.config.clustering.edge_threshold
-        matched = sorted(((s, state.docs[r].id) for r, s in zip(others, scores.tolist(),
-                                                                strict=True) if s >= edge),
-                         key=lambda m: (-m[0], m[1]))
-        return Placement(doc.id, doc.cluster, is_new, round(float(scores.mean()), 6),
-                         tuple(i for _, i in matched), merged)
+        out = []
+        for row, mine in zip(rows, others, strict=True):
+            doc = state.docs[row]
+            is_new, joined = doc.cluster in created, tuple(merged.get(doc.cluster, ()))
+            if not mine:
+                out.append(Placement(doc.id, doc.cluster, is_new, 1.0, (), joined))
+                continue
+            values = scores[row]
+            matched = sorted(((s, state.docs[r].id) for r, s in zip(mine, values.tolist(),
+                                                                    strict=True) if s >= edge),
+                             key=lambda m: (-m[0], m[1]))
+            out.append(Placement(doc.id, doc.cluster, is_new, round(float(values.mean()), 6),
+                                 tuple(i for _, i in matched), joined))
+        return out
 
     def _choose(self, state: State, vectors: Vectors, row: int, candidates: list[int],
                 scores: dict[int, float]) -> tuple[str, list[int]]:

@@ -165,8 +165,8 @@ def content_digests(ids: np.ndarray, tf: np.ndarray, lengths: np.ndarray) -> lis
     """Per article (``lengths`` of the concatenated int32 ``ids`` and float32 ``tf``), a
     signed 64-bit BLAKE2b digest of its stored term ids and TF: equal digests, equal vectors
     (a chance collision is 2^-64 a pair: ~1e-8 over a million distinct texts)."""
-    id_bytes = memoryview(np.ascontiguousarray(ids, dtype=np.int32)).cast("B")
-    tf_bytes = memoryview(np.ascontiguousarray(tf, dtype=np.float32)).cast("B")
+    id_bytes = np.ascontiguousarray(ids, dtype=np.int32).data.cast("B")
+    tf_bytes = np.ascontiguousarray(tf, dtype=np.float32).data.cast("B")
     ends = (4 * np.cumsum(lengths)).tolist()
     out = []
     start = 0
