@@ -40,7 +40,7 @@ class Lines:
     cleaning and judging lines was a fifth of looking a text up. ``normalize.clean_line``
     of every line joined is ``clean_text`` of the text (where it is None, the text is
     cleaned whole), so the lines equal the uncached ones. The cache starts over past
-    ``max_entries`` lines.
+    ``max_entries`` lines (~450 bytes each: 30 MB at most).
     """
 
     def __init__(self, max_entries: int = 1 << 16) -> None:
@@ -79,7 +79,7 @@ def text_key(lines: list[str], title: str) -> bytes:
 
 class TextCache:
     """``TextTerms`` of the texts seen lately, least recently used dropped past
-    ``max_entries`` (~3 KB each: 50 MB at most).
+    ``max_entries`` (~2 KB each: 35 MB at most).
 
     Why: a heavy-tailed feed repeats texts: syndication runs one wire story under each
     outlet's furniture, and on the synthetic feed with big events four articles in ten
