@@ -31,23 +31,23 @@ from dedup.index import StoryIndex, bands, inputs, terms
 from dedup.index.placement import Placer
 from dedup.index.relink import Relinker
 from dedup.index.store import IndexStore
+from dedup.index.texts import TextCache
 
 # (owner, attribute, label): the stages of ``StoryIndex.add``, in order.
 STAGES = (
     (pipeline, "articles_frame", "input"),
     (inputs, "plain_articles", "input"),
-    (pipeline, "prepare", "normalize (pipeline.prepare)"),
+    (TextCache, "lookup", "normalize, terms, copies min-hashes (texts)"),
     (StoryIndex, "_reject_known", "known ids"),
-    (terms, "count_terms", "terms and DF"),
     (terms, "salient_columns", "salient terms"),
-    (signatures.MinHasher, "signatures", "min-hashes"),
+    (signatures.MinHasher, "signatures", "events min-hashes"),
     (bands, "lookup", "LSH candidates"),
     (Placer, "_batch_scores", "candidate scores"),
     (Placer, "_choose", "greedy placement"),
     (bands.BandIndex, "insert", "LSH insert"),
     (IndexStore, "_flush_rows", "SQLite rows"),
     (Relinker, "_relink", "re-link"),
-    (Placer, "_placement", "placement scores"),
+    (Placer, "_placements", "placement scores"),
     (IndexStore, "_touch", "SQLite clusters"),
 )
 

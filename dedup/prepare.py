@@ -181,7 +181,14 @@ def prepare(text: str, title: str, templates: frozenset[str], *, body: bool = Tr
     ``body=False`` leaves ``terms.body`` empty, for a caller that reads the body terms off
     its ``tokens`` (those that are not ``normalize.STOPWORDS``), as ``StoryIndex`` does.
     """
-    lines = normalize.strip_boilerplate(normalize.clean_text(text), templates)
+    return prepare_lines(normalize.strip_boilerplate(normalize.clean_text(text), templates),
+                         title, body=body)
+
+
+def prepare_lines(lines: list[str], title: str, *, body: bool = True) -> Prepared:
+    """``prepare`` of an article whose text is already cleaned and stripped of boilerplate
+    (``lines``): what follows depends on nothing else, so a caller that meets the same
+    lines and title again (verbatim syndication under other furniture) may reuse it."""
     sentences = normalize.split_sentences(lines)
     joined = " ".join(lines)
     clean_title = normalize.clean_text(title).strip()

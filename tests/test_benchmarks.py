@@ -327,3 +327,18 @@ def test_big_event_recall_is_the_worst_big_events_pair_recall() -> None:
     predicted = ["x", "x", "x", "y", "z", "z", "z", "w"]
     assert big_event_recall(gold, predicted, size=3) == (2, 0.5)  # a: 3 of 6 pairs; b: all
     assert big_event_recall(gold, predicted, size=5) == (0, None)
+
+
+def test_index_quality_compares_the_index_with_the_batch(capsys: pytest.CaptureFixture[str]
+                                                          ) -> None:
+    """``benchmarks.index_quality`` prints one table; on a small feed the index agrees
+    with the batch (ARI near 1), and the row names what it measures."""
+    from benchmarks import index_quality
+
+    index_quality.main(["--docs", "300", "--batch", "50"])
+    cells = [[c.strip() for c in line.strip("|").split("|")]
+             for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    rows = {label: value for label, value in cells}
+    assert rows["articles"] == "300"
+    assert float(rows["ARI index vs batch"]) >= 0.9
+    assert 0.0 < float(rows["B-cubed F1 index vs batch"]) <= 1.0

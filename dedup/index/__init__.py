@@ -8,7 +8,11 @@ readers in other processes).
 How an article is placed (each choice mirrors a batch stage, see ``pipeline.cluster``):
 
 - normalization: ``pipeline.prepare`` (fixed boilerplate patterns; per-source template
-  lines are a corpus statistic the index does not learn);
+  lines are a corpus statistic the index does not learn). A text seen lately (the same
+  lines once boilerplate is stripped, the same title: verbatim syndication) reuses its
+  terms and copies signature (``texts.TextCache``), and rows with the same terms share one
+  vector and one score per pair of texts (``TermStore.content``, ``vectors.Vectors``): a
+  wire story run by hundreds of outlets costs about what one text does (#18);
 - streaming TF-IDF: document frequencies (DF) per term are counted as articles arrive (and
   leave, on ``expire``), in memory; SQLite keeps each article's term ids, from which DF is
   counted again at open. Vectors are computed with the *current* IDF, with the blend of
@@ -74,7 +78,8 @@ Where each part lives:
 - ``story_index``: ``StoryIndex`` (open, close, ``add``), built from the parts below;
 - ``store``: the SQLite schema, format checks and upgrades, write transactions and rows;
 - ``state``: what placement reads in memory, loaded from the file (``load_state``);
-- ``inputs`` and ``terms``: articles as ``add`` takes them, their terms and DF;
+- ``inputs``, ``texts`` and ``terms``: articles as ``add`` takes them, their terms (once
+  per distinct text) and DF;
 - ``bands``: the LSH band storage behind the candidates stage's rules;
 - ``vectors``: TF-IDF vectors and blended scores (``refine``'s arithmetic);
 - ``placement``: one add's steps, greedy placement first;

@@ -7,18 +7,19 @@ from __future__ import annotations
 import math
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from dedup import pipeline, signatures
+from dedup import signatures
 from dedup.index import bands, terms
 from dedup.index.ids import new_cluster_id
 from dedup.index.records import Placement, Progress, epoch
 from dedup.index.relink import Relinked, Relinker
 from dedup.index.state import ClusterState, Doc, State, count_copies, count_df
+from dedup.index.texts import TextTerms
 from dedup.index.vectors import Scratch, Vectors
 from dedup.records import Article
 
@@ -68,11 +69,11 @@ class Placer(Relinker):
         conn: sqlite3.Connection,
         state: State,
         batch: Sequence[Article],
-        prepared: Sequence[pipeline.Prepared],
+        texts: Sequence[TextTerms],
         progress: Progress | None,
     ) -> list[Placement]:
         now = time.time()
-        found = self._signatures(state, prepared, [a.published for a in batch])
+        found = self._signatures(state, texts, [a.published for a in batch])
         # 3. Candidates and their scores for the whole batch at once: neither depends on
         # where the batch's earlier articles are placed (each article sees those before it).
         found.candidates = bands.lookup(
@@ -102,11 +103,7 @@ class Placer(Relinker):
             self._retire(conn, state, ctx.retired, now)
         touched = {cid for cid in touched if cid in state.clusters}
         created = {cid: state.clusters[cid].seq for cid in touched if cid in placed.made}
-        placements = [
-            self._placement(state, row, ctx, cid in created, tuple(merged.get(cid, ())))
-            for row in found.rows
-            for cid in (state.docs[row].cluster,)
-        ]
+        placements = self._placements(state, found.rows, ctx, created, merged)
         # 6. Clusters, stories, meta: the rest of the same transaction.
         self._touch(conn, state, touched, created, now)
         state.generation += 1
@@ -115,23 +112,26 @@ class Placer(Relinker):
         state.queue.saved(conn)
         return placements
 
-    def _signatures(self, state: State, prepared: Sequence[pipeline.Prepared],
+    def _signatures(self, state: State, texts: Sequence[TextTerms],
                     dates: Sequence[Any]) -> _Batch:
         """Steps 1 and 2 of an add: terms, DF and signatures of the whole batch."""
         cfg = self.config
         # 1. Streaming DF: the whole batch is counted before any of it is placed.
-        ids, tf, lengths, token_hashes, token_counts = self._count_terms(prepared)
+        ids = np.concatenate([t.ids for t in texts])
+        tf = np.concatenate([t.tf for t in texts])
+        lengths = np.fromiter((len(t.ids) for t in texts), dtype=np.int64, count=len(texts))
         first = state.next_row
-        rows = list(range(first, first + len(prepared)))
-        copy_sets = signatures.hashed_shingles(token_hashes, token_counts,
-                                               cfg.signatures.shingle_size)
-        copy_sigs = self._minhasher.signatures(copy_sets)
-        has_copy = np.fromiter((len(s) > 0 for s in copy_sets), dtype=bool, count=len(rows))
+        rows = list(range(first, first + len(texts)))
+        has_copy = np.fromiter((t.copy_sig is not None for t in texts), dtype=bool,
+                               count=len(rows))
+        copy_sigs = np.zeros((len(rows), cfg.signatures.num_perm), dtype=np.uint32)
+        if has_copy.any():
+            copy_sigs[has_copy] = np.stack([t.copy_sig for t in texts if t.copy_sig is not None])
         counted = count_copies(state, rows, copy_sigs, has_copy)
         count_df(state, ids[np.repeat(counted, lengths)], 1)
         published = np.array([math.nan if d is None else epoch(d) for d in dates],
                              dtype=np.float64)
-        years = [frozenset(p.terms.years) for p in prepared]
+        years = [t.years for t in texts]
         state.store.add(np.asarray(rows, dtype=np.int64), ids, tf, lengths, published, years)
         vectors = Vectors(cfg.refine, state, state.distinct, self._scratch)
         # 2. Signatures (events terms ranked with the current IDF), vectorised per batch.
@@ -142,11 +142,6 @@ class Placer(Relinker):
         return _Batch(rows, ids, tf, lengths, published, years, copy_sigs, has_copy,
                       event_sigs, has_event, state.copies.rules.keys(copy_sigs),
                       state.events.rules.keys(event_sigs), vectors)
-
-    def _count_terms(self, prepared: Sequence[pipeline.Prepared]
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """``terms.count_terms`` through this index's vocabulary."""
-        return terms.count_terms(self._vocabulary, prepared, self.config.refine.sublinear_tf)
 
     def _greedy(self, state: State, batch: Sequence[Article], found: _Batch, now: float,
                 progress: Progress | None) -> _Placed:
@@ -218,29 +213,54 @@ class Placer(Relinker):
                 scores[k][m] = value
         return scores
 
-    def _placement(self, state: State, row: int, ctx: Relinked, is_new: bool,
-                   merged: tuple[str, ...]) -> Placement:
-        """An article's ``Placement`` in its final cluster, scored with the current IDF."""
-        doc = state.docs[row]
+    def _placements(self, state: State, rows: Sequence[int], ctx: Relinked,
+                    created: Mapping[str, int], merged: Mapping[str, list[str]]
+                    ) -> list[Placement]:
+        """Each new article's ``Placement`` in its final cluster, scored with the current
+        IDF: with the last ``max_link_members`` members besides itself (read off the last
+        keep + 1: a big story's thousands of members are not walked for each new article),
+        from the re-linkage's scores where they cover them, else in one ``pair_scores``
+        pass for the batch."""
         keep = self.index_config.max_link_members
-        members = state.clusters[doc.cluster].members
-        # The last ``keep`` members besides ``row``, read off the last keep + 1 (a big
-        # story's thousands of members are not walked for each new article).
-        others = [r for r in (members[-(keep + 1):] if keep > 0 else members) if r != row]
-        others = others[-keep:]
-        if not others:
-            return Placement(doc.id, doc.cluster, is_new, 1.0, (), merged)
-        known = ctx.sims.get(row)
-        if known is not None and set(others) <= set(known[0]):
-            scores = known[1][np.searchsorted(known[0], others)]
-        else:
-            scores = ctx.vectors.scores(row, others)
+        others: list[list[int]] = []
+        scores: dict[int, np.ndarray] = {}
+        pending: list[int] = []
+        for row in rows:
+            members = state.clusters[state.docs[row].cluster].members
+            mine = [r for r in (members[-(keep + 1):] if keep > 0 else members) if r != row]
+            mine = mine[-keep:]
+            others.append(mine)
+            known = ctx.sims.get(row)
+            if not mine:
+                continue
+            if known is not None and set(mine) <= set(known[0]):
+                scores[row] = known[1][np.searchsorted(known[0], mine)]
+            else:
+                pending.append(len(others) - 1)
+        if pending:
+            left = np.repeat(np.asarray([rows[k] for k in pending], dtype=np.int64),
+                             [len(others[k]) for k in pending])
+            right = np.asarray([r for k in pending for r in others[k]], dtype=np.int64)
+            flat = ctx.vectors.pair_scores(left, right)
+            at = 0
+            for k in pending:
+                scores[rows[k]] = flat[at : at + len(others[k])]
+                at += len(others[k])
         edge = self.config.clustering.edge_threshold
-        matched = sorted(((s, state.docs[r].id) for r, s in zip(others, scores.tolist(),
-                                                                strict=True) if s >= edge),
-                         key=lambda m: (-m[0], m[1]))
-        return Placement(doc.id, doc.cluster, is_new, round(float(scores.mean()), 6),
-                         tuple(i for _, i in matched), merged)
+        out = []
+        for row, mine in zip(rows, others, strict=True):
+            doc = state.docs[row]
+            is_new, joined = doc.cluster in created, tuple(merged.get(doc.cluster, ()))
+            if not mine:
+                out.append(Placement(doc.id, doc.cluster, is_new, 1.0, (), joined))
+                continue
+            values = scores[row]
+            matched = sorted(((s, state.docs[r].id) for r, s in zip(mine, values.tolist(),
+                                                                    strict=True) if s >= edge),
+                             key=lambda m: (-m[0], m[1]))
+            out.append(Placement(doc.id, doc.cluster, is_new, round(float(values.mean()), 6),
+                                 tuple(i for _, i in matched), joined))
+        return out
 
     def _choose(self, state: State, vectors: Vectors, row: int, candidates: list[int],
                 scores: dict[int, float]) -> tuple[str, list[int]]:

@@ -220,7 +220,7 @@ class Relinker(IndexStore):
             sim = ctx.vectors.dense(members)
         ctx.done.update(members)
         for k in range(bisect.bisect_left(members, ctx.first_new), len(members)):
-            ctx.sims[members[k]] = (members, sim[k])  # for ``_placement``
+            ctx.sims[members[k]] = (members, sim[k])  # for ``_placements``
         ccfg = self.config.clustering
         parts = clustering.dense_components(sim >= ccfg.edge_threshold)
         groups = [[members[k] for k in rows.tolist()] for rows, _ in clustering.link_components(

@@ -3,6 +3,7 @@ the refresh queue; loaded from SQLite (``load_state``) and kept in step with it.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
@@ -111,6 +112,9 @@ class TermStore:
         self.published = np.zeros(0, dtype=np.float64)  # epoch seconds, nan when undated
         self.year_set = np.zeros(0, dtype=np.int64)  # ``years`` number
         self.years = YearSets()
+        # By row: a 64-bit digest of its term ids and TF, equal for rows with the same
+        # vector (verbatim copies): ``Vectors`` scores such rows once (#18).
+        self.content = np.zeros(0, dtype=np.int64)
         self.ids = np.zeros(0, dtype=np.int32)
         self.tf = np.zeros(0, dtype=np.float32)
         self.used = 0
@@ -121,7 +125,7 @@ class TermStore:
         """Append articles (``ids`` and ``tf`` concatenated, ``lengths`` terms each)."""
         if len(rows) and rows.max() >= len(self.start):
             size = max(int(rows.max()) + 1, 2 * len(self.start))
-            for name in ("start", "length", "published", "year_set"):
+            for name in ("start", "length", "published", "year_set", "content"):
                 setattr(self, name, np.resize(getattr(self, name), size))
         end = self.used + len(ids)
         if end > len(self.ids):
@@ -133,6 +137,7 @@ class TermStore:
         self.length[rows] = lengths
         self.published[rows] = published
         self.year_set[rows] = [self.years.id(y) for y in years]
+        self.content[rows] = content_digests(ids, tf, lengths)
         self.used = end
 
     def _compact(self) -> None:
@@ -154,6 +159,23 @@ class TermStore:
         self.length[rows] = 0
         if self.garbage > self.used // 2:
             self._compact()
+
+
+def content_digests(ids: np.ndarray, tf: np.ndarray, lengths: np.ndarray) -> list[int]:
+    """Per article (``lengths`` of the concatenated int32 ``ids`` and float32 ``tf``), a
+    signed 64-bit BLAKE2b digest of its stored term ids and TF: equal digests, equal vectors
+    (a chance collision is 2^-64 a pair: ~1e-8 over a million distinct texts)."""
+    id_bytes = np.ascontiguousarray(ids, dtype=np.int32).data.cast("B")
+    tf_bytes = np.ascontiguousarray(tf, dtype=np.float32).data.cast("B")
+    ends = (4 * np.cumsum(lengths)).tolist()
+    out = []
+    start = 0
+    for end in ends:
+        digest = hashlib.blake2b(id_bytes[start:end], digest_size=8)
+        digest.update(tf_bytes[start:end])
+        out.append(int.from_bytes(digest.digest(), "little", signed=True))
+        start = end
+    return out
 
 
 @dataclass(slots=True)

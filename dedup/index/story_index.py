@@ -19,6 +19,7 @@ from dedup.index.reads import Reads
 from dedup.index.records import Placement, Progress, StoryIndexError
 from dedup.index.store import translated
 from dedup.index.terms import Vocabulary
+from dedup.index.texts import TextCache
 from dedup.index.vectors import Scratch
 from dedup.pipeline import DedupInputError
 from dedup.records import Article
@@ -67,6 +68,7 @@ class StoryIndex(Placer, Expiry, Reads):
             raise StoryIndexError(f"{self.path}: {err}") from None
         self._vocabulary = Vocabulary()
         self._minhasher = signatures.MinHasher(sig.num_perm, sig.seed)
+        self._texts = TextCache(self.config, self._vocabulary, self._minhasher)
         self._state = None
         self._scratch = Scratch()
         self._conn = self._connect(create)
@@ -131,12 +133,12 @@ class StoryIndex(Placer, Expiry, Reads):
             batch = pipeline.to_articles(pipeline.articles_frame(articles))
         if not batch:
             return []
-        prepared = [pipeline.prepare(a.text, a.title, frozenset(), body=False) for a in batch]
+        texts = self._texts.lookup(batch)
         with self._write() as conn:
             self._reject_known([a.id for a in batch])
             state = self._current_state()
             try:
-                return self._place(conn, state, batch, prepared, progress)
+                return self._place(conn, state, batch, texts, progress)
             except BaseException:
                 self._state = None  # memory may hold half a batch: reload on next use
                 raise

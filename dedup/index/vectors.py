@@ -102,13 +102,15 @@ class Vectors:
         todo = np.unique(rows[self.slot[rows] < 0])
         if not len(todo):
             return
-        ids, tf, lengths = self.store.gather(todo)  # int32 and float32, as stored
+        # Rows with the same terms and TF (verbatim copies) share one computed vector.
+        distinct, copy_of = self.texts(todo)
+        ids, tf, lengths = self.store.gather(todo[distinct])  # int32 and float32, as stored
         blk = ids // refine.N_FEATURES
-        key = np.repeat(np.arange(0, 4 * len(todo), 4, dtype=np.int64), lengths) + blk
+        key = np.repeat(np.arange(0, 4 * len(distinct), 4, dtype=np.int64), lengths) + blk
         w = self.idf_scale(ids)
         w *= tf
         # TF and IDF are positive, so every block that has a term has a positive norm.
-        values = w / np.sqrt(np.bincount(key, w * w, minlength=4 * len(todo)))[key]
+        values = w / np.sqrt(np.bincount(key, w * w, minlength=4 * len(distinct)))[key]
         values *= self.weights[blk]
         first, end = self.n_slots, self.used + len(ids)
         if end > len(self.ids):
@@ -124,13 +126,26 @@ class Vectors:
         self.ids[self.used : end] = ids
         self.values[self.used : end] = values
         slots = slice(first, first + len(todo))
-        self.starts[slots] = self.used + np.cumsum(lengths) - lengths
-        self.lengths[slots] = lengths
+        self.starts[slots] = (self.used + np.cumsum(lengths) - lengths)[copy_of]
+        self.lengths[slots] = lengths[copy_of]
         self.stamps[slots] = self.store.published[todo]
         self.year_sets[slots] = self.store.year_set[todo]
         self.slot[todo] = np.arange(first, first + len(todo))
         self.n_slots += len(todo)
         self.used = end
+
+    def texts(self, rows: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions in ``rows`` of one row per distinct vector, in order; each row's
+        index among them): ``rows[distinct][copy_of]`` has ``rows``' vectors."""
+        content = self.store.content[np.asarray(rows, dtype=np.int64)]
+        _, first, copy_of = np.unique(content, return_index=True, return_inverse=True)
+        if len(first) == len(content):
+            every = np.arange(len(content))
+            return every, every
+        order = np.argsort(first)  # first appearance order: a sorted ``rows`` stays sorted
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        return first[order], rank[copy_of]
 
     def slots(self, rows: Sequence[int] | np.ndarray) -> np.ndarray:
         return self.slot[np.asarray(rows, dtype=np.int64)]
@@ -163,16 +178,18 @@ class Vectors:
         self.ensure([row, *rows])
         a_slot = self.slots([row])
         b_slots = self.slots(rows)
+        # A row's score with each of several verbatim copies is one dot product.
+        distinct, copy_of = self.texts(rows)
         a_ids, a_values, _ = self.gather(a_slot)
-        ids, values, lengths = self.gather(b_slots)
+        ids, values, lengths = self.gather(b_slots[distinct])
         scratch = self.scratch
         scratch[a_ids] = a_values
         try:
             product = values * scratch[ids]
         finally:
             scratch[a_ids] = 0.0
-        seg = np.repeat(np.arange(len(rows), dtype=np.int64), lengths)
-        scores = np.bincount(seg, product, minlength=len(rows))
+        seg = np.repeat(np.arange(len(distinct), dtype=np.int64), lengths)
+        scores = np.bincount(seg, product, minlength=len(distinct))[copy_of]
         return self._adjust(scores, np.repeat(a_slot, len(rows)), b_slots)
 
     def pair_scores(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -183,11 +200,29 @@ class Vectors:
         entries then look their partner's weight up by index: one pass over all pairs
         instead of one scoring call per article.
         """
-        out = np.zeros(len(left), dtype=np.float64)
         if not len(left):
-            return out
+            return np.zeros(0, dtype=np.float64)
         self.ensure(np.concatenate([left, right]))
-        left_slots, right_slots = self.slots(left), self.slots(right)
+        # Pairs of the same two texts (verbatim copies on either side) are one dot product;
+        # the date window and years are each pair's own (``_adjust``).
+        content = self.store.content
+        _, left_text = np.unique(content[left], return_inverse=True)
+        texts, right_text = np.unique(content[right], return_inverse=True)
+        _, distinct, copy_of = np.unique(left_text * len(texts) + right_text,
+                                         return_index=True, return_inverse=True)
+        if len(distinct) < len(left):
+            order = distinct[np.argsort(left[distinct], kind="stable")]
+            dots = np.empty(len(left), dtype=np.float64)
+            dots[order] = self._dots(left[order], right[order])
+            out = dots[distinct][copy_of]
+        else:
+            out = self._dots(left, right)
+        return self._adjust(out, self.slots(left), self.slots(right))
+
+    def _dots(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        """``pair_scores`` before ``_adjust``, every pair computed (vectors ensured)."""
+        out = np.zeros(len(left), dtype=np.float64)
+        right_slots = self.slots(right)
         lefts = np.unique(left)
         for start in range(0, len(lefts), 64):
             block = lefts[start : start + 64]
@@ -208,7 +243,7 @@ class Vectors:
             width = dense.shape[1]
             out[lo:hi] = np.bincount(pair, values * dense.ravel().take(owner * width + cols),
                                      minlength=hi - lo)
-        return self._adjust(out, left_slots, right_slots)
+        return out
 
     def dense_many(self, sets: Sequence[Sequence[int]]) -> dict[tuple[int, ...], np.ndarray]:
         """``dense`` of several sets of rows (sorted), keyed by the tuple of rows.
@@ -276,24 +311,29 @@ class Vectors:
 
         Only terms two of the rows share can add to an off-diagonal score, so the product
         runs over those columns (a fraction of them all); the diagonal is each row's own
+        sum of squares. Verbatim copies among ``rows`` are one row of the product (a big
+        story's neighbourhood is mostly copies); their score with each other is that row's
         sum of squares.
         """
         self.ensure(rows)
         slots = self.slots(rows)
-        ids, values, lengths = self.gather(slots)
+        distinct, copy_of = self.texts(rows)
+        ids, values, lengths = self.gather(slots[distinct])
         try:
             n_columns = self._columns(ids)
             cols = self.local[ids]
             shared = np.bincount(cols, minlength=n_columns) > 1
         finally:
             self.local[ids] = -1
-        seg = np.repeat(np.arange(len(rows)), lengths)
+        seg = np.repeat(np.arange(len(distinct)), lengths)
         local = np.cumsum(shared) - 1
         keep = shared[cols]
-        matrix = np.zeros((len(rows), int(local[-1]) + 1 if len(local) else 0))
+        matrix = np.zeros((len(distinct), int(local[-1]) + 1 if len(local) else 0))
         matrix[seg[keep], local[cols[keep]]] = values[keep]
         sim = matrix @ matrix.T
-        np.fill_diagonal(sim, np.bincount(seg, values * values, minlength=len(rows)))
+        np.fill_diagonal(sim, np.bincount(seg, values * values, minlength=len(distinct)))
+        if len(distinct) < len(rows):
+            sim = sim[np.ix_(copy_of, copy_of)]
         if self.year_factor == 1.0 and self.window is None:
             return sim
         years = self.years(slots).astype(np.float64)
