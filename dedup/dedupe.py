@@ -4,7 +4,8 @@ What datasketch, rensa, text-dedup and datatrove users run to clean a corpus, as
 
 1. a light normalization per article: ``normalize.clean_line`` per line, page furniture
    dropped (``normalize.is_boilerplate``, repeated lines once), lower-cased; no sentences,
-   names or terms. Each distinct line is cleaned once (``LineCache``): copies share lines;
+   names or terms. Each distinct line of a batch is cleaned once, the plain ASCII ones by
+   polars expressions (``light_batch``): copies share lines;
 2. word tokens, their n-gram shingle hashes and a 64-bit key of each text's token sequence,
    in one compiled loop over the UTF-8 bytes (``shingling``); exact duplicates are equal
    keys;
@@ -14,13 +15,16 @@ What datasketch, rensa, text-dedup and datatrove users run to clean a corpus, as
    (``copies.copy_groups``: exact keys first, then near copies);
 4. one row kept per group by the ``keep`` rule.
 
-Steps 1 to 3 run in worker processes, chunk by chunk, and a chunk's result depends only
-on its texts: the output is byte-identical for any ``workers``.
+Step 1 runs on polars' threads, step 2 and the signatures on ``workers`` threads (compiled
+loops that release the GIL), chunk by chunk, and a chunk's result depends only on its
+texts: the output is byte-identical for any ``workers``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import itertools
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -29,13 +33,14 @@ import numpy as np
 import polars as pl
 
 from dedup import copies, io, jit, normalize, shingling, signatures
-from dedup.parallel import WorkerPool, guided_size, resolve_workers
+from dedup.parallel import resolve_workers, thread_map
 from dedup.pipeline import StageTimer, articles_frame
 from dedup.records import Article
 
 Keep = Literal["first", "earliest", "longest"]
 KEEP_RULES: tuple[str, ...] = ("first", "earliest", "longest")
-CHUNK = 5_000  # articles normalized and signed at once: bounds the memory of token lists
+CHUNK = 5_000  # articles signed at once by one thread
+BATCH = 50_000  # articles normalized at once: bounds the memory of their lines
 _NUM_PERM = 128
 _SEED = 1
 _WRITE_ROWS = 50_000  # kept rows per slice written to JSONL
@@ -94,16 +99,6 @@ class DedupeResult:
 
 
 @dataclass(frozen=True, slots=True)
-class SignTask:
-    """One chunk of texts to normalize and sign: all a worker process needs."""
-
-    texts: list[str]
-    ngram: int
-    num_perm: int
-    seed: int
-
-
-@dataclass(frozen=True, slots=True)
 class SignedChunk:
     """A chunk's exact keys, MinHash signatures and which texts have any token."""
 
@@ -120,63 +115,95 @@ def light_text(text: str) -> bytes:
     return " ".join(lines).lower().encode("utf-8", "surrogatepass")
 
 
-_SKIP = ("", "")  # a cached line that is empty or page furniture
+def _line_values(raw: str) -> tuple[str | None, str | None, bool]:
+    """(casefold key, lower-cased text, whether the whole text must be cleaned at once) of
+    one raw line, as ``light_text`` treats it: key None for an empty or furniture line."""
+    line = normalize.clean_line(raw)
+    if line is None:  # a mark that reaches across lines: the whole text
+        return None, None, True
+    if not line or normalize.is_boilerplate(line):
+        return None, None, False
+    return line.casefold(), line.lower(), False
 
 
-class LineCache:
-    """``light_text`` line by line, each distinct line cleaned once.
+# A line that ``clean_line`` leaves as it is but for stripping, so polars can clean it:
+# printable ASCII (NFKC already, no fancy quotes, no tab or carriage return), no two
+# spaces in a row, no tokenisation mark.
+_PLAIN_LINE = (pl.col("raw").str.contains(r"^[\x20-\x7e]*$")
+               & ~pl.col("raw").str.contains("  ", literal=True)
+               & ~pl.col("raw").str.contains(normalize.TOKENISED_PATTERN))
+_STRIPPED = pl.col("line")
+_FURNITURE = ((_STRIPPED == "")
+              | (_STRIPPED.str.contains(normalize.BOILERPLATE_PATTERN)
+                 & ~(_STRIPPED.str.contains(normalize.BYLINE_PATTERN)
+                     & (_STRIPPED.str.count_matches(" ", literal=True) >= 8))))
 
-    Why: copies share their lines (a wire story's paragraphs, an outlet's furniture), and a
-    corpus worth deduplicating is full of copies; cleaning a line is most of the cost of a
-    text. ``normalize.clean_line`` of every line joined is ``clean_text`` of the text
-    (where it is None, the text is cleaned whole), so the bytes equal ``light_text``'s.
-    The cache starts over past ``max_entries`` lines, so memory stays bounded.
+
+def light_batch(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``light_text`` of many texts at once, as one UTF-8 buffer and each text's end in it.
+
+    Why: cleaning line by line in Python was most of the time of a job. Here polars splits
+    the texts into lines and cleans each distinct line once: the plain ASCII lines that most
+    texts are made of with vectorised string expressions (the same rules: ``normalize``'s
+    furniture pattern, run by Rust's regex), any other line by ``normalize.clean_line``. A
+    text with a line that needs the whole text (a carriage return, a tokenisation mark) is
+    cleaned whole by ``light_text``. Each kept line is followed by a space where
+    ``light_text`` joins lines with one: the same tokens, so the same shingles and keys.
     """
+    n = len(texts)
+    lines = (pl.DataFrame({"text": texts}).with_row_index("doc")
+             .select("doc", pl.col("text").str.split("\n").alias("raw"))
+             .explode("raw").filter(pl.col("raw") != ""))
+    distinct = lines.select(pl.col("raw").unique()).with_columns(_PLAIN_LINE.alias("plain"))
+    plain = (distinct.filter(pl.col("plain"))
+             .with_columns(pl.col("raw").str.strip_chars(" ").alias("line"))
+             .select("raw", pl.when(_FURNITURE).then(None)
+                     .otherwise(pl.col("line").str.to_lowercase()).alias("low"))
+             .select("raw", pl.col("low").alias("key"), "low", pl.lit(False).alias("whole")))
+    other = distinct.filter(~pl.col("plain"))["raw"].to_list()
+    keys, lows, whole = (zip(*map(_line_values, other), strict=True) if other
+                         else ((), (), ()))
+    table = pl.concat([plain, pl.DataFrame(
+        {"raw": other, "key": list(keys), "low": list(lows), "whole": list(whole)},
+        schema={"raw": pl.String, "key": pl.String, "low": pl.String, "whole": pl.Boolean})])
+    lines = lines.join(table, on="raw", how="left", maintain_order="left")
+    wholes = lines.filter(pl.col("whole"))["doc"].unique().sort()
+    pieces = (lines.filter(pl.col("key").is_not_null() & ~pl.col("doc").is_in(wholes.implode()))
+              .filter(pl.struct("doc", "key").is_first_distinct())
+              .select("doc", (pl.col("low") + " ").alias("piece")))
+    if len(wholes):
+        whole_texts = texts.gather(wholes).to_list()
+        pieces = pl.concat([pieces, pl.DataFrame(
+            {"doc": wholes, "piece": [light_text(t).decode("utf-8", "surrogatepass") + " "
+                                      for t in whole_texts]},
+            schema=pieces.schema)]).sort("doc", maintain_order=True)
+    import pyarrow as pa
 
-    def __init__(self, max_entries: int = 1 << 19) -> None:
-        self._cache: dict[str, tuple[str, str]] = {}
-        self.max_entries = max_entries
-
-    def __call__(self, text: str) -> bytes:
-        cache = self._cache
-        if len(cache) > self.max_entries:
-            cache.clear()
-        parts: list[str] = []
-        seen: set[str] = set()
-        for raw in text.split("\n"):
-            hit = cache.get(raw)
-            if hit is None:
-                line = normalize.clean_line(raw)
-                if line is None:  # a mark that reaches across lines: the whole text
-                    return light_text(text)
-                hit = (_SKIP if not line or normalize.is_boilerplate(line)
-                       else (line.casefold(), line.lower()))
-                cache[raw] = hit
-            if hit is _SKIP or hit[0] in seen:
-                continue
-            seen.add(hit[0])
-            parts.append(hit[1])
-        return " ".join(parts).encode("utf-8", "surrogatepass")
+    array = pieces["piece"].to_arrow()
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    array = array.cast(pa.large_string())
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[
+        array.offset : array.offset + len(array) + 1]
+    data = np.frombuffer(array.buffers()[2], dtype=np.uint8) if len(array) else np.empty(
+        0, dtype=np.uint8)
+    buf = data[offsets[0] : offsets[-1]]
+    line_ends = np.cumsum(np.bincount(pieces["doc"].to_numpy(), minlength=n)[:n])
+    return buf, (offsets[line_ends] - offsets[0]).astype(np.int64)
 
 
-_LINES = LineCache()  # one per process: cleaning is pure, sharing cannot change a value
-
-
-def sign_chunk(task: SignTask) -> SignedChunk:
-    """Normalize and sign one chunk. Module-level so worker processes can run it."""
-    encoded = [_LINES(text) for text in task.texts]
-    ends = np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)))
-    buf = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-    del encoded
-    flat, shingle_ends, keys, tokens = shingling.shingle_hashes(buf, ends, task.ngram)
+def sign_span(buf: np.ndarray, ends: np.ndarray, ngram: int, hasher: signatures.MinHasher
+              ) -> SignedChunk:
+    """Exact keys, signatures and presence of the documents ``buf`` holds, ending at
+    ``ends`` (the buffer of a span of documents; compiled loops, so threads share it)."""
+    flat, shingle_ends, keys, tokens = shingling.shingle_hashes(buf, ends, ngram)
     sets = np.split(flat, shingle_ends[:-1]) if len(shingle_ends) else []
-    sigs = signatures.MinHasher(task.num_perm, task.seed).signatures(sets)
-    return SignedChunk(keys, sigs, tokens > 0)
+    return SignedChunk(keys, hasher.signatures(sets), tokens > 0)
 
 
 def _ready() -> None:
-    """Load the compiled loops now (a worker runs this on start): every chunk of a job
-    big enough for workers repays them."""
+    """Load the compiled loops now: every chunk of a job big enough to have several
+    repays them (and threads must not race to load them)."""
     jit.kernels(jit.MIN_WORK)
     shingling.shingle_hashes(np.zeros(shingling.COMPILE_FROM_BYTES, dtype=np.uint8),
                              np.array([1], dtype=np.int64), 1)
@@ -184,24 +211,39 @@ def _ready() -> None:
 
 def sign(texts: pl.Series, *, ngram: int = 5, workers: int | None = 1,
          num_perm: int = _NUM_PERM, seed: int = _SEED) -> SignedChunk:
-    """Exact keys, signatures and presence of every text, chunk by chunk (in parallel
-    from two chunks on; the values do not depend on ``workers``)."""
+    """Exact keys, signatures and presence of every text.
+
+    A batch of ``BATCH`` texts at a time is normalized (``light_batch``: polars, on its own
+    threads), then signed ``CHUNK`` texts at a time on ``workers`` threads (the compiled
+    loops release the GIL). A text's values depend on it alone: not on ``workers``, nor on
+    where the batches and chunks fall.
+    """
     n = len(texts)
-    with WorkerPool(resolve_workers(workers)) as pool:
-        parallel = pool.workers > 1 and n > CHUNK
-        if parallel:
-            pool.warm(_ready)
-        elif n > CHUNK:
-            _ready()
+    threads = resolve_workers(workers)
+    hasher = signatures.MinHasher(num_perm, seed)
+    if n > CHUNK:
+        _ready()
+    parts: list[SignedChunk] = []
+    # The next batch is normalized (mostly in polars, which releases the GIL) while this
+    # one is signed.
+    with ThreadPoolExecutor(1, thread_name_prefix="dedup-light") as ahead:
+        batches = iter(range(0, n, BATCH))
+        pending = [ahead.submit(light_batch, texts.slice(first, BATCH))
+                   for first in itertools.islice(batches, 1)]
+        while pending:
+            buf, ends = pending.pop().result()
+            pending.extend(ahead.submit(light_batch, texts.slice(first, BATCH))
+                           for first in itertools.islice(batches, 1))
+            starts = np.concatenate(([0], ends[:-1]))
 
-        def tasks() -> Iterator[SignTask]:
-            start = 0
-            while start < n:
-                size = guided_size(n - start, CHUNK, pool.workers)
-                yield SignTask(texts.slice(start, size).to_list(), ngram, num_perm, seed)
-                start += size
+            def span(at: int, buf: np.ndarray = buf, ends: np.ndarray = ends,
+                     starts: np.ndarray = starts) -> SignedChunk:
+                stop = min(at + CHUNK, len(ends))
+                origin = starts[at]
+                return sign_span(buf[origin : ends[stop - 1]], ends[at:stop] - origin, ngram,
+                                 hasher)
 
-        parts = list(pool.map(sign_chunk, tasks(), parallel=parallel))
+            parts.extend(thread_map(span, range(0, len(ends), CHUNK), threads))
     if not parts:
         return SignedChunk(np.empty(0, np.uint64), np.empty((0, num_perm), np.uint32),
                            np.empty(0, bool))

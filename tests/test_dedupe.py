@@ -115,8 +115,6 @@ def test_compiled_and_python_shingling_agree() -> None:
                                                  "one two", "a b c d e"]
     texts += ["Share.\nA line\r\nA LINE\n\nExit mobile version\n“Quoted” do n't stop .\n"]
     encoded = [dedupe_module.light_text(t) for t in texts]
-    lines = dedupe_module.LineCache()
-    assert [lines(t) for t in texts + texts] == encoded + encoded  # cached lines: same bytes
     buf = np.frombuffer(b"".join(encoded), dtype=np.uint8)
     ends = np.cumsum([len(e) for e in encoded])
     compiled = shingle_hashes(buf, ends, 5, compiled=True)
@@ -125,6 +123,35 @@ def test_compiled_and_python_shingling_agree() -> None:
         assert np.array_equal(a, b)
     # u.s, said, is-k, a, b, ok's, é€—x (non-ASCII bytes are word bytes); short texts.
     assert python[3].tolist()[2:] == [7, 0, 2, 5, 6]
+
+
+# Lines that take each path of ``light_batch``: plain ASCII (kept, furniture, a byline that
+# is a sentence, a repeat in another case), other lines (NFKC, curly quotes, tabs, double
+# spaces, ß whose casefold is not its lower case), and marks that need the whole text.
+_LIGHT_CASES = [
+    "Quake hits Lima.\nShare.\nQuake hits LIMA.\n\nTags: quake, peru\nBy Ana Diaz\n"
+    "by Tuesday, rescuers had pulled forty people from rubble\nby Tuesday, rescuers had "
+    "pulled forty from rubble\n",
+    "Straße  closed\nSTRASSE closed\n\t“Quoted”  text\nﬁnal ① word\n   padded line   \n",
+    "A line\r\nA LINE\nExit mobile version\n",
+    "The rate rose 2 % on Monday .\nSee also: other news\n``Yes , '' he said .\n",
+    "", "\n\n", "one two", "©2024 Outlet\nPREV story\nprev story\nNext: more\n--\n",
+    "Quake hits Lima.\nShare.\nQuake hits LIMA.\n",
+]
+
+
+def test_light_batch_gives_light_text_tokens() -> None:
+    texts = pl.Series("text", _LIGHT_CASES * 3)
+    buf, ends = dedupe_module.light_batch(texts)
+    starts = np.concatenate(([0], ends[:-1]))
+    got = [bytes(buf[a:b]) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+    # light_text joins lines with a space, light_batch follows each with one: same tokens.
+    assert [g.split() for g in got] == [dedupe_module.light_text(t).split()
+                                        for t in texts.to_list()]
+    assert got[0].split(b" ")[:3] == [b"quake", b"hits", b"lima."]
+    assert b"share" not in got[0] and b"ana" not in got[0]
+    assert got[0].count(b"by tuesday") == 1  # nine words: a sentence; eight: a byline
+    assert got[-1] == b"quake hits lima. "
 
 
 def _run(*args: str) -> Any:
