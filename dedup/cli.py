@@ -24,7 +24,7 @@ from dedup import __version__, io, outputs
 from dedup.config import Config
 from dedup.configfile import ConfigError, config_differences, config_to_toml, format_value
 from dedup.configfile import load_config as load_config_file
-from dedup.dedupe import KEEP_RULES, dedupe
+from dedup.dedupe import KEEP_RULES, DedupeResult, dedupe, dedupe_parquet
 from dedup.index import StoryIndex, StoryIndexError
 from dedup.merge import story_from_dict, story_to_dict
 from dedup.parallel import WorkerDied
@@ -376,14 +376,23 @@ def dedupe_command(
     groups_target = Path(groups_path) if groups_path else None
     groups_fmt = _table_format(groups_target, "--groups") if groups_target else None
     fmt, columns, skip_bad_rows, coerce_ids = reading
-    read, read_seconds = _read_inputs(inputs, fmt, columns, skip_bad_rows, coerce_ids)
     try:
-        result = dedupe(read.frame, threshold=threshold, ngram=ngram, keep=keep,
-                        workers=workers)
+        result = _stream_parquet(inputs, reading, threshold, ngram, keep, workers)
+        if result is not None:
+            # Reading is part of signing the batches; nothing is rejected (a bad row sends
+            # the files to the row reader).
+            read: io.ReadResult | None = None
+            read_seconds = 0.0
+        else:
+            read, read_seconds = _read_inputs(inputs, fmt, columns, skip_bad_rows, coerce_ids)
+            result = dedupe(read.frame, threshold=threshold, ngram=ngram, keep=keep,
+                            workers=workers)
     except DedupInputError as err:
         raise InputFailure(str(err)) from None
     except WorkerDied as err:
         raise click.ClickException(str(err)) from None
+    rejected = read.rejected if read is not None else []
+    notes = read.notes if read is not None else result.stats.get("notes", [])
     start = time.perf_counter()
     try:
         result.write_kept(target, out_fmt)
@@ -392,7 +401,7 @@ def dedupe_command(
         if skip_bad_rows:
             io.write_jsonl(target.with_name(target.name + ".rejected.jsonl"),
                            ({"file": r.file, "line": r.line, "id": r.id, "reason": r.reason}
-                            for r in read.rejected))
+                            for r in rejected))
     except OSError as err:
         raise InputFailure(f"{err.filename or target}: cannot write ({err.strerror or err}); "
                            "pick another output path") from None
@@ -400,17 +409,32 @@ def dedupe_command(
                "write": time.perf_counter() - start}
     stats = result.stats
     lines = [
-        f"articles read   {stats['articles'] + len(read.rejected):>10,}",
+        f"articles read   {stats['articles'] + len(rejected):>10,}",
         f"  kept          {stats['kept']:>10,}",
         f"  dropped       {stats['dropped']:>10,}  ({stats['exact_duplicates']:,} exact, "
         f"{stats['near_duplicates']:,} near copies)",
-        f"  rejected      {len(read.rejected):>10,}",
+        f"  rejected      {len(rejected):>10,}",
         f"largest group   {stats['largest_group']:>10,}",
         "seconds per stage:",
         *(f"  {name:<13} {seconds:>10.3f}" for name, seconds in timings.items()),
-        *(f"note: {note}" for note in read.notes),
+        *(f"note: {note}" for note in notes),
     ]
     click.echo("\n".join(lines), err=True)
+
+
+def _stream_parquet(inputs: tuple[str, ...], reading: Reading, threshold: float, ngram: int,
+                    keep: str, workers: int) -> DedupeResult | None:
+    """``dedupe_parquet`` when every input is a Parquet file (memory holds a batch, not the
+    corpus); None for other inputs, or when a row needs the row reader's report."""
+    try:
+        kinds = {io.detect_format(path, reading.fmt) for path in inputs}
+    except io.InputError:
+        return None  # the reader says why
+    if kinds != {"parquet"} or not all(Path(path).is_file() for path in inputs):
+        return None
+    return dedupe_parquet(list(inputs), threshold=threshold, ngram=ngram, keep=keep,
+                          workers=workers, columns=reading.columns,
+                          coerce_ids=reading.coerce_ids)
 
 
 def _read_inputs(inputs: tuple[str, ...], fmt: str | None, columns: io.Columns,

@@ -22,12 +22,11 @@ texts: the output is byte-identical for any ``workers``.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import polars as pl
@@ -43,53 +42,84 @@ CHUNK = 5_000  # articles signed at once by one thread
 BATCH = 50_000  # articles normalized at once: bounds the memory of their lines
 _NUM_PERM = 128
 _SEED = 1
-_WRITE_ROWS = 50_000  # kept rows per slice written to JSONL
+WRITE_ROWS = 50_000  # kept rows per slice written (a Parquet row group)
+
+
+FrameSource = Callable[[], Iterator[pl.DataFrame]]
 
 
 @dataclass(frozen=True, slots=True)
 class DedupeResult:
     """What ``dedupe`` found.
 
-    ``kept``: one row per copy group, in input order, every input column plus ``copies``
-    (the group's size). ``groups``: one row per input article, in input order: ``id`` and
-    ``copy_group``, the id of the article kept for its group. ``write_kept`` writes the
-    kept rows without first copying them out of the input (a million texts are gigabytes).
+    ``kept_rows``: the rows kept (one per copy group), ascending; ``copies``: the size of
+    each one's group. ``groups``: one row per input article, in input order: ``id`` and
+    ``copy_group``, the id of the article kept for its group. ``source`` gives the input's
+    rows in order, a frame at a time (the frame itself, or a Parquet file read again batch
+    by batch), so ``write_kept`` never holds a copy of every kept text at once.
     """
 
-    frame: pl.DataFrame  # the input, every row
-    kept_rows: np.ndarray  # rows kept, ascending
-    copies: np.ndarray  # size of each kept row's group
+    source: FrameSource
+    kept_rows: np.ndarray
+    copies: np.ndarray
     groups: pl.DataFrame
     stats: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def kept(self) -> pl.DataFrame:
-        """The kept rows and their ``copies`` (a new frame)."""
-        return self._kept_lazy().collect()
+        """The kept rows, every input column plus ``copies`` (a new frame)."""
+        return pl.concat(list(self.kept_frames()))
 
-    def _kept_lazy(self) -> pl.LazyFrame:
-        mask = np.zeros(self.frame.height, dtype=bool)
-        mask[self.kept_rows] = True
-        sizes = np.zeros(self.frame.height, dtype=np.int64)
-        sizes[self.kept_rows] = self.copies
-        return (self.frame.lazy()
-                .with_columns(pl.Series("copies", sizes, dtype=pl.Int64))
-                .filter(pl.Series(mask)))
+    def kept_frames(self) -> Iterator[pl.DataFrame]:
+        """The kept rows and their ``copies``, ``WRITE_ROWS`` at a time: the same slices
+        however the input was read (so the same Parquet row groups), at least one frame."""
+        rows, sizes = self.kept_rows, self.copies
+        pending: list[pl.DataFrame] = []
+        count = at = taken = 0
+        empty: pl.DataFrame | None = None
+        for frame in self.source():
+            stop = int(np.searchsorted(rows, at + frame.height))
+            if empty is None:
+                empty = frame.head(0).with_columns(pl.Series("copies", [], dtype=pl.Int64))
+            if stop > taken:
+                pending.append(frame.select(pl.all().gather(rows[taken:stop] - at))
+                               .with_columns(pl.Series("copies", sizes[taken:stop],
+                                                       dtype=pl.Int64)))
+                count += stop - taken
+            taken, at = stop, at + frame.height
+            while count >= WRITE_ROWS:
+                merged = pl.concat(pending)
+                yield merged.head(WRITE_ROWS).rechunk()
+                pending, count = [merged.slice(WRITE_ROWS)], count - WRITE_ROWS
+        if count:
+            yield pl.concat(pending).rechunk()
+        elif not taken:  # nothing kept: the columns alone
+            yield empty if empty is not None else pl.DataFrame(
+                {"copies": pl.Series([], dtype=pl.Int64)})
 
     def write_kept(self, target: Path, fmt: io.TableFormat) -> None:
-        """Write the kept rows as ``io.write_frame`` would (atomically, same bytes for
-        the same input), a slice at a time."""
+        """Write the kept rows atomically, a slice at a time: the same bytes for the same
+        input, read whole or streamed."""
         with io.atomic_path(target) as tmp:
             if fmt == "parquet":
-                self._kept_lazy().sink_parquet(tmp, compression="zstd", statistics=False)
+                import pyarrow.parquet as pq
+
+                writer: Any = None
+                try:
+                    for part in self.kept_frames():
+                        table = part.to_arrow()
+                        if writer is None:
+                            writer = pq.ParquetWriter(tmp, table.schema, compression="zstd",
+                                                      write_statistics=False)
+                        writer.write_table(table, row_group_size=WRITE_ROWS)
+                finally:
+                    if writer is not None:
+                        writer.close()
                 return
             with open(tmp, "w", encoding="utf-8", newline="\n") as out:
-                for at in range(0, len(self.kept_rows), _WRITE_ROWS):
-                    rows = self.kept_rows[at : at + _WRITE_ROWS]
-                    chunk = self.frame[rows.tolist()].with_columns(pl.Series(
-                        "copies", self.copies[at : at + _WRITE_ROWS], dtype=pl.Int64))
-                    for row in chunk.to_dicts():
+                for part in self.kept_frames():
+                    for row in part.to_dicts():
                         out.write(io.json_line(row))
 
     def mapping(self) -> dict[str, str]:
@@ -209,31 +239,39 @@ def _ready() -> None:
                              np.array([1], dtype=np.int64), 1)
 
 
-def sign(texts: pl.Series, *, ngram: int = 5, workers: int | None = 1,
-         num_perm: int = _NUM_PERM, seed: int = _SEED) -> SignedChunk:
-    """Exact keys, signatures and presence of every text.
+def sign(texts: pl.Series | Iterable[pl.Series], *, ngram: int = 5,
+         workers: int | None = 1, num_perm: int = _NUM_PERM, seed: int = _SEED
+         ) -> SignedChunk:
+    """Exact keys, signatures and presence of every text (``texts``: one Series, or the
+    Series of a stream of batches, as ``dedupe_parquet`` reads them).
 
-    A batch of ``BATCH`` texts at a time is normalized (``light_batch``: polars, on its own
-    threads), then signed ``CHUNK`` texts at a time on ``workers`` threads (the compiled
-    loops release the GIL). A text's values depend on it alone: not on ``workers``, nor on
-    where the batches and chunks fall.
+    A batch of up to ``BATCH`` texts at a time is normalized (``light_batch``: polars, on
+    its own threads; the next batch is read and normalized while this one is signed), then
+    signed ``CHUNK`` texts at a time on ``workers`` threads (the compiled loops release the
+    GIL). A text's values depend on it alone: not on ``workers``, nor on where the batches
+    and chunks fall.
     """
-    n = len(texts)
+    if isinstance(texts, pl.Series):
+        whole = texts
+        texts = (whole.slice(first, BATCH) for first in range(0, len(whole), BATCH))
     threads = resolve_workers(workers)
     hasher = signatures.MinHasher(num_perm, seed)
-    if n > CHUNK:
-        _ready()
+    batches = iter(texts)
+    loaded = False
     parts: list[SignedChunk] = []
-    # The next batch is normalized (mostly in polars, which releases the GIL) while this
-    # one is signed.
+
+    def light_next() -> tuple[np.ndarray, np.ndarray] | None:
+        batch = next(batches, None)
+        return None if batch is None else light_batch(batch)
+
     with ThreadPoolExecutor(1, thread_name_prefix="dedup-light") as ahead:
-        batches = iter(range(0, n, BATCH))
-        pending = [ahead.submit(light_batch, texts.slice(first, BATCH))
-                   for first in itertools.islice(batches, 1)]
-        while pending:
-            buf, ends = pending.pop().result()
-            pending.extend(ahead.submit(light_batch, texts.slice(first, BATCH))
-                           for first in itertools.islice(batches, 1))
+        pending = ahead.submit(light_next)
+        while (batch := pending.result()) is not None:
+            buf, ends = batch
+            pending = ahead.submit(light_next)
+            if not loaded and len(ends) > CHUNK:
+                _ready()
+                loaded = True
             starts = np.concatenate(([0], ends[:-1]))
 
             def span(at: int, buf: np.ndarray = buf, ends: np.ndarray = ends,
@@ -252,30 +290,87 @@ def sign(texts: pl.Series, *, ngram: int = 5, workers: int | None = 1,
                        np.concatenate([p.present for p in parts]))
 
 
-def kept_rows(group: np.ndarray, frame: pl.DataFrame, keep: str) -> np.ndarray:
+def kept_rows(group: np.ndarray, keep: str, published: pl.Series | None = None,
+              lengths: np.ndarray | None = None) -> np.ndarray:
     """The row kept for each copy group (``group[r]``: the lowest row of ``r``'s group),
     ascending.
 
-    ``first``: the group's first row in input order. ``earliest``: the lowest ``published``
-    (rows without a date after every dated one). ``longest``: the most characters of
-    ``text``. Ties go to the earlier row in input order, so every rule is stable.
+    ``first``: the group's first row in input order. ``earliest``: the lowest
+    ``published`` (rows without a date after every dated one). ``longest``: the most
+    characters of text (``lengths``). Ties go to the earlier row in input order, so every
+    rule is stable.
     """
     n = len(group)
     rows = np.arange(n)
     if keep == "first":
         return np.flatnonzero(group == rows)
     if keep == "earliest":
-        stamps = frame["published"].cast(pl.Datetime("us")).dt.epoch("us")
+        if published is None:
+            raise ValueError("keep='earliest' needs the published dates")
+        stamps = published.cast(pl.Datetime("us")).dt.epoch("us")
         missing = stamps.is_null().to_numpy()
         primary = stamps.fill_null(0).to_numpy().astype(np.int64)
         order = np.lexsort((rows, primary, missing, group))
     elif keep == "longest":
-        lengths = frame["text"].str.len_chars().fill_null(0).to_numpy().astype(np.int64)
-        order = np.lexsort((rows, -lengths, group))
+        if lengths is None:
+            raise ValueError("keep='longest' needs the text lengths")
+        order = np.lexsort((rows, -lengths.astype(np.int64), group))
     else:
         raise ValueError(f"keep must be one of {', '.join(KEEP_RULES)}, not {keep!r}")
     firsts = order[np.concatenate(([True], group[order][1:] != group[order][:-1]))]
     return np.sort(firsts)
+
+
+def _check(threshold: float, ngram: int, keep: str) -> None:
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be in (0, 1], not {threshold}")
+    if ngram < 1:
+        raise ValueError(f"ngram must be at least 1, not {ngram}")
+    if keep not in KEEP_RULES:
+        raise ValueError(f"keep must be one of {', '.join(KEEP_RULES)}, not {keep!r}")
+
+
+@dataclass
+class _Columns:
+    """What the groups and the keep rule need of every row, gathered batch by batch."""
+
+    ids: list[pl.Series] = field(default_factory=list)
+    published: list[pl.Series] = field(default_factory=list)
+    lengths: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, frame: pl.DataFrame) -> pl.Series:
+        """Keep ``frame``'s ids, dates and text lengths; its texts."""
+        self.ids.append(frame["id"])
+        self.published.append(frame["published"])
+        self.lengths.append(frame["text"].str.len_chars().fill_null(0).to_numpy())
+        return frame["text"]
+
+
+def _grouped(signed: SignedChunk, cols: _Columns, source: FrameSource, threshold: float,
+             keep: str, max_bucket_size: int, timer: StageTimer) -> DedupeResult:
+    """Copy groups of the signed rows, the kept row of each, and the groups frame."""
+    with timer.stage("groups"):
+        groups = copies.copy_groups(signed.keys, signed.present, signed.signatures,
+                                    threshold=threshold, max_bucket_size=max_bucket_size)
+        group = groups.group
+        n = len(group)
+        exact = int(n - np.count_nonzero(groups.exact == np.arange(n)))
+        published = pl.concat(cols.published) if cols.published else None
+        lengths = np.concatenate(cols.lengths) if cols.lengths else np.empty(0, np.int64)
+        kept = kept_rows(group, keep, published, lengths)
+        # Each row's group -> the kept row of that group.
+        chosen = np.empty(n, dtype=np.int64)
+        chosen[group[kept]] = kept
+        kept_of = chosen[group]
+        sizes = np.bincount(group, minlength=n)[group[kept]]
+    with timer.stage("output"):
+        ids = pl.concat(cols.ids) if cols.ids else pl.Series("id", [], dtype=pl.String)
+        group_frame = pl.DataFrame({"id": ids, "copy_group": ids.gather(kept_of)})
+    stats = {"articles": n, "kept": len(kept), "dropped": n - len(kept),
+             "exact_duplicates": exact, "near_duplicates": n - len(kept) - exact,
+             "largest_group": int(sizes.max()) if len(sizes) else 0}
+    return DedupeResult(source, kept, sizes.astype(np.int64), group_frame, stats,
+                        timer.timings)
 
 
 def dedupe(
@@ -310,33 +405,80 @@ def dedupe(
         >>> r.kept["id"].to_list(), r.mapping()
         (['a'], {'a': 'a', 'b': 'a'})
     """
-    if not 0.0 < threshold <= 1.0:
-        raise ValueError(f"threshold must be in (0, 1], not {threshold}")
-    if ngram < 1:
-        raise ValueError(f"ngram must be at least 1, not {ngram}")
-    if keep not in KEEP_RULES:
-        raise ValueError(f"keep must be one of {', '.join(KEEP_RULES)}, not {keep!r}")
+    _check(threshold, ngram, keep)
     timer = StageTimer()
     with timer.stage("read"):
         frame = articles_frame(articles)
+    cols = _Columns()
     with timer.stage("signatures"):
-        signed = sign(frame["text"], ngram=ngram, workers=workers)
-    with timer.stage("groups"):
-        groups = copies.copy_groups(signed.keys, signed.present, signed.signatures,
-                                    threshold=threshold, max_bucket_size=max_bucket_size)
-        group = groups.group
-        exact = int(len(group) - np.count_nonzero(groups.exact == np.arange(len(group))))
-        del signed
-        kept = kept_rows(group, frame, keep)
-        # Each row's group -> the kept row of that group.
-        chosen = np.empty(len(group), dtype=np.int64)
-        chosen[group[kept]] = kept
-        kept_of = chosen[group]
-        sizes = np.bincount(group, minlength=len(group))[group[kept]]
-    with timer.stage("output"):
-        ids = frame["id"]
-        group_frame = pl.DataFrame({"id": ids, "copy_group": ids.gather(kept_of)})
-    stats = {"articles": frame.height, "kept": len(kept), "dropped": frame.height - len(kept),
-             "exact_duplicates": exact, "near_duplicates": frame.height - len(kept) - exact,
-             "largest_group": int(sizes.max()) if len(sizes) else 0}
-    return DedupeResult(frame, kept, sizes.astype(np.int64), group_frame, stats, timer.timings)
+        signed = sign(cols.add(frame), ngram=ngram, workers=workers)
+    return _grouped(signed, cols, lambda: iter([frame]), threshold, keep, max_bucket_size,
+                    timer)
+
+
+class _NeedsRowReader(Exception):
+    """A batch holds a row that only the row-by-row reader can report or reject."""
+
+
+def dedupe_parquet(
+    paths: Sequence[str],
+    threshold: float = 0.8,
+    ngram: int = 5,
+    keep: Keep | str = "first",
+    *,
+    workers: int | None = 1,
+    max_bucket_size: int = 100,
+    columns: io.Columns | None = None,
+    coerce_ids: bool = False,
+    batch_rows: int = BATCH,
+) -> DedupeResult | None:
+    """``dedupe`` of Parquet files read ``batch_rows`` rows at a time, so memory holds a
+    batch of texts, not the corpus: the id, text and date columns once to sign them, then
+    every column again as the kept rows are written (``DedupeResult.source``). The same
+    result and the same output bytes as ``dedupe`` of the files read whole.
+
+    None when the files need the row-by-row reader (``io.read_articles``): an unreadable
+    file, files of different schemas, a bad row, a duplicate id. It reports or rejects
+    them; nothing is lost by trying here first.
+    """
+    import pyarrow.parquet as pq
+
+    _check(threshold, ngram, keep)
+    columns = columns or io.Columns()
+    try:
+        files = [pq.ParquetFile(path) for path in paths]
+    except Exception:  # pyarrow raises several types; the row reader names the problem
+        return None
+    if not files or any(f.schema_arrow != files[0].schema_arrow for f in files):
+        return None
+    names = files[0].schema_arrow.names
+    wanted = [c for c in (columns.id, columns.text, columns.published) if c in names]
+
+    def batches(read: list[str] | None) -> Iterator[pl.DataFrame]:
+        for file in files:
+            for batch in file.iter_batches(batch_size=batch_rows, columns=read):
+                frame = io.standard_columns(cast(pl.DataFrame, pl.from_arrow(batch)), columns,
+                                             coerce_ids)
+                if frame is None:
+                    raise _NeedsRowReader
+                yield articles_frame(frame)
+
+    def source() -> Iterator[pl.DataFrame]:
+        yield from batches(None)
+
+    timer = StageTimer()
+    cols = _Columns()
+    try:
+        with timer.stage("signatures"):
+            signed = sign((cols.add(frame) for frame in batches(wanted)), ngram=ngram,
+                          workers=workers)
+    except _NeedsRowReader:
+        return None
+    if not cols.ids or pl.concat(cols.ids).is_duplicated().any():
+        return None
+    result = _grouped(signed, cols, source, threshold, keep, max_bucket_size, timer)
+    notes = io.Notes()  # what reading every column says (renamed columns)
+    io.standard_columns(cast(pl.DataFrame, pl.from_arrow(files[0].schema_arrow.empty_table())),
+                        columns, coerce_ids, notes)
+    result.stats["notes"] = notes.lines()
+    return result

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from dedup import cluster, dedupe
+from dedup import cluster, dedupe, io
 from dedup.cli import main
 from dedup.shingling import shingle_hashes
 from tests.conftest import SEED_IDS, read_seeds
@@ -173,6 +173,7 @@ def _corpus(tmp_path: Path) -> Path:
 def test_output_is_byte_identical_for_any_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                                  ) -> None:
     monkeypatch.setattr(dedupe_module, "CHUNK", 16)  # several chunks, on the workers
+    monkeypatch.setattr(dedupe_module, "BATCH", 50)  # several batches, normalized ahead
     source = _corpus(tmp_path)
     outputs = []
     for workers in ("1", "2"):
@@ -184,6 +185,34 @@ def test_output_is_byte_identical_for_any_workers(tmp_path: Path, monkeypatch: p
     assert outputs[0] == outputs[1]
     kept = pl.read_parquet(tmp_path / "out1.parquet")
     assert kept.height == 40 and kept["extra"].to_list() == [k * 10 for k in range(40)]
+
+
+def test_parquet_streamed_in_batches_gives_the_whole_read_output(tmp_path: Path) -> None:
+    rows = [json.loads(line) for line in _corpus(tmp_path).read_text().splitlines()]
+    for k, row in enumerate(rows):
+        row["published"] = datetime(2024, 1, 1 + k % 5)
+    source = tmp_path / "in.parquet"
+    pl.DataFrame(rows).write_parquet(source)
+    whole = dedupe(io.read_articles([str(source)]).frame, keep="earliest")
+    streamed = dedupe_module.dedupe_parquet([str(source)], keep="earliest", batch_rows=7)
+    assert streamed is not None
+    dedupe_module.WRITE_ROWS, saved = 9, dedupe_module.WRITE_ROWS  # several row groups
+    try:
+        for fmt in ("parquet", "jsonl"):
+            a, b = tmp_path / f"whole.{fmt}", tmp_path / f"streamed.{fmt}"
+            whole.write_kept(a, fmt)  # type: ignore[arg-type]
+            streamed.write_kept(b, fmt)  # type: ignore[arg-type]
+            assert a.read_bytes() == b.read_bytes()
+    finally:
+        dedupe_module.WRITE_ROWS = saved
+    assert streamed.groups.equals(whole.groups) and streamed.stats == {**whole.stats,
+                                                                       "notes": []}
+    assert pl.read_parquet(tmp_path / "streamed.parquet").height == 40
+    # A repeated id sends the file to the row reader, which reports it.
+    pl.DataFrame(rows + rows[:1]).write_parquet(source)
+    assert dedupe_module.dedupe_parquet([str(source)], batch_rows=7) is None
+    failed = _run("dedupe", str(source), "-o", str(tmp_path / "o.jsonl"))
+    assert failed.exit_code == 2 and "duplicate id" in failed.stderr
 
 
 def test_cli_accounts_for_every_row_and_rejects_bad_ones(tmp_path: Path) -> None:
