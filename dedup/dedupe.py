@@ -227,8 +227,7 @@ def sign_span(buf: np.ndarray, ends: np.ndarray, ngram: int, hasher: signatures.
     """Exact keys, signatures and presence of the documents ``buf`` holds, ending at
     ``ends`` (the buffer of a span of documents; compiled loops, so threads share it)."""
     flat, shingle_ends, keys, tokens = shingling.shingle_hashes(buf, ends, ngram)
-    sets = np.split(flat, shingle_ends[:-1]) if len(shingle_ends) else []
-    return SignedChunk(keys, hasher.signatures(sets), tokens > 0)
+    return SignedChunk(keys, hasher.signatures_flat(flat, shingle_ends), tokens > 0)
 
 
 def _ready() -> None:

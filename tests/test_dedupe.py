@@ -15,7 +15,9 @@ from click.testing import CliRunner
 
 from dedup import cluster, dedupe, io
 from dedup.cli import main
+from dedup.jit import NEVER, JitPolicy, using
 from dedup.shingling import shingle_hashes
+from dedup.signatures import MinHasher
 from tests.conftest import SEED_IDS, read_seeds
 
 # The module (``dedup.dedupe`` the attribute is the function, as ``dedup.cluster`` is).
@@ -123,6 +125,12 @@ def test_compiled_and_python_shingling_agree() -> None:
         assert np.array_equal(a, b)
     # u.s, said, is-k, a, b, ok's, é€—x (non-ASCII bytes are word bytes); short texts.
     assert python[3].tolist()[2:] == [7, 0, 2, 5, 6]
+    flat, shingle_ends = python[0], python[1]
+    hasher = MinHasher(128, 1)
+    for policy in (JitPolicy(0), JitPolicy(NEVER)):  # the compiled kernel and numpy
+        with using(policy):
+            assert np.array_equal(hasher.signatures_flat(flat, shingle_ends),
+                                  hasher.signatures(np.split(flat, shingle_ends[:-1])))
 
 
 # Lines that take each path of ``light_batch``: plain ASCII (kept, furniture, a byline that
