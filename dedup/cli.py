@@ -351,9 +351,12 @@ def progress_bar(stream: Any = None) -> Iterator[StageProgress | None]:
               help="Also write id -> copy_group (the id kept for its group) for every "
                    "article read (.parquet or .jsonl).")
 @click.option("--engine", type=click.Choice(["local", "dask"]), default="local",
-              show_default=True, help="Only local for dedupe so far.")
+              show_default=True,
+              help="dask: the workers of a local Dask cluster read and sign the partitions; "
+                   "the same output.")
 @click.option("-j", "--workers", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Processes (0: every available core). Output is identical for any value.")
+              help="Threads signing texts (0: every available core). Output is identical for "
+                   "any value.")
 def dedupe_command(
     inputs: tuple[str, ...],
     output: str,
@@ -368,19 +371,19 @@ def dedupe_command(
     """Drop near-duplicate articles from INPUT... (files, .txt folders, or - for JSONL on
     stdin): exact copies of the normalized text, then texts at estimated Jaccard >=
     --threshold on word n-grams, joined transitively; one row kept per copy group."""
-    if engine == "dask":
-        raise click.UsageError("--engine dask is not supported by dedupe yet (#21); run it "
-                               "on the local engine (-j sets the processes)")
+    if engine == "dask" and "-" in inputs:
+        raise click.UsageError("--engine dask reads files on the workers: stdin (-) is not "
+                               "supported there; write it to a file first")
     target = Path(output)
     out_fmt = _table_format(target, "-o")
     groups_target = Path(groups_path) if groups_path else None
     groups_fmt = _table_format(groups_target, "--groups") if groups_target else None
     fmt, columns, skip_bad_rows, coerce_ids = reading
     try:
-        result = _stream_parquet(inputs, reading, threshold, ngram, keep, workers)
+        result = (_dedupe_on_dask(inputs, reading, threshold, ngram, keep) if engine == "dask"
+                  else _stream_parquet(inputs, reading, threshold, ngram, keep, workers))
         if result is not None:
-            # Reading is part of signing the batches; nothing is rejected (a bad row sends
-            # the files to the row reader).
+            # Reading is part of the signatures stage (streamed batches, or the workers).
             read: io.ReadResult | None = None
             read_seconds = 0.0
         else:
@@ -391,7 +394,7 @@ def dedupe_command(
         raise InputFailure(str(err)) from None
     except WorkerDied as err:
         raise click.ClickException(str(err)) from None
-    rejected = read.rejected if read is not None else []
+    rejected = read.rejected if read is not None else result.rejected
     notes = read.notes if read is not None else result.stats.get("notes", [])
     start = time.perf_counter()
     try:
@@ -420,6 +423,24 @@ def dedupe_command(
         *(f"note: {note}" for note in notes),
     ]
     click.echo("\n".join(lines), err=True)
+
+
+def _dedupe_on_dask(inputs: tuple[str, ...], reading: Reading, threshold: float, ngram: int,
+                    keep: str) -> DedupeResult:
+    """``dedupe_dask`` on a local cluster of this machine; imported lazily so the local
+    engine never needs dask."""
+    try:
+        from dedup.engine_dask import DaskEngineError, dedupe_dask
+    except ImportError as err:
+        raise click.ClickException(str(err)) from None
+    try:
+        return dedupe_dask(list(inputs), threshold, ngram, keep, columns=reading.columns,
+                           fmt=reading.fmt, skip_bad_rows=reading.skip_bad_rows,
+                           coerce_ids=reading.coerce_ids)
+    except io.InputError as err:
+        raise InputFailure(str(err)) from None
+    except (DaskEngineError, ImportError) as err:
+        raise click.ClickException(str(err)) from None
 
 
 def _stream_parquet(inputs: tuple[str, ...], reading: Reading, threshold: float, ngram: int,

@@ -34,7 +34,7 @@ import polars as pl
 from dedup import copies, io, jit, normalize, shingling, signatures
 from dedup.parallel import resolve_workers, thread_map
 from dedup.pipeline import StageTimer, articles_frame
-from dedup.records import Article
+from dedup.records import Article, Rejected
 
 Keep = Literal["first", "earliest", "longest"]
 KEEP_RULES: tuple[str, ...] = ("first", "earliest", "longest")
@@ -65,6 +65,7 @@ class DedupeResult:
     groups: pl.DataFrame
     stats: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    rejected: list[Rejected] = field(default_factory=list)  # rows a reader set aside
 
     @property
     def kept(self) -> pl.DataFrame:
@@ -320,7 +321,8 @@ def kept_rows(group: np.ndarray, keep: str, published: pl.Series | None = None,
     return np.sort(firsts)
 
 
-def _check(threshold: float, ngram: int, keep: str) -> None:
+def check_options(threshold: float, ngram: int, keep: str) -> None:
+    """A ValueError naming the first option out of range."""
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (0, 1], not {threshold}")
     if ngram < 1:
@@ -330,8 +332,9 @@ def _check(threshold: float, ngram: int, keep: str) -> None:
 
 
 @dataclass
-class _Columns:
-    """What the groups and the keep rule need of every row, gathered batch by batch."""
+class RowColumns:
+    """What the groups and the keep rule need of every row, gathered batch by batch (or
+    partition by partition: ``engine_dask``)."""
 
     ids: list[pl.Series] = field(default_factory=list)
     published: list[pl.Series] = field(default_factory=list)
@@ -345,9 +348,10 @@ class _Columns:
         return frame["text"]
 
 
-def _grouped(signed: SignedChunk, cols: _Columns, source: FrameSource, threshold: float,
+def grouped(signed: SignedChunk, cols: RowColumns, source: FrameSource, threshold: float,
              keep: str, max_bucket_size: int, timer: StageTimer) -> DedupeResult:
-    """Copy groups of the signed rows, the kept row of each, and the groups frame."""
+    """Copy groups of the signed rows, the kept row of each, and the groups frame: what
+    every engine does once the rows are signed."""
     with timer.stage("groups"):
         groups = copies.copy_groups(signed.keys, signed.present, signed.signatures,
                                     threshold=threshold, max_bucket_size=max_bucket_size)
@@ -404,14 +408,14 @@ def dedupe(
         >>> r.kept["id"].to_list(), r.mapping()
         (['a'], {'a': 'a', 'b': 'a'})
     """
-    _check(threshold, ngram, keep)
+    check_options(threshold, ngram, keep)
     timer = StageTimer()
     with timer.stage("read"):
         frame = articles_frame(articles)
-    cols = _Columns()
+    cols = RowColumns()
     with timer.stage("signatures"):
         signed = sign(cols.add(frame), ngram=ngram, workers=workers)
-    return _grouped(signed, cols, lambda: iter([frame]), threshold, keep, max_bucket_size,
+    return grouped(signed, cols, lambda: iter([frame]), threshold, keep, max_bucket_size,
                     timer)
 
 
@@ -442,7 +446,7 @@ def dedupe_parquet(
     """
     import pyarrow.parquet as pq
 
-    _check(threshold, ngram, keep)
+    check_options(threshold, ngram, keep)
     columns = columns or io.Columns()
     try:
         files = [pq.ParquetFile(path) for path in paths]
@@ -466,7 +470,7 @@ def dedupe_parquet(
         yield from batches(None)
 
     timer = StageTimer()
-    cols = _Columns()
+    cols = RowColumns()
     try:
         with timer.stage("signatures"):
             signed = sign((cols.add(frame) for frame in batches(wanted)), ngram=ngram,
@@ -475,7 +479,7 @@ def dedupe_parquet(
         return None
     if not cols.ids or pl.concat(cols.ids).is_duplicated().any():
         return None
-    result = _grouped(signed, cols, source, threshold, keep, max_bucket_size, timer)
+    result = grouped(signed, cols, source, threshold, keep, max_bucket_size, timer)
     notes = io.Notes()  # what reading every column says (renamed columns)
     io.standard_columns(cast(pl.DataFrame, pl.from_arrow(files[0].schema_arrow.empty_table())),
                         columns, coerce_ids, notes)
