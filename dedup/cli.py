@@ -385,7 +385,7 @@ def dedupe_command(
         if result is not None:
             # Reading is part of the signatures stage (streamed batches, or the workers).
             read: io.ReadResult | None = None
-            read_seconds = 0.0
+            read_seconds = result.timings.get("read", 0.0)
         else:
             read, read_seconds = _read_inputs(inputs, fmt, columns, skip_bad_rows, coerce_ids)
             result = dedupe(read.frame, threshold=threshold, ngram=ngram, keep=keep,

@@ -253,7 +253,7 @@ def test_cli_usage_errors_are_one_line(tmp_path: Path) -> None:
     source = _corpus(tmp_path)
     for args, expected in (
         (["-o", str(tmp_path / "out.csv")], "name a .parquet or .jsonl file"),
-        (["-o", str(tmp_path / "o.jsonl"), "--engine", "dask"], "not supported by dedupe"),
+        (["-", "-o", str(tmp_path / "o.jsonl"), "--engine", "dask"], "stdin (-) is not"),
     ):
         result = _run("dedupe", str(source), *args)
         assert result.exit_code == 2 and expected in result.stderr
