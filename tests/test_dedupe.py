@@ -195,7 +195,8 @@ def test_output_is_byte_identical_for_any_workers(tmp_path: Path, monkeypatch: p
     assert kept.height == 40 and kept["extra"].to_list() == [k * 10 for k in range(40)]
 
 
-def test_parquet_streamed_in_batches_gives_the_whole_read_output(tmp_path: Path) -> None:
+def test_parquet_streamed_in_batches_gives_the_whole_read_output(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rows = [json.loads(line) for line in _corpus(tmp_path).read_text().splitlines()]
     for k, row in enumerate(rows):
         row["published"] = datetime(2024, 1, 1 + k % 5)
@@ -204,15 +205,12 @@ def test_parquet_streamed_in_batches_gives_the_whole_read_output(tmp_path: Path)
     whole = dedupe(io.read_articles([str(source)]).frame, keep="earliest")
     streamed = dedupe_module.dedupe_parquet([str(source)], keep="earliest", batch_rows=7)
     assert streamed is not None
-    dedupe_module.WRITE_ROWS, saved = 9, dedupe_module.WRITE_ROWS  # several row groups
-    try:
-        for fmt in ("parquet", "jsonl"):
-            a, b = tmp_path / f"whole.{fmt}", tmp_path / f"streamed.{fmt}"
-            whole.write_kept(a, fmt)  # type: ignore[arg-type]
-            streamed.write_kept(b, fmt)  # type: ignore[arg-type]
-            assert a.read_bytes() == b.read_bytes()
-    finally:
-        dedupe_module.WRITE_ROWS = saved
+    monkeypatch.setattr(dedupe_module, "WRITE_ROWS", 9)  # several row groups
+    for fmt in ("parquet", "jsonl"):
+        a, b = tmp_path / f"whole.{fmt}", tmp_path / f"streamed.{fmt}"
+        whole.write_kept(a, fmt)
+        streamed.write_kept(b, fmt)
+        assert a.read_bytes() == b.read_bytes()
     assert streamed.groups.equals(whole.groups) and streamed.stats == {**whole.stats,
                                                                        "notes": []}
     assert pl.read_parquet(tmp_path / "streamed.parquet").height == 40
