@@ -349,12 +349,14 @@ class RowColumns:
 
 
 def grouped(signed: SignedChunk, cols: RowColumns, source: FrameSource, threshold: float,
-             keep: str, max_bucket_size: int, timer: StageTimer) -> DedupeResult:
+             keep: str, max_bucket_size: int, timer: StageTimer, threads: int = 1
+             ) -> DedupeResult:
     """Copy groups of the signed rows, the kept row of each, and the groups frame: what
-    every engine does once the rows are signed."""
+    every engine does once the rows are signed (LSH bands grouped on ``threads``)."""
     with timer.stage("groups"):
         groups = copies.copy_groups(signed.keys, signed.present, signed.signatures,
-                                    threshold=threshold, max_bucket_size=max_bucket_size)
+                                    threshold=threshold, max_bucket_size=max_bucket_size,
+                                    threads=threads)
         group = groups.group
         n = len(group)
         exact = int(n - np.count_nonzero(groups.exact == np.arange(n)))
@@ -416,7 +418,7 @@ def dedupe(
     with timer.stage("signatures"):
         signed = sign(cols.add(frame), ngram=ngram, workers=workers)
     return grouped(signed, cols, lambda: iter([frame]), threshold, keep, max_bucket_size,
-                    timer)
+                   timer, resolve_workers(workers))
 
 
 class _NeedsRowReader(Exception):
@@ -479,7 +481,8 @@ def dedupe_parquet(
         return None
     if not cols.ids or pl.concat(cols.ids).is_duplicated().any():
         return None
-    result = grouped(signed, cols, source, threshold, keep, max_bucket_size, timer)
+    result = grouped(signed, cols, source, threshold, keep, max_bucket_size, timer,
+                     resolve_workers(workers))
     notes = io.Notes()  # what reading every column says (renamed columns)
     io.standard_columns(cast(pl.DataFrame, pl.from_arrow(files[0].schema_arrow.empty_table())),
                         columns, coerce_ids, notes)
