@@ -13,7 +13,7 @@ from dedup.config import (
     SignatureConfig,
 )
 from dedup.configfile import ConfigError, load_config
-from dedup.dedupe import DedupeResult, dedupe
+from dedup.dedupe import DedupeResult, dedupe, dedupe_parquet
 from dedup.evaluate import Scores, score
 from dedup.index import (
     ClusterInfo,
@@ -62,6 +62,7 @@ __all__ = [
     "__version__",
     "cluster",
     "dedupe",
+    "dedupe_parquet",
     "load_config",
     "merge",
     "score",

@@ -24,7 +24,7 @@ from dedup import __version__, io, outputs
 from dedup.config import Config
 from dedup.configfile import ConfigError, config_differences, config_to_toml, format_value
 from dedup.configfile import load_config as load_config_file
-from dedup.dedupe import KEEP_RULES, dedupe
+from dedup.dedupe import KEEP_RULES, DedupeResult, dedupe, dedupe_parquet
 from dedup.index import StoryIndex, StoryIndexError
 from dedup.merge import story_from_dict, story_to_dict
 from dedup.parallel import WorkerDied
@@ -351,9 +351,12 @@ def progress_bar(stream: Any = None) -> Iterator[StageProgress | None]:
               help="Also write id -> copy_group (the id kept for its group) for every "
                    "article read (.parquet or .jsonl).")
 @click.option("--engine", type=click.Choice(["local", "dask"]), default="local",
-              show_default=True, help="Only local for dedupe so far.")
+              show_default=True,
+              help="dask: the workers of a local Dask cluster read and sign the partitions; "
+                   "the same output.")
 @click.option("-j", "--workers", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Processes (0: every available core). Output is identical for any value.")
+              help="Threads signing texts (0: every available core). Output is identical for "
+                   "any value.")
 def dedupe_command(
     inputs: tuple[str, ...],
     output: str,
@@ -368,22 +371,31 @@ def dedupe_command(
     """Drop near-duplicate articles from INPUT... (files, .txt folders, or - for JSONL on
     stdin): exact copies of the normalized text, then texts at estimated Jaccard >=
     --threshold on word n-grams, joined transitively; one row kept per copy group."""
-    if engine == "dask":
-        raise click.UsageError("--engine dask is not supported by dedupe yet (#21); run it "
-                               "on the local engine (-j sets the processes)")
+    if engine == "dask" and "-" in inputs:
+        raise click.UsageError("--engine dask reads files on the workers: stdin (-) is not "
+                               "supported there; write it to a file first")
     target = Path(output)
     out_fmt = _table_format(target, "-o")
     groups_target = Path(groups_path) if groups_path else None
     groups_fmt = _table_format(groups_target, "--groups") if groups_target else None
     fmt, columns, skip_bad_rows, coerce_ids = reading
-    read, read_seconds = _read_inputs(inputs, fmt, columns, skip_bad_rows, coerce_ids)
     try:
-        result = dedupe(read.frame, threshold=threshold, ngram=ngram, keep=keep,
-                        workers=workers)
+        result = (_dedupe_on_dask(inputs, reading, threshold, ngram, keep) if engine == "dask"
+                  else _stream_parquet(inputs, reading, threshold, ngram, keep, workers))
+        if result is not None:
+            # Reading is part of the signatures stage (streamed batches, or the workers).
+            read: io.ReadResult | None = None
+            read_seconds = result.timings.get("read", 0.0)
+        else:
+            read, read_seconds = _read_inputs(inputs, fmt, columns, skip_bad_rows, coerce_ids)
+            result = dedupe(read.frame, threshold=threshold, ngram=ngram, keep=keep,
+                            workers=workers)
     except DedupInputError as err:
         raise InputFailure(str(err)) from None
     except WorkerDied as err:
         raise click.ClickException(str(err)) from None
+    rejected = read.rejected if read is not None else result.rejected
+    notes = read.notes if read is not None else result.stats.get("notes", [])
     start = time.perf_counter()
     try:
         result.write_kept(target, out_fmt)
@@ -392,7 +404,7 @@ def dedupe_command(
         if skip_bad_rows:
             io.write_jsonl(target.with_name(target.name + ".rejected.jsonl"),
                            ({"file": r.file, "line": r.line, "id": r.id, "reason": r.reason}
-                            for r in read.rejected))
+                            for r in rejected))
     except OSError as err:
         raise InputFailure(f"{err.filename or target}: cannot write ({err.strerror or err}); "
                            "pick another output path") from None
@@ -400,17 +412,50 @@ def dedupe_command(
                "write": time.perf_counter() - start}
     stats = result.stats
     lines = [
-        f"articles read   {stats['articles'] + len(read.rejected):>10,}",
+        f"articles read   {stats['articles'] + len(rejected):>10,}",
         f"  kept          {stats['kept']:>10,}",
         f"  dropped       {stats['dropped']:>10,}  ({stats['exact_duplicates']:,} exact, "
         f"{stats['near_duplicates']:,} near copies)",
-        f"  rejected      {len(read.rejected):>10,}",
+        f"  rejected      {len(rejected):>10,}",
         f"largest group   {stats['largest_group']:>10,}",
         "seconds per stage:",
         *(f"  {name:<13} {seconds:>10.3f}" for name, seconds in timings.items()),
-        *(f"note: {note}" for note in read.notes),
+        *(f"note: {note}" for note in notes),
     ]
     click.echo("\n".join(lines), err=True)
+
+
+def _dedupe_on_dask(inputs: tuple[str, ...], reading: Reading, threshold: float, ngram: int,
+                    keep: str) -> DedupeResult:
+    """``dedupe_dask`` on a local cluster of this machine; imported lazily so the local
+    engine never needs dask."""
+    try:
+        from dedup.engine_dask import DaskEngineError, dedupe_dask
+    except ImportError as err:
+        raise click.ClickException(str(err)) from None
+    try:
+        return dedupe_dask(list(inputs), threshold, ngram, keep, columns=reading.columns,
+                           fmt=reading.fmt, skip_bad_rows=reading.skip_bad_rows,
+                           coerce_ids=reading.coerce_ids)
+    except io.InputError as err:
+        raise InputFailure(str(err)) from None
+    except (DaskEngineError, ImportError) as err:
+        raise click.ClickException(str(err)) from None
+
+
+def _stream_parquet(inputs: tuple[str, ...], reading: Reading, threshold: float, ngram: int,
+                    keep: str, workers: int) -> DedupeResult | None:
+    """``dedupe_parquet`` when every input is a Parquet file (memory holds a batch, not the
+    corpus); None for other inputs, or when a row needs the row reader's report."""
+    try:
+        kinds = {io.detect_format(path, reading.fmt) for path in inputs}
+    except io.InputError:
+        return None  # the reader says why
+    if kinds != {"parquet"} or not all(Path(path).is_file() for path in inputs):
+        return None
+    return dedupe_parquet(list(inputs), threshold=threshold, ngram=ngram, keep=keep,
+                          workers=workers, columns=reading.columns,
+                          coerce_ids=reading.coerce_ids)
 
 
 def _read_inputs(inputs: tuple[str, ...], fmt: str | None, columns: io.Columns,

@@ -120,6 +120,7 @@ def copy_groups(
     threshold: float | None = None,
     max_bucket_size: int = 100,
     chain: int = 2,
+    threads: int = 1,
 ) -> CopyGroups:
     """Copy group of each article: exact copies by ``keys`` (``signature_keys``), then
     near-exact copies by ``signatures`` (estimated Jaccard >= ``threshold``; None: exact
@@ -128,6 +129,7 @@ def copy_groups(
     ``present`` False (no shingle: an empty text) keeps an article alone: empty texts say
     nothing, so they are no one's copies. ``max_bucket_size`` and ``chain`` bound the
     LSH as in ``candidates.lsh_pairs``; verification compares the full signatures.
+    ``threads``: bands grouped on that many threads; the groups do not depend on it.
     """
     n = len(keys)
     group = np.arange(n, dtype=np.int64)
@@ -141,7 +143,8 @@ def copy_groups(
     reps = np.zeros(n, dtype=bool)
     reps[rows] = group[rows] == rows
     pairs, _ = candidates.lsh_pairs(signatures, reps, threshold=min(threshold, _LSH_MAX),
-                                    max_bucket_size=max_bucket_size, chain=chain)
+                                    max_bucket_size=max_bucket_size, chain=chain,
+                                    threads=threads)
     close = np.concatenate([
         np.mean(signatures[chunk[:, 0]] == signatures[chunk[:, 1]], axis=1) >= threshold
         for chunk in np.split(pairs, np.arange(_VERIFY_CHUNK, len(pairs), _VERIFY_CHUNK))

@@ -4,7 +4,8 @@ What datasketch, rensa, text-dedup and datatrove users run to clean a corpus, as
 
 1. a light normalization per article: ``normalize.clean_line`` per line, page furniture
    dropped (``normalize.is_boilerplate``, repeated lines once), lower-cased; no sentences,
-   names or terms. Each distinct line is cleaned once (``LineCache``): copies share lines;
+   names or terms. Each distinct line of a batch is cleaned once, the plain ASCII ones by
+   polars expressions (``light_batch``): copies share lines;
 2. word tokens, their n-gram shingle hashes and a 64-bit key of each text's token sequence,
    in one compiled loop over the UTF-8 bytes (``shingling``); exact duplicates are equal
    keys;
@@ -14,93 +15,118 @@ What datasketch, rensa, text-dedup and datatrove users run to clean a corpus, as
    (``copies.copy_groups``: exact keys first, then near copies);
 4. one row kept per group by the ``keep`` rule.
 
-Steps 1 to 3 run in worker processes, chunk by chunk, and a chunk's result depends only
-on its texts: the output is byte-identical for any ``workers``.
+Step 1 runs on polars' threads, step 2 and the signatures on ``workers`` threads (compiled
+loops that release the GIL), chunk by chunk, and a chunk's result depends only on its
+texts: the output is byte-identical for any ``workers``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import polars as pl
 
 from dedup import copies, io, jit, normalize, shingling, signatures
-from dedup.parallel import WorkerPool, guided_size, resolve_workers
+from dedup.parallel import resolve_workers, thread_map
 from dedup.pipeline import StageTimer, articles_frame
-from dedup.records import Article
+from dedup.records import Article, Rejected
 
 Keep = Literal["first", "earliest", "longest"]
 KEEP_RULES: tuple[str, ...] = ("first", "earliest", "longest")
-CHUNK = 5_000  # articles normalized and signed at once: bounds the memory of token lists
+CHUNK = 5_000  # articles signed at once by one thread
+BATCH = 50_000  # articles normalized at once: bounds the memory of their lines
 _NUM_PERM = 128
 _SEED = 1
-_WRITE_ROWS = 50_000  # kept rows per slice written to JSONL
+WRITE_ROWS = 50_000  # kept rows per slice written (a Parquet row group)
+
+
+FrameSource = Callable[[], Iterator[pl.DataFrame]]
 
 
 @dataclass(frozen=True, slots=True)
 class DedupeResult:
     """What ``dedupe`` found.
 
-    ``kept``: one row per copy group, in input order, every input column plus ``copies``
-    (the group's size). ``groups``: one row per input article, in input order: ``id`` and
-    ``copy_group``, the id of the article kept for its group. ``write_kept`` writes the
-    kept rows without first copying them out of the input (a million texts are gigabytes).
+    ``kept_rows``: the rows kept (one per copy group), ascending; ``copies``: the size of
+    each one's group. ``groups``: one row per input article, in input order: ``id`` and
+    ``copy_group``, the id of the article kept for its group. ``source`` gives the input's
+    rows in order, a frame at a time (the frame itself, or a Parquet file read again batch
+    by batch), so ``write_kept`` never holds a copy of every kept text at once.
     """
 
-    frame: pl.DataFrame  # the input, every row
-    kept_rows: np.ndarray  # rows kept, ascending
-    copies: np.ndarray  # size of each kept row's group
+    source: FrameSource
+    kept_rows: np.ndarray
+    copies: np.ndarray
     groups: pl.DataFrame
     stats: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    rejected: list[Rejected] = field(default_factory=list)  # rows a reader set aside
 
     @property
     def kept(self) -> pl.DataFrame:
-        """The kept rows and their ``copies`` (a new frame)."""
-        return self._kept_lazy().collect()
+        """The kept rows, every input column plus ``copies`` (a new frame)."""
+        return pl.concat(list(self.kept_frames()))
 
-    def _kept_lazy(self) -> pl.LazyFrame:
-        mask = np.zeros(self.frame.height, dtype=bool)
-        mask[self.kept_rows] = True
-        sizes = np.zeros(self.frame.height, dtype=np.int64)
-        sizes[self.kept_rows] = self.copies
-        return (self.frame.lazy()
-                .with_columns(pl.Series("copies", sizes, dtype=pl.Int64))
-                .filter(pl.Series(mask)))
+    def kept_frames(self) -> Iterator[pl.DataFrame]:
+        """The kept rows and their ``copies``, ``WRITE_ROWS`` at a time: the same slices
+        however the input was read (so the same Parquet row groups), at least one frame."""
+        rows, sizes = self.kept_rows, self.copies
+        pending: list[pl.DataFrame] = []
+        count = at = taken = 0
+        empty: pl.DataFrame | None = None
+        for frame in self.source():
+            stop = int(np.searchsorted(rows, at + frame.height))
+            if empty is None:
+                empty = frame.head(0).with_columns(pl.Series("copies", [], dtype=pl.Int64))
+            if stop > taken:
+                pending.append(frame.select(pl.all().gather(rows[taken:stop] - at))
+                               .with_columns(pl.Series("copies", sizes[taken:stop],
+                                                       dtype=pl.Int64)))
+                count += stop - taken
+            taken, at = stop, at + frame.height
+            while count >= WRITE_ROWS:
+                merged = pl.concat(pending)
+                yield merged.head(WRITE_ROWS).rechunk()
+                pending, count = [merged.slice(WRITE_ROWS)], count - WRITE_ROWS
+        if count:
+            yield pl.concat(pending).rechunk()
+        elif not taken:  # nothing kept: the columns alone
+            yield empty if empty is not None else pl.DataFrame(
+                {"copies": pl.Series([], dtype=pl.Int64)})
 
     def write_kept(self, target: Path, fmt: io.TableFormat) -> None:
-        """Write the kept rows as ``io.write_frame`` would (atomically, same bytes for
-        the same input), a slice at a time."""
+        """Write the kept rows atomically, a slice at a time: the same bytes for the same
+        input, read whole or streamed."""
         with io.atomic_path(target) as tmp:
             if fmt == "parquet":
-                self._kept_lazy().sink_parquet(tmp, compression="zstd", statistics=False)
+                import pyarrow.parquet as pq
+
+                writer: Any = None
+                try:
+                    for part in self.kept_frames():
+                        table = part.to_arrow()
+                        if writer is None:
+                            writer = pq.ParquetWriter(tmp, table.schema, compression="zstd",
+                                                      write_statistics=False)
+                        writer.write_table(table, row_group_size=WRITE_ROWS)
+                finally:
+                    if writer is not None:
+                        writer.close()
                 return
             with open(tmp, "w", encoding="utf-8", newline="\n") as out:
-                for at in range(0, len(self.kept_rows), _WRITE_ROWS):
-                    rows = self.kept_rows[at : at + _WRITE_ROWS]
-                    chunk = self.frame[rows.tolist()].with_columns(pl.Series(
-                        "copies", self.copies[at : at + _WRITE_ROWS], dtype=pl.Int64))
-                    for row in chunk.to_dicts():
+                for part in self.kept_frames():
+                    for row in part.to_dicts():
                         out.write(io.json_line(row))
 
     def mapping(self) -> dict[str, str]:
         """``groups`` as a dict: article id -> id of the article kept for its group."""
         return dict(zip(self.groups["id"].to_list(), self.groups["copy_group"].to_list(),
                         strict=True))
-
-
-@dataclass(frozen=True, slots=True)
-class SignTask:
-    """One chunk of texts to normalize and sign: all a worker process needs."""
-
-    texts: list[str]
-    ngram: int
-    num_perm: int
-    seed: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,88 +146,142 @@ def light_text(text: str) -> bytes:
     return " ".join(lines).lower().encode("utf-8", "surrogatepass")
 
 
-_SKIP = ("", "")  # a cached line that is empty or page furniture
+def _line_values(raw: str) -> tuple[str | None, str | None, bool]:
+    """(casefold key, lower-cased text, whether the whole text must be cleaned at once) of
+    one raw line, as ``light_text`` treats it: key None for an empty or furniture line."""
+    line = normalize.clean_line(raw)
+    if line is None:  # a mark that reaches across lines: the whole text
+        return None, None, True
+    if not line or normalize.is_boilerplate(line):
+        return None, None, False
+    return line.casefold(), line.lower(), False
 
 
-class LineCache:
-    """``light_text`` line by line, each distinct line cleaned once.
+# A line that ``clean_line`` leaves as it is but for stripping, so polars can clean it:
+# printable ASCII (NFKC already, no fancy quotes, no tab or carriage return), no two
+# spaces in a row, no tokenisation mark.
+_PLAIN_LINE = (pl.col("raw").str.contains(r"^[\x20-\x7e]*$")
+               & ~pl.col("raw").str.contains("  ", literal=True)
+               & ~pl.col("raw").str.contains(normalize.TOKENISED_PATTERN))
+_STRIPPED = pl.col("line")
+_FURNITURE = ((_STRIPPED == "")
+              | (_STRIPPED.str.contains(normalize.BOILERPLATE_PATTERN)
+                 & ~(_STRIPPED.str.contains(normalize.BYLINE_PATTERN)
+                     & (_STRIPPED.str.count_matches(" ", literal=True) >= 8))))
 
-    Why: copies share their lines (a wire story's paragraphs, an outlet's furniture), and a
-    corpus worth deduplicating is full of copies; cleaning a line is most of the cost of a
-    text. ``normalize.clean_line`` of every line joined is ``clean_text`` of the text
-    (where it is None, the text is cleaned whole), so the bytes equal ``light_text``'s.
-    The cache starts over past ``max_entries`` lines, so memory stays bounded.
+
+def light_batch(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``light_text`` of many texts at once, as one UTF-8 buffer and each text's end in it.
+
+    Why: cleaning line by line in Python was most of the time of a job. Here polars splits
+    the texts into lines and cleans each distinct line once: the plain ASCII lines that most
+    texts are made of with vectorised string expressions (the same rules: ``normalize``'s
+    furniture pattern, run by Rust's regex), any other line by ``normalize.clean_line``. A
+    text with a line that needs the whole text (a carriage return, a tokenisation mark) is
+    cleaned whole by ``light_text``. Each kept line is followed by a space where
+    ``light_text`` joins lines with one: the same tokens, so the same shingles and keys.
     """
+    n = len(texts)
+    lines = (pl.DataFrame({"text": texts}).with_row_index("doc")
+             .select("doc", pl.col("text").str.split("\n").alias("raw"))
+             .explode("raw").filter(pl.col("raw") != ""))
+    distinct = lines.select(pl.col("raw").unique()).with_columns(_PLAIN_LINE.alias("plain"))
+    plain = (distinct.filter(pl.col("plain"))
+             .with_columns(pl.col("raw").str.strip_chars(" ").alias("line"))
+             .select("raw", pl.when(_FURNITURE).then(None)
+                     .otherwise(pl.col("line").str.to_lowercase()).alias("low"))
+             .select("raw", pl.col("low").alias("key"), "low", pl.lit(False).alias("whole")))
+    other = distinct.filter(~pl.col("plain"))["raw"].to_list()
+    keys, lows, whole = (zip(*map(_line_values, other), strict=True) if other
+                         else ((), (), ()))
+    table = pl.concat([plain, pl.DataFrame(
+        {"raw": other, "key": list(keys), "low": list(lows), "whole": list(whole)},
+        schema={"raw": pl.String, "key": pl.String, "low": pl.String, "whole": pl.Boolean})])
+    lines = lines.join(table, on="raw", how="left", maintain_order="left")
+    wholes = lines.filter(pl.col("whole"))["doc"].unique().sort()
+    pieces = (lines.filter(pl.col("key").is_not_null() & ~pl.col("doc").is_in(wholes.implode()))
+              .filter(pl.struct("doc", "key").is_first_distinct())
+              .select("doc", (pl.col("low") + " ").alias("piece")))
+    if len(wholes):
+        whole_texts = texts.gather(wholes).to_list()
+        pieces = pl.concat([pieces, pl.DataFrame(
+            {"doc": wholes, "piece": [light_text(t).decode("utf-8", "surrogatepass") + " "
+                                      for t in whole_texts]},
+            schema=pieces.schema)]).sort("doc", maintain_order=True)
+    import pyarrow as pa
 
-    def __init__(self, max_entries: int = 1 << 19) -> None:
-        self._cache: dict[str, tuple[str, str]] = {}
-        self.max_entries = max_entries
-
-    def __call__(self, text: str) -> bytes:
-        cache = self._cache
-        if len(cache) > self.max_entries:
-            cache.clear()
-        parts: list[str] = []
-        seen: set[str] = set()
-        for raw in text.split("\n"):
-            hit = cache.get(raw)
-            if hit is None:
-                line = normalize.clean_line(raw)
-                if line is None:  # a mark that reaches across lines: the whole text
-                    return light_text(text)
-                hit = (_SKIP if not line or normalize.is_boilerplate(line)
-                       else (line.casefold(), line.lower()))
-                cache[raw] = hit
-            if hit is _SKIP or hit[0] in seen:
-                continue
-            seen.add(hit[0])
-            parts.append(hit[1])
-        return " ".join(parts).encode("utf-8", "surrogatepass")
+    array = pieces["piece"].to_arrow()
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    array = array.cast(pa.large_string())
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[
+        array.offset : array.offset + len(array) + 1]
+    data = np.frombuffer(array.buffers()[2], dtype=np.uint8) if len(array) else np.empty(
+        0, dtype=np.uint8)
+    buf = data[offsets[0] : offsets[-1]]
+    line_ends = np.cumsum(np.bincount(pieces["doc"].to_numpy(), minlength=n)[:n])
+    return buf, (offsets[line_ends] - offsets[0]).astype(np.int64)
 
 
-_LINES = LineCache()  # one per process: cleaning is pure, sharing cannot change a value
-
-
-def sign_chunk(task: SignTask) -> SignedChunk:
-    """Normalize and sign one chunk. Module-level so worker processes can run it."""
-    encoded = [_LINES(text) for text in task.texts]
-    ends = np.cumsum(np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded)))
-    buf = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-    del encoded
-    flat, shingle_ends, keys, tokens = shingling.shingle_hashes(buf, ends, task.ngram)
-    sets = np.split(flat, shingle_ends[:-1]) if len(shingle_ends) else []
-    sigs = signatures.MinHasher(task.num_perm, task.seed).signatures(sets)
-    return SignedChunk(keys, sigs, tokens > 0)
+def sign_span(buf: np.ndarray, ends: np.ndarray, ngram: int, hasher: signatures.MinHasher
+              ) -> SignedChunk:
+    """Exact keys, signatures and presence of the documents ``buf`` holds, ending at
+    ``ends`` (the buffer of a span of documents; compiled loops, so threads share it)."""
+    flat, shingle_ends, keys, tokens = shingling.shingle_hashes(buf, ends, ngram)
+    return SignedChunk(keys, hasher.signatures_flat(flat, shingle_ends), tokens > 0)
 
 
 def _ready() -> None:
-    """Load the compiled loops now (a worker runs this on start): every chunk of a job
-    big enough for workers repays them."""
+    """Load the compiled loops now: every chunk of a job big enough to have several
+    repays them (and threads must not race to load them)."""
     jit.kernels(jit.MIN_WORK)
     shingling.shingle_hashes(np.zeros(shingling.COMPILE_FROM_BYTES, dtype=np.uint8),
                              np.array([1], dtype=np.int64), 1)
 
 
-def sign(texts: pl.Series, *, ngram: int = 5, workers: int | None = 1,
-         num_perm: int = _NUM_PERM, seed: int = _SEED) -> SignedChunk:
-    """Exact keys, signatures and presence of every text, chunk by chunk (in parallel
-    from two chunks on; the values do not depend on ``workers``)."""
-    n = len(texts)
-    with WorkerPool(resolve_workers(workers)) as pool:
-        parallel = pool.workers > 1 and n > CHUNK
-        if parallel:
-            pool.warm(_ready)
-        elif n > CHUNK:
-            _ready()
+def sign(texts: pl.Series | Iterable[pl.Series], *, ngram: int = 5,
+         workers: int | None = 1, num_perm: int = _NUM_PERM, seed: int = _SEED
+         ) -> SignedChunk:
+    """Exact keys, signatures and presence of every text (``texts``: one Series, or the
+    Series of a stream of batches, as ``dedupe_parquet`` reads them).
 
-        def tasks() -> Iterator[SignTask]:
-            start = 0
-            while start < n:
-                size = guided_size(n - start, CHUNK, pool.workers)
-                yield SignTask(texts.slice(start, size).to_list(), ngram, num_perm, seed)
-                start += size
+    A batch of up to ``BATCH`` texts at a time is normalized (``light_batch``: polars, on
+    its own threads; the next batch is read and normalized while this one is signed), then
+    signed ``CHUNK`` texts at a time on ``workers`` threads (the compiled loops release the
+    GIL). A text's values depend on it alone: not on ``workers``, nor on where the batches
+    and chunks fall.
+    """
+    if isinstance(texts, pl.Series):
+        whole = texts
+        texts = (whole.slice(first, BATCH) for first in range(0, len(whole), BATCH))
+    threads = resolve_workers(workers)
+    hasher = signatures.MinHasher(num_perm, seed)
+    batches = iter(texts)
+    loaded = False
+    parts: list[SignedChunk] = []
 
-        parts = list(pool.map(sign_chunk, tasks(), parallel=parallel))
+    def light_next() -> tuple[np.ndarray, np.ndarray] | None:
+        batch = next(batches, None)
+        return None if batch is None else light_batch(batch)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="dedup-light") as ahead:
+        pending = ahead.submit(light_next)
+        while (batch := pending.result()) is not None:
+            buf, ends = batch
+            pending = ahead.submit(light_next)
+            if not loaded and len(ends) > CHUNK:
+                _ready()
+                loaded = True
+            starts = np.concatenate(([0], ends[:-1]))
+
+            def span(at: int, buf: np.ndarray = buf, ends: np.ndarray = ends,
+                     starts: np.ndarray = starts) -> SignedChunk:
+                stop = min(at + CHUNK, len(ends))
+                origin = starts[at]
+                return sign_span(buf[origin : ends[stop - 1]], ends[at:stop] - origin, ngram,
+                                 hasher)
+
+            parts.extend(thread_map(span, range(0, len(ends), CHUNK), threads))
     if not parts:
         return SignedChunk(np.empty(0, np.uint64), np.empty((0, num_perm), np.uint32),
                            np.empty(0, bool))
@@ -210,30 +290,92 @@ def sign(texts: pl.Series, *, ngram: int = 5, workers: int | None = 1,
                        np.concatenate([p.present for p in parts]))
 
 
-def kept_rows(group: np.ndarray, frame: pl.DataFrame, keep: str) -> np.ndarray:
+def kept_rows(group: np.ndarray, keep: str, published: pl.Series | None = None,
+              lengths: np.ndarray | None = None) -> np.ndarray:
     """The row kept for each copy group (``group[r]``: the lowest row of ``r``'s group),
     ascending.
 
-    ``first``: the group's first row in input order. ``earliest``: the lowest ``published``
-    (rows without a date after every dated one). ``longest``: the most characters of
-    ``text``. Ties go to the earlier row in input order, so every rule is stable.
+    ``first``: the group's first row in input order. ``earliest``: the lowest
+    ``published`` (rows without a date after every dated one). ``longest``: the most
+    characters of text (``lengths``). Ties go to the earlier row in input order, so every
+    rule is stable.
     """
     n = len(group)
     rows = np.arange(n)
     if keep == "first":
         return np.flatnonzero(group == rows)
     if keep == "earliest":
-        stamps = frame["published"].cast(pl.Datetime("us")).dt.epoch("us")
+        if published is None:
+            raise ValueError("keep='earliest' needs the published dates")
+        stamps = published.cast(pl.Datetime("us")).dt.epoch("us")
         missing = stamps.is_null().to_numpy()
         primary = stamps.fill_null(0).to_numpy().astype(np.int64)
         order = np.lexsort((rows, primary, missing, group))
     elif keep == "longest":
-        lengths = frame["text"].str.len_chars().fill_null(0).to_numpy().astype(np.int64)
-        order = np.lexsort((rows, -lengths, group))
+        if lengths is None:
+            raise ValueError("keep='longest' needs the text lengths")
+        order = np.lexsort((rows, -lengths.astype(np.int64), group))
     else:
         raise ValueError(f"keep must be one of {', '.join(KEEP_RULES)}, not {keep!r}")
     firsts = order[np.concatenate(([True], group[order][1:] != group[order][:-1]))]
     return np.sort(firsts)
+
+
+def check_options(threshold: float, ngram: int, keep: str) -> None:
+    """A ValueError naming the first option out of range."""
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be in (0, 1], not {threshold}")
+    if ngram < 1:
+        raise ValueError(f"ngram must be at least 1, not {ngram}")
+    if keep not in KEEP_RULES:
+        raise ValueError(f"keep must be one of {', '.join(KEEP_RULES)}, not {keep!r}")
+
+
+@dataclass
+class RowColumns:
+    """What the groups and the keep rule need of every row, gathered batch by batch (or
+    partition by partition: ``engine_dask``)."""
+
+    ids: list[pl.Series] = field(default_factory=list)
+    published: list[pl.Series] = field(default_factory=list)
+    lengths: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, frame: pl.DataFrame) -> pl.Series:
+        """Keep ``frame``'s ids, dates and text lengths; its texts."""
+        self.ids.append(frame["id"])
+        self.published.append(frame["published"])
+        self.lengths.append(frame["text"].str.len_chars().fill_null(0).to_numpy())
+        return frame["text"]
+
+
+def grouped(signed: SignedChunk, cols: RowColumns, source: FrameSource, threshold: float,
+             keep: str, max_bucket_size: int, timer: StageTimer, threads: int = 1
+             ) -> DedupeResult:
+    """Copy groups of the signed rows, the kept row of each, and the groups frame: what
+    every engine does once the rows are signed (LSH bands grouped on ``threads``)."""
+    with timer.stage("groups"):
+        groups = copies.copy_groups(signed.keys, signed.present, signed.signatures,
+                                    threshold=threshold, max_bucket_size=max_bucket_size,
+                                    threads=threads)
+        group = groups.group
+        n = len(group)
+        exact = int(n - np.count_nonzero(groups.exact == np.arange(n)))
+        published = pl.concat(cols.published) if cols.published else None
+        lengths = np.concatenate(cols.lengths) if cols.lengths else np.empty(0, np.int64)
+        kept = kept_rows(group, keep, published, lengths)
+        # Each row's group -> the kept row of that group.
+        chosen = np.empty(n, dtype=np.int64)
+        chosen[group[kept]] = kept
+        kept_of = chosen[group]
+        sizes = np.bincount(group, minlength=n)[group[kept]]
+    with timer.stage("output"):
+        ids = pl.concat(cols.ids) if cols.ids else pl.Series("id", [], dtype=pl.String)
+        group_frame = pl.DataFrame({"id": ids, "copy_group": ids.gather(kept_of)})
+    stats = {"articles": n, "kept": len(kept), "dropped": n - len(kept),
+             "exact_duplicates": exact, "near_duplicates": n - len(kept) - exact,
+             "largest_group": int(sizes.max()) if len(sizes) else 0}
+    return DedupeResult(source, kept, sizes.astype(np.int64), group_frame, stats,
+                        timer.timings)
 
 
 def dedupe(
@@ -268,33 +410,81 @@ def dedupe(
         >>> r.kept["id"].to_list(), r.mapping()
         (['a'], {'a': 'a', 'b': 'a'})
     """
-    if not 0.0 < threshold <= 1.0:
-        raise ValueError(f"threshold must be in (0, 1], not {threshold}")
-    if ngram < 1:
-        raise ValueError(f"ngram must be at least 1, not {ngram}")
-    if keep not in KEEP_RULES:
-        raise ValueError(f"keep must be one of {', '.join(KEEP_RULES)}, not {keep!r}")
+    check_options(threshold, ngram, keep)
     timer = StageTimer()
     with timer.stage("read"):
         frame = articles_frame(articles)
+    cols = RowColumns()
     with timer.stage("signatures"):
-        signed = sign(frame["text"], ngram=ngram, workers=workers)
-    with timer.stage("groups"):
-        groups = copies.copy_groups(signed.keys, signed.present, signed.signatures,
-                                    threshold=threshold, max_bucket_size=max_bucket_size)
-        group = groups.group
-        exact = int(len(group) - np.count_nonzero(groups.exact == np.arange(len(group))))
-        del signed
-        kept = kept_rows(group, frame, keep)
-        # Each row's group -> the kept row of that group.
-        chosen = np.empty(len(group), dtype=np.int64)
-        chosen[group[kept]] = kept
-        kept_of = chosen[group]
-        sizes = np.bincount(group, minlength=len(group))[group[kept]]
-    with timer.stage("output"):
-        ids = frame["id"]
-        group_frame = pl.DataFrame({"id": ids, "copy_group": ids.gather(kept_of)})
-    stats = {"articles": frame.height, "kept": len(kept), "dropped": frame.height - len(kept),
-             "exact_duplicates": exact, "near_duplicates": frame.height - len(kept) - exact,
-             "largest_group": int(sizes.max()) if len(sizes) else 0}
-    return DedupeResult(frame, kept, sizes.astype(np.int64), group_frame, stats, timer.timings)
+        signed = sign(cols.add(frame), ngram=ngram, workers=workers)
+    return grouped(signed, cols, lambda: iter([frame]), threshold, keep, max_bucket_size,
+                   timer, resolve_workers(workers))
+
+
+class _NeedsRowReader(Exception):
+    """A batch holds a row that only the row-by-row reader can report or reject."""
+
+
+def dedupe_parquet(
+    paths: Sequence[str],
+    threshold: float = 0.8,
+    ngram: int = 5,
+    keep: Keep | str = "first",
+    *,
+    workers: int | None = 1,
+    max_bucket_size: int = 100,
+    columns: io.Columns | None = None,
+    coerce_ids: bool = False,
+    batch_rows: int = BATCH,
+) -> DedupeResult | None:
+    """``dedupe`` of Parquet files read ``batch_rows`` rows at a time, so memory holds a
+    batch of texts, not the corpus: the id, text and date columns once to sign them, then
+    every column again as the kept rows are written (``DedupeResult.source``). The same
+    result and the same output bytes as ``dedupe`` of the files read whole.
+
+    None when the files need the row-by-row reader (``io.read_articles``): an unreadable
+    file, files of different schemas, a bad row, a duplicate id. It reports or rejects
+    them; nothing is lost by trying here first.
+    """
+    import pyarrow.parquet as pq
+
+    check_options(threshold, ngram, keep)
+    columns = columns or io.Columns()
+    try:
+        files = [pq.ParquetFile(path) for path in paths]
+    except Exception:  # pyarrow raises several types; the row reader names the problem
+        return None
+    if not files or any(f.schema_arrow != files[0].schema_arrow for f in files):
+        return None
+    names = files[0].schema_arrow.names
+    wanted = [c for c in (columns.id, columns.text, columns.published) if c in names]
+
+    def batches(read: list[str] | None) -> Iterator[pl.DataFrame]:
+        for file in files:
+            for batch in file.iter_batches(batch_size=batch_rows, columns=read):
+                frame = io.standard_columns(cast(pl.DataFrame, pl.from_arrow(batch)), columns,
+                                             coerce_ids)
+                if frame is None:
+                    raise _NeedsRowReader
+                yield articles_frame(frame)
+
+    def source() -> Iterator[pl.DataFrame]:
+        yield from batches(None)
+
+    timer = StageTimer()
+    cols = RowColumns()
+    try:
+        with timer.stage("signatures"):
+            signed = sign((cols.add(frame) for frame in batches(wanted)), ngram=ngram,
+                          workers=workers)
+    except _NeedsRowReader:
+        return None
+    if not cols.ids or pl.concat(cols.ids).is_duplicated().any():
+        return None
+    result = grouped(signed, cols, source, threshold, keep, max_bucket_size, timer,
+                     resolve_workers(workers))
+    notes = io.Notes()  # what reading every column says (renamed columns)
+    io.standard_columns(cast(pl.DataFrame, pl.from_arrow(files[0].schema_arrow.empty_table())),
+                        columns, coerce_ids, notes)
+    result.stats["notes"] = notes.lines()
+    return result

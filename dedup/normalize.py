@@ -57,6 +57,12 @@ _BOILERPLATE = re.compile(
     re.IGNORECASE | re.VERBOSE,
 )
 _BYLINE_CASE = re.compile(r"^(?:by|written by)\s+[A-Z]")
+# The rules above as patterns, for engines that apply them outside Python's ``re`` (the
+# vectorised light normalization of ``dedupe``, #21): the same syntax in Rust's regex.
+BOILERPLATE_PATTERN = "(?ix)" + _BOILERPLATE.pattern
+BYLINE_PATTERN = _BYLINE_CASE.pattern
+# Any mark ``_is_tokenised`` looks for, as one pattern.
+TOKENISED_PATTERN = r" [,.;:!?%)\]]| ' | - |``|''|\( |\[ |\$ "
 
 _ABBREVIATIONS = frozenset(
     """mr mrs ms dr prof sr jr st gen gov sen rep col lt sgt capt cmdr adm rev inc ltd co

@@ -134,6 +134,18 @@ class MinHasher:
             out[rows] = np.minimum.reduceat(phv, starts, axis=0)
         return out
 
+    def signatures_flat(self, flat: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """``signatures`` of the documents whose shingles are ``flat[ends[d-1]:ends[d]]``:
+        the same rows, without a Python object per document (``dedupe`` signs millions)."""
+        compiled = jit.kernels(len(flat) * self.num_perm) if len(flat) else None
+        if compiled is None:
+            return self.signatures(np.split(flat, ends[:-1]) if len(ends) else [])
+        out = np.full((len(ends), self.num_perm), _MASK, dtype=np.uint32)
+        starts = np.concatenate(([0], ends[:-1])).astype(np.int64)
+        compiled.minhash(flat.astype(np.uint32, copy=False), starts, ends.astype(np.int64),
+                         self._a, self._b, out)
+        return out
+
     @staticmethod
     def _chunks(
         shingle_sets: Sequence[np.ndarray], width: int

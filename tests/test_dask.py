@@ -25,10 +25,17 @@ import polars as pl
 import pytest
 
 from benchmarks.synthetic import generate
-from dedup import cluster, io, pipeline, refine
+from dedup import cluster, dedupe, io, pipeline, refine
 from dedup.cli import write_outputs
 from dedup.config import Config
-from dedup.engine_dask import DaskEngineError, cluster_dask, cluster_dataset, scoring, stages
+from dedup.engine_dask import (
+    DaskEngineError,
+    cluster_dask,
+    cluster_dataset,
+    dedupe_dask,
+    scoring,
+    stages,
+)
 from dedup.engine_dask.scoring import waves
 from dedup.engine_dask.stages import prepare_partition
 from dedup.pipeline import ClusterResult
@@ -396,3 +403,32 @@ def test_a_copy_group_spans_its_members_days_as_in_the_local_engine(client: Any)
     assert_same(got, cluster(articles, with_stories=False))
     cluster_of = dict(zip(got.assignments["id"], got.assignments["cluster_id"], strict=True))
     assert cluster_of["late-lede"] == cluster_of["full"]
+
+
+def test_dedupe_on_dask_writes_the_local_engines_bytes(client: Any, tmp_path: Path) -> None:
+    """``dedupe_dask`` over 1 and 3 partitions of a Parquet file and a JSONL file: the kept
+    rows and the groups byte for byte what the local engine writes (#21)."""
+    rows = []
+    for k in range(60):  # 15 stories: an original, a copy, two with a word changed
+        words = [f"s{k // 4}w{i}" for i in range(120)]
+        if k % 4 > 1:
+            words[40 + k % 4] = f"edit{k}"
+        rows.append({"id": f"a{k}", "text": " ".join(words), "extra": k,
+                     "published": f"2024-01-{1 + (k * 7) % 23:02d}"})
+    parquet, jsonl = tmp_path / "in.parquet", tmp_path / "in.jsonl"
+    pl.DataFrame(rows).write_parquet(parquet)
+    jsonl.write_text("".join(io.json_line(r) for r in rows), encoding="utf-8")
+    for source in (parquet, jsonl):
+        local = dedupe(io.read_articles([str(source)]).frame, keep="earliest")
+        assert 15 <= local.stats["kept"] < 30
+        want = tmp_path / "local.jsonl", tmp_path / "local.parquet"
+        local.write_kept(want[0], "jsonl")
+        local.write_kept(want[1], "parquet")
+        for partitions in (1, 3):
+            got = dedupe_dask(str(source), keep="earliest", client=client,
+                              partitions=partitions)
+            got.write_kept(tmp_path / "dask.jsonl", "jsonl")
+            got.write_kept(tmp_path / "dask.parquet", "parquet")
+            assert (tmp_path / "dask.jsonl").read_bytes() == want[0].read_bytes()
+            assert (tmp_path / "dask.parquet").read_bytes() == want[1].read_bytes()
+            assert got.groups.equals(local.groups) and got.stats == local.stats

@@ -13,9 +13,11 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from dedup import cluster, dedupe
+from dedup import cluster, dedupe, io
 from dedup.cli import main
+from dedup.jit import NEVER, JitPolicy, using
 from dedup.shingling import shingle_hashes
+from dedup.signatures import MinHasher
 from tests.conftest import SEED_IDS, read_seeds
 
 # The module (``dedup.dedupe`` the attribute is the function, as ``dedup.cluster`` is).
@@ -115,8 +117,6 @@ def test_compiled_and_python_shingling_agree() -> None:
                                                  "one two", "a b c d e"]
     texts += ["Share.\nA line\r\nA LINE\n\nExit mobile version\n“Quoted” do n't stop .\n"]
     encoded = [dedupe_module.light_text(t) for t in texts]
-    lines = dedupe_module.LineCache()
-    assert [lines(t) for t in texts + texts] == encoded + encoded  # cached lines: same bytes
     buf = np.frombuffer(b"".join(encoded), dtype=np.uint8)
     ends = np.cumsum([len(e) for e in encoded])
     compiled = shingle_hashes(buf, ends, 5, compiled=True)
@@ -125,6 +125,41 @@ def test_compiled_and_python_shingling_agree() -> None:
         assert np.array_equal(a, b)
     # u.s, said, is-k, a, b, ok's, é€—x (non-ASCII bytes are word bytes); short texts.
     assert python[3].tolist()[2:] == [7, 0, 2, 5, 6]
+    flat, shingle_ends = python[0], python[1]
+    hasher = MinHasher(128, 1)
+    for policy in (JitPolicy(0), JitPolicy(NEVER)):  # the compiled kernel and numpy
+        with using(policy):
+            assert np.array_equal(hasher.signatures_flat(flat, shingle_ends),
+                                  hasher.signatures(np.split(flat, shingle_ends[:-1])))
+
+
+# Lines that take each path of ``light_batch``: plain ASCII (kept, furniture, a byline that
+# is a sentence, a repeat in another case), other lines (NFKC, curly quotes, tabs, double
+# spaces, ß whose casefold is not its lower case), and marks that need the whole text.
+_LIGHT_CASES = [
+    "Quake hits Lima.\nShare.\nQuake hits LIMA.\n\nTags: quake, peru\nBy Ana Diaz\n"
+    "by Tuesday, rescuers had pulled forty people from rubble\nby Tuesday, rescuers had "
+    "pulled forty from rubble\n",
+    "Straße  closed\nSTRASSE closed\n\t“Quoted”  text\nﬁnal ① word\n   padded line   \n",
+    "A line\r\nA LINE\nExit mobile version\n",
+    "The rate rose 2 % on Monday .\nSee also: other news\n``Yes , '' he said .\n",
+    "", "\n\n", "one two", "©2024 Outlet\nPREV story\nprev story\nNext: more\n--\n",
+    "Quake hits Lima.\nShare.\nQuake hits LIMA.\n",
+]
+
+
+def test_light_batch_gives_light_text_tokens() -> None:
+    texts = pl.Series("text", _LIGHT_CASES * 3)
+    buf, ends = dedupe_module.light_batch(texts)
+    starts = np.concatenate(([0], ends[:-1]))
+    got = [bytes(buf[a:b]) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+    # light_text joins lines with a space, light_batch follows each with one: same tokens.
+    assert [g.split() for g in got] == [dedupe_module.light_text(t).split()
+                                        for t in texts.to_list()]
+    assert got[0].split(b" ")[:3] == [b"quake", b"hits", b"lima."]
+    assert b"share" not in got[0] and b"ana" not in got[0]
+    assert got[0].count(b"by tuesday") == 1  # nine words: a sentence; eight: a byline
+    assert got[-1] == b"quake hits lima. "
 
 
 def _run(*args: str) -> Any:
@@ -146,6 +181,7 @@ def _corpus(tmp_path: Path) -> Path:
 def test_output_is_byte_identical_for_any_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                                  ) -> None:
     monkeypatch.setattr(dedupe_module, "CHUNK", 16)  # several chunks, on the workers
+    monkeypatch.setattr(dedupe_module, "BATCH", 50)  # several batches, normalized ahead
     source = _corpus(tmp_path)
     outputs = []
     for workers in ("1", "2"):
@@ -157,6 +193,32 @@ def test_output_is_byte_identical_for_any_workers(tmp_path: Path, monkeypatch: p
     assert outputs[0] == outputs[1]
     kept = pl.read_parquet(tmp_path / "out1.parquet")
     assert kept.height == 40 and kept["extra"].to_list() == [k * 10 for k in range(40)]
+
+
+def test_parquet_streamed_in_batches_gives_the_whole_read_output(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [json.loads(line) for line in _corpus(tmp_path).read_text().splitlines()]
+    for k, row in enumerate(rows):
+        row["published"] = datetime(2024, 1, 1 + k % 5)
+    source = tmp_path / "in.parquet"
+    pl.DataFrame(rows).write_parquet(source)
+    whole = dedupe(io.read_articles([str(source)]).frame, keep="earliest")
+    streamed = dedupe_module.dedupe_parquet([str(source)], keep="earliest", batch_rows=7)
+    assert streamed is not None
+    monkeypatch.setattr(dedupe_module, "WRITE_ROWS", 9)  # several row groups
+    for fmt in ("parquet", "jsonl"):
+        a, b = tmp_path / f"whole.{fmt}", tmp_path / f"streamed.{fmt}"
+        whole.write_kept(a, fmt)
+        streamed.write_kept(b, fmt)
+        assert a.read_bytes() == b.read_bytes()
+    assert streamed.groups.equals(whole.groups) and streamed.stats == {**whole.stats,
+                                                                       "notes": []}
+    assert pl.read_parquet(tmp_path / "streamed.parquet").height == 40
+    # A repeated id sends the file to the row reader, which reports it.
+    pl.DataFrame(rows + rows[:1]).write_parquet(source)
+    assert dedupe_module.dedupe_parquet([str(source)], batch_rows=7) is None
+    failed = _run("dedupe", str(source), "-o", str(tmp_path / "o.jsonl"))
+    assert failed.exit_code == 2 and "duplicate id" in failed.stderr
 
 
 def test_cli_accounts_for_every_row_and_rejects_bad_ones(tmp_path: Path) -> None:
@@ -189,7 +251,7 @@ def test_cli_usage_errors_are_one_line(tmp_path: Path) -> None:
     source = _corpus(tmp_path)
     for args, expected in (
         (["-o", str(tmp_path / "out.csv")], "name a .parquet or .jsonl file"),
-        (["-o", str(tmp_path / "o.jsonl"), "--engine", "dask"], "not supported by dedupe"),
+        (["-", "-o", str(tmp_path / "o.jsonl"), "--engine", "dask"], "stdin (-) is not"),
     ):
         result = _run("dedupe", str(source), *args)
         assert result.exit_code == 2 and expected in result.stderr

@@ -45,12 +45,12 @@ import polars as pl
 
 from dedup import refine
 from dedup.engine_dask import records
-from dedup.engine_dask.driver import cluster_dask, cluster_dataset
+from dedup.engine_dask.driver import cluster_dask, cluster_dataset, dedupe_dask
 from dedup.engine_dask.runner import INSTALL_HINT, DaskEngineError
 from dedup.tuning import DaskTuning
 
 __all__ = ["DEFAULT_PARTITION_ROWS", "INSTALL_HINT", "DaskEngineError", "DaskTuning",
-           "cluster_dask", "cluster_dataset", "register_sizes"]
+           "cluster_dask", "cluster_dataset", "dedupe_dask", "register_sizes"]
 
 # Articles per partition when the caller does not say (``DaskTuning.partition_rows``).
 DEFAULT_PARTITION_ROWS = DaskTuning().partition_rows

@@ -20,6 +20,7 @@ import polars as pl
 from dedup import candidates, io, outputs
 from dedup.assemble import ClusterResult
 from dedup.config import CandidateSignal, Config
+from dedup.dedupe import DedupeResult, RowColumns, SignedChunk, check_options, grouped, sign
 from dedup.engine_dask import components, linkage, scoring, stages
 from dedup.engine_dask.reading import expand, plan, read_files
 from dedup.engine_dask.records import Finished, Linked
@@ -29,7 +30,7 @@ from dedup.prepare import articles_frame
 from dedup.records import Article, Cluster, Rejected, Story
 from dedup.tuning import DaskTuning
 
-__all__ = ["cluster_dask", "cluster_dataset"]
+__all__ = ["cluster_dask", "cluster_dataset", "dedupe_dask"]
 
 _PARTS = ".parts"
 
@@ -504,3 +505,64 @@ def cluster_dataset(
     """
     return cluster_dask([str(p) for p in ([path_glob] if isinstance(path_glob, (str, Path))
                                           else path_glob)], config, **options)
+
+
+def _sign_partition(frame: pl.DataFrame, ngram: int) -> tuple[SignedChunk, RowColumns]:
+    """One partition's keys, signatures and the columns the keep rule needs (a worker)."""
+    cols = RowColumns()
+    return sign(cols.add(frame), ngram=ngram, workers=1), cols
+
+
+def dedupe_dask(
+    articles: pl.DataFrame | Iterable[Article | Mapping[str, Any]] | str | Path | Sequence[str],
+    threshold: float = 0.8,
+    ngram: int = 5,
+    keep: str = "first",
+    *,
+    client: Any = None,
+    scheduler: str | None = None,
+    partitions: int | None = None,
+    columns: io.Columns | None = None,
+    fmt: str | None = None,
+    skip_bad_rows: bool = False,
+    coerce_ids: bool = False,
+    max_bucket_size: int = 100,
+) -> DedupeResult:
+    """``dedup.dedupe`` on a Dask cluster: the same groups, kept rows and output bytes.
+
+    The workers read the partitions (as ``cluster_dask`` does: bad rows and duplicate ids
+    across partitions by its rules) and sign them, the costly part; the signatures come to
+    this process, where the copy groups (LSH over the whole corpus, components) and the
+    keep rule run as in ``dedupe``. Then the partitions come here in order for
+    ``DedupeResult.write_kept``: this process holds what the local engine holds. Rows a
+    reader set aside (``skip_bad_rows``) are ``result.rejected``.
+
+    Raises:
+        ImportError: dask.distributed is not installed (``pip install 'dedup[dask]'``).
+        DaskEngineError: the cluster lost the run.
+    """
+    check_options(threshold, ngram, keep)
+    job = _Job(articles, partitions, False, False, columns or io.Columns(), fmt, skip_bad_rows,
+               coerce_ids=coerce_ids)
+    with _engine_errors(scheduler), connect(client, scheduler) as connected:
+        run = Run(connected, Config(), DaskTuning())
+        layout = _read(run, job)
+        with run.stage("signatures"):
+            signed = run.gather([run.submit(_sign_partition, p, ngram) for p in layout.parts])
+        frames: list[pl.DataFrame] = run.gather(layout.parts)
+    cols = RowColumns()
+    for _, part in signed:
+        cols.ids += part.ids
+        cols.published += part.published
+        cols.lengths += part.lengths
+    chunks = [chunk for chunk, _ in signed]
+    together = (SignedChunk(np.concatenate([c.keys for c in chunks]),
+                            np.concatenate([c.signatures for c in chunks]),
+                            np.concatenate([c.present for c in chunks])) if chunks
+                else sign(pl.Series("text", [], dtype=pl.String)))
+    if not frames:
+        frames = [articles_frame([])]
+    result = grouped(together, cols, lambda: iter(frames), threshold, keep, max_bucket_size,
+                     run)
+    result.rejected.extend(layout.rejected)
+    return result

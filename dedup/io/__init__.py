@@ -30,6 +30,7 @@ from dedup.io.readers import (
     read_articles,
     read_tables,
     records,
+    standard_columns,
     stdin_bytes,
 )
 from dedup.io.writers import (
@@ -73,6 +74,7 @@ __all__ = [
     "read_articles",
     "read_tables",
     "records",
+    "standard_columns",
     "stdin_bytes",
     "text_sink",
     "write_frame",

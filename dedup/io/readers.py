@@ -194,6 +194,14 @@ def read_tables(paths: Sequence[str], fmt: str | None, columns: Columns,
     return frame
 
 
+def standard_columns(raw: pl.DataFrame, columns: Columns, coerce_ids: bool = False,
+                     notes: Notes | None = None) -> pl.DataFrame | None:
+    """``raw`` (a clean table's rows) renamed and typed as ``read_articles`` gives them, or
+    None when a row needs the row-by-row reader (to be reported or rejected). Public for
+    readers that stream a table batch by batch (``dedupe_parquet``)."""
+    return _standard_columns(raw, columns, coerce_ids, notes or Notes())
+
+
 def _standard_columns(raw: pl.DataFrame, columns: Columns, coerce_ids: bool, notes: Notes
                       ) -> pl.DataFrame | None:
     """``raw`` renamed and typed as ``articles_table`` makes it, or None if a row is bad."""
