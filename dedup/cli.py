@@ -378,6 +378,7 @@ def dedupe_command(
     out_fmt = _table_format(target, "-o")
     groups_target = Path(groups_path) if groups_path else None
     groups_fmt = _table_format(groups_target, "--groups") if groups_target else None
+    _refuse_overwriting(inputs, target, groups_target)
     fmt, columns, skip_bad_rows, coerce_ids = reading
     try:
         result = (_dedupe_on_dask(inputs, reading, threshold, ngram, keep) if engine == "dask"
@@ -395,16 +396,22 @@ def dedupe_command(
     except WorkerDied as err:
         raise click.ClickException(str(err)) from None
     rejected = read.rejected if read is not None else result.rejected
-    notes = read.notes if read is not None else result.stats.get("notes", [])
+    notes = list(read.notes if read is not None else result.stats.get("notes", []))
+    result = dataclasses.replace(result, names={  # the input's own column names
+        f.name: getattr(columns, f.name) for f in dataclasses.fields(columns)})
+    if "copies" in next(result.source()).columns:
+        notes.append("input column 'copies' is an output name: carried as 'input_copies'")
     start = time.perf_counter()
+    rejects = target.with_name(target.name + ".rejected.jsonl")
     try:
         result.write_kept(target, out_fmt)
         if groups_target is not None and groups_fmt is not None:
-            io.write_frame(groups_target, result.groups, groups_fmt)
+            io.write_frame(groups_target, result.named_groups(), groups_fmt)
         if skip_bad_rows:
-            io.write_jsonl(target.with_name(target.name + ".rejected.jsonl"),
-                           ({"file": r.file, "line": r.line, "id": r.id, "reason": r.reason}
-                            for r in rejected))
+            io.write_jsonl(rejects, ({"file": r.file, "line": r.line, "id": r.id,
+                                      "reason": r.reason} for r in rejected))
+        else:
+            rejects.unlink(missing_ok=True)  # an earlier run's, not this output's
     except OSError as err:
         raise InputFailure(f"{err.filename or target}: cannot write ({err.strerror or err}); "
                            "pick another output path") from None
@@ -423,6 +430,20 @@ def dedupe_command(
         *(f"note: {note}" for note in notes),
     ]
     click.echo("\n".join(lines), err=True)
+
+
+def _refuse_overwriting(inputs: tuple[str, ...], target: Path, groups: Path | None) -> None:
+    """A usage error when an output would replace an input or the other output."""
+    def same(a: Path, b: Path) -> bool:
+        return a.resolve() == b.resolve()
+
+    for path in (p for p in inputs if p != "-"):
+        for out, option in ((target, "-o"), (groups, "--groups")):
+            if out is not None and same(Path(path), out):
+                raise click.UsageError(f"{option} {out} is an input: write the output "
+                                       "elsewhere")
+    if groups is not None and same(groups, target):
+        raise click.UsageError(f"--groups {groups} is the -o file: name another file")
 
 
 def _dedupe_on_dask(inputs: tuple[str, ...], reading: Reading, threshold: float, ngram: int,

@@ -66,6 +66,9 @@ class DedupeResult:
     stats: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     rejected: list[Rejected] = field(default_factory=list)  # rows a reader set aside
+    # Output name of each standard column (``{"id": "doc_id"}``: the input's own names,
+    # as ``dedup dedupe --id-col doc_id`` read them); unnamed ones keep theirs.
+    names: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def kept(self) -> pl.DataFrame:
@@ -81,6 +84,7 @@ class DedupeResult:
         empty: pl.DataFrame | None = None
         for frame in self.source():
             stop = int(np.searchsorted(rows, at + frame.height))
+            frame = self._named(frame)
             if empty is None:
                 empty = frame.head(0).with_columns(pl.Series("copies", [], dtype=pl.Int64))
             if stop > taken:
@@ -98,6 +102,22 @@ class DedupeResult:
         elif not taken:  # nothing kept: the columns alone
             yield empty if empty is not None else pl.DataFrame(
                 {"copies": pl.Series([], dtype=pl.Int64)})
+
+    def _named(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """A source frame under the output's names: the input's own names for the standard
+        columns, and an input column called ``copies`` (the output's) as ``input_copies``."""
+        if "copies" in frame.columns:
+            taken, new, k = set(frame.columns) | set(self.names.values()), "input_copies", 2
+            while new in taken:
+                new, k = f"input_copies_{k}", k + 1
+            frame = frame.rename({"copies": new})
+        names = {k: v for k, v in self.names.items() if k in frame.columns and k != v}
+        return frame.rename(names) if names else frame
+
+    def named_groups(self) -> pl.DataFrame:
+        """``groups`` with the id column under the input's name for it."""
+        name = self.names.get("id", "id")
+        return self.groups.rename({"id": name}) if name != "id" else self.groups
 
     def write_kept(self, target: Path, fmt: io.TableFormat) -> None:
         """Write the kept rows atomically, a slice at a time: the same bytes for the same

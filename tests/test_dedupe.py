@@ -303,3 +303,46 @@ def test_benchmark_prints_one_table_on_a_tiny_corpus(tmp_path: Path,
     assert dedup_f1 is not None and exact_f1 is not None and dedup_f1 > exact_f1
     assert by["exact-hash"].precision == 1.0
     assert (tmp_path / "dedupe-200.md").read_text() == out
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_cli_writes_the_input_back_under_its_own_names(tmp_path: Path, suffix: str) -> None:
+    # Kept rows can be joined back to the source: its id, text and date column names, its
+    # own "copies" column kept as input_copies beside ours; groups keyed by its id column.
+    seed = read_seeds()[0]
+    rows = [{"doc_id": f"d{k}", "body": seed["text"], "when": f"2024-03-2{k}",
+             "copies": "mine"} for k in range(3)]
+    src = tmp_path / f"in{suffix}"
+    if suffix == ".parquet":
+        pl.DataFrame(rows).write_parquet(src)
+    else:
+        src.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out, groups = tmp_path / "kept.jsonl", tmp_path / "groups.jsonl"
+    result = _run("dedupe", str(src), "-o", str(out), "--groups", str(groups), "--id-col",
+                  "doc_id", "--text-col", "body", "--date-col", "when", "-j", "1")
+    assert result.exit_code == 0, result.output
+    assert "carried as 'input_copies'" in result.stderr
+    kept = [json.loads(line) for line in out.open()]
+    assert [(r["doc_id"], r["body"], r["input_copies"], r["copies"]) for r in kept] == [
+        ("d0", seed["text"], "mine", 3)]
+    assert "id" not in kept[0] and "text" not in kept[0] and "when" in kept[0]
+    assert [json.loads(line)["doc_id"] for line in groups.open()] == ["d0", "d1", "d2"]
+
+
+def test_cli_never_writes_over_an_input_or_keeps_stale_rejects(tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": "a", "text": "x"}\n{"id": "b", "text": "x"}\n')
+    before = src.read_bytes()
+    for args in (["-o", str(src)], ["-o", str(tmp_path / "o.jsonl"), "--groups", str(src)],
+                 ["-o", str(tmp_path / "o.jsonl"), "--groups", str(tmp_path / "o.jsonl")]):
+        result = _run("dedupe", str(src), *args)
+        assert result.exit_code == 2 and "Error: " in result.output
+    assert src.read_bytes() == before
+    src.write_text('{"id": "a", "text": "x"}\n{"id": 5, "text": "y"}\n')
+    out = tmp_path / "kept.jsonl"
+    assert _run("dedupe", str(src), "-o", str(out), "--skip-bad-rows").exit_code == 0
+    rejects = tmp_path / "kept.jsonl.rejected.jsonl"
+    assert len(rejects.read_text().splitlines()) == 1
+    src.write_text('{"id": "a", "text": "x"}\n')
+    assert _run("dedupe", str(src), "-o", str(out)).exit_code == 0
+    assert not rejects.exists()  # the earlier run's rejects do not describe this output
