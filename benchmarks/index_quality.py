@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.index_bench import print_table
 from benchmarks.synthetic import generate
 from dedup import cluster
 from dedup.evaluate import score
@@ -60,12 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-tail", action="store_true",
                         help="Generator version 2's corpus (no big events).")
     args = parser.parse_args(argv)
-    rows = run(args.docs, args.batch, tail=not args.no_tail)
-    width = max(len(label) for label, _ in rows)
-    print(f"| {'measure':<{width}} | value |")
-    print(f"|{'-' * (width + 2)}|-------|")
-    for label, value in rows:
-        print(f"| {label:<{width}} | {value} |")
+    print_table(run(args.docs, args.batch, tail=not args.no_tail))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from dedup import config as config_module
-from dedup.config import Config
+from dedup.config import Config, Range
 
 NONE = "none"  # TOML spelling of None
 
@@ -52,66 +52,22 @@ def load_config(path: str | Path) -> Config:
 
 def config_from_mapping(data: Mapping[str, Any], source: str = "<config>") -> Config:
     """Build a ``Config`` from nested tables (as TOML gives them), checking every key, type
-    and range (``RANGES``).
+    and range (``config.Range``).
 
     ``source`` names the file in error messages.
     """
-    config = typing.cast(Config, _build(Config, data, source, ""))
-    for name, (low, high) in RANGES.items():
-        section, key = name.split(".")
-        value = getattr(getattr(config, section), key)
-        if value is not None and not low <= value <= high:
-            raise ConfigError(f"{source}: {name} must be {_spell_range(low, high)}, "
-                              f"not {value!r}")
-    return config
+    return typing.cast(Config, _build(Config, data, source, ""))
 
 
-# Where a setting makes sense (closed intervals); a value outside would fail deep inside a
-# stage with a traceback (num_perm 0), or silently mean nothing (a threshold of 5).
-_UNIT, _COUNT, _SIZE = (0.0, 1.0), (1, math.inf), (2, math.inf)
-RANGES: dict[str, tuple[float, float]] = {
-    "normalize.template_min_articles": _COUNT,
-    "normalize.template_max_words": _COUNT,
-    "normalize.template_max_sources": _COUNT,
-    "signatures.num_perm": (2, math.inf),
-    "signatures.shingle_size": _COUNT,
-    "candidates.copies_threshold": (1e-9, 1.0),
-    "candidates.events_threshold": (1e-9, 1.0),
-    "candidates.events_min_collisions": _COUNT,
-    "candidates.events_max_per_doc": _COUNT,
-    "candidates.copies_max_bucket_size": _SIZE,
-    "candidates.events_max_bucket_size": _SIZE,
-    "candidates.events_split_depth": (0, math.inf),
-    "candidates.crowded_chain": (0, math.inf),
-    "candidates.copies_group_threshold": _UNIT,
-    "refine.idf_power": (0, math.inf),
-    "refine.text_weight": _UNIT,
-    "refine.names_weight": _UNIT,
-    "refine.title_weight": _UNIT,
-    "refine.numbers_weight": _UNIT,
-    "refine.year_conflict_factor": _UNIT,
-    "refine.date_window_days": (0, math.inf),
-    "refine.salient_terms": _COUNT,
-    "clustering.link_threshold": _UNIT,
-    "clustering.edge_threshold": _UNIT,
-    "clustering.max_component_size": _SIZE,
-    "clustering.rejoin_min_size": _SIZE,
-    "clustering.excerpt_max_tokens": (0, math.inf),
-    "clustering.excerpt_opening_tokens": _COUNT,
-    "merge.align_threshold": _UNIT,
-    "merge.containment_threshold": _UNIT,
-    "merge.min_sentence_words": (0, math.inf),
-    "merge.max_title_words": _COUNT,
-    "merge.max_node_representatives": _COUNT,
-    "merge.cross_number_max_ratio": (1, math.inf),
-    "index.join_threshold": _UNIT,
-    "index.events_candidates": _COUNT,
-    "index.max_link_members": _COUNT,
-    "index.relink_edge_threshold": _UNIT,
-    "index.relink_max_size": _SIZE,
-    "index.relink_refresh": (0, math.inf),
-    "index.busy_timeout": (0, math.inf),
-}
+def setting_range(cls: type, name: str) -> Range | None:
+    """The ``Range`` a field of a config dataclass is annotated with (``Share``, ``Count``,
+    ...), also inside ``X | None``."""
+    kind = typing.get_type_hints(cls, include_extras=True)[name]
+    for option in typing.get_args(kind) if _is_union(kind) else (kind,):
+        for extra in getattr(option, "__metadata__", ()):
+            if isinstance(extra, Range):
+                return extra
+    return None
 
 
 def _spell_range(low: float, high: float) -> str:
@@ -139,6 +95,11 @@ def _build(cls: type, data: Mapping[str, Any], source: str, prefix: str) -> Any:
             values[key] = _build(typing.cast(type, kind), value, source, f"{name}.")
         else:
             values[key] = _convert(kind, value, source, name)
+            bounds = setting_range(cls, key)
+            if bounds is not None and values[key] is not None and not (
+                    bounds.low <= values[key] <= bounds.high):
+                raise ConfigError(f"{source}: {name} must be "
+                                  f"{_spell_range(bounds.low, bounds.high)}, not {value!r}")
     return cls(**values)
 
 

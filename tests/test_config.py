@@ -77,7 +77,7 @@ def test_every_setting_round_trips_through_toml() -> None:
     ("clustering = 0.2\n", "clustering must be a table"),
     ("[clustering\n", "not valid TOML"),
     ("[signatures]\nnum_perm = 0\n", "signatures.num_perm must be at least 2, not 0"),
-    ("[clustering]\nlink_threshold = 5\n", "link_threshold must be between 0 and 1, not 5.0"),
+    ("[clustering]\nlink_threshold = 5\n", "link_threshold must be between 0 and 1, not 5"),
     ("[candidates]\ncopies_threshold = 0\n", "copies_threshold must be above 0 and at most 1"),
 ])
 def test_bad_settings_are_one_line_naming_file_and_key(
@@ -184,3 +184,20 @@ def test_progress_bars_only_on_a_terminal(tmp_path: Path) -> None:
     shown = screen.getvalue()
     assert "normalize" in shown and "merge" in shown and "2/2" in shown
     assert "add         [##############################]  2/2" in shown
+
+
+def test_every_default_lies_in_its_range() -> None:
+    # The ranges sit on the fields' types (config.Share, Count, ...); a default outside
+    # its own range would make `dedup config`'s printed file unreadable.
+    from dedup.configfile import setting_range
+
+    checked = 0
+    for section in dataclasses.fields(Config):
+        defaults = getattr(Config(), section.name)
+        for f in dataclasses.fields(defaults):
+            bounds = setting_range(type(defaults), f.name)
+            value = getattr(defaults, f.name)
+            if bounds is not None and value is not None:
+                assert bounds.low <= value <= bounds.high, (section.name, f.name)
+                checked += 1
+    assert checked >= 35
