@@ -399,7 +399,7 @@ def dedupe_command(
     notes = list(read.notes if read is not None else result.stats.get("notes", []))
     result = dataclasses.replace(result, names={  # the input's own column names
         f.name: getattr(columns, f.name) for f in dataclasses.fields(columns)})
-    if "copies" in next(result.source()).columns:
+    if "input_copies" in result.named(next(result.source())).columns:
         notes.append("input column 'copies' is an output name: carried as 'input_copies'")
     start = time.perf_counter()
     rejects = target.with_name(target.name + ".rejected.jsonl")
@@ -437,8 +437,9 @@ def _refuse_overwriting(inputs: tuple[str, ...], target: Path, groups: Path | No
     def same(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
 
+    rejects = target.with_name(target.name + ".rejected.jsonl")
     for path in (p for p in inputs if p != "-"):
-        for out, option in ((target, "-o"), (groups, "--groups")):
+        for out, option in ((target, "-o"), (groups, "--groups"), (rejects, "-o's rejects file")):
             if out is not None and same(Path(path), out):
                 raise click.UsageError(f"{option} {out} is an input: write the output "
                                        "elsewhere")

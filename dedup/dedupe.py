@@ -84,7 +84,7 @@ class DedupeResult:
         empty: pl.DataFrame | None = None
         for frame in self.source():
             stop = int(np.searchsorted(rows, at + frame.height))
-            frame = self._named(frame)
+            frame = self.named(frame)
             if empty is None:
                 empty = frame.head(0).with_columns(pl.Series("copies", [], dtype=pl.Int64))
             if stop > taken:
@@ -103,21 +103,25 @@ class DedupeResult:
             yield empty if empty is not None else pl.DataFrame(
                 {"copies": pl.Series([], dtype=pl.Int64)})
 
-    def _named(self, frame: pl.DataFrame) -> pl.DataFrame:
+    def named(self, frame: pl.DataFrame) -> pl.DataFrame:
         """A source frame under the output's names: the input's own names for the standard
-        columns, and an input column called ``copies`` (the output's) as ``input_copies``."""
+        columns, then an input column called ``copies`` (the output's, whichever column
+        it was) as ``input_copies``."""
+        names = {k: v for k, v in self.names.items() if k in frame.columns and k != v}
+        frame = frame.rename(names) if names else frame
         if "copies" in frame.columns:
-            taken, new, k = set(frame.columns) | set(self.names.values()), "input_copies", 2
-            while new in taken:
+            new, k = "input_copies", 2
+            while new in frame.columns:
                 new, k = f"input_copies_{k}", k + 1
             frame = frame.rename({"copies": new})
-        names = {k: v for k, v in self.names.items() if k in frame.columns and k != v}
-        return frame.rename(names) if names else frame
+        return frame
 
     def named_groups(self) -> pl.DataFrame:
-        """``groups`` with the id column under the input's name for it."""
+        """``groups`` with the id column under the input's name for it (``id`` when that
+        name is ``copy_group``, the groups' own column)."""
         name = self.names.get("id", "id")
-        return self.groups.rename({"id": name}) if name != "id" else self.groups
+        return self.groups.rename({"id": name}) if name not in ("id", "copy_group") else (
+            self.groups)
 
     def write_kept(self, target: Path, fmt: io.TableFormat) -> None:
         """Write the kept rows atomically, a slice at a time: the same bytes for the same

@@ -178,3 +178,18 @@ def test_the_story_quotes_the_earliest_copy_in_any_input_order(tmp_path: Path) -
     index.add(articles[::-1])
     in_index = story_to_dict(index.stories()[0])
     assert {**in_index, "cluster_id": ""} == {**stories[0], "cluster_id": ""}  # ids: own rule
+
+
+def test_copies_within_one_second_elect_the_same_version_in_batch_and_index(
+        tmp_path: Path) -> None:
+    # Days are whole seconds in every engine: a tie within the second goes to the smaller id.
+    seed = read_seeds()[0]
+    when = datetime(2024, 3, 22, 12, 0, 0)
+    articles = [{**seed, "id": "a", "published": when + timedelta(microseconds=700_000)},
+                {**seed, "id": "b", "title": seed["title"] + " (wire)",
+                 "published": when + timedelta(microseconds=200_000)}]
+    batch = pipeline.cluster(articles).stories[0]
+    index = StoryIndex(tmp_path / "ix.db")
+    index.add(articles)
+    assert (index.stories()[0].base, index.stories()[0].copies) == (batch.base, batch.copies)
+    assert batch.copies == {"a": ("b",)}

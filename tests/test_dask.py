@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -432,3 +433,15 @@ def test_dedupe_on_dask_writes_the_local_engines_bytes(client: Any, tmp_path: Pa
             assert (tmp_path / "dask.jsonl").read_bytes() == want[0].read_bytes()
             assert (tmp_path / "dask.parquet").read_bytes() == want[1].read_bytes()
             assert got.groups.equals(local.groups) and got.stats == local.stats
+
+
+def test_a_table_without_the_id_column_is_the_local_one_line_error(client: Any,
+                                                                   tmp_path: Path) -> None:
+    # Even skipping bad rows: a wrong mapping is one error, not every row rejected.
+    src = tmp_path / "noid.parquet"
+    pl.DataFrame({"doc": ["a", "b"], "text": ["x y", "x y"]}).write_parquet(src)
+    want = f"{src}: no column 'id' (columns: doc, text): map it with --id-col"
+    with pytest.raises(io.InputError, match=re.escape(want)):
+        io.read_articles([str(src)], skip_bad_rows=True)
+    with pytest.raises(io.DedupInputError, match=re.escape(want)):
+        dedupe_dask(str(src), client=client, skip_bad_rows=True)

@@ -346,3 +346,28 @@ def test_cli_never_writes_over_an_input_or_keeps_stale_rejects(tmp_path: Path) -
     src.write_text('{"id": "a", "text": "x"}\n')
     assert _run("dedupe", str(src), "-o", str(out)).exit_code == 0
     assert not rejects.exists()  # the earlier run's rejects do not describe this output
+
+
+def test_an_id_column_called_copies_or_copy_group_keeps_its_values(tmp_path: Path) -> None:
+    text = read_seeds()[0]["text"]
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"copies": f"d{k}", "text": text}) + "\n"
+                           for k in range(3)))
+    out = tmp_path / "kept.jsonl"
+    assert _run("dedupe", str(src), "-o", str(out), "--id-col", "copies").exit_code == 0
+    assert [(r["input_copies"], r["copies"]) for r in map(json.loads, out.open())] == [
+        ("d0", 3)]
+    src.write_text(src.read_text().replace('"copies"', '"copy_group"'))
+    groups = tmp_path / "groups.jsonl"
+    result = _run("dedupe", str(src), "-o", str(out), "--id-col", "copy_group", "--groups",
+                  str(groups))
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line) for line in groups.open()][1] == {"id": "d1", "copy_group": "d0"}
+
+
+def test_the_rejects_file_never_replaces_an_input(tmp_path: Path) -> None:
+    src = tmp_path / "o.jsonl.rejected.jsonl"
+    src.write_text('{"id": "a", "text": "x"}\n')
+    result = _run("dedupe", str(src), "-o", str(tmp_path / "o.jsonl"))
+    assert result.exit_code == 2 and "rejects file" in result.output
+    assert src.read_text() == '{"id": "a", "text": "x"}\n'

@@ -92,6 +92,10 @@ def read_piece(piece: Piece, columns: io.Columns, skip_bad_rows: bool,
     bad = io.bad_row_handler(skip_bad_rows, rejected)
     try:
         for line, raw in _piece_records(piece, bad):
+            if not rows and not rejected and piece.fmt in ("csv", "parquet"):
+                missing = io.missing_column(piece.path, list(raw), columns)
+                if missing is not None:  # as the local reader says it
+                    return Read(io.articles_table([]), [], [], missing)
             article = io.map_row(raw, columns, piece.path, line, bad, coerce_ids=coerce_ids)
             if article is not None:
                 rows.append(article)

@@ -16,13 +16,15 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
+import polars as pl
 
 from dedup import copies
 from dedup.config import Config, IndexConfig
 from dedup.configfile import config_from_mapping, config_to_json
-from dedup.index.records import FORMAT, FORMAT_VERSION, StoryIndexError, epoch, utc_naive
+from dedup.index.records import FORMAT, FORMAT_VERSION, StoryIndexError, utc_naive
 from dedup.index.state import State, load_state
 from dedup.merge import merge, story_to_dict
+from dedup.prepare import publication_days
 from dedup.records import Article, Story
 
 SCHEMA = """
@@ -394,8 +396,9 @@ class IndexStore:
             for i, text, title, pub, source, _ in rows
         ]
         ids = [a.id for a in members]
-        days = np.array([math.nan if a.published is None else epoch(a.published) / 86400.0
-                         for a in members], dtype=np.float64)
+        days = publication_days(pl.DataFrame(  # the batch's days, to the second
+            {"published": [a.published for a in members]},
+            schema={"published": pl.Datetime("us")}))
         exact = copies.elect(exact_copies([blob for *_, blob in rows],
                                           self.config.signatures.num_perm), days, ids)
         copied = copies.copies_by_version(np.arange(len(rows)), exact, ids)

@@ -177,11 +177,9 @@ def read_tables(paths: Sequence[str], fmt: str | None, columns: Columns,
             raw = pl.read_parquet(path) if kind == "parquet" else _read_csv(path)
         except Exception:  # the row reader names the problem
             return None
-        for flag, name in (("--id-col", columns.id), ("--text-col", columns.text)):
-            if name not in raw.columns:  # no row can have it: the mapping is wrong
-                raise InputError(f"{path}: no column {name!r} (columns: "
-                                 f"{', '.join(raw.columns[:8])}"
-                                 f"{', ...' if raw.width > 8 else ''}): map it with {flag}")
+        missing = missing_column(path, raw.columns, columns)
+        if missing is not None:  # no row can have it: the mapping is wrong
+            raise InputError(missing)
         frame = _standard_columns(raw, columns, coerce_ids, notes or Notes())
         if frame is None:
             return None
@@ -200,6 +198,16 @@ def standard_columns(raw: pl.DataFrame, columns: Columns, coerce_ids: bool = Fal
     None when a row needs the row-by-row reader (to be reported or rejected). Public for
     readers that stream a table batch by batch (``dedupe_parquet``)."""
     return _standard_columns(raw, columns, coerce_ids, notes or Notes())
+
+
+def missing_column(path: str, names: Sequence[str], columns: Columns) -> str | None:
+    """The error for a table (CSV header, Parquet schema) without the id or text column:
+    a wrong mapping, not bad rows, so it stops the run even with --skip-bad-rows."""
+    for flag, name in (("--id-col", columns.id), ("--text-col", columns.text)):
+        if name not in names:
+            shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+            return f"{path}: no column {name!r} (columns: {shown}): map it with {flag}"
+    return None
 
 
 def _standard_columns(raw: pl.DataFrame, columns: Columns, coerce_ids: bool, notes: Notes
