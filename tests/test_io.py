@@ -79,3 +79,15 @@ def test_readers_and_drivers_raise_one_input_error_class(tmp_path: Path) -> None
         io.read_articles([str(bad)])
     with pytest.raises(io.InputError, match="duplicate id 'a'"):
         cluster([{"id": "a", "text": "x"}, {"id": "a", "text": "y"}])
+
+
+def test_a_parquet_title_or_source_holding_lists_is_carried_as_json_text(
+        tmp_path: Path) -> None:
+    # The column-wise reader cannot cast a list to text: the row reader carries it, as it
+    # carries a JSONL title that is a list (it was a polars traceback).
+    path = tmp_path / "t.parquet"
+    pl.DataFrame({"id": ["a", "b"], "text": ["x", "y"], "title": [[None], ["t"]],
+                  "source": [["s"], None]}).write_parquet(path)
+    read = io.read_articles([str(path)])
+    assert read.frame["title"].to_list() == ["[null]", '["t"]']
+    assert read.frame["source"].to_list() == ['["s"]', None]

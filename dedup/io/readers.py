@@ -228,6 +228,10 @@ def _standard_columns(raw: pl.DataFrame, columns: Columns, coerce_ids: bool, not
     if columns.published in raw.columns and published is None:
         return None
 
+    if any(raw[name].dtype.is_nested() for name in (columns.title, columns.source)
+           if name in raw.columns):
+        return None  # a list or record as a title: the row reader carries it as JSON text
+
     def text_of(name: str, empty: str | None) -> pl.Series:
         if name not in raw.columns:
             return pl.Series(name, [empty] * raw.height, dtype=pl.String)
