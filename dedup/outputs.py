@@ -165,13 +165,14 @@ def staged(outdir: Path) -> Iterator[Staging]:
         lock.close()
 
 
-def open_set(outdir: Path) -> OutputSet:
+def open_set(outdir: Path | str) -> OutputSet:
     """The set OUTDIR holds now, read through its manifest; OutputError without one.
 
     ``.current`` is resolved once, so the files read from ``OutputSet.folder`` all belong
     to this set even if another run commits meanwhile. A folder copied with its links
     followed (``cp -rL``) holds the manifest itself and is read in place.
     """
+    outdir = Path(outdir)
     if not outdir.is_dir():
         raise OutputError(f"{outdir}: no such output folder; run `dedup cluster INPUT -o "
                           f"{outdir}` first")

@@ -545,3 +545,12 @@ def test_index_refuses_a_split_depth_its_band_storage_cannot_hold(tmp_path: Path
     config = Config(candidates=CandidateConfig(events_split_depth=3))
     with pytest.raises(StoryIndexError, match="events_split_depth to at most 2"):
         StoryIndex.open(tmp_path / "i.db", config)
+
+
+def test_reads_take_an_iso_string_for_updated_since(tmp_path: Path) -> None:
+    index = StoryIndex(tmp_path / "ix.db")
+    index.add(read_seeds())
+    assert len(index.stories(updated_since="2020-01-01")) == 1
+    assert index.stories(updated_since="2999-01-01T00:00:00Z") == []
+    with pytest.raises(ValueError, match="updated_since 'soon': use a datetime or ISO 8601"):
+        index.clusters(updated_since="soon")

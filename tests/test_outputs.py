@@ -147,3 +147,8 @@ def test_a_users_own_file_with_an_output_name_is_never_replaced(tmp_path: Path) 
                              "another -o folder\n")
     assert (out / "stories.jsonl").read_text() == '{"mine": 1}\n'
     assert not (out / "stories.jsonl").is_symlink()
+
+
+def test_open_set_takes_a_string(tmp_path: Path) -> None:
+    assert run("cluster", str(SEEDS), "-o", str(tmp_path / "out")).exit_code == 0
+    assert outputs.open_set(str(tmp_path / "out")).path("stories.jsonl") is not None

@@ -22,6 +22,7 @@ from dedup.index.records import (
     from_epoch,
 )
 from dedup.index.store import IndexStore, translated
+from dedup.io.readers import parse_date
 from dedup.merge import merge, story_from_dict, story_to_dict
 from dedup.records import Article, Story
 
@@ -175,12 +176,19 @@ class Reads(IndexStore):
             conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
 
     @translated
-    def clusters(self, updated_since: datetime | None = None) -> list[ClusterInfo]:
-        """Clusters changed at or after ``updated_since`` (all without it), oldest change
-        first. Naive datetimes are UTC."""
+    def clusters(self, updated_since: datetime | str | None = None) -> list[ClusterInfo]:
+        """Clusters changed at or after ``updated_since`` (all without it; an ISO 8601
+        string is read as the file readers read dates), oldest change first. Naive
+        datetimes are UTC."""
         return self._clusters(updated_since)
 
-    def _clusters(self, updated_since: datetime | None) -> list[ClusterInfo]:
+    def _clusters(self, updated_since: datetime | str | None) -> list[ClusterInfo]:
+        if isinstance(updated_since, str):
+            try:
+                updated_since = parse_date(updated_since)
+            except ValueError:
+                raise ValueError(f"updated_since {updated_since!r}: use a datetime or ISO "
+                                 "8601 (2024-03-22T18:00:00)") from None
         since = -math.inf if updated_since is None else epoch(updated_since)
         rows = self.conn.execute(
             "SELECT id, size, created_at, updated_at FROM clusters WHERE updated_at >= ?"
@@ -190,7 +198,7 @@ class Reads(IndexStore):
         return [ClusterInfo(cid, size, from_epoch(c), from_epoch(u)) for cid, size, c, u in rows]
 
     @translated
-    def stories(self, updated_since: datetime | None = None) -> list[Story]:
+    def stories(self, updated_since: datetime | str | None = None) -> list[Story]:
         """Stories of the clusters changed at or after ``updated_since`` (see ``clusters``).
 
         "At or after" means a poller passing the time of its previous poll may see a story
@@ -200,7 +208,8 @@ class Reads(IndexStore):
         return [story for _, story in self.updates(updated_since)]
 
     @translated
-    def updates(self, updated_since: datetime | None = None) -> list[tuple[ClusterInfo, Story]]:
+    def updates(self, updated_since: datetime | str | None = None
+                ) -> list[tuple[ClusterInfo, Story]]:
         """``clusters(updated_since)`` with each cluster's story, read in one snapshot (what
         ``dedup index stories`` prints)."""
         with self._snapshot():
