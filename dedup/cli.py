@@ -29,7 +29,7 @@ from dedup.index import StoryIndex, StoryIndexError
 from dedup.merge import story_from_dict, story_to_dict
 from dedup.parallel import WorkerDied
 from dedup.pipeline import ClusterResult, DedupInputError, cluster
-from dedup.records import Story
+from dedup.records import Rejected, Story
 from dedup.render import FORMATS as STORY_FORMATS
 from dedup.render import Format as StoryFormat
 from dedup.render import render
@@ -631,11 +631,15 @@ def index() -> None:
 @click.argument("inputs", nargs=-1, required=True)
 @input_options(skip_help="Skip bad rows and ids already in the index instead of stopping.")
 @config_option("a new index (an existing index keeps the settings it was created with)")
+@click.option("--rejected", "rejected_path", type=click.Path(dir_okay=False),
+              help="With --skip-bad-rows: write the rows left out (file, line, id, reason) "
+                   "to this JSONL file.")
 def index_add_command(
     db: str,
     inputs: tuple[str, ...],
     reading: Reading,
     config_path: str | None,
+    rejected_path: str | None,
 ) -> None:
     """Add the articles in INPUT... (files, .txt folders, or - for JSONL on stdin) to DB,
     creating it if needed; all in one transaction."""
@@ -647,6 +651,7 @@ def index_add_command(
     with _open(db, create=True, config=config) as story_index, progress_bar() as progress:
         skipped = 0
         try:
+            known: set[str] = set()
             if skip_bad_rows and frame.height:
                 known = story_index.existing(frame["id"].to_list())
                 skipped = len(known)
@@ -655,6 +660,11 @@ def index_add_command(
             stats = story_index.stats()
         except (DedupInputError, StoryIndexError) as err:
             raise InputFailure(str(err)) from None
+    if rejected_path is not None:
+        left = [*read.rejected, *(Rejected(", ".join(inputs), None, i, f"already in {db}")
+                                   for i in sorted(known))]
+        io.write_jsonl(Path(rejected_path), ({"file": r.file, "line": r.line, "id": r.id,
+                                              "reason": r.reason} for r in left))
     new = sum(p.is_new_cluster for p in placed)
     created = len({p.cluster_id for p in placed if p.is_new_cluster})
     merged = len({m for p in placed for m in p.merged})

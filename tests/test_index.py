@@ -554,3 +554,19 @@ def test_reads_take_an_iso_string_for_updated_since(tmp_path: Path) -> None:
     assert index.stories(updated_since="2999-01-01T00:00:00Z") == []
     with pytest.raises(ValueError, match="updated_since 'soon': use a datetime or ISO 8601"):
         index.clusters(updated_since="soon")
+
+
+def test_index_add_writes_the_rows_it_left_out(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dedup.cli import main
+
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": "a", "text": "Storm hits the city"}\n{"id": 5, "text": "x"}\n')
+    db, left = tmp_path / "i.db", tmp_path / "left.jsonl"
+    args = ["index", "add", str(db), str(src), "--skip-bad-rows", "--rejected", str(left)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    assert [(r["line"], r["id"]) for r in map(json.loads, left.open())] == [(2, None)]
+    assert CliRunner().invoke(main, args).exit_code == 0  # again: "a" is known now
+    assert [(r["line"], r["id"], r["reason"]) for r in map(json.loads, left.open())][1] == (
+        None, "a", f"already in {db}")
