@@ -533,7 +533,11 @@ def stories_command(outdir: str, fmt: StoryFormat, cluster_ids: tuple[str, ...],
         if missing:
             raise InputFailure(f"{Path(outdir) / 'stories.jsonl'}: no cluster "
                                f"{', '.join(sorted(missing))}")
-    text = render(found, fmt)
+    _emit(render(found, fmt), output)
+
+
+def _emit(text: str, output: str | None) -> None:
+    """``text`` to the ``-o`` file (atomically) or to stdout."""
     if output:
         try:
             with io.atomic_path(Path(output)) as tmp:
@@ -698,9 +702,13 @@ def _parse_since(value: str | None) -> datetime | None:
 @index.command("stories")
 @click.argument("db", type=click.Path(dir_okay=False))
 @click.option("--since", help="Only stories changed at or after this time (ISO 8601, UTC).")
-@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md",
-              show_default=True, help="Markdown for people, JSON lines for programs.")
-def index_stories_command(db: str, since: str | None, fmt: str) -> None:
+@click.option("--format", "fmt", type=click.Choice(STORY_FORMATS), default="md",
+              show_default=True, help="Markdown for terminals, one HTML page, or JSON lines "
+                                      "(each with its updated_at).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Write to this file (atomically) instead of stdout.")
+def index_stories_command(db: str, since: str | None, fmt: StoryFormat,
+                          output: str | None) -> None:
     """Print the merged stories in DB, with who says what and where versions differ."""
     updated_since = _parse_since(since)
     with _open(db, create=False) as story_index:
@@ -708,17 +716,13 @@ def index_stories_command(db: str, since: str | None, fmt: str) -> None:
             updates = story_index.updates(updated_since)  # one snapshot
         except StoryIndexError as err:
             raise InputFailure(str(err)) from None
-    infos = [info for info, _ in updates]
-    stories = [story for _, story in updates]
     if fmt == "json":
-        for info, story in zip(infos, stories, strict=True):
-            record: dict[str, Any] = {**story_to_dict(story),
-                                      "updated_at": info.updated_at.isoformat()}
-            click.echo(json.dumps(record, ensure_ascii=False))
+        text = "".join(json.dumps({**story_to_dict(story),
+                                   "updated_at": info.updated_at.isoformat()},
+                                  ensure_ascii=False) + "\n" for info, story in updates)
     else:
-        from dedup.render import render_markdown  # the batch command's renderer
-
-        click.echo(render_markdown(stories), nl=False)
+        text = render([story for _, story in updates], fmt) if updates else ""
+    _emit(text, output)
 
 
 @index.command("retired")

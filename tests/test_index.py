@@ -570,3 +570,19 @@ def test_index_add_writes_the_rows_it_left_out(tmp_path: Path) -> None:
     assert CliRunner().invoke(main, args).exit_code == 0  # again: "a" is known now
     assert [(r["line"], r["id"], r["reason"]) for r in map(json.loads, left.open())][1] == (
         None, "a", f"already in {db}")
+
+
+def test_index_stories_writes_html_to_a_file_and_nothing_when_none_changed(
+        tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dedup.cli import main
+
+    db, page = str(tmp_path / "i.db"), tmp_path / "page.html"
+    assert CliRunner().invoke(main, ["index", "add", db, str(SEEDS)]).exit_code == 0
+    result = CliRunner().invoke(main, ["index", "stories", db, "--format", "html", "-o",
+                                       str(page)])
+    assert result.exit_code == 0 and result.stdout == ""
+    assert page.read_text().startswith("<!DOCTYPE html>") and "143" in page.read_text()
+    later = CliRunner().invoke(main, ["index", "stories", db, "--since", "2999-01-01"])
+    assert later.exit_code == 0 and later.stdout == ""
