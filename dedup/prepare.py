@@ -126,7 +126,7 @@ def _date(row_id: Any, value: Any) -> datetime | None:
     except (ValueError, TypeError):
         raise DedupInputError(
             f"article {row_id!r}: unreadable date {value!r} in 'published': use a datetime "
-            "or ISO 8601 (2024-03-22 or 2024-03-22T18:00:00)") from None
+            "or ISO 8601 (2024-03-22 or 2024-03-22T18:00:00) or RFC 2822") from None
 
 
 def _row(article: Article | Mapping[str, Any]) -> dict[str, Any]:

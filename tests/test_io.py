@@ -91,3 +91,17 @@ def test_a_parquet_title_or_source_holding_lists_is_carried_as_json_text(
     read = io.read_articles([str(path)])
     assert read.frame["title"].to_list() == ["[null]", '["t"]']
     assert read.frame["source"].to_list() == ['["s"]', None]
+
+
+def test_rss_dates_are_read_as_rfc_2822(tmp_path: Path) -> None:
+    # RSS pubDate spells dates the e-mail way; ISO 8601 stays the documented form.
+    path = tmp_path / "feed.jsonl"
+    path.write_text('{"id": "a", "text": "x", "published": "Fri, 22 Mar 2024 18:00:00 GMT"}\n'
+                    '{"id": "b", "text": "y", "published": "22 Mar 2024 18:00:00 +0200"}\n'
+                    '{"id": "c", "text": "z", "published": "2024-03-22T18:00:00Z"}\n')
+    read = io.read_articles([str(path)])
+    assert [d.isoformat() for d in read.frame["published"].to_list()] == [
+        "2024-03-22T18:00:00", "2024-03-22T16:00:00", "2024-03-22T18:00:00"]
+    path.write_text('{"id": "a", "text": "x", "published": "Fri, 99 Foo 2024"}\n')
+    with pytest.raises(io.InputError, match="unreadable date"):
+        io.read_articles([str(path)])

@@ -8,6 +8,7 @@ and the fix; the CLI prints them on one line.
 from __future__ import annotations
 
 import csv
+import email.utils
 import io as _io
 import json
 import re
@@ -614,7 +615,8 @@ def map_row(
         published = parse_date(published)
     except ValueError:
         bad(path, line, row_id, f"unreadable date {published!r} in column "
-            f"{columns.published!r}: use ISO 8601 (2024-03-22 or 2024-03-22T18:00:00)")
+            f"{columns.published!r}: use ISO 8601 (2024-03-22 or 2024-03-22T18:00:00) or "
+            "RFC 2822 (Fri, 22 Mar 2024 18:00:00 GMT)")
         return None
     mapped = {columns.id, columns.text, columns.title, columns.published, columns.source}
     title = raw.get(columns.title)
@@ -649,13 +651,21 @@ def _json_kind(value: Any) -> str:
 
 
 def parse_date(value: Any) -> datetime | None:
-    """A naive-UTC datetime of an ISO 8601 value (None for none); ValueError otherwise."""
+    """A naive-UTC datetime of an ISO 8601 value, or of an RFC 2822 one as RSS ``pubDate``
+    writes it ("Fri, 22 Mar 2024 18:00:00 GMT"); None for none; ValueError otherwise."""
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
         parsed = value
     else:
-        parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        text = str(value).strip()
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            try:
+                parsed = email.utils.parsedate_to_datetime(text)
+            except (TypeError, ValueError):
+                raise ValueError(text) from None
     if parsed.tzinfo is not None:  # store naive UTC so mixed inputs compare
         parsed = parsed.astimezone(UTC).replace(tzinfo=None)
     return parsed
