@@ -342,3 +342,13 @@ def test_index_quality_compares_the_index_with_the_batch(capsys: pytest.CaptureF
     assert rows["articles"] == "300"
     assert float(rows["ARI index vs batch"]) >= 0.9
     assert 0.0 < float(rows["B-cubed F1 index vs batch"]) <= 1.0
+
+
+def test_index_tail_prints_the_cache_at_both_sizes(capsys: pytest.CaptureFixture[str]
+                                                   ) -> None:
+    from benchmarks import index_tail
+
+    index_tail.main(["--copies", "150", "--versions", "20"])
+    rows = [line.split("|") for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [r[4].strip() for r in rows][:2] == ["1", "1"]  # the copies: one cluster
+    assert [r[7].strip() for r in rows] == ["-", "same", "-", "same"]
