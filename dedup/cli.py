@@ -261,7 +261,7 @@ def write_files(folder: Path, result: ClusterResult, fmt: io.TableFormat, reject
         io.write_jsonl(folder / "stories.jsonl",
                        (story_to_dict(story) for story in result.stories))
     if rejected_file:
-        io.write_rejected(folder, result.rejected)
+        io.write_rejected(folder / "rejected.jsonl", result.rejected)
 
 
 def _summary(result: ClusterResult, notes: list[str]) -> None:
@@ -408,8 +408,7 @@ def dedupe_command(
         if groups_target is not None and groups_fmt is not None:
             io.write_frame(groups_target, result.named_groups(), groups_fmt)
         if skip_bad_rows:
-            io.write_jsonl(rejects, ({"file": r.file, "line": r.line, "id": r.id,
-                                      "reason": r.reason} for r in rejected))
+            io.write_rejected(rejects, rejected)
         else:
             rejects.unlink(missing_ok=True)  # an earlier run's, not this output's
     except OSError as err:
@@ -667,8 +666,7 @@ def index_add_command(
     if rejected_path is not None:
         left = [*read.rejected, *(Rejected(", ".join(inputs), None, i, f"already in {db}")
                                    for i in sorted(known))]
-        io.write_jsonl(Path(rejected_path), ({"file": r.file, "line": r.line, "id": r.id,
-                                              "reason": r.reason} for r in left))
+        io.write_rejected(Path(rejected_path), left)
     new = sum(p.is_new_cluster for p in placed)
     created = len({p.cluster_id for p in placed if p.is_new_cluster})
     merged = len({m for p in placed for m in p.merged})

@@ -371,7 +371,7 @@ def _write_on_workers(run: Run, job: _Job, finished: list[Any], linked: list[Any
                 io.merge_sorted_parts(files, staging.path / f"{kind}.jsonl")
         shutil.rmtree(parts)
         if rejected is not None:
-            io.write_rejected(staging.path, rejected)
+            io.write_rejected(staging.path / "rejected.jsonl", rejected)
         staging.commit(job.output_options, __version__)
     return written
 

@@ -15,9 +15,10 @@ from dedup.io.jsontext import json_line
 from dedup.records import Rejected
 
 
-def write_rejected(folder: Path, rejected: Iterable[Rejected]) -> None:
-    """rejected.jsonl: one line per row not clustered (file, line, id, reason)."""
-    write_jsonl(folder / "rejected.jsonl",
+def write_rejected(target: Path, rejected: Iterable[Rejected]) -> None:
+    """One JSON line per row left out (file, line, id, reason): ``rejected.jsonl`` of an
+    output set, ``dedupe``'s ``OUTPUT.rejected.jsonl``, ``index add --rejected``."""
+    write_jsonl(target,
                 ({"file": r.file, "line": r.line, "id": r.id, "reason": r.reason}
                  for r in rejected))
 
