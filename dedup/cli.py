@@ -399,12 +399,12 @@ def dedupe_command(
     notes = list(read.notes if read is not None else result.stats.get("notes", []))
     result = dataclasses.replace(result, names={  # the input's own column names
         f.name: getattr(columns, f.name) for f in dataclasses.fields(columns)})
-    if "input_copies" in result.named(next(result.source())).columns:
-        notes.append("input column 'copies' is an output name: carried as 'input_copies'")
     start = time.perf_counter()
     rejects = target.with_name(target.name + ".rejected.jsonl")
     try:
-        result.write_kept(target, out_fmt)
+        renamed = result.write_kept(target, out_fmt)
+        notes.extend(f"input column {result.names.get(k, k)!r} is an output name: carried as "
+                     f"{v!r}" for k, v in renamed.items() if v.startswith("input_copies"))
         if groups_target is not None and groups_fmt is not None:
             io.write_frame(groups_target, result.named_groups(), groups_fmt)
         if skip_bad_rows:

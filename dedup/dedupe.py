@@ -75,16 +75,20 @@ class DedupeResult:
         """The kept rows, every input column plus ``copies`` (a new frame)."""
         return pl.concat(list(self.kept_frames()))
 
-    def kept_frames(self) -> Iterator[pl.DataFrame]:
+    def kept_frames(self, renamed: dict[str, str] | None = None) -> Iterator[pl.DataFrame]:
         """The kept rows and their ``copies``, ``WRITE_ROWS`` at a time: the same slices
-        however the input was read (so the same Parquet row groups), at least one frame."""
+        however the input was read (so the same Parquet row groups), at least one frame.
+        ``renamed`` receives ``renames`` of the source's columns."""
         rows, sizes = self.kept_rows, self.copies
         pending: list[pl.DataFrame] = []
         count = at = taken = 0
         empty: pl.DataFrame | None = None
         for frame in self.source():
             stop = int(np.searchsorted(rows, at + frame.height))
-            frame = self.named(frame)
+            names = self.renames(frame.columns)
+            frame = frame.rename(names) if names else frame
+            if renamed is not None:
+                renamed.update(names)
             if empty is None:
                 empty = frame.head(0).with_columns(pl.Series("copies", [], dtype=pl.Int64))
             if stop > taken:
@@ -103,18 +107,18 @@ class DedupeResult:
             yield empty if empty is not None else pl.DataFrame(
                 {"copies": pl.Series([], dtype=pl.Int64)})
 
-    def named(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """A source frame under the output's names: the input's own names for the standard
-        columns, then an input column called ``copies`` (the output's, whichever column
-        it was) as ``input_copies``."""
-        names = {k: v for k, v in self.names.items() if k in frame.columns and k != v}
-        frame = frame.rename(names) if names else frame
-        if "copies" in frame.columns:
+    def renames(self, columns: Sequence[str]) -> dict[str, str]:
+        """New names of a source frame's columns that change in the output: the input's
+        own names for the standard columns, then whichever column would be called
+        ``copies`` (the output's) as ``input_copies``."""
+        out = {k: v for k, v in self.names.items() if k in columns and k != v}
+        final = [out.get(c, c) for c in columns]
+        if "copies" in final:
             new, k = "input_copies", 2
-            while new in frame.columns:
+            while new in final:
                 new, k = f"input_copies_{k}", k + 1
-            frame = frame.rename({"copies": new})
-        return frame
+            out[columns[final.index("copies")]] = new
+        return out
 
     def named_groups(self) -> pl.DataFrame:
         """``groups`` with the id column under the input's name for it (``id`` when that
@@ -123,16 +127,17 @@ class DedupeResult:
         return self.groups.rename({"id": name}) if name not in ("id", "copy_group") else (
             self.groups)
 
-    def write_kept(self, target: Path, fmt: io.TableFormat) -> None:
+    def write_kept(self, target: Path, fmt: io.TableFormat) -> dict[str, str]:
         """Write the kept rows atomically, a slice at a time: the same bytes for the same
-        input, read whole or streamed."""
+        input, read whole or streamed. Returns the input columns renamed (``renames``)."""
+        renamed: dict[str, str] = {}
         with io.atomic_path(target) as tmp:
             if fmt == "parquet":
                 import pyarrow.parquet as pq
 
                 writer: Any = None
                 try:
-                    for part in self.kept_frames():
+                    for part in self.kept_frames(renamed):
                         table = part.to_arrow()
                         if writer is None:
                             writer = pq.ParquetWriter(tmp, table.schema, compression="zstd",
@@ -141,11 +146,12 @@ class DedupeResult:
                 finally:
                     if writer is not None:
                         writer.close()
-                return
+                return renamed
             with open(tmp, "w", encoding="utf-8", newline="\n") as out:
-                for part in self.kept_frames():
+                for part in self.kept_frames(renamed):
                     for row in part.to_dicts():
                         out.write(io.json_line(row))
+        return renamed
 
     def mapping(self) -> dict[str, str]:
         """``groups`` as a dict: article id -> id of the article kept for its group."""
