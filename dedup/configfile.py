@@ -62,7 +62,10 @@ def config_from_mapping(data: Mapping[str, Any], source: str = "<config>") -> Co
 def setting_range(cls: type, name: str) -> Range | None:
     """The ``Range`` a field of a config dataclass is annotated with (``Share``, ``Count``,
     ...), also inside ``X | None``."""
-    kind = typing.get_type_hints(cls, include_extras=True)[name]
+    return _range_of(typing.get_type_hints(cls, include_extras=True)[name])
+
+
+def _range_of(kind: Any) -> Range | None:
     for option in typing.get_args(kind) if _is_union(kind) else (kind,):
         for extra in getattr(option, "__metadata__", ()):
             if isinstance(extra, Range):
@@ -83,6 +86,7 @@ def _build(cls: type, data: Mapping[str, Any], source: str, prefix: str) -> Any:
                           f"), not {_describe(data)}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
+    annotated = typing.get_type_hints(cls, include_extras=True)
     values: dict[str, Any] = {}
     for key, value in data.items():
         name = f"{prefix}{key}"
@@ -95,7 +99,7 @@ def _build(cls: type, data: Mapping[str, Any], source: str, prefix: str) -> Any:
             values[key] = _build(typing.cast(type, kind), value, source, f"{name}.")
         else:
             values[key] = _convert(kind, value, source, name)
-            bounds = setting_range(cls, key)
+            bounds = _range_of(annotated[key])
             if bounds is not None and values[key] is not None and not (
                     bounds.low <= values[key] <= bounds.high):
                 raise ConfigError(f"{source}: {name} must be "
