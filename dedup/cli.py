@@ -666,7 +666,11 @@ def index_add_command(
     if rejected_path is not None:
         left = [*read.rejected, *(Rejected(", ".join(inputs), None, i, f"already in {db}")
                                    for i in sorted(known))]
-        io.write_rejected(Path(rejected_path), left)
+        try:
+            io.write_rejected(Path(rejected_path), left)
+        except OSError as err:
+            raise InputFailure(f"{rejected_path}: cannot write ({err.strerror or err}); the "
+                               "articles were added, pick another --rejected file") from None
     new = sum(p.is_new_cluster for p in placed)
     created = len({p.cluster_id for p in placed if p.is_new_cluster})
     merged = len({m for p in placed for m in p.merged})

@@ -586,3 +586,16 @@ def test_index_stories_writes_html_to_a_file_and_nothing_when_none_changed(
     assert page.read_text().startswith("<!DOCTYPE html>") and "143" in page.read_text()
     later = CliRunner().invoke(main, ["index", "stories", db, "--since", "2999-01-01"])
     assert later.exit_code == 0 and later.stdout == ""
+
+
+def test_an_unwritable_rejected_file_is_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dedup.cli import main
+
+    (tmp_path / "a-file").write_text("")
+    target = tmp_path / "a-file" / "left.jsonl"  # its folder is a file
+    result = CliRunner().invoke(main, ["index", "add", str(tmp_path / "i.db"), str(SEEDS),
+                                       "--skip-bad-rows", "--rejected", str(target)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.startswith(f"Error: {target}: cannot write (")
