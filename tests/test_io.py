@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -105,3 +106,27 @@ def test_rss_dates_are_read_as_rfc_2822(tmp_path: Path) -> None:
     path.write_text('{"id": "a", "text": "x", "published": "Fri, 99 Foo 2024"}\n')
     with pytest.raises(io.InputError, match="unreadable date"):
         io.read_articles([str(path)])
+
+
+def test_a_txt_folder_is_read_with_its_subfolders(tmp_path: Path) -> None:
+    for name, text in [("top.txt", "Top story.\nBody."), ("2024/03/22/story.txt", "First."),
+                       ("2024/03/23/story.txt", "Second."), ("2024/notes.md", "not read")]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    frame = io.read_articles([str(tmp_path)]).frame
+    # Ids are paths under the folder, so the two days' "story.txt" stay two articles.
+    assert frame["id"].to_list() == ["2024/03/22/story", "2024/03/23/story", "top"]
+    assert frame["title"].to_list() == ["First.", "Second.", "Top story."]
+
+
+def test_an_unreadable_subfolder_is_an_error_not_a_loss(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "a.txt").write_text("A.", encoding="utf-8")
+
+    def walk(top: str, onerror: Any = None) -> Any:
+        yield str(top), ["locked"], ["a.txt"]
+        onerror(PermissionError(13, "Permission denied", str(tmp_path / "locked")))
+
+    monkeypatch.setattr(io.readers.os, "walk", walk)
+    with pytest.raises(io.InputError, match=r"locked: cannot read this folder"):
+        io.read_articles([str(tmp_path)])

@@ -11,6 +11,7 @@ import csv
 import email.utils
 import io as _io
 import json
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -559,23 +560,40 @@ def _tabular(
     yield from enumerate(frame.iter_rows(named=True), start=offset)
 
 
+def _txt_files(folder: Path) -> list[tuple[str, Path]]:
+    """Each .txt file below ``folder`` with its id: the path under the folder without
+    ``.txt`` ("2024/03/story"), so that a crawl filed by day keeps apart two days'
+    "story.txt". Subfolders are read (a file left unread would be lost without a word),
+    in sorted order; links to folders are not followed, so a loop cannot recur."""
+    def unreadable(err: OSError) -> None:
+        raise InputError(f"{err.filename}: cannot read this folder ({err.strerror}): "
+                         "fix its permissions or move it out of the input folder")
+
+    found = []
+    for root, _, names in os.walk(folder, onerror=unreadable):
+        base = Path(root).relative_to(folder)
+        found += [(base / n).as_posix() for n in names if n.endswith(".txt")]
+    return [(name.removesuffix(".txt"), folder / name) for name in sorted(found)]
+
+
 def _txt_folder(path: str, bad: Bad) -> Iterator[tuple[int | None, dict[str, Any]]]:
-    files = [Path(path)] if Path(path).is_file() else sorted(Path(path).glob("*.txt"))
+    files = ([(Path(path).stem, Path(path))] if Path(path).is_file()
+             else _txt_files(Path(path)))
     if not files:
-        raise InputError(f"{path}: folder holds no .txt files")
-    for file in files:
+        raise InputError(f"{path}: folder holds no .txt files (subfolders included)")
+    for row_id, file in files:
         try:
             content = file.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError as err:
             line = file.read_bytes().count(b"\n", 0, err.start) + 1
-            bad(str(file), line, file.stem, "bytes that are not UTF-8; re-encode it as UTF-8")
+            bad(str(file), line, row_id, "bytes that are not UTF-8; re-encode it as UTF-8")
             continue
         lines = content.splitlines()
         first = next((k for k, ln in enumerate(lines) if ln.strip()), None)
         # The first line is often a headline but sometimes the lede paragraph, so it
         # stays in the text as well (normalize drops repeats of it).
         title = lines[first].strip() if first is not None else ""
-        yield None, {"id": file.stem, "title": title, "text": content, "source": None}
+        yield None, {"id": row_id, "title": title, "text": content, "source": None}
 
 
 def map_row(
