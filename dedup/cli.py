@@ -167,7 +167,7 @@ def cluster_command(
         result = _cluster_on_dask(inputs, columns, fmt, skip_bad_rows, coerce_ids, stories,
                                   scheduler, partitions, target, out_fmt,
                                   {**options, "engine": "dask"}, config)
-        _summary(result, [])
+        _summary(result, result.stats.get("notes", []))
         return
     read, read_seconds = _read_inputs(inputs, fmt, columns, skip_bad_rows, coerce_ids)
     try:

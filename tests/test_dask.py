@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import re
 import socket
@@ -172,6 +173,20 @@ def test_jsonl_read_by_workers_maps_columns_and_rejects_duplicates(
     with pytest.raises(io.InputError, match=r"d.jsonl:2 \(id 'x'\): duplicate id, first seen at "
                        r".*c.jsonl:1"):
         cluster_dask([str(third), str(fourth)], client=client, columns=columns)
+
+
+
+def test_the_workers_read_notes_what_the_local_read_notes(client: Any, tmp_path: Path) -> None:
+    # Renamed and JSON-text columns are counted over every partition, as one local read does.
+    src = tmp_path / "a.jsonl"
+    src.write_text("".join(
+        json.dumps({"id": str(k), "text": "Quake hits Lima.", "cluster_id": "x",
+                    "tags": [1] if k % 2 else 1}) + "\n" for k in range(6)))
+    want = io.read_articles([str(src)]).notes
+    assert len(want) == 2
+    got = cluster_dask(str(src), client=client, partitions=3)
+    assert got.stats["notes"] == want
+    assert dedupe_dask(str(src), client=client, partitions=3).stats["notes"] == want
 
 
 # ------------------------------------------------------- a real multi-process cluster

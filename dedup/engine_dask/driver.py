@@ -62,6 +62,7 @@ class _Layout:
     offsets: np.ndarray
     rejected: list[Rejected]
     workers: int
+    notes: list[str]  # what the read changed without rejecting a row (``io.Notes``)
 
     @property
     def n(self) -> int:
@@ -99,12 +100,13 @@ def _read(run: Run, job: _Job) -> _Layout:
     """Partitions of the input on the workers; empty ones dropped."""
     workers = run.workers()
     rejected: list[Rejected] = []
+    notes: list[str] = []
     with run.stage("read"):
         if _is_paths(job.articles):
             pieces = plan(expand(job.articles), job.fmt, job.partitions,
                           run.tuning.partition_rows)
-            parts, rejected = read_files(run, pieces, job.columns, job.skip_bad_rows,
-                                         job.coerce_ids)
+            parts, rejected, notes = read_files(run, pieces, job.columns,
+                                                job.skip_bad_rows, job.coerce_ids)
         else:
             frame = articles_frame(job.articles)
             count = job.partitions or max(workers, -(-frame.height // run.tuning.partition_rows))
@@ -114,7 +116,7 @@ def _read(run: Run, job: _Job) -> _Layout:
         parts = [p for p, m in zip(parts, lengths, strict=True) if m > 0]
         lengths = lengths[lengths > 0]
     offsets = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)
-    return _Layout(parts, lengths, offsets, rejected, workers)
+    return _Layout(parts, lengths, offsets, rejected, workers, notes)
 
 
 def _normalize(run: Run, layout: _Layout) -> tuple[list[Any], list[Any], Any, Any, int]:
@@ -258,6 +260,7 @@ def _cluster(run: Run, job: _Job) -> ClusterResult:
 
         result = local_cluster([], run.config, with_stories=job.with_stories)
         result.rejected = layout.rejected
+        result.stats["notes"] = layout.notes
         return result
     # The client lets go of every future it no longer needs, stage by stage: a result
     # stays on its worker while the client holds its future, and at a million articles
@@ -331,7 +334,8 @@ def _gathered(run: Run, layout: _Layout, found: _Candidates, parts: list[Finishe
         candidate_pairs=found.pairs,
         pairs=pairs,
         stats={"articles": n, "clusters": len(clusters),
-               "largest_cluster": max((c.size for c in clusters), default=0), **stats},
+               "largest_cluster": max((c.size for c in clusters), default=0), **stats,
+               "notes": layout.notes},
     )
 
 
@@ -346,7 +350,7 @@ def _written(run: Run, job: _Job, layout: _Layout, found: _Candidates, finished:
         timings=run.timings, candidate_pairs=found.pairs,
         stats={"articles": layout.n, "clusters": sum(w[0] for w in written),
                "largest_cluster": max((w[1] for w in written), default=0), **stats,
-               "output": str(job.output)},
+               "output": str(job.output), "notes": layout.notes},
     )
 
 
@@ -565,4 +569,5 @@ def dedupe_dask(
     result = grouped(together, cols, lambda: iter(frames), threshold, keep, max_bucket_size,
                      run)
     result.rejected.extend(layout.rejected)
+    result.stats["notes"] = layout.notes
     return result

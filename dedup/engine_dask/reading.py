@@ -88,15 +88,16 @@ def read_piece(piece: Piece, columns: io.Columns, skip_bad_rows: bool,
     rows: list[dict[str, Any]] = []
     lines: list[int | None] = []
     rejected: list[Rejected] = []
-
+    notes = io.Notes()
     bad = io.bad_row_handler(skip_bad_rows, rejected)
     try:
-        for line, raw in _piece_records(piece, bad):
+        for line, raw in _piece_records(piece, bad, notes):
             if not rows and not rejected and piece.fmt in ("csv", "parquet"):
                 missing = io.missing_column(piece.path, list(raw), columns)
                 if missing is not None:  # as the local reader says it
                     return Read(io.articles_table([]), [], [], missing)
-            article = io.map_row(raw, columns, piece.path, line, bad, coerce_ids=coerce_ids)
+            article = io.map_row(raw, columns, piece.path, line, bad, coerce_ids=coerce_ids,
+                                 notes=notes)
             if article is not None:
                 rows.append(article)
                 lines.append(line)
@@ -105,12 +106,14 @@ def read_piece(piece: Piece, columns: io.Columns, skip_bad_rows: bool,
     except OSError as err:
         return Read(io.articles_table([]), [], rejected,
                     f"{piece.path}: cannot read ({err.strerror or err})")
-    return Read(io.articles_table(rows), lines, rejected)
+    frame = io.articles_table(rows, notes)
+    return Read(frame, lines, rejected, notes=notes.counts)
 
 
-def _piece_records(piece: Piece, bad: io.Bad) -> Iterator[tuple[int | None, dict[str, Any]]]:
+def _piece_records(piece: Piece, bad: io.Bad, notes: io.Notes
+                   ) -> Iterator[tuple[int | None, dict[str, Any]]]:
     if piece.fmt != "parquet":
-        yield from io.records(piece.path, piece.fmt, None, bad)
+        yield from io.records(piece.path, piece.fmt, None, bad, notes)
         return
     try:
         frame = pl.scan_parquet(piece.path).slice(piece.offset, piece.length).collect()
@@ -144,13 +147,15 @@ def _duplicates(*slices: list[IdEntry]) -> list[Duplicate]:
 
 def _drop_rows(read: Read, rows: list[int]) -> Read:
     keep = np.setdiff1d(np.arange(read.frame.height), np.asarray(rows, dtype=np.int64))
-    return Read(take(read.frame, keep), [read.lines[k] for k in keep], read.rejected)
+    return Read(take(read.frame, keep), [read.lines[k] for k in keep], read.rejected,
+                notes=read.notes)
 
 
 def read_files(run: Run, pieces: list[Piece], columns: io.Columns,
                skip_bad_rows: bool, coerce_ids: bool = False
-               ) -> tuple[list[Any], list[Rejected]]:
-    """Read every piece on the workers; reject or report duplicate ids across pieces."""
+               ) -> tuple[list[Any], list[Rejected], list[str]]:
+    """Read every piece on the workers; reject or report duplicate ids across pieces.
+    Returns the frames' futures, the rows rejected and the read's notes for the summary."""
     reads = [run.submit(read_piece, p, columns, skip_bad_rows, coerce_ids) for p in pieces]
     errors = run.gather([run.submit(operator.attrgetter("error"), r) for r in reads])
     for error in errors:
@@ -181,4 +186,8 @@ def read_files(run: Run, pieces: list[Piece], columns: io.Columns,
     reads = [run.submit(_drop_rows, r, drops[k]) if k in drops else r
              for k, r in enumerate(reads)]
     rejected.sort(key=lambda r: (order.get(r.file, len(order)), r.line or 0))
-    return [run.submit(_frame_of, r) for r in reads], rejected
+    notes = io.Notes()
+    for counts in run.gather([run.submit(operator.attrgetter("notes"), r) for r in reads]):
+        for note, count in counts.items():
+            notes.add(note, count)
+    return [run.submit(_frame_of, r) for r in reads], rejected, notes.lines()

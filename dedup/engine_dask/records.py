@@ -7,7 +7,7 @@ positional list: ``Run.pick(future, "pairs", b)`` names what the next task takes
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -54,12 +54,14 @@ class Piece:
 
 @dataclass(slots=True)
 class Read:
-    """A partition as read by a worker: rows, each row's input line, rejected rows."""
+    """A partition as read by a worker: rows, each row's input line, rejected rows, and
+    what the read changed without rejecting a row (``io.Notes`` counts)."""
 
     frame: pl.DataFrame
     lines: list[int | None]
     rejected: list[Rejected]
     error: str | None = None
+    notes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
