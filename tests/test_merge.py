@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
 from datetime import datetime
 from pathlib import Path
 
+import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dedup import clustering
 from dedup.config import Config, MergeConfig
+from dedup.io import DedupInputError
 from dedup.merge import cluster_id_for, member_sentences, merge, story_from_dict, story_to_dict
 from dedup.merge import story as story_module
 from dedup.merge.align import Node, align_members
@@ -628,3 +631,15 @@ def test_versions_in_the_same_words_are_reported_alike() -> None:
     for diff in days:
         for members_saying in diff.variants.values():
             assert ("b1" in members_saying) == ("b2" in members_saying), diff
+
+
+def test_merge_takes_dicts_and_frames_as_cluster_does() -> None:
+    seeds = [dataclasses.replace(a, published=datetime(2024, 3, 22 + k, 18))
+             for k, a in enumerate(_seed_articles())]
+    rows = [{"id": a.id, "text": a.text, "title": a.title,
+             "published": f"{a.published:%Y-%m-%dT%H:%M:%S}+00:00"} for a in seeds]
+    want = story_to_dict(merge(seeds))
+    assert story_to_dict(merge(rows)) == want
+    assert story_to_dict(merge(pl.DataFrame(rows))) == want
+    with pytest.raises(DedupInputError, match="no 'text' column"):
+        merge([{"id": "a"}])

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+import polars as pl
 
 from dedup import records
 from dedup.config import Config, MergeConfig
@@ -22,13 +25,14 @@ from dedup.merge.differences import find_differences
 from dedup.merge.members import order_members, prepare_all
 from dedup.merge.similarity import Similarity
 from dedup.merge.text import MemberText, member_text
+from dedup.prepare import articles_frame, to_articles
 from dedup.records import Article, Story, StorySentence
 
 __all__ = ["merge"]
 
 
 def merge(
-    articles: Sequence[Article],
+    articles: Sequence[Article | Mapping[str, Any]] | pl.DataFrame,
     cluster_id: str | None = None,
     config: Config | None = None,
     *,
@@ -55,6 +59,9 @@ def merge(
     ``cleaned``: ``member_text`` of members by id, computed ahead (the batch pipeline does
     that on a worker); the rest are cleaned here.
 
+    ``articles`` may be ``Article`` records, dicts or a frame, as ``dedup.cluster`` takes
+    them (ids and dates checked the same way).
+
     ``copies``: for a distinct version among ``articles``, the ids of the members that copy
     it verbatim (``dedup.copies``), which are not passed: the story is merged from the
     distinct versions alone (three hundred copies are one voice, and merging them cost
@@ -68,7 +75,9 @@ def merge(
         ('x', ())
     """
     cfg = (config or Config()).merge
-    unique = {a.id: a for a in sorted(articles, key=lambda a: a.id)}
+    if isinstance(articles, pl.DataFrame) or not all(isinstance(a, Article) for a in articles):
+        articles = to_articles(articles_frame(articles))
+    unique = {a.id: a for a in sorted(cast(Sequence[Article], articles), key=lambda a: a.id)}
     members_sorted = tuple(sorted(unique))
     copied = {v: tuple(sorted(ids)) for v, ids in sorted((copies or {}).items())
               if ids and v in unique}
