@@ -65,6 +65,12 @@ class _Layout:
     notes: list[str]  # what the read changed without rejecting a row (``io.Notes``)
 
     @property
+    def noted(self) -> dict[str, list[str]]:
+        """``{"notes": ...}`` for a result's stats when the read noted something (a
+        local read's notes are the CLI's, not the result's: equal stats otherwise)."""
+        return {"notes": self.notes} if self.notes else {}
+
+    @property
     def n(self) -> int:
         return int(self.offsets[-1])
 
@@ -260,7 +266,7 @@ def _cluster(run: Run, job: _Job) -> ClusterResult:
 
         result = local_cluster([], run.config, with_stories=job.with_stories)
         result.rejected = layout.rejected
-        result.stats["notes"] = layout.notes
+        result.stats.update(layout.noted)
         return result
     # The client lets go of every future it no longer needs, stage by stage: a result
     # stays on its worker while the client holds its future, and at a million articles
@@ -335,7 +341,7 @@ def _gathered(run: Run, layout: _Layout, found: _Candidates, parts: list[Finishe
         pairs=pairs,
         stats={"articles": n, "clusters": len(clusters),
                "largest_cluster": max((c.size for c in clusters), default=0), **stats,
-               "notes": layout.notes},
+               **layout.noted},
     )
 
 
@@ -350,7 +356,7 @@ def _written(run: Run, job: _Job, layout: _Layout, found: _Candidates, finished:
         timings=run.timings, candidate_pairs=found.pairs,
         stats={"articles": layout.n, "clusters": sum(w[0] for w in written),
                "largest_cluster": max((w[1] for w in written), default=0), **stats,
-               "output": str(job.output), "notes": layout.notes},
+               "output": str(job.output), **layout.noted},
     )
 
 
@@ -569,5 +575,5 @@ def dedupe_dask(
     result = grouped(together, cols, lambda: iter(frames), threshold, keep, max_bucket_size,
                      run)
     result.rejected.extend(layout.rejected)
-    result.stats["notes"] = layout.notes
+    result.stats.update(layout.noted)
     return result
