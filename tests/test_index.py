@@ -490,6 +490,11 @@ def test_cli_add_stories_stats(tmp_path: Path) -> None:
     future = (datetime.utcnow() + timedelta(hours=1)).isoformat()
     result = _run("stories", db, "--since", future, "--format", "json")
     assert result.exit_code == 0 and result.stdout == ""
+    # --since reads dates as the inputs' are read: RFC 2822 too.
+    rss = (datetime.utcnow() + timedelta(hours=1)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    assert _run("stories", db, "--since", rss, "--format", "json").stdout == ""
+    assert _run("stories", db, "--since", "Mon, 01 Jan 2024 00:00:00 GMT", "--format",
+                "json").stdout.count("updated_at") == 2
     result = _run("stories", db)
     assert result.exit_code == 0 and "Kilauea" in result.stdout
     result = _run("stats", db)

@@ -220,7 +220,7 @@ def test_cli_workers_option_gives_identical_files(
     articles: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Several chunks and merge tasks: the CLI's ``cluster`` with smaller tasks.
-    monkeypatch.setattr(cli, "cluster", functools.partial(
+    monkeypatch.setattr(cli.batch, "cluster", functools.partial(
         cluster, tuning=BatchTuning(chunk=150, merge_task_articles=100)))
     source = tmp_path / "in.jsonl"
     source.write_text("".join(json.dumps(a, default=str) + "\n" for a in articles[:300]))
