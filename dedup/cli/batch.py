@@ -13,17 +13,7 @@ from typing import Any
 import click
 
 from dedup import __version__, io, outputs
-from dedup.cli.app import (
-    InputFailure,
-    Reading,
-    config_option,
-    emit,
-    input_options,
-    load_config,
-    main,
-    progress_bar,
-    read_inputs,
-)
+from dedup.cli import app
 from dedup.config import Config
 from dedup.configfile import config_to_toml
 from dedup.merge import story_from_dict, story_to_dict
@@ -35,14 +25,14 @@ from dedup.render import Format as StoryFormat
 from dedup.render import render
 
 
-@main.command("cluster")
+@app.main.command("cluster")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False),
               help="Folder for assignments, clusters.jsonl and stories.jsonl.")
 @click.option("--output-format", type=click.Choice(["parquet", "jsonl"]),
               help="Format of the assignments table (default parquet; JSONL when --format "
                    "jsonl).")
-@input_options(skip_help="Reject bad rows into OUTDIR/rejected.jsonl instead of stopping.")
+@app.input_options(skip_help="Reject bad rows into OUTDIR/rejected.jsonl instead of stopping.")
 @click.option("--stories/--no-stories", default=True, show_default=True,
               help="Merge each cluster into a canonical story (OUTDIR/stories.jsonl).")
 @click.option("--engine", type=click.Choice(["local", "dask"]), default="local",
@@ -56,12 +46,12 @@ from dedup.render import render
 @click.option("-j", "--workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="Processes for the local engine (0: every available core). Output is "
                    "identical for any value.")
-@config_option("this run")
+@app.config_option("this run")
 def cluster_command(
     inputs: tuple[str, ...],
     outdir: str,
     output_format: str | None,
-    reading: Reading,
+    reading: app.Reading,
     stories: bool,
     engine: str,
     scheduler: str | None,
@@ -70,7 +60,7 @@ def cluster_command(
     config_path: str | None,
 ) -> None:
     """Cluster the articles in INPUT... (files, .txt folders, or - for JSONL on stdin)."""
-    config = load_config(config_path)
+    config = app.load_config(config_path)
     fmt, columns, skip_bad_rows, coerce_ids = reading
     out_fmt: io.TableFormat = ("jsonl" if (output_format or fmt) == "jsonl" else "parquet")
     options = run_options(inputs, fmt, columns, skip_bad_rows, coerce_ids, stories, out_fmt)
@@ -85,7 +75,7 @@ def cluster_command(
                                   {**options, "engine": "dask"}, config)
         _summary(result, result.stats.get("notes", []))
         return
-    read, read_seconds = read_inputs(inputs, fmt, columns, skip_bad_rows, coerce_ids)
+    read, read_seconds = app.read_inputs(inputs, fmt, columns, skip_bad_rows, coerce_ids)
     try:
         with outputs.staged(target) as staging, contextlib.ExitStack() as stack:
             # Streamed to disk as they are merged (serialized by the workers): they never
@@ -93,11 +83,11 @@ def cluster_command(
             on_story_lines = (stack.enter_context(io.text_sink(staging.path / "stories.jsonl"))
                               if stories else None)
             try:
-                progress = stack.enter_context(progress_bar())
+                progress = stack.enter_context(app.progress_bar())
                 result = cluster(read.frame, config, with_stories=stories, progress=progress,
                                  workers=workers, on_story_lines=on_story_lines)
             except DedupInputError as err:
-                raise InputFailure(str(err)) from None
+                raise app.InputFailure(str(err)) from None
             except WorkerDied as err:
                 raise click.ClickException(str(err)) from None
             stack.close()
@@ -109,9 +99,9 @@ def cluster_command(
             staging.commit({**options, "engine": "local"}, __version__)
             result.timings["write"] = time.perf_counter() - start
     except outputs.OutputError as err:
-        raise InputFailure(str(err)) from None
+        raise app.InputFailure(str(err)) from None
     except OSError as err:
-        raise InputFailure(f"{target}: cannot write the outputs ({err.strerror or err}); "
+        raise app.InputFailure(f"{target}: cannot write the outputs ({err.strerror or err}); "
                            "pick another -o folder") from None
     _summary(result, read.notes)
 
@@ -151,7 +141,7 @@ def _cluster_on_dask(
                             skip_bad_rows=skip_bad_rows, output=outdir, output_format=out_fmt,
                             output_options=options, coerce_ids=coerce_ids)
     except (io.InputError, DedupInputError, outputs.OutputError) as err:
-        raise InputFailure(str(err)) from None
+        raise app.InputFailure(str(err)) from None
     except (DaskEngineError, ImportError) as err:
         raise click.ClickException(str(err)) from None
 
@@ -199,15 +189,15 @@ def _summary(result: ClusterResult, notes: list[str]) -> None:
     click.echo("\n".join(lines), err=True)
 
 
-@main.command("config")
-@config_option("the printed settings (default: print the defaults)")
+@app.main.command("config")
+@app.config_option("the printed settings (default: print the defaults)")
 def config_command(config_path: str | None) -> None:
     """Print every setting as TOML, with the comments saying how each default was chosen;
     save it, edit it, and pass it to `dedup cluster --config` or `dedup index add --config`."""
-    click.echo(config_to_toml(load_config(config_path)), nl=False)
+    click.echo(config_to_toml(app.load_config(config_path)), nl=False)
 
 
-@main.command("stories")
+@app.main.command("stories")
 @click.argument("outdir", type=click.Path(file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(STORY_FORMATS), default="md",
               show_default=True, help="Markdown for terminals, one HTML page, or JSON lines.")
@@ -224,9 +214,9 @@ def stories_command(outdir: str, fmt: StoryFormat, cluster_ids: tuple[str, ...],
         found = [story for story in found if story.cluster_id in wanted]
         missing = wanted - {story.cluster_id for story in found}
         if missing:
-            raise InputFailure(f"{Path(outdir) / 'stories.jsonl'}: no cluster "
+            raise app.InputFailure(f"{Path(outdir) / 'stories.jsonl'}: no cluster "
                                f"{', '.join(sorted(missing))}")
-    emit(render(found, fmt), output)
+    app.emit(render(found, fmt), output)
 
 
 def read_stories(outdir: Path) -> list[Story]:
@@ -234,12 +224,12 @@ def read_stories(outdir: Path) -> list[Story]:
     try:
         found_set = outputs.open_set(outdir)
     except outputs.OutputError as err:
-        raise InputFailure(str(err)) from None
+        raise app.InputFailure(str(err)) from None
     path = found_set.path("stories.jsonl")
     entry = found_set.entry("stories.jsonl")
     shown = outdir / "stories.jsonl"
     if path is None or entry is None:
-        raise InputFailure(f"{shown}: no stories here; run `dedup cluster INPUT -o {outdir}` "
+        raise app.InputFailure(f"{shown}: no stories here; run `dedup cluster INPUT -o {outdir}` "
                            "first (without --no-stories)")
     found = []
     try:
@@ -252,16 +242,16 @@ def read_stories(outdir: Path) -> list[Story]:
                         continue
                     found.append(story_from_dict(json.loads(line)))
                 except UnicodeDecodeError:
-                    raise InputFailure(f"{shown}:{number}: bytes that are not UTF-8; not a "
+                    raise app.InputFailure(f"{shown}:{number}: bytes that are not UTF-8; not a "
                                        "file `dedup cluster` wrote") from None
                 except (ValueError, KeyError, TypeError, AttributeError,
                         RecursionError) as err:
-                    raise InputFailure(f"{shown}:{number}: not a story record "
+                    raise app.InputFailure(f"{shown}:{number}: not a story record "
                                        f"({str(err)[:200]})") from None
             digest = reader.hexdigest()
     except OSError as err:
-        raise InputFailure(f"{shown}: cannot read ({err.strerror or err})") from None
+        raise app.InputFailure(f"{shown}: cannot read ({err.strerror or err})") from None
     if digest != entry.get("sha256"):
-        raise InputFailure(f"{shown}: does not match {outputs.MANIFEST} (changed after the run "
+        raise app.InputFailure(f"{shown}: does not match {outputs.MANIFEST} (changed after the run "
                            f"wrote it); run `dedup cluster INPUT -o {outdir}` again")
     return found

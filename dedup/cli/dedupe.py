@@ -9,25 +9,18 @@ from pathlib import Path
 import click
 
 from dedup import io
-from dedup.cli.app import (
-    InputFailure,
-    Reading,
-    input_options,
-    main,
-    read_inputs,
-    table_format,
-)
+from dedup.cli import app
 from dedup.dedupe import KEEP_RULES, DedupeResult, dedupe, dedupe_parquet
 from dedup.parallel import WorkerDied
 from dedup.pipeline import DedupInputError
 
 
-@main.command("dedupe")
+@app.main.command("dedupe")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="File for the kept articles: .parquet or .jsonl (one row per copy group, "
                    "every input column plus `copies`, the group's size).")
-@input_options(skip_help="Reject bad rows into OUTPUT.rejected.jsonl instead of stopping.")
+@app.input_options(skip_help="Reject bad rows into OUTPUT.rejected.jsonl instead of stopping.")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.8,
               show_default=True,
               help="Estimated Jaccard of word n-gram sets from which two texts are copies.")
@@ -49,7 +42,7 @@ from dedup.pipeline import DedupInputError
 def dedupe_command(
     inputs: tuple[str, ...],
     output: str,
-    reading: Reading,
+    reading: app.Reading,
     threshold: float,
     ngram: int,
     keep: str,
@@ -64,24 +57,24 @@ def dedupe_command(
         raise click.UsageError("--engine dask reads files on the workers: stdin (-) is not "
                                "supported there; write it to a file first")
     target = Path(output)
-    out_fmt = table_format(target, "-o")
+    out_fmt = app.table_format(target, "-o")
     groups_target = Path(groups_path) if groups_path else None
-    groups_fmt = table_format(groups_target, "--groups") if groups_target else None
+    groups_fmt = app.table_format(groups_target, "--groups") if groups_target else None
     _refuse_overwriting(inputs, target, groups_target)
     fmt, columns, skip_bad_rows, coerce_ids = reading
     try:
         result = (_dedupe_on_dask(inputs, reading, threshold, ngram, keep) if engine == "dask"
                   else _stream_parquet(inputs, reading, threshold, ngram, keep, workers))
         if result is not None:
-            # Reading is part of the signatures stage (streamed batches, or the workers).
+            # app.Reading is part of the signatures stage (streamed batches, or the workers).
             read: io.ReadResult | None = None
             read_seconds = result.timings.get("read", 0.0)
         else:
-            read, read_seconds = read_inputs(inputs, fmt, columns, skip_bad_rows, coerce_ids)
+            read, read_seconds = app.read_inputs(inputs, fmt, columns, skip_bad_rows, coerce_ids)
             result = dedupe(read.frame, threshold=threshold, ngram=ngram, keep=keep,
                             workers=workers)
     except DedupInputError as err:
-        raise InputFailure(str(err)) from None
+        raise app.InputFailure(str(err)) from None
     except WorkerDied as err:
         raise click.ClickException(str(err)) from None
     rejected = read.rejected if read is not None else result.rejected
@@ -101,7 +94,7 @@ def dedupe_command(
         else:
             rejects.unlink(missing_ok=True)  # an earlier run's, not this output's
     except OSError as err:
-        raise InputFailure(f"{err.filename or target}: cannot write ({err.strerror or err}); "
+        raise app.InputFailure(f"{err.filename or target}: cannot write ({err.strerror or err}); "
                            "pick another output path") from None
     timings = {"read": read_seconds, **{k: v for k, v in result.timings.items() if k != "read"},
                "write": time.perf_counter() - start}
@@ -135,7 +128,7 @@ def _refuse_overwriting(inputs: tuple[str, ...], target: Path, groups: Path | No
         raise click.UsageError(f"--groups {groups} is the -o file: name another file")
 
 
-def _dedupe_on_dask(inputs: tuple[str, ...], reading: Reading, threshold: float, ngram: int,
+def _dedupe_on_dask(inputs: tuple[str, ...], reading: app.Reading, threshold: float, ngram: int,
                     keep: str) -> DedupeResult:
     """``dedupe_dask`` on a local cluster of this machine; imported lazily so the local
     engine never needs dask."""
@@ -148,12 +141,12 @@ def _dedupe_on_dask(inputs: tuple[str, ...], reading: Reading, threshold: float,
                            fmt=reading.fmt, skip_bad_rows=reading.skip_bad_rows,
                            coerce_ids=reading.coerce_ids)
     except io.InputError as err:
-        raise InputFailure(str(err)) from None
+        raise app.InputFailure(str(err)) from None
     except (DaskEngineError, ImportError) as err:
         raise click.ClickException(str(err)) from None
 
 
-def _stream_parquet(inputs: tuple[str, ...], reading: Reading, threshold: float, ngram: int,
+def _stream_parquet(inputs: tuple[str, ...], reading: app.Reading, threshold: float, ngram: int,
                     keep: str, workers: int) -> DedupeResult | None:
     """``dedupe_parquet`` when every input is a Parquet file (memory holds a batch, not the
     corpus); None for other inputs, or when a row needs the row reader's report."""

@@ -11,17 +11,7 @@ from pathlib import Path
 import click
 
 from dedup import io
-from dedup.cli.app import (
-    InputFailure,
-    Reading,
-    config_option,
-    emit,
-    input_options,
-    load_config,
-    main,
-    progress_bar,
-    read_inputs,
-)
+from dedup.cli import app
 from dedup.config import Config
 from dedup.configfile import config_differences, format_value
 from dedup.index import StoryIndex, StoryIndexError
@@ -39,7 +29,7 @@ def _open(path: str, *, create: bool, config: Config | None = None) -> StoryInde
     try:
         return StoryIndex.open(path, config or StoryIndex.read_config(path), create=create)
     except StoryIndexError as err:
-        raise InputFailure(str(err)) from None
+        raise app.InputFailure(str(err)) from None
 
 
 # Settings that may differ from the ones an index was created with: they change how long a
@@ -52,25 +42,25 @@ def _index_config(db: str, config_path: str | None) -> Config | None:
     created with (placing with other thresholds would mix two clusterings in one index)."""
     if config_path is None:
         return None  # the index's own (the defaults for a new or an older index)
-    given = load_config(config_path)
+    given = app.load_config(config_path)
     try:
         stored = StoryIndex.read_config(db)
     except StoryIndexError as err:
-        raise InputFailure(str(err)) from None
+        raise app.InputFailure(str(err)) from None
     if stored is None:
         return given
     differ = [d for d in config_differences(stored, given) if d[0] not in _PER_RUN_SETTINGS]
     if differ:
         key, built, asked = differ[0]
         more = f" (and {len(differ) - 1} more)" if len(differ) > 1 else ""
-        raise InputFailure(
+        raise app.InputFailure(
             f"{db}: created with {key} = {format_value(built)}, but {config_path} says "
             f"{format_value(asked)}{more}; an index keeps the settings it was created with: "
             "drop --config to use them, or build a new index with these")
     return given
 
 
-@main.group("index")
+@app.main.group("index")
 def index() -> None:
     """An incremental story index for feeds: add articles as they arrive, read stories."""
 
@@ -78,15 +68,15 @@ def index() -> None:
 @index.command("add")
 @click.argument("db", type=click.Path(dir_okay=False))
 @click.argument("inputs", nargs=-1, required=True)
-@input_options(skip_help="Skip bad rows and ids already in the index instead of stopping.")
-@config_option("a new index (an existing index keeps the settings it was created with)")
+@app.input_options(skip_help="Skip bad rows and ids already in the index instead of stopping.")
+@app.config_option("a new index (an existing index keeps the settings it was created with)")
 @click.option("--rejected", "rejected_path", type=click.Path(dir_okay=False),
               help="With --skip-bad-rows: write the rows left out (file, line, id, reason) "
                    "to this JSONL file.")
 def index_add_command(
     db: str,
     inputs: tuple[str, ...],
-    reading: Reading,
+    reading: app.Reading,
     config_path: str | None,
     rejected_path: str | None,
 ) -> None:
@@ -95,9 +85,9 @@ def index_add_command(
     config = _index_config(db, config_path)
     fmt, columns, skip_bad_rows, coerce_ids = reading
     start = time.perf_counter()
-    read, _ = read_inputs(inputs, fmt, columns, skip_bad_rows, coerce_ids)
+    read, _ = app.read_inputs(inputs, fmt, columns, skip_bad_rows, coerce_ids)
     frame = read.frame
-    with _open(db, create=True, config=config) as story_index, progress_bar() as progress:
+    with _open(db, create=True, config=config) as story_index, app.progress_bar() as progress:
         skipped = 0
         try:
             known: set[str] = set()
@@ -108,14 +98,14 @@ def index_add_command(
             placed = story_index.add(frame, progress=progress)
             stats = story_index.stats()
         except (DedupInputError, StoryIndexError) as err:
-            raise InputFailure(str(err)) from None
+            raise app.InputFailure(str(err)) from None
     if rejected_path is not None:
         left = [*read.rejected, *(Rejected(", ".join(inputs), None, i, f"already in {db}")
                                    for i in sorted(known))]
         try:
             io.write_rejected(Path(rejected_path), left)
         except OSError as err:
-            raise InputFailure(f"{rejected_path}: cannot write ({err.strerror or err}); the "
+            raise app.InputFailure(f"{rejected_path}: cannot write ({err.strerror or err}); the "
                                "articles were added, pick another --rejected file") from None
     new = sum(p.is_new_cluster for p in placed)
     created = len({p.cluster_id for p in placed if p.is_new_cluster})
@@ -140,7 +130,7 @@ def _parse_since(value: str | None) -> datetime | None:
     try:
         return parse_date(value)
     except ValueError:
-        raise InputFailure(f"unreadable --since {value!r}: use ISO 8601 (2024-03-22 or "
+        raise app.InputFailure(f"unreadable --since {value!r}: use ISO 8601 (2024-03-22 or "
                            "2024-03-22T18:00:00) or RFC 2822") from None
 
 
@@ -160,14 +150,14 @@ def index_stories_command(db: str, since: str | None, fmt: StoryFormat,
         try:
             updates = story_index.updates(updated_since)  # one snapshot
         except StoryIndexError as err:
-            raise InputFailure(str(err)) from None
+            raise app.InputFailure(str(err)) from None
     if fmt == "json":
         text = "".join(json.dumps({**story_to_dict(story),
                                    "updated_at": info.updated_at.isoformat()},
                                   ensure_ascii=False) + "\n" for info, story in updates)
     else:
         text = render([story for _, story in updates], fmt) if updates else ""
-    emit(text, output)
+    app.emit(text, output)
 
 
 @index.command("retired")
@@ -182,7 +172,7 @@ def index_retired_command(db: str, since: str | None) -> None:
         try:
             retired = story_index.retired(updated_since)
         except StoryIndexError as err:
-            raise InputFailure(str(err)) from None
+            raise app.InputFailure(str(err)) from None
     for info in retired:
         click.echo(json.dumps({"cluster_id": info.cluster_id, "merged_into": info.merged_into,
                                "live": info.live, "retired_at": info.retired_at.isoformat(),
@@ -197,7 +187,7 @@ def index_stats_command(db: str) -> None:
         try:
             stats = story_index.stats()
         except StoryIndexError as err:
-            raise InputFailure(str(err)) from None
+            raise app.InputFailure(str(err)) from None
     width = max(len(k) for k in stats)
     for key, value in stats.items():
         shown = f"{value:,}" if isinstance(value, int) else str(value)
@@ -210,7 +200,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dhm]?)\s*$")
 def _parse_duration(value: str) -> timedelta:
     match = _DURATION.match(value)
     if not match:
-        raise InputFailure(f"unreadable --older-than {value!r}: use e.g. 7d, 12h or 30m")
+        raise app.InputFailure(f"unreadable --older-than {value!r}: use e.g. 7d, 12h or 30m")
     amount, unit = float(match.group(1)), match.group(2) or "d"
     return timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: amount})
 
@@ -228,6 +218,6 @@ def index_expire_command(db: str, older_than: str) -> None:
             removed = story_index.expire(older_than=window)
             stats = story_index.stats()
         except StoryIndexError as err:
-            raise InputFailure(str(err)) from None
+            raise app.InputFailure(str(err)) from None
     click.echo(f"articles removed {removed:>10,}\nindex articles   {stats['articles']:>10,}",
                err=True)
