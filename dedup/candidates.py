@@ -20,6 +20,7 @@ import numpy as np
 from datasketch import MinHashLSH
 
 from dedup.parallel import thread_map
+from dedup.tuning import LshBuffers
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,9 @@ def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
     return lsh.b, lsh.r
 
 
+_BUFFERS = LshBuffers()
+
+
 def lsh_pairs(
     signatures: np.ndarray,
     present: np.ndarray,
@@ -50,6 +54,7 @@ def lsh_pairs(
     threads: int = 1,
     num_perm: int | None = None,
     chain: int = 0,
+    buffers: LshBuffers = _BUFFERS,
 ) -> tuple[np.ndarray, CandidateStats]:
     """Pairs (i < j, as a sorted (k, 2) int64 array) sharing at least ``min_collisions`` bands.
 
@@ -66,7 +71,8 @@ def lsh_pairs(
     ``num_perm``: the signature length the bands are derived for (default: the width of
     ``signatures``, which may be just the first ``lsh_params`` bands x rows columns).
     ``chain``: links per member of a bucket still crowded after splitting (``chain_pairs``);
-    0 skips such buckets, the rule before #18.
+    0 skips such buckets, the rule before #18. ``buffers``: how many pair codes are held
+    at once (``tuning.LshBuffers``); they bound memory, never change the pairs.
     """
     n = len(signatures)
     bands, rows = lsh_params(threshold, num_perm or signatures.shape[1])
@@ -74,7 +80,7 @@ def lsh_pairs(
         raise ValueError(f"{bands} bands of {rows} rows need {bands * rows} min-hashes, "
                          f"signatures have {signatures.shape[1]}")
     docs = np.flatnonzero(present).astype(np.int64)
-    counter = _CodeCounter(budget=max(_MIN_BUFFER, _BUFFER_PER_DOC * n))
+    counter = _CodeCounter(budget=max(buffers.minimum, buffers.codes_per_doc * n))
     oversized = 0
     # All present (the usual case): no copy of a corpus-sized array.
     present_sigs = signatures if len(docs) == n else signatures[docs]
@@ -91,7 +97,8 @@ def lsh_pairs(
     keep = counts >= min_collisions
     codes, counts = codes[keep], counts[keep]
     if max_per_doc is not None and len(codes):
-        codes = _strongest_per_doc(codes, counts, n, max_per_doc)
+        codes = _strongest_per_doc(codes, counts, n, max_per_doc,
+                                   max(buffers.minimum, buffers.rank_per_doc * n))
     if chains:  # kept whatever the caps: they are what connects a crowded bucket
         codes = unique_sorted(np.concatenate((codes, *chains)))
     pairs = np.stack([codes // n, codes % n], axis=1) if len(codes) else np.empty((0, 2), np.int64)
@@ -116,15 +123,6 @@ def _band_pairs(
 
 
 _NO_CODES = np.empty(0, dtype=np.int64)
-
-
-# Pair codes buffered before they are folded into the running counts: bounds memory at
-# a few bands' worth instead of every band's codes at once (163 codes per article on the
-# synthetic corpus, most of them one-band coincidences).
-_BUFFER_PER_DOC = 16
-_MIN_BUFFER = 1 << 20
-# Directed pair entries ranked at once by ``_strongest_per_doc`` (~45 bytes each).
-_RANK_PER_DOC = 8
 
 
 class _CodeCounter:
@@ -268,14 +266,15 @@ def split_columns(
     return signatures[:, columns]
 
 
-def _strongest_per_doc(codes: np.ndarray, counts: np.ndarray, n: int, limit: int) -> np.ndarray:
+def _strongest_per_doc(codes: np.ndarray, counts: np.ndarray, n: int, limit: int,
+                       entries: int) -> np.ndarray:
     """Codes within each document's ``limit`` most-colliding partners (ties: lower index).
 
     A pair stays if either side keeps it. Documents are ranked a range at a time (the
     sorted codes give each range's low side as one slice), so the directed copy of every
-    pair never exists all at once.
+    pair never exists all at once: about ``entries`` directed entries per range.
     """
-    ranges = max(1, -(-2 * len(codes) // max(_MIN_BUFFER, _RANK_PER_DOC * n)))
+    ranges = max(1, -(-2 * len(codes) // entries))
     bounds = np.linspace(0, n, ranges + 1).astype(np.int64)
     kept: list[np.ndarray] = []
     # Every pair's high side, once (int32 when it fits: half the memory of the codes).

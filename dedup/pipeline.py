@@ -224,7 +224,7 @@ def _cluster(
         # features and events signatures exist, which lowers the peak.
         copy_pairs, copy_stats = candidates.lsh_pairs(
             copy_sigs, has_copies & is_rep, **run.config.candidates.lsh_options("copies"),
-            threads=_lsh_threads(run))
+            threads=_lsh_threads(run), buffers=run.tuning.lsh_buffers)
         del copy_sigs
     features = _weigh(counts, frame, is_rep, run)
     del counts
@@ -321,7 +321,8 @@ def _event_candidates(
         event_pairs, event_stats = candidates.lsh_pairs(event_sigs, has_events,
                                                         **cand.lsh_options("events"),
                                                         threads=_lsh_threads(run),
-                                                        num_perm=sig.num_perm)
+                                                        num_perm=sig.num_perm,
+                                                        buffers=run.tuning.lsh_buffers)
         del event_sigs
         pairs = candidates.union_pairs(copy_pairs, event_pairs)
     return features, _Found(pairs, copy_stats, event_stats)

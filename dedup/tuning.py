@@ -11,7 +11,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["BatchTuning", "DaskTuning"]
+__all__ = ["BatchTuning", "DaskTuning", "LshBuffers"]
+
+
+@dataclass(frozen=True, slots=True)
+class LshBuffers:
+    """How much ``candidates.lsh_pairs`` holds at once; the pairs are the same at any size.
+
+    Pair codes are buffered before they are folded into the running counts, which bounds
+    memory at a few bands' worth instead of every band's codes at once (163 codes per
+    article on the synthetic corpus, most of them one-band coincidences); directed pair
+    entries (~45 bytes each) are ranked for ``max_per_doc`` a range of documents at a time.
+    """
+
+    codes_per_doc: int = 16
+    rank_per_doc: int = 8
+    minimum: int = 1 << 20  # entries: below this, buffering costs more than it saves
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +37,7 @@ class BatchTuning:
     # Threads that group LSH bands: each holds a band's sort temporaries (~50 MB at a
     # million articles), and two already halve the band time.
     lsh_threads: int = 4
+    lsh_buffers: LshBuffers = LshBuffers()
     merge_task_articles: int = 2_000  # articles per merge task sent to a worker process
     text_task_articles: int = 1_000  # articles per task cleaning texts ahead of the merge
     link_task_articles: int = 5_000  # articles of components per linkage task

@@ -13,6 +13,7 @@ from scipy.sparse.csgraph import connected_components
 from dedup import candidates, pipeline, refine, signatures
 from dedup.candidates import lsh_pairs, lsh_params, union_pairs
 from dedup.config import Config
+from dedup.tuning import LshBuffers
 from tests.conftest import DISTRACTORS, read_seeds
 
 
@@ -170,7 +171,7 @@ def test_crowded_bucket_is_split_by_further_min_hashes() -> None:
     assert split.tolist() == [[0, 1], [2, 3]] and stats.oversized_buckets == 0
 
 
-def test_bounded_memory_counting_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bounded_memory_counting_equals_one_pass() -> None:
     """Folding codes a few bands at a time and ranking documents a range at a time must
     give exactly the pairs of the all-at-once computation."""
     rng = np.random.default_rng(5)
@@ -181,10 +182,8 @@ def test_bounded_memory_counting_equals_one_pass(monkeypatch: pytest.MonkeyPatch
     options: dict[str, Any] = dict(threshold=0.02, max_bucket_size=30, min_collisions=1,
                                    max_per_doc=5, split_depth=1)
     whole, _ = candidates.lsh_pairs(sigs, present, **options)
-    monkeypatch.setattr(candidates, "_MIN_BUFFER", 500)
-    monkeypatch.setattr(candidates, "_BUFFER_PER_DOC", 1)
-    monkeypatch.setattr(candidates, "_RANK_PER_DOC", 1)
-    pieces, _ = candidates.lsh_pairs(sigs, present, **options)
+    small = LshBuffers(codes_per_doc=1, rank_per_doc=1, minimum=500)
+    pieces, _ = candidates.lsh_pairs(sigs, present, **options, buffers=small)
     assert len(whole) > 1000
     np.testing.assert_array_equal(whole, pieces)
 
