@@ -92,6 +92,7 @@ class Expiry(IndexStore):
                     state.edges[other].remove(row)
         conn.executemany("DELETE FROM articles WHERE row = ?", [(r,) for r in gone])
         conn.executemany("DELETE FROM signatures WHERE row = ?", [(r,) for r in gone])
+        conn.executemany("DELETE FROM openings WHERE row = ?", [(r,) for r in gone])
         conn.executemany("DELETE FROM edges WHERE a = ?", [(r,) for r in gone])
         conn.executemany("DELETE FROM edges WHERE b = ?", [(r,) for r in gone])
         self._retire(conn, state, dict.fromkeys(empty), now, reason="expired")
