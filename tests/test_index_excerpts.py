@@ -68,6 +68,15 @@ def test_a_teaser_joins_its_story_arriving_before_or_after_it(
     assert found == [["full", "lede", "other"], ["late-lede"]]
 
 
+def test_teasers_stored_before_their_story_are_tied_to_it(tmp_path: Path) -> None:
+    # Thirty teasers first, then the story: only the story's look-up of the stored
+    # excerpts with its opening ties them to it (the lede above also scores an edge).
+    articles = corpus(30)
+    articles = articles[2:] + articles[:2]
+    assert _indexed(tmp_path / "i.db", articles, 10) == _batch(articles)
+    assert len(_batch(articles)) == 1
+
+
 def test_an_index_written_before_openings_were_stored_computes_them(tmp_path: Path) -> None:
     articles = {a["id"]: a for a in _lede_corpus()}
     old, fresh = tmp_path / "old.db", tmp_path / "fresh.db"
