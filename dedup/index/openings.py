@@ -51,10 +51,12 @@ class OpeningRows:
         self.short = np.zeros(0, dtype=bool)
 
     def set(self, rows: np.ndarray, keys: np.ndarray, short: np.ndarray) -> None:
+        """Record rows' openings; rows never set have none (the arrays grow with zeros)."""
         if len(rows) and rows.max() >= len(self.key):
             size = max(int(rows.max()) + 1, 2 * len(self.key))
-            self.key = np.resize(self.key, size)
-            self.short = np.resize(self.short, size)
+            key, flag = np.zeros(size, dtype=np.uint64), np.zeros(size, dtype=bool)
+            key[: len(self.key)], flag[: len(self.short)] = self.key, self.short
+            self.key, self.short = key, flag
         self.key[rows] = keys
         self.short[rows] = short
 
