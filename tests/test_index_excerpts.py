@@ -80,9 +80,10 @@ def test_teasers_stored_before_their_story_are_tied_to_it(tmp_path: Path) -> Non
 def test_an_index_written_before_openings_were_stored_computes_them(tmp_path: Path) -> None:
     articles = {a["id"]: a for a in _lede_corpus()}
     old, fresh = tmp_path / "old.db", tmp_path / "fresh.db"
+    copy = dict(articles["other"], id="other-copy")  # not first of its copies: not looked up
     for path in (old, fresh):
         with StoryIndex.open(path) as index:
-            index.add([articles["full"], articles["other"]])
+            index.add([articles["full"], articles["other"], copy])
     with sqlite3.connect(old) as conn:  # as a file written before #19
         conn.execute("DROP TABLE openings")
         conn.execute("DELETE FROM meta WHERE key = 'openings'")
@@ -92,8 +93,8 @@ def test_an_index_written_before_openings_were_stored_computes_them(tmp_path: Pa
     tables = []
     for path in (old, fresh):
         with sqlite3.connect(path) as conn:
-            tables.append(conn.execute("SELECT * FROM openings WHERE row < 3").fetchall())
-    assert tables[0] == tables[1] and len(tables[0]) == 2
+            tables.append(conn.execute("SELECT * FROM openings WHERE row < 4").fetchall())
+    assert tables[0] == tables[1] and [r[3] for r in tables[0]] == [1, 1, 0]
     # Other excerpt settings: computed again under them, once.
     shorter = dataclasses.replace(Config(), clustering=dataclasses.replace(
         Config().clustering, excerpt_opening_tokens=5))
@@ -103,7 +104,7 @@ def test_an_index_written_before_openings_were_stored_computes_them(tmp_path: Pa
         keys = dict(conn.execute("SELECT row, key FROM openings").fetchall())
         assert conn.execute("SELECT value FROM meta WHERE key = 'openings'").fetchone() == (
             "60 5",)
-    assert keys[1] != tables[0][0][1] and len(keys) == 4
+    assert keys[1] != tables[0][0][1] and len(keys) == 5
 
 
 def test_expired_rows_leave_the_openings(tmp_path: Path) -> None:

@@ -32,11 +32,13 @@ from dedup.config import ClusterConfig
 if TYPE_CHECKING:  # state holds an ``OpeningRows``
     from dedup.index.state import State
 
-# Rows absent from the table have no opening and are not short (the rule off stores none).
+# Rows absent from the table have no opening and are not short (the rule off stores none);
+# ``first``: the first live row of its verbatim copies (``OpeningRows``), the one looked up.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS openings (
-    row INTEGER PRIMARY KEY, key INTEGER NOT NULL, short INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS openings_key ON openings (key, short)
+    row INTEGER PRIMARY KEY, key INTEGER NOT NULL, short INTEGER NOT NULL,
+    first INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS openings_key ON openings (key, short) WHERE first = 1
 """
 
 _DAY = 86400.0
@@ -44,21 +46,26 @@ _SIGN = 1 << 63
 
 
 class OpeningRows:
-    """Every live row's opening key (uint64, 0: none) and short flag, by row."""
+    """Every live row's opening key (uint64, 0: none), short flag, and whether it is the
+    first live row of its verbatim copies (the one counted in DF, ``state.count_copies``:
+    it stands for them, as the batch's copy group representative), by row."""
 
     def __init__(self) -> None:
         self.key = np.zeros(0, dtype=np.uint64)
         self.short = np.zeros(0, dtype=bool)
+        self.first = np.zeros(0, dtype=bool)
 
-    def set(self, rows: np.ndarray, keys: np.ndarray, short: np.ndarray) -> None:
+    def set(self, rows: np.ndarray, keys: np.ndarray, short: np.ndarray, first: np.ndarray
+            ) -> None:
         """Record rows' openings; rows never set have none (the arrays grow with zeros)."""
         if len(rows) and rows.max() >= len(self.key):
             size = max(int(rows.max()) + 1, 2 * len(self.key))
-            key, flag = np.zeros(size, dtype=np.uint64), np.zeros(size, dtype=bool)
-            key[: len(self.key)], flag[: len(self.short)] = self.key, self.short
-            self.key, self.short = key, flag
-        self.key[rows] = keys
-        self.short[rows] = short
+            for name in ("key", "short", "first"):
+                old = getattr(self, name)
+                grown = np.zeros(size, dtype=old.dtype)
+                grown[: len(old)] = old
+                setattr(self, name, grown)
+        self.key[rows], self.short[rows], self.first[rows] = keys, short, first
 
 
 def spec(config: ClusterConfig) -> str:
@@ -66,35 +73,38 @@ def spec(config: ClusterConfig) -> str:
     return f"{config.excerpt_max_tokens} {config.excerpt_opening_tokens}"
 
 
-def stored_rows(rows: Iterable[int], keys: Iterable[int], short: Iterable[bool]
-                ) -> list[tuple[int, int, int]]:
+def stored_rows(rows: Iterable[int], keys: Iterable[int], short: Iterable[bool],
+                first: Iterable[bool]) -> list[tuple[int, int, int, int]]:
     """``openings`` table rows (keys as SQLite's signed 64-bit integers), those with an
     opening or short only."""
-    return [(row, key - 2 * _SIGN if key >= _SIGN else key, int(flag))
-            for row, key, flag in zip(rows, keys, short, strict=True) if key or flag]
+    return [(row, key - 2 * _SIGN if key >= _SIGN else key, int(flag), int(lead))
+            for row, key, flag, lead in zip(rows, keys, short, first, strict=True)
+            if key or flag]
 
 
 def load_openings(conn: sqlite3.Connection) -> OpeningRows:
     """The stored openings (none from a file without the table: a reader of an old one)."""
     out = OpeningRows()
     try:
-        found = np.asarray(conn.execute("SELECT row, key, short FROM openings").fetchall(),
-                           dtype=np.int64).reshape(-1, 3)
+        found = np.asarray(conn.execute("SELECT row, key, short, first FROM openings")
+                           .fetchall(), dtype=np.int64).reshape(-1, 4)
     except sqlite3.OperationalError:
         return out
-    out.set(found[:, 0], found[:, 1].astype(np.uint64), found[:, 2].astype(bool))
+    out.set(found[:, 0], found[:, 1].astype(np.uint64), found[:, 2].astype(bool),
+            found[:, 3].astype(bool))
     return out
 
 
 def _stored(conn: sqlite3.Connection, keys: np.ndarray, short: bool) -> np.ndarray:
-    """Stored rows with one of ``keys`` and this short flag (the table's key index)."""
+    """Stored rows first of their copies with one of ``keys`` and this short flag (the
+    table's partial key index: ten thousand copies of a wire story are one entry)."""
     signed = keys.astype(np.int64).tolist()  # two's complement, as ``stored_rows`` wrote
     out: list[int] = []
     for start in range(0, len(signed), 500):
         chunk = signed[start : start + 500]
         marks = ",".join("?" * len(chunk))
         out.extend(r[0] for r in conn.execute(
-            f"SELECT row FROM openings WHERE key IN ({marks}) AND short = ?",
+            f"SELECT row FROM openings WHERE key IN ({marks}) AND short = ? AND first = 1",
             [*chunk, int(short)]))
     return np.asarray(out, dtype=np.int64)
 
@@ -118,20 +128,10 @@ def dated(state: State, rows: np.ndarray) -> excerpts.Openings:
     return excerpts.Openings(state.openings.key[rows], state.openings.short[rows], first, last)
 
 
-def _copies(state: State, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per position of ``rows`` (ascending): whether it is the first of its verbatim copies
-    there (the node that stands for them, as the batch's representative), and how many
-    live copies it stands for."""
-    first = np.ones(len(rows), dtype=bool)
-    sizes = np.ones(len(rows), dtype=np.int64)
-    seen: set[int] = set()
-    for k, row in enumerate(rows.tolist()):
-        key = state.copy_key.get(row)
-        if key is not None:
-            first[k] = key not in seen
-            seen.add(key)
-            sizes[k] = len(state.copy_rows[key])
-    return first, sizes
+def _sizes(state: State, rows: np.ndarray) -> np.ndarray:
+    """How many live verbatim copies each of ``rows`` stands for."""
+    return np.fromiter((len(state.copy_rows[k]) if (k := state.copy_key.get(r)) is not None
+                        else 1 for r in rows.tolist()), dtype=np.int64, count=len(rows))
 
 
 def _ties_of(state: State, row: int) -> int:
@@ -141,27 +141,63 @@ def _ties_of(state: State, row: int) -> int:
     return int(np.count_nonzero((key[others] == key[row]) & ~state.openings.short[others]))
 
 
+def _shared(key: np.ndarray, short: np.ndarray) -> np.ndarray:
+    """Where the opening is held by an excerpt and by a longer article among these rows:
+    the only rows ``excerpts.edges`` and ``excerpts.regroup`` can act on."""
+    has = key != 0
+    both = set(key[has & short].tolist()) & set(key[has & ~short].tolist())  # a few keys
+    if not both:
+        return np.zeros(len(key), dtype=bool)
+    wanted = np.fromiter(both, dtype=np.uint64, count=len(both))
+    if len(wanted) > 8:
+        return np.isin(key, wanted)
+    return (key[:, None] == wanted[None, :]).any(axis=1)  # np.isin's setup costs more
+
+
+def _in_reach(state: State, waiting: np.ndarray, openers: np.ndarray, max_days: float
+              ) -> np.ndarray:
+    """``waiting`` (stored excerpts) less those surely outside the window of every opener
+    in ``openers`` (new longer articles) with their opening: thousands of excerpts of a
+    stock opening are dropped here in a few array operations, not read one by one."""
+    if max_days < 0 or not len(waiting) or not len(openers):
+        return waiting
+    span = dated(state, openers)
+    keys, at = np.unique(span.keys, return_inverse=True)
+    lo = np.full(len(keys), np.inf)
+    hi = np.full(len(keys), -np.inf)
+    np.minimum.at(lo, at, np.where(np.isnan(span.first), -np.inf, span.first))
+    np.maximum.at(hi, at, np.where(np.isnan(span.last), np.inf, span.last))
+    day = state.store.published[waiting] / _DAY
+    k = np.minimum(np.searchsorted(keys, state.openings.key[waiting]), len(keys) - 1)
+    copied = np.fromiter((len(state.copy_rows.get(state.copy_key.get(r, -1), ())) > 1
+                          for r in waiting.tolist()), dtype=bool, count=len(waiting))
+    near = (day >= lo[k] - max_days) & (day <= hi[k] + max_days)
+    return waiting[np.isnan(day) | copied | near]
+
+
 def tie(conn: sqlite3.Connection, state: State, rows: Sequence[int], config: ClusterConfig
         ) -> list[tuple[int, int]]:
     """New stored edges (later row, earlier row) tying excerpts to longer articles with
     their opening (``excerpts.edges``), each involving one of the new ``rows``.
 
-    A stored excerpt takes new ties only up to ``EDGES_PER_EXCERPT`` in all: with a
-    heavy-tailed opening (thousands of teasers of one story) each excerpt costs a few edges
-    once, as in the batch, not a look at every teaser for each new article.
+    A stored excerpt takes new ties only up to ``EDGES_PER_EXCERPT`` in all, and only from
+    the new articles within its window of days: with a heavy-tailed opening (thousands of
+    teasers of one story) each excerpt costs a few edges once, as in the batch.
     """
     new = np.asarray(rows, dtype=np.int64)
     key, short = state.openings.key[new], state.openings.short[new]
-    has = key != 0
+    has = (key != 0) & state.openings.first[new]  # a copy's first row stands for it
     if config.excerpt_max_tokens <= 0 or not has.any():
         return []
     openers = _stored(conn, np.unique(key[has & short]), short=False)
-    waiting = _stored(conn, np.unique(key[has & ~short]), short=True)
-    waiting = waiting[[_ties_of(state, e) < excerpts.EDGES_PER_EXCERPT
-                       for e in waiting.tolist()]] if len(waiting) else waiting
+    waiting = _in_reach(state, _stored(conn, np.unique(key[has & ~short]), short=True),
+                        new[has & ~short], config.excerpt_max_days)
     local = np.unique(np.concatenate([new[has], openers, waiting]))
-    first, sizes = _copies(state, local)
-    found = local[excerpts.edges(dated(state, local), first, config.excerpt_max_days, sizes)]
+    local = local[_shared(state.openings.key[local], state.openings.short[local])]
+    if not len(local):
+        return []
+    found = local[excerpts.edges(dated(state, local), np.ones(len(local), dtype=bool),
+                                 config.excerpt_max_days, _sizes(state, local))]
     fresh = set(rows)
     left: dict[int, int] = {}
     out: list[tuple[int, int]] = []
@@ -185,19 +221,26 @@ def linkage(state: State, members: Sequence[int], sim: np.ndarray, config: Clust
 
     Copies stand for their group as the batch's representative does: only the first is
     tied, and only its opening counts in a majority (three hundred copies are one voice);
-    an excerpt's copies keep theirs and so move together.
+    an excerpt's copies keep theirs and so move together. Only rows whose opening an
+    excerpt and a longer article share here are read (the others cannot tie or move).
     """
     adjacent = sim >= config.edge_threshold
     if config.excerpt_max_tokens <= 0:
         return adjacent, None
     rows = np.asarray(members, dtype=np.int64)
-    key, short = state.openings.key[rows], state.openings.short[rows]
-    has = key != 0
-    if not np.isin(key[has & short], key[has & ~short]).any():
+    short = state.openings.short[rows]
+    if not short.any():
         return adjacent, None
-    openings = dated(state, rows)
-    first, sizes = _copies(state, rows)
-    ties = excerpts.edges(openings, first, config.excerpt_max_days, sizes)
+    lead = state.openings.first[rows]
+    at = np.flatnonzero(_shared(state.openings.key[rows], short) & (lead | short))
+    if not len(at):
+        return adjacent, None
+    openings = dated(state, rows[at])
+    ties = at[excerpts.edges(openings, lead[at], config.excerpt_max_days,
+                             _sizes(state, rows[at]))]
     adjacent[ties[:, 0], ties[:, 1]] = adjacent[ties[:, 1], ties[:, 0]] = True
-    keys = np.where(first | short, key, np.uint64(0))
-    return adjacent, excerpts.Openings(keys, short, openings.first, openings.last)
+    keys = np.zeros(len(rows), dtype=np.uint64)
+    keys[at] = openings.keys
+    first_day, last_day = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
+    first_day[at], last_day[at] = openings.first, openings.last
+    return adjacent, excerpts.Openings(keys, short, first_day, last_day)

@@ -137,7 +137,8 @@ class Placer(Relinker):
         state.openings.set(np.asarray(rows, dtype=np.int64),
                            np.fromiter((t.opening for t in texts), dtype=np.uint64,
                                        count=len(rows)),
-                           np.fromiter((t.short for t in texts), dtype=bool, count=len(rows)))
+                           np.fromiter((t.short for t in texts), dtype=bool, count=len(rows)),
+                           counted)
         vectors = Vectors(cfg.refine, state, state.distinct, self._scratch)
         # 2. Signatures (events terms ranked with the current IDF), vectorised per batch.
         salient = terms.salient_columns(vectors, ids, tf, lengths, cfg.refine.salient_terms)
@@ -194,9 +195,11 @@ class Placer(Relinker):
         """Step 4b: the batch's openings stored, and excerpts tied to longer articles with
         their opening as stored edges (``openings.tie``), in the graph and in the new rows'
         edges that re-linkage starts from."""
-        key, short = state.openings.key, state.openings.short
-        conn.executemany("INSERT INTO openings (row, key, short) VALUES (?, ?, ?)",
-                         openings.stored_rows(rows, key[rows].tolist(), short[rows].tolist()))
+        found = state.openings
+        conn.executemany("INSERT INTO openings (row, key, short, first) VALUES (?, ?, ?, ?)",
+                         openings.stored_rows(rows, found.key[rows].tolist(),
+                                              found.short[rows].tolist(),
+                                              found.first[rows].tolist()))
         for a, b in openings.tie(conn, state, rows, self.config.clustering):
             state.edges.setdefault(a, []).append(b)
             state.edges.setdefault(b, []).append(a)

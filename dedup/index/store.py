@@ -319,17 +319,26 @@ class IndexStore:
         if found is not None and found[0] == want:
             return
         conn.execute("DELETE FROM openings")
-        last = -1
+        last, seen = -1, set()  # copies signature keys met (the first row counts, #18)
+        num_perm = self.config.signatures.num_perm
         while self.config.clustering.excerpt_max_tokens > 0:
-            chunk = conn.execute("SELECT row, text FROM articles WHERE row > ? ORDER BY row"
-                                 " LIMIT 2048", (last,)).fetchall()
+            chunk = conn.execute(
+                "SELECT a.row, a.text, s.copies FROM articles a JOIN signatures s"
+                " ON s.row = a.row WHERE a.row > ? ORDER BY a.row LIMIT 2048", (last,)
+            ).fetchall()
             if not chunk:
                 break
             last = chunk[-1][0]
-            got = self._texts.openings([text for _, text in chunk])
-            conn.executemany("INSERT INTO openings (row, key, short) VALUES (?, ?, ?)",
-                             openings.stored_rows([r for r, _ in chunk], got.keys.tolist(),
-                                                  got.short.tolist()))
+            got = self._texts.openings([text for _, text, _ in chunk])
+            first = []
+            for _, _, blob in chunk:
+                key = None if blob is None else int(copies.signature_keys(
+                    np.frombuffer(blob, dtype=np.uint32).reshape(1, num_perm))[0])
+                first.append(key is None or key not in seen)
+                seen.add(key)
+            conn.executemany("INSERT INTO openings (row, key, short, first) VALUES (?, ?, ?, ?)",
+                             openings.stored_rows([r for r, _, _ in chunk], got.keys.tolist(),
+                                                  got.short.tolist(), first))
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('openings', ?)", (want,))
 
     @staticmethod
