@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from benchmarks.excerpts_tail import corpus
-from dedup import pipeline
-from dedup.config import Config
+from dedup import excerpts, pipeline
+from dedup.config import Config, IndexConfig
 from dedup.index import StoryIndex
 from tests.test_excerpts import _lede_corpus
 
@@ -126,3 +126,19 @@ def test_hundreds_of_teasers_end_in_their_story_as_in_the_batch(tmp_path: Path) 
     want = _batch(articles)
     assert len(want) == 1
     assert _indexed(tmp_path / "i.db", articles, 100) == want
+
+
+def test_a_stored_excerpt_takes_a_few_ties_in_all(tmp_path: Path) -> None:
+    # A teaser, then six versions of its story one by one: only the first
+    # ``EDGES_PER_EXCERPT`` tie it (scored edges kept out by the edge threshold).
+    by_id = {a["id"]: a for a in _lede_corpus()}
+    versions = [dict(by_id["full"], id=f"v{k}", text=by_id["full"]["text"] + " "
+                     + " ".join(f"fact{k}x{i}" for i in range(80)))  # not copies
+                for k in range(6)]
+    strict = IndexConfig(relink_edge_threshold=0.13)
+    with StoryIndex.open(tmp_path / "i.db", index_config=strict) as index:
+        for article in [by_id["lede"], *versions]:
+            index.add([article])
+        ties = index.conn.execute("SELECT a FROM edges WHERE b = 1 ORDER BY a").fetchall()
+        assert [a for (a,) in ties] == [2, 3, 4, 5][:excerpts.EDGES_PER_EXCERPT]
+        assert len({index.cluster_of(a["id"]) for a in [by_id["lede"], *versions]}) == 1

@@ -90,6 +90,7 @@ class Expiry(IndexStore):
             for other in state.edges.pop(row, []):
                 if other not in gone:
                     state.edges[other].remove(row)
+                    state.openings.saturated[other] = False  # may take a tie again
         conn.executemany("DELETE FROM articles WHERE row = ?", [(r,) for r in gone])
         conn.executemany("DELETE FROM signatures WHERE row = ?", [(r,) for r in gone])
         conn.executemany("DELETE FROM openings WHERE row = ?", [(r,) for r in gone])

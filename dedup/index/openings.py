@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dedup import excerpts
+from dedup import clustering, excerpts
 from dedup.config import ClusterConfig
 
 if TYPE_CHECKING:  # state holds an ``OpeningRows``
@@ -54,13 +54,16 @@ class OpeningRows:
         self.key = np.zeros(0, dtype=np.uint64)
         self.short = np.zeros(0, dtype=bool)
         self.first = np.zeros(0, dtype=bool)
+        # Excerpts found tied to ``EDGES_PER_EXCERPT`` openers: they take no more ties, so
+        # an add skips them unread (edges only grow, but on expire, which clears this).
+        self.saturated = np.zeros(0, dtype=bool)
 
     def set(self, rows: np.ndarray, keys: np.ndarray, short: np.ndarray, first: np.ndarray
             ) -> None:
         """Record rows' openings; rows never set have none (the arrays grow with zeros)."""
         if len(rows) and rows.max() >= len(self.key):
             size = max(int(rows.max()) + 1, 2 * len(self.key))
-            for name in ("key", "short", "first"):
+            for name in ("key", "short", "first", "saturated"):
                 old = getattr(self, name)
                 grown = np.zeros(size, dtype=old.dtype)
                 grown[: len(old)] = old
@@ -82,9 +85,12 @@ def stored_rows(rows: Iterable[int], keys: Iterable[int], short: Iterable[bool],
             if key or flag]
 
 
-def load_openings(conn: sqlite3.Connection) -> OpeningRows:
-    """The stored openings (none from a file without the table: a reader of an old one)."""
+def load_openings(conn: sqlite3.Connection, rows: int) -> OpeningRows:
+    """The stored openings of rows below ``rows`` (none from a file without the table: a
+    reader of an old one)."""
     out = OpeningRows()
+    out.set(np.arange(rows), np.zeros(rows, dtype=np.uint64), np.zeros(rows, dtype=bool),
+            np.zeros(rows, dtype=bool))
     try:
         found = np.asarray(conn.execute("SELECT row, key, short, first FROM openings")
                            .fetchall(), dtype=np.int64).reshape(-1, 4)
@@ -190,8 +196,9 @@ def tie(conn: sqlite3.Connection, state: State, rows: Sequence[int], config: Clu
     if config.excerpt_max_tokens <= 0 or not has.any():
         return []
     openers = _stored(conn, np.unique(key[has & short]), short=False)
-    waiting = _in_reach(state, _stored(conn, np.unique(key[has & ~short]), short=True),
-                        new[has & ~short], config.excerpt_max_days)
+    waiting = _stored(conn, np.unique(key[has & ~short]), short=True)
+    waiting = _in_reach(state, waiting[~state.openings.saturated[waiting]], new[has & ~short],
+                        config.excerpt_max_days)
     local = np.unique(np.concatenate([new[has], openers, waiting]))
     local = local[_shared(state.openings.key[local], state.openings.short[local])]
     if not len(local):
@@ -206,6 +213,7 @@ def tie(conn: sqlite3.Connection, state: State, rows: Sequence[int], config: Clu
             continue
         if e not in fresh:  # a stored excerpt: its ties so far count
             left.setdefault(e, excerpts.EDGES_PER_EXCERPT - _ties_of(state, e))
+            state.openings.saturated[e] = left[e] <= 1
             if left[e] <= 0:
                 continue
             left[e] -= 1
@@ -214,33 +222,40 @@ def tie(conn: sqlite3.Connection, state: State, rows: Sequence[int], config: Clu
 
 
 def linkage(state: State, members: Sequence[int], sim: np.ndarray, config: ClusterConfig
-            ) -> tuple[np.ndarray, excerpts.Openings | None]:
-    """A neighbourhood's adjacency for its components (scores at ``edge_threshold``, and
-    the excerpts' ties, as the batch adds them) and its ``Openings`` for
-    ``excerpts.regroup`` (None: no excerpt here shares an opening with a longer article).
+            ) -> tuple[list[np.ndarray], excerpts.Openings | None]:
+    """A neighbourhood's components (``clustering.dense_components`` of the scores at
+    ``edge_threshold`` and of the excerpts' ties, as the batch adds them) and its
+    ``Openings`` for ``excerpts.regroup`` (None: no excerpt here shares an opening with a
+    longer article).
 
     Copies stand for their group as the batch's representative does: only the first is
     tied, and only its opening counts in a majority (three hundred copies are one voice);
     an excerpt's copies keep theirs and so move together. Only rows whose opening an
-    excerpt and a longer article share here are read (the others cannot tie or move).
+    excerpt and a longer article share here are read (the others cannot tie or move), and
+    ties are sought only when those rows lie in several components (else they join none).
     """
     adjacent = sim >= config.edge_threshold
-    if config.excerpt_max_tokens <= 0:
-        return adjacent, None
+    parts = clustering.dense_components(adjacent)
     rows = np.asarray(members, dtype=np.int64)
     short = state.openings.short[rows]
-    if not short.any():
-        return adjacent, None
+    if config.excerpt_max_tokens <= 0 or not short.any():
+        return parts, None
     lead = state.openings.first[rows]
     at = np.flatnonzero(_shared(state.openings.key[rows], short) & (lead | short))
     if not len(at):
-        return adjacent, None
+        return parts, None
     openings = dated(state, rows[at])
-    ties = at[excerpts.edges(openings, lead[at], config.excerpt_max_days,
-                             _sizes(state, rows[at]))]
-    adjacent[ties[:, 0], ties[:, 1]] = adjacent[ties[:, 1], ties[:, 0]] = True
+    label = np.empty(len(rows), dtype=np.int64)
+    for k, part in enumerate(parts):
+        label[part] = k
+    if len(np.unique(label[at])) > 1:
+        ties = at[excerpts.edges(openings, lead[at], config.excerpt_max_days,
+                                 _sizes(state, rows[at]))]
+        if len(np.unique(label[ties])) > 1:
+            adjacent[ties[:, 0], ties[:, 1]] = adjacent[ties[:, 1], ties[:, 0]] = True
+            parts = clustering.dense_components(adjacent)
     keys = np.zeros(len(rows), dtype=np.uint64)
     keys[at] = openings.keys
     first_day, last_day = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
     first_day[at], last_day[at] = openings.first, openings.last
-    return adjacent, excerpts.Openings(keys, short, first_day, last_day)
+    return parts, excerpts.Openings(keys, short, first_day, last_day)

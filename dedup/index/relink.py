@@ -225,8 +225,7 @@ class Relinker(IndexStore):
             ctx.sims[members[k]] = (members, sim[k])  # for ``_placements``
         ccfg = self.config.clustering
         # Excerpts' ties join components, and excerpts then join their story (#19).
-        adjacent, openings = linkage(state, members, sim, ccfg)
-        parts = clustering.dense_components(adjacent)
+        parts, openings = linkage(state, members, sim, ccfg)
         groups = [[members[k] for k in rows.tolist()] for rows, _ in clustering.link_components(
             parts, _NO_PAIRS, _NO_SCORES, lambda sub: sim[np.ix_(sub, sub)], ccfg,
             with_cohesion=False, openings=openings)]

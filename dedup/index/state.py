@@ -340,7 +340,7 @@ def load_state(conn: sqlite3.Connection, config: Config, copy_bands: tuple[int, 
         copy_rows=copy_rows,
         copy_key=copy_key,
         distinct=int(counted.sum()),
-        openings=load_openings(conn),
+        openings=load_openings(conn, counters["next_row"]),
     )
 
 
