@@ -136,9 +136,11 @@ def test_a_stored_excerpt_takes_a_few_ties_in_all(tmp_path: Path) -> None:
                      + " ".join(f"fact{k}x{i}" for i in range(80)))  # not copies
                 for k in range(6)]
     strict = IndexConfig(relink_edge_threshold=0.13)
-    with StoryIndex.open(tmp_path / "i.db", index_config=strict) as index:
-        for article in [by_id["lede"], *versions]:
-            index.add([article])
-        ties = index.conn.execute("SELECT a FROM edges WHERE b = 1 ORDER BY a").fetchall()
-        assert [a for (a,) in ties] == [2, 3, 4, 5][:excerpts.EDGES_PER_EXCERPT]
-        assert len({index.cluster_of(a["id"]) for a in [by_id["lede"], *versions]}) == 1
+    for name, adds in (("one-by-one", [[v] for v in versions]),
+                       ("then five at once", [versions[:1], versions[1:]])):
+        with StoryIndex.open(tmp_path / f"{name}.db", index_config=strict) as index:
+            for batch in [[by_id["lede"]], *adds]:
+                index.add(batch)
+            ties = index.conn.execute("SELECT a FROM edges WHERE b = 1 ORDER BY a").fetchall()
+            assert [a for (a,) in ties] == [2, 3, 4, 5][:excerpts.EDGES_PER_EXCERPT], name
+            assert len({index.cluster_of(a["id"]) for a in [by_id["lede"], *versions]}) == 1
