@@ -312,7 +312,7 @@ class IndexStore:
 
         A file written before they were stored (#19), or under other excerpt settings, has
         them computed here from the stored texts, once: the lines ``TextCache`` reads,
-        tokenized as an add does (a second or so per 10,000 articles).
+        tokenized as an add does (5.4 s for 10,000 synthetic articles).
         """
         want = openings.spec(self.config.clustering)
         found = conn.execute("SELECT value FROM meta WHERE key = 'openings'").fetchone()
