@@ -44,6 +44,7 @@ STAGES = (
     (bands, "lookup", "LSH candidates"),
     (Placer, "_batch_scores", "candidate scores"),
     (Placer, "_choose", "greedy placement"),
+    (Placer, "_tie_excerpts", "excerpt ties"),
     (bands.BandIndex, "insert", "LSH insert"),
     (IndexStore, "_flush_rows", "SQLite rows"),
     (Relinker, "_relink", "re-link"),

@@ -16,11 +16,14 @@ or stay).
 Only short articles move: a long article that opens like a cluster but was linked apart
 was judged on all its words.
 
-The batch and Dask engines run it the same way, inside the linkage of a connected
-component (``clustering.link_component``; ``StoryIndex`` does not yet): ``edges`` first
-ties each excerpt to a few longer articles with its opening (a number of edges linear in
-the excerpts), so an excerpt is in the component of the story it may join, and
-``regroup`` then moves it after linkage.
+The batch and Dask engines and ``StoryIndex`` run it the same way, inside the linkage of
+a connected component (``clustering.link_component``): ``edges`` first ties each excerpt to
+a few longer articles with its opening (a number of edges linear in the excerpts), so an
+excerpt is in the component of the story it may join, and ``regroup`` then moves it after
+linkage. The index (``dedup.index.openings``) stores each article's opening, calls
+``edges`` on each add over the new articles and the stored ones with their openings (the
+ties become stored edges of the graph that bounds its re-linkage), and again over each
+neighbourhood it re-links, whose ``Openings`` go to ``link_components``.
 """
 
 from __future__ import annotations

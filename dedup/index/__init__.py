@@ -38,7 +38,9 @@ How an article is placed (each choice mirrors a batch stage, see ``pipeline.clus
   cluster membership; the one-hop neighbourhood when that exceeds ``relink_max_size``;
   nothing when even that does) is clustered again exactly as ``clustering``'s
   ``cluster_documents`` does in a batch (components at ``edge_threshold``, then weighted
-  average linkage at ``link_threshold``) over dense scores with the *current* IDF; then
+  average linkage at ``link_threshold``, then ``excerpts.regroup``) over dense scores
+  with the *current* IDF; excerpts are tied to longer articles with their opening on add,
+  as stored edges (``openings``: ``excerpts.edges``, as in the batch); then
   ``relink_refresh`` components per new article are re-linked from a queue of the least
   recently linked clusters, so stories no article touches follow the drifting IDF. On
   ecbplus-dev in file order this agrees with batch ``cluster`` at ARI 0.987 (one article
@@ -84,6 +86,8 @@ Where each part lives:
 - ``vectors``: TF-IDF vectors and blended scores (``refine``'s arithmetic);
 - ``placement``: one add's steps, greedy placement first;
 - ``relink``: the re-linkage, clustered by ``clustering``'s stage functions;
+- ``openings``: excerpts (``dedup.excerpts``): each row's opening, ties on add, and the
+  ties and ``Openings`` of a neighbourhood being re-linked;
 - ``ids``: stable cluster ids; ``expiry``: ``expire``; ``reads``: the read API.
 """
 

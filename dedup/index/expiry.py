@@ -90,8 +90,12 @@ class Expiry(IndexStore):
             for other in state.edges.pop(row, []):
                 if other not in gone:
                     state.edges[other].remove(row)
+                    state.openings.saturated[other] = False  # may take a tie again
         conn.executemany("DELETE FROM articles WHERE row = ?", [(r,) for r in gone])
         conn.executemany("DELETE FROM signatures WHERE row = ?", [(r,) for r in gone])
+        conn.executemany("DELETE FROM openings WHERE row = ?", [(r,) for r in gone])
+        conn.executemany("UPDATE openings SET first = 1 WHERE row = ?", [(r,) for r in promoted])
+        state.openings.first[promoted] = True
         conn.executemany("DELETE FROM edges WHERE a = ?", [(r,) for r in gone])
         conn.executemany("DELETE FROM edges WHERE b = ?", [(r,) for r in gone])
         self._retire(conn, state, dict.fromkeys(empty), now, reason="expired")

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from dedup import signatures
-from dedup.index import bands, terms
+from dedup.index import bands, openings, terms
 from dedup.index.ids import new_cluster_id
 from dedup.index.records import Placement, Progress, epoch
 from dedup.index.relink import Relinked, Relinker
@@ -83,6 +83,7 @@ class Placer(Relinker):
         found.scores = self._batch_scores(state, found.vectors, found.rows,
                                           [c.tolist() for c in found.candidates])
         placed = self._greedy(state, batch, found, now, progress)
+        self._tie_excerpts(conn, state, found.rows, placed)
         row_array = np.asarray(found.rows, dtype=np.int64)
         state.copies.insert(row_array[found.has_copy], found.copy_keys[found.has_copy])
         state.events.insert(row_array[found.has_event], found.event_keys[found.has_event])
@@ -133,6 +134,11 @@ class Placer(Relinker):
                              dtype=np.float64)
         years = [t.years for t in texts]
         state.store.add(np.asarray(rows, dtype=np.int64), ids, tf, lengths, published, years)
+        state.openings.set(np.asarray(rows, dtype=np.int64),
+                           np.fromiter((t.opening for t in texts), dtype=np.uint64,
+                                       count=len(rows)),
+                           np.fromiter((t.short for t in texts), dtype=bool, count=len(rows)),
+                           counted)
         vectors = Vectors(cfg.refine, state, state.distinct, self._scratch)
         # 2. Signatures (events terms ranked with the current IDF), vectorised per batch.
         salient = terms.salient_columns(vectors, ids, tf, lengths, cfg.refine.salient_terms)
@@ -183,6 +189,22 @@ class Placer(Relinker):
             if progress:
                 progress("add", k + 1, len(batch))
         return out
+
+    def _tie_excerpts(self, conn: sqlite3.Connection, state: State, rows: Sequence[int],
+                      placed: _Placed) -> None:
+        """Step 4b: the batch's openings stored, and excerpts tied to longer articles with
+        their opening as stored edges (``openings.tie``), in the graph and in the new rows'
+        edges that re-linkage starts from."""
+        found = state.openings
+        conn.executemany("INSERT INTO openings (row, key, short, first) VALUES (?, ?, ?, ?)",
+                         openings.stored_rows(rows, found.key[rows].tolist(),
+                                              found.short[rows].tolist(),
+                                              found.first[rows].tolist()))
+        for a, b in openings.tie(conn, state, rows, self.config.clustering):
+            state.edges.setdefault(a, []).append(b)
+            state.edges.setdefault(b, []).append(a)
+            placed.edge_rows.append((a, b))
+            placed.edges[a - rows[0]].append(b)
 
     def _batch_scores(self, state: State, vectors: Vectors, rows: Sequence[int],
                       candidates: Sequence[list[int]]) -> list[dict[int, float]]:

@@ -14,6 +14,7 @@ import numpy as np
 
 from dedup import clustering
 from dedup.index.ids import assign_ids
+from dedup.index.openings import linkage
 from dedup.index.state import State
 from dedup.index.store import IndexStore
 from dedup.index.vectors import Vectors
@@ -212,8 +213,9 @@ class Relinker(IndexStore):
 
     def _relink_set(self, state: State, members: list[int], ctx: Relinked) -> None:
         """Cluster ``members`` (sorted rows, whole clusters) as ``cluster_documents`` does
-        (components at ``edge_threshold``, then weighted average linkage inside each) over
-        their dense scores with the current IDF, and give the groups ids (``_assign_ids``).
+        (components at ``edge_threshold`` and excerpts' ties, then weighted average linkage
+        inside each, excerpts then moved by ``excerpts.regroup``) over their dense scores
+        with the current IDF, and give the groups ids (``_assign_ids``).
         """
         sim = ctx.prefetched.pop(tuple(members), None)
         if sim is None:
@@ -222,10 +224,11 @@ class Relinker(IndexStore):
         for k in range(bisect.bisect_left(members, ctx.first_new), len(members)):
             ctx.sims[members[k]] = (members, sim[k])  # for ``_placements``
         ccfg = self.config.clustering
-        parts = clustering.dense_components(sim >= ccfg.edge_threshold)
+        # Excerpts' ties join components, and excerpts then join their story (#19).
+        parts, openings = linkage(state, members, sim, ccfg)
         groups = [[members[k] for k in rows.tolist()] for rows, _ in clustering.link_components(
             parts, _NO_PAIRS, _NO_SCORES, lambda sub: sim[np.ix_(sub, sub)], ccfg,
-            with_cohesion=False)]
+            with_cohesion=False, openings=openings)]
         groups.sort(key=lambda g: g[0])
         assign_ids(state, groups, ctx)
         for cid in {state.docs[r].cluster for r in members}:

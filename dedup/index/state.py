@@ -16,6 +16,7 @@ from dedup import copies, refine
 from dedup.candidates import spans
 from dedup.config import Config
 from dedup.index.bands import BandIndex, Rules
+from dedup.index.openings import OpeningRows, load_openings
 
 BLOCKS = ("body", "names", "title", "numbers")  # term id = block * N_FEATURES + column
 
@@ -208,6 +209,8 @@ class State:
     copy_rows: dict[int, list[int]] = field(default_factory=dict)
     copy_key: dict[int, int] = field(default_factory=dict)  # row -> its key
     distinct: int = 0  # rows counted in DF
+    # By row: its opening key and short flag (``dedup.index.openings``, #19).
+    openings: OpeningRows = field(default_factory=OpeningRows)
 
 
 
@@ -337,6 +340,7 @@ def load_state(conn: sqlite3.Connection, config: Config, copy_bands: tuple[int, 
         copy_rows=copy_rows,
         copy_key=copy_key,
         distinct=int(counted.sum()),
+        openings=load_openings(conn, counters["next_row"]),
     )
 
 

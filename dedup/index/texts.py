@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dedup import normalize, signatures
+from dedup import excerpts, normalize, signatures
 from dedup.config import Config
 from dedup.index import terms
 from dedup.prepare import prepare_lines
@@ -20,13 +20,17 @@ from dedup.records import Article
 @dataclass(frozen=True, slots=True)
 class TextTerms:
     """One text's stored terms: term ids (int32, sorted) and TF (float32) as
-    ``terms.count_terms`` gives them, its copies signature (None: no shingles) and the
-    years it names. A pure function of the text and title, under fixed settings."""
+    ``terms.count_terms`` gives them, its copies signature (None: no shingles), the
+    years it names, and its opening (``excerpts.Openings``: key, 0 for none, and whether
+    it is short enough to be an excerpt). A pure function of the text and title, under
+    fixed settings."""
 
     ids: np.ndarray
     tf: np.ndarray
     copy_sig: np.ndarray | None
     years: frozenset[str]
+    opening: int = 0
+    short: bool = False
 
 
 _SKIP = ("", "")  # a cached line that is empty or page furniture
@@ -132,12 +136,21 @@ class TextCache:
         copy_sets = signatures.hashed_shingles(token_hashes, token_counts,
                                                cfg.signatures.shingle_size)
         copy_sigs = self.minhasher.signatures(copy_sets)
+        openings = excerpts.Openings.of([p.tokens for p in prepared], cfg.clustering)
+        keys, short = openings.keys.tolist(), openings.short.tolist()
         ends = np.cumsum(lengths)
         starts = ends - lengths
         return [
             TextTerms(ids[s:e].copy(), tf[s:e].copy(),
                       copy_sigs[k].copy() if len(copy_sets[k]) else None,
-                      frozenset(p.terms.years))
+                      frozenset(p.terms.years), keys[k], short[k])
             for k, (s, e, p) in enumerate(zip(starts.tolist(), ends.tolist(), prepared,
                                               strict=True))
         ]
+
+    def openings(self, texts: Sequence[str]) -> excerpts.Openings:
+        """The openings of stored texts (days unknown), as ``lookup`` finds them: the same
+        lines, tokenized as ``prepare_lines`` does, for an index written before it stored
+        them (or under other excerpt settings)."""
+        tokens = [normalize.tokens(" ".join(self.lines(text))) for text in texts]
+        return excerpts.Openings.of(tokens, self.config.clustering)
