@@ -600,7 +600,24 @@ def test_an_unwritable_rejected_file_is_one_line(tmp_path: Path) -> None:
 
     (tmp_path / "a-file").write_text("")
     target = tmp_path / "a-file" / "left.jsonl"  # its folder is a file
-    result = CliRunner().invoke(main, ["index", "add", str(tmp_path / "i.db"), str(SEEDS),
+    db = tmp_path / "i.db"
+    result = CliRunner().invoke(main, ["index", "add", str(db), str(SEEDS),
                                        "--skip-bad-rows", "--rejected", str(target)])
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert result.stderr.startswith(f"Error: {target}: cannot write (")
+    assert result.stderr.startswith(f"Error: {target}: cannot write there (")
+    assert not db.exists()  # refused before the add: no articles added without their record
+
+
+def test_the_rejected_file_may_not_be_an_input_or_the_index(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dedup.cli import main
+
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": "a", "text": "Storm hits the city"}\n{"id": "a", "text": "x"}\n')
+    db = tmp_path / "i.db"
+    for target, says in ((src, "is an input"), (db, "is the DB file")):
+        result = CliRunner().invoke(main, ["index", "add", str(db), str(src),
+                                           "--skip-bad-rows", "--rejected", str(target)])
+        assert result.exit_code == 2 and says in result.stderr, result.output
+    assert src.read_text().count("Storm") == 1 and not db.exists()

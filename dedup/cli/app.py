@@ -7,8 +7,9 @@ import contextlib
 import dataclasses
 import functools
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -191,3 +192,35 @@ def progress_bar(stream: Any = None) -> Iterator[StageProgress | None]:
         yield progress
     finally:
         progress.close()
+
+
+def refuse_overwriting(inputs: Sequence[str], outputs: Sequence[tuple[Path | None, str]]
+                       ) -> None:
+    """A usage error when an output file (``(path, option)``) is an input, which it would
+    replace, or when two outputs name one file."""
+    def same(a: Path, b: Path) -> bool:
+        return a.resolve() == b.resolve()
+
+    named = [(out, option) for out, option in outputs if out is not None]
+    for path in (p for p in inputs if p != "-"):
+        for out, option in named:
+            if same(Path(path), out):
+                raise click.UsageError(f"{option} {out} is an input: write the output "
+                                       "elsewhere")
+    for k, (out, option) in enumerate(named):
+        for first, first_option in named[:k]:
+            if same(first, out):
+                raise click.UsageError(f"{option} {out} is the {first_option} file: name "
+                                       "another file")
+
+
+def check_writable(path: Path, option: str) -> None:
+    """One line, before any work, when ``path``'s folder does not take a new file (a
+    missing folder, permissions, a read-only file system): found after the work, the
+    work would be done and its record lost."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=path.parent or Path("."), prefix=".dedup-probe-"):
+            pass
+    except OSError as err:
+        raise InputFailure(f"{path}: cannot write there ({err.strerror or err}); pick another "
+                           f"{option} file") from None

@@ -60,7 +60,8 @@ def dedupe_command(
     out_fmt = app.table_format(target, "-o")
     groups_target = Path(groups_path) if groups_path else None
     groups_fmt = app.table_format(groups_target, "--groups") if groups_target else None
-    _refuse_overwriting(inputs, target, groups_target)
+    app.refuse_overwriting(inputs, [(target, "-o"), (groups_target, "--groups"), (
+        target.with_name(target.name + ".rejected.jsonl"), "-o's rejects file")])
     fmt, columns, skip_bad_rows, coerce_ids = reading
     try:
         result = (_dedupe_on_dask(inputs, reading, threshold, ngram, keep) if engine == "dask"
@@ -111,21 +112,6 @@ def dedupe_command(
         *(f"note: {note}" for note in notes),
     ]
     click.echo("\n".join(lines), err=True)
-
-
-def _refuse_overwriting(inputs: tuple[str, ...], target: Path, groups: Path | None) -> None:
-    """A usage error when an output would replace an input or the other output."""
-    def same(a: Path, b: Path) -> bool:
-        return a.resolve() == b.resolve()
-
-    rejects = target.with_name(target.name + ".rejected.jsonl")
-    for path in (p for p in inputs if p != "-"):
-        for out, option in ((target, "-o"), (groups, "--groups"), (rejects, "-o's rejects file")):
-            if out is not None and same(Path(path), out):
-                raise click.UsageError(f"{option} {out} is an input: write the output "
-                                       "elsewhere")
-    if groups is not None and same(groups, target):
-        raise click.UsageError(f"--groups {groups} is the -o file: name another file")
 
 
 def _dedupe_on_dask(inputs: tuple[str, ...], reading: app.Reading, threshold: float, ngram: int,

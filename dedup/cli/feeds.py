@@ -82,6 +82,9 @@ def index_add_command(
 ) -> None:
     """Add the articles in INPUT... (files, .txt folders, or - for JSONL on stdin) to DB,
     creating it if needed; all in one transaction."""
+    if rejected_path is not None:
+        app.refuse_overwriting(inputs, [(Path(db), "DB"), (Path(rejected_path), "--rejected")])
+        app.check_writable(Path(rejected_path), "--rejected")
     config = _index_config(db, config_path)
     fmt, columns, skip_bad_rows, coerce_ids = reading
     start = time.perf_counter()
