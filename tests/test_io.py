@@ -130,3 +130,13 @@ def test_an_unreadable_subfolder_is_an_error_not_a_loss(
     monkeypatch.setattr(io.readers.os, "walk", walk)
     with pytest.raises(io.InputError, match=r"locked: cannot read this folder"):
         io.read_articles([str(tmp_path)])
+
+
+def test_an_input_given_twice_is_one_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                 ) -> None:
+    path = _jsonl(tmp_path / "in.jsonl")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(io.InputError, match=r"^\./in\.jsonl: given twice \(as in\.jsonl\)"):
+        io.read_articles(["in.jsonl", "./in.jsonl"])
+    with pytest.raises(io.InputError, match=r"^- \(standard input\): given twice"):
+        io.read_articles(["-", "-"], stdin=path.open("rb"))

@@ -40,6 +40,7 @@ def expand(paths: str | Path | Sequence[str | Path]) -> list[str]:
             raise io.InputError(f"{text}: no such file or directory")
         else:
             out.append(text)
+    io.distinct_inputs(out)
     return out
 
 

@@ -104,6 +104,19 @@ def detect_format(path: str, explicit: str | None) -> str:
     return fmt
 
 
+def distinct_inputs(paths: Sequence[str]) -> None:
+    """An ``InputError`` when one input is given twice (``a.jsonl ./a.jsonl``, ``- -``):
+    read twice, every one of its rows would be reported as a duplicate id of itself."""
+    seen: dict[str, str] = {}
+    for path in paths:
+        key = path if path == "-" else str(Path(path).resolve())
+        if key in seen:
+            shown = "- (standard input)" if path == "-" else path
+            also = "" if seen[key] == path else f" (as {seen[key]})"
+            raise InputError(f"{shown}: given twice{also}; pass each input once")
+        seen[key] = path
+
+
 def read_articles(
     paths: Sequence[str],
     *,
@@ -120,6 +133,7 @@ def read_articles(
     Ids must be strings (``coerce_ids``: integers are read as their decimal text).
     """
     notes = Notes()
+    distinct_inputs(paths)
     for path in paths:
         kind = detect_format(path, fmt)
         if path == "-":
