@@ -305,6 +305,13 @@ def test_expire_removes_old_articles_and_keeps_the_rest_correct(tmp_path: Path) 
         again = index.add([dict(VOLCANO[0], id="a1-again", published=now)])
         assert again[0].cluster_id == volcano
         assert index.expire(older_than=timedelta(days=7), now=now) == 0
+        assert index.expire(older_than=7, now=now) == 0  # a number is days
+        assert index.expire(older_than=0.5, now=now) == 1  # a2, a day old
+        with pytest.raises(TypeError, match="older_than='7d': pass a timedelta or a number"):
+            index.expire(older_than="7d")  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="must be zero or more"):
+            index.expire(older_than=-1)
+        index.add([dict(VOLCANO[1], published=now - timedelta(days=1))])
     # DF counts (in memory, and as counted again at load) equal those of an index built
     # from the survivors only.
     with StoryIndex.open(tmp_path / "fresh.db") as fresh:
@@ -540,6 +547,8 @@ def test_cli_expire(tmp_path: Path) -> None:
     _run("add", db, "-", stdin="".join(json.dumps(a) + "\n" for a in old + STRIKE))
     result = _run("expire", db, "--older-than", "7d")
     assert result.exit_code == 0, result.output
+    huge = _run("expire", db, "--older-than", "99999999999d")
+    assert huge.exit_code == 2 and "longer than any date" in huge.stderr, huge.output
     with StoryIndex.open(db) as index:
         assert index.existing(["a1", "a2", "b1", "b2"]) == {"b1", "b2"}
 

@@ -205,14 +205,18 @@ def _parse_duration(value: str) -> timedelta:
     if not match:
         raise app.InputFailure(f"unreadable --older-than {value!r}: use e.g. 7d, 12h or 30m")
     amount, unit = float(match.group(1)), match.group(2) or "d"
-    return timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: amount})
+    try:
+        return timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[unit]: amount})
+    except OverflowError:
+        raise app.InputFailure(f"--older-than {value!r} is longer than any date: use e.g. "
+                               "3650d") from None
 
 
 @index.command("expire")
 @click.argument("db", type=click.Path(dir_okay=False))
 @click.option("--older-than", required=True,
               help="Remove articles published (or added, if undated) before now minus this: "
-                   "7d, 12h, 30m.")
+                   "7d, 12h, 30m (a number alone is days).")
 def index_expire_command(db: str, older_than: str) -> None:
     """Remove old articles from DB; their clusters keep their ids and stories are updated."""
     window = _parse_duration(older_than)

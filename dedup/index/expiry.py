@@ -19,7 +19,7 @@ class Expiry(IndexStore):
     """``StoryIndex.expire``."""
 
     @translated
-    def expire(self, older_than: timedelta, *, now: datetime | None = None) -> int:
+    def expire(self, older_than: timedelta | float, *, now: datetime | None = None) -> int:
         """Remove articles dated before ``now - older_than``; return how many were removed.
 
         An article's date is its ``published`` time, or when it was added if it has none.
@@ -27,9 +27,16 @@ class Expiry(IndexStore):
         disk (pages are given back with an incremental vacuum). Clusters left empty are
         deleted and their ids retired (reason ``"expired"``, see ``retired``); the others
         keep their id, are marked updated and get their story merged again from the members
-        that remain. Remaining members are not re-clustered.
+        that remain. Remaining members are not re-clustered. ``older_than``: a timedelta,
+        or a number of days.
         """
-        cutoff = epoch(now or datetime.now(UTC)) - older_than.total_seconds()
+        if isinstance(older_than, bool) or not isinstance(older_than, (timedelta, int, float)):
+            raise TypeError(f"older_than={older_than!r}: pass a timedelta or a number of days")
+        seconds = (older_than.total_seconds() if isinstance(older_than, timedelta)
+                   else float(older_than) * 86400.0)
+        if not seconds >= 0:
+            raise ValueError(f"older_than={older_than!r}: must be zero or more")
+        cutoff = epoch(now or datetime.now(UTC)) - seconds
         with self._write() as conn:
             doomed = conn.execute(
                 "SELECT row, cluster_id FROM articles WHERE ts < ? ORDER BY row", (cutoff,)
