@@ -140,3 +140,18 @@ def test_an_input_given_twice_is_one_clear_error(tmp_path: Path, monkeypatch: py
         io.read_articles(["in.jsonl", "./in.jsonl"])
     with pytest.raises(io.InputError, match=r"^- \(standard input\): given twice"):
         io.read_articles(["-", "-"], stdin=path.open("rb"))
+
+
+def test_links_to_nothing_and_pipes_in_a_txt_folder_are_bad_rows(tmp_path: Path) -> None:
+    import os
+
+    (tmp_path / "a.txt").write_text("Storm hits the city.", encoding="utf-8")
+    (tmp_path / "broken.txt").symlink_to(tmp_path / "nowhere")
+    os.mkfifo(tmp_path / "pipe.txt")  # opened, it would block the read for ever
+    with pytest.raises(io.InputError, match=r"broken\.txt \(id 'broken'\): a link to nothing"):
+        io.read_articles([str(tmp_path)])
+    read = io.read_articles([str(tmp_path)], skip_bad_rows=True)
+    assert read.frame["id"].to_list() == ["a"]
+    assert [(r.id, r.reason.split(" (")[0]) for r in read.rejected] == [
+        ("broken", "a link to nothing; remove it or restore its target"),
+        ("pipe", "not a regular file")]

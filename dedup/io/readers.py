@@ -596,11 +596,20 @@ def _txt_folder(path: str, bad: Bad) -> Iterator[tuple[int | None, dict[str, Any
     if not files:
         raise InputError(f"{path}: folder holds no .txt files (subfolders included)")
     for row_id, file in files:
+        if not file.is_file():  # never open a FIFO or a device: reading it may never end
+            bad(str(file), None, row_id, "a link to nothing; remove it or restore its target"
+                if file.is_symlink() and not file.exists()
+                else "not a regular file (a pipe, socket or device); move it out of the folder")
+            continue
         try:
             content = file.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError as err:
             line = file.read_bytes().count(b"\n", 0, err.start) + 1
             bad(str(file), line, row_id, "bytes that are not UTF-8; re-encode it as UTF-8")
+            continue
+        except OSError as err:
+            bad(str(file), None, row_id, f"cannot read ({err.strerror or err}); fix its "
+                "permissions or move it out of the folder")
             continue
         lines = content.splitlines()
         first = next((k for k, ln in enumerate(lines) if ln.strip()), None)
