@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
@@ -64,8 +65,13 @@ def articles_frame(articles: pl.DataFrame | Iterable[Article | Mapping[str, Any]
     """
     if isinstance(articles, pl.DataFrame):
         frame = articles
+    elif isinstance(articles, (str, bytes, PurePath)):
+        raise DedupInputError(
+            f"{articles!r}: pass articles (a polars DataFrame, dicts or Article records), not "
+            "a path; read files with dedup.io.read_articles([path]).frame")
     else:
-        frame = pl.DataFrame([_row(a) for a in articles], infer_schema_length=None)
+        frame = pl.DataFrame([_row(a, k) for k, a in enumerate(articles)],
+                             infer_schema_length=None)
     if frame.width == 0:
         frame = pl.DataFrame(schema={"id": pl.String, "text": pl.String})
     for column in ("id", "text"):
@@ -129,9 +135,12 @@ def _date(row_id: Any, value: Any) -> datetime | None:
             "or ISO 8601 (2024-03-22 or 2024-03-22T18:00:00) or RFC 2822") from None
 
 
-def _row(article: Article | Mapping[str, Any]) -> dict[str, Any]:
+def _row(article: Article | Mapping[str, Any], position: int) -> dict[str, Any]:
     """One input record as a row; dates parsed here, so that datetimes and ISO strings
     can be mixed across records."""
+    if not isinstance(article, (Article, Mapping)):
+        raise DedupInputError(f"article at row {position + 1} is of type {type(article).__name__}, "
+                              "not a dict or an Article record")
     if isinstance(article, Article):
         row = {
             "id": article.id,

@@ -100,12 +100,14 @@ def test_extra_columns_pass_through(seeds: list[dict[str, Any]]) -> None:
         ([{"id": "a", "text": "x", "published": "yesterday"}], "article 'a': unreadable date"),
         (pl.DataFrame({"id": ["a"], "text": ["x"], "published": [5]}),
          "article 'a': unreadable date 5"),
+        ("articles.jsonl", "not a path; read files with dedup.io.read_articles"),
+        ([{"id": "a", "text": "x"}, "b"], "article at row 2 is of type str, not a dict"),
     ],
 )
-def test_bad_api_input_raises_clear_error(rows: list[dict[str, Any]] | pl.DataFrame,
+def test_bad_api_input_raises_clear_error(rows: list[Any] | pl.DataFrame | str,
                                           message: str) -> None:
     with pytest.raises(DedupInputError, match=message):
-        cluster(rows)
+        cluster(rows)  # type: ignore[arg-type]  # a path: refused at run time too
 
 
 def test_iso_dates_read_as_the_cli_reads_them(seeds: list[dict[str, Any]]) -> None:
