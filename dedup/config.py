@@ -37,6 +37,8 @@ Size = Annotated[int, Range(2)]  # of a bucket, component or signature
 Natural = Annotated[int, Range(0)]  # 0 turns the rule off
 Amount = Annotated[float, Range(0.0)]  # a power, days, seconds
 Ratio = Annotated[float, Range(1.0)]
+MinHashes = Annotated[int, Range(2, 4096)]  # per signature; 4096 already errs by only 0.016
+Seed = Annotated[int, Range(0, 2**32 - 1)]  # what datasketch's MinHash takes
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +60,8 @@ class NormalizeConfig:
 class SignatureConfig:
     """MinHash signatures for the two candidate signals (copies and events)."""
 
-    num_perm: Size = 128  # datasketch's default; estimation error ~ 1/sqrt(128) = 0.09
-    seed: int = 1  # datasketch's default seed, so values equal MinHash(seed=1)
+    num_perm: MinHashes = 128  # datasketch's default; estimation error ~ 1/sqrt(128) = 0.09
+    seed: Seed = 1  # datasketch's default seed, so values equal MinHash(seed=1)
     # Copies: word n-gram shingles, the web-dedup recipe for syndicated text.
     shingle_size: Count = 5
 

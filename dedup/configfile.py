@@ -56,7 +56,33 @@ def config_from_mapping(data: Mapping[str, Any], source: str = "<config>") -> Co
 
     ``source`` names the file in error messages.
     """
-    return typing.cast(Config, _build(Config, data, source, ""))
+    config = typing.cast(Config, _build(Config, data, source, ""))
+    problem = settings_conflict(config)
+    if problem is not None:
+        raise ConfigError(f"{source}: {problem}")
+    return config
+
+
+def settings_conflict(config: Config) -> str | None:
+    """What makes settings that are each in range unusable together, or None: datasketch
+    derives at least two LSH bands from a threshold and ``num_perm`` or refuses (0.99 needs
+    more than 256 min-hashes), and pair scores with every weight 0 are all 0."""
+    from dedup.candidates import lsh_params  # datasketch: only once a file was read
+
+    num_perm = config.signatures.num_perm
+    for key in ("copies_threshold", "events_threshold"):
+        threshold = getattr(config.candidates, key)
+        try:
+            lsh_params(threshold, num_perm)
+        except ValueError:
+            return (f"candidates.{key} = {threshold} with signatures.num_perm = {num_perm} "
+                    "leaves LSH fewer than 2 bands: lower the threshold or raise num_perm")
+    refine = config.refine
+    if not (refine.text_weight + refine.names_weight + refine.title_weight
+            + refine.numbers_weight) > 0:
+        return ("refine's text_weight, names_weight, title_weight and numbers_weight are all "
+                "0: every pair would score 0; give one of them a weight")
+    return None
 
 
 def setting_range(cls: type, name: str) -> Range | None:
@@ -74,10 +100,13 @@ def _range_of(kind: Any) -> Range | None:
 
 
 def _spell_range(low: float, high: float) -> str:
+    def spell(x: float) -> str:
+        return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
+
     if high == math.inf:
-        return f"at least {low:g}"
-    return f"between {low:g} and {high:g}" if low >= 1e-6 or low == 0 else (
-        f"above 0 and at most {high:g}")
+        return f"at least {spell(low)}"
+    return f"between {spell(low)} and {spell(high)}" if low >= 1e-6 or low == 0 else (
+        f"above 0 and at most {spell(high)}")
 
 
 def _build(cls: type, data: Mapping[str, Any], source: str, prefix: str) -> Any:

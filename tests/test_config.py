@@ -76,7 +76,15 @@ def test_every_setting_round_trips_through_toml() -> None:
     ('[index]\nstory_refresh = "now"\n', 'index.story_refresh must be "read" or "add"'),
     ("clustering = 0.2\n", "clustering must be a table"),
     ("[clustering\n", "not valid TOML"),
-    ("[signatures]\nnum_perm = 0\n", "signatures.num_perm must be at least 2, not 0"),
+    ("[signatures]\nnum_perm = 0\n", "signatures.num_perm must be between 2 and 4,096, not 0"),
+    ("[signatures]\nnum_perm = 100000\n", "num_perm must be between 2 and 4,096, not 100000"),
+    ("[signatures]\nseed = -1\n", "seed must be between 0 and 4,294,967,295, not -1"),
+    # Each in range, unusable together: one line, not datasketch's or scipy's traceback.
+    ("[signatures]\nnum_perm = 3\n", "candidates.copies_threshold = 0.5 with "
+     "signatures.num_perm = 3 leaves LSH fewer than 2 bands"),
+    ("[candidates]\nevents_threshold = 1.0\n", "candidates.events_threshold = 1.0 with"),
+    ("[refine]\ntext_weight = 0\nnames_weight = 0\ntitle_weight = 0\nnumbers_weight = 0\n",
+     "are all 0: every pair would score 0"),
     ("[clustering]\nlink_threshold = 5\n", "link_threshold must be between 0 and 1, not 5"),
     ("[candidates]\ncopies_threshold = 0\n", "copies_threshold must be above 0 and at most 1"),
 ])
