@@ -127,11 +127,13 @@ class DedupeResult:
         return self.groups.rename({"id": name}) if name not in ("id", "copy_group") else (
             self.groups)
 
-    def write_kept(self, target: Path, fmt: io.TableFormat) -> dict[str, str]:
+    def write_kept(self, target: str | Path, fmt: io.TableFormat) -> dict[str, str]:
         """Write the kept rows atomically, a slice at a time: the same bytes for the same
         input, read whole or streamed. Returns the input columns renamed (``renames``)."""
+        if fmt not in io.TABLE_FORMATS:
+            raise ValueError(f"fmt={fmt!r}: write 'parquet' or 'jsonl'")
         renamed: dict[str, str] = {}
-        with io.atomic_path(target) as tmp:
+        with io.atomic_path(Path(target)) as tmp:
             if fmt == "parquet":
                 import pyarrow.parquet as pq
 

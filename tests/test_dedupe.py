@@ -209,8 +209,11 @@ def test_parquet_streamed_in_batches_gives_the_whole_read_output(
     for fmt in ("parquet", "jsonl"):
         a, b = tmp_path / f"whole.{fmt}", tmp_path / f"streamed.{fmt}"
         whole.write_kept(a, fmt)
-        streamed.write_kept(b, fmt)
+        streamed.write_kept(str(b), fmt)  # a str path as well as a Path
         assert a.read_bytes() == b.read_bytes()
+    with pytest.raises(ValueError, match="fmt='csv': write 'parquet' or 'jsonl'"):
+        whole.write_kept(tmp_path / "x.csv", "csv")  # type: ignore[arg-type]
+    assert not (tmp_path / "x.csv").exists()
     assert streamed.groups.equals(whole.groups) and streamed.stats == {**whole.stats,
                                                                        "notes": []}
     assert pl.read_parquet(tmp_path / "streamed.parquet").height == 40
