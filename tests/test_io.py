@@ -155,3 +155,19 @@ def test_links_to_nothing_and_pipes_in_a_txt_folder_are_bad_rows(tmp_path: Path)
     assert [(r.id, r.reason.split(" (")[0]) for r in read.rejected] == [
         ("broken", "a link to nothing; remove it or restore its target"),
         ("pipe", "not a regular file")]
+
+
+def test_a_csv_quote_that_never_closes_is_an_error_not_lost_rows(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text('id,text\nz,ok\na,"abc"def\nc,"open\nd,x\ne,y\n', encoding="utf-8")
+    # Read leniently, rows d and e would vanish into c's text.
+    with pytest.raises(io.InputError, match=r"bad\.csv:4: a quoted field opens here and never"):
+        io.read_articles([str(bad)], skip_bad_rows=True)
+    fine = tmp_path / "fine.csv"
+    fine.write_text('id,text\na,"abc"def\nb,5" screen\nc,"two\nlines"\n', encoding="utf-8")
+    assert io.read_articles([str(fine)]).frame["text"].to_list() == [
+        "abcdef", '5" screen', "two\nlines"]
+    twice = tmp_path / "twice.csv"
+    twice.write_text("id,text,text\na,x,y\n", encoding="utf-8")
+    with pytest.raises(io.InputError, match=r"twice\.csv:1: column 'text' appears twice"):
+        io.read_articles([str(twice)])

@@ -517,6 +517,10 @@ def _csv_rows(path: str, bad: Bad) -> Iterator[tuple[int, dict[str, Any]]]:
     except UnicodeDecodeError:
         text = data.decode("utf-8", errors="surrogateescape")
         clean = False
+    unclosed = _unclosed_quote(text)
+    if unclosed is not None:
+        raise InputError(f"{path}:{unclosed}: a quoted field opens here and never closes, so "
+                         "every later line would be part of it: close or double the quote")
     reader = csv.reader(_io.StringIO(text, newline=""))
     try:
         header = next(reader, None)
@@ -525,10 +529,7 @@ def _csv_rows(path: str, bad: Bad) -> Iterator[tuple[int, dict[str, Any]]]:
         if not clean and any(_ESCAPED_BYTE.search(h) for h in header):
             raise InputError(f"{path}:1: bytes that are not UTF-8 in the header; re-encode "
                              "the file as UTF-8")
-        repeated = sorted({h for h in header if header.count(h) > 1})
-        if repeated:
-            raise InputError(f"{path}:1: column {repeated[0]!r} appears twice in the header; "
-                             "rename one")
+        _check_header(path, header)
         end = reader.line_num
         for record in reader:
             start, end = end + 1, reader.line_num
@@ -547,6 +548,30 @@ def _csv_rows(path: str, bad: Bad) -> Iterator[tuple[int, dict[str, Any]]]:
         raise InputError(f"{path}:{reader.line_num}: unreadable CSV ({err})") from None
 
 
+def _check_header(path: str, header: Sequence[str]) -> None:
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise InputError(f"{path}:1: column {repeated[0]!r} appears twice in the header; "
+                         "rename one")
+
+
+def _unclosed_quote(text: str) -> int | None:
+    """The line of a record whose quoted field runs to the end of the file, or None. The
+    lenient reader would take the rest of the file into that field without a word; the
+    strict one reports it (and other malformed quoting, which the lenient reading keeps)."""
+    reader = csv.reader(_io.StringIO(text, newline=""), strict=True)
+    start = 1
+    while True:
+        try:
+            next(reader)
+        except StopIteration:
+            return None
+        except csv.Error as err:  # the reader goes on at the next line
+            if "unexpected end of data" in str(err):
+                return start
+        start = reader.line_num + 1
+
+
 def _read_csv(path: str) -> pl.DataFrame:
     data = Path(path).read_bytes()
     try:
@@ -556,6 +581,8 @@ def _read_csv(path: str) -> pl.DataFrame:
         raise InputError(
             f"{path}:{line}: bytes that are not UTF-8; re-encode the file as UTF-8"
         ) from None
+    text = data.decode("utf-8-sig")
+    _check_header(path, next(csv.reader(_io.StringIO(text, newline="")), []))
     return pl.read_csv(_io.BytesIO(data), infer_schema=False)
 
 
