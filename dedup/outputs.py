@@ -31,6 +31,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator, Mapping
@@ -58,6 +59,9 @@ _SET = ".set-"
 _STAGING = ".staging-"
 _TRASH = ".trash-"
 _LOCK = ".lock"
+# What ``staged`` names its folders (a 12-hex-digit token): only these are ever removed, so
+# a user's own ``.set-mine`` in the folder is left alone.
+_OURS = re.compile(r"\.(?:set|staging|trash)-[0-9a-f]{12}")
 
 
 class OutputError(Exception):
@@ -146,8 +150,8 @@ def staged(outdir: Path) -> Iterator[Staging]:
         except BlockingIOError:
             raise OutputError(f"{outdir}: another dedup run is writing this folder; wait for "
                               "it or pick another -o folder") from None
+        _refuse_foreign(outdir)  # before any cleaning: a refused run removes nothing
         _clean(outdir, keep=_current_target(outdir))
-        _refuse_foreign(outdir)
         folder = outdir / f"{_STAGING}{secrets.token_hex(6)}"
         folder.mkdir()
         staging = Staging(outdir, folder)
@@ -305,11 +309,11 @@ def _remove_stale(path: Path, trash: Path) -> None:
 
 
 def _clean(outdir: Path, keep: str | None) -> None:
-    """Remove what runs left behind: staging and trash folders, sets other than ``keep``,
-    half-made links, and output links that point at nothing."""
+    """Remove what runs left behind: staging and trash folders, sets other than ``keep``
+    (by their names, ``_OURS``), half-made links, and output links that point at nothing."""
     for item in outdir.iterdir():
         name = item.name
-        if name.startswith((_STAGING, _TRASH)) or (name.startswith(_SET) and name != keep):
+        if _OURS.fullmatch(name) and name != keep:
             shutil.rmtree(item, ignore_errors=True)
         elif (name.startswith(f"{_CURRENT}.") or (name.startswith(".") and ".link-" in name)
               or (name in OUTPUT_NAMES and _is_our_link(item) and not item.exists())):

@@ -70,17 +70,17 @@ def test_legacy_folder_is_replaced_and_refused_without_manifest(tmp_path: Path) 
 def test_leftovers_of_killed_runs_are_cleaned_at_the_next_start(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert run("cluster", str(SEEDS), "-o", str(out)).exit_code == 0
-    (out / ".staging-dead").mkdir()
-    (out / ".staging-dead" / ".stories.jsonl.x").write_bytes(b"x" * 1000)
-    (out / ".set-orphan").mkdir()
+    (out / ".staging-0123456789ab").mkdir()  # named as staged() names its folders
+    (out / ".staging-0123456789ab" / ".stories.jsonl.x").write_bytes(b"x" * 1000)
+    (out / ".set-0123456789ab").mkdir()
     os.symlink(".current/rejected.jsonl", out / "rejected.jsonl")  # a dangling link
     assert run("cluster", str(SEEDS), "-o", str(out)).exit_code == 0
     hidden = sorted(p.name for p in out.iterdir() if p.name.startswith("."))
     assert len(hidden) == 3 and hidden[:2] == [".current", ".lock"]
     assert hidden[2].startswith(".set-") and "rejected.jsonl" not in _visible(out)
-    (out / ".staging-dead").mkdir()
+    (out / ".staging-0123456789ab").mkdir()
     with outputs.staged(out) as staging:  # cleaned when a run starts, not only at commit
-        assert not (out / ".staging-dead").exists() and staging.path.is_dir()
+        assert not (out / ".staging-0123456789ab").exists() and staging.path.is_dir()
     assert not staging.path.exists()  # never committed: removed
 
 
@@ -140,6 +140,8 @@ def test_a_users_own_file_with_an_output_name_is_never_replaced(tmp_path: Path) 
     out = tmp_path / "mine"
     out.mkdir()
     (out / "stories.jsonl").write_text('{"mine": 1}\n')
+    (out / ".set-mine").mkdir()  # a folder of the user's, named like ours
+    (out / ".set-mine" / "data").write_text("mine")
     result = run("cluster", str(SEEDS), "-o", str(out))
     assert result.exit_code == 2
     assert result.stderr == (f"Error: {out / 'stories.jsonl'}: not written by dedup (no "
@@ -147,6 +149,9 @@ def test_a_users_own_file_with_an_output_name_is_never_replaced(tmp_path: Path) 
                              "another -o folder\n")
     assert (out / "stories.jsonl").read_text() == '{"mine": 1}\n'
     assert not (out / "stories.jsonl").is_symlink()
+    (out / "stories.jsonl").unlink()
+    assert run("cluster", str(SEEDS), "-o", str(out)).exit_code == 0
+    assert (out / ".set-mine" / "data").read_text() == "mine"  # refused or not: never removed
 
 
 def test_open_set_takes_a_string(tmp_path: Path) -> None:
