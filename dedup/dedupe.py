@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -457,6 +457,12 @@ class _NeedsRowReader(Exception):
     """A batch holds a row that only the row-by-row reader can report or reject."""
 
 
+def dedupe_columns(columns: io.Columns | None) -> io.Columns:
+    """The reader's columns for a dedupe: its output has no ``cluster_id``, ``similarity``,
+    ... so input columns of those names keep them (only the article fields are taken)."""
+    return replace(columns or io.Columns(), reserved=io.ARTICLE_FIELDS)
+
+
 def dedupe_parquet(
     paths: Sequence[str],
     threshold: float = 0.8,
@@ -481,7 +487,7 @@ def dedupe_parquet(
     import pyarrow.parquet as pq
 
     check_options(threshold, ngram, keep)
-    columns = columns or io.Columns()
+    columns = dedupe_columns(columns)
     try:
         files = [pq.ParquetFile(path) for path in paths]
     except Exception:  # pyarrow raises several types; the row reader names the problem

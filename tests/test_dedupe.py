@@ -313,8 +313,9 @@ def test_cli_writes_the_input_back_under_its_own_names(tmp_path: Path, suffix: s
     # Kept rows can be joined back to the source: its id, text and date column names, its
     # own "copies" column kept as input_copies beside ours; groups keyed by its id column.
     seed = read_seeds()[0]
+    # Columns that dedup cluster writes (cluster_id, ...) are not dedupe's outputs: kept.
     rows = [{"doc_id": f"d{k}", "body": seed["text"], "when": f"2024-03-2{k}",
-             "copies": "mine"} for k in range(3)]
+             "copies": "mine", "cluster_id": "c1", "similarity": 0.5} for k in range(3)]
     src = tmp_path / f"in{suffix}"
     if suffix == ".parquet":
         pl.DataFrame(rows).write_parquet(src)
@@ -329,6 +330,8 @@ def test_cli_writes_the_input_back_under_its_own_names(tmp_path: Path, suffix: s
     assert [(r["doc_id"], r["body"], r["input_copies"], r["copies"]) for r in kept] == [
         ("d0", seed["text"], "mine", 3)]
     assert "id" not in kept[0] and "text" not in kept[0] and "when" in kept[0]
+    assert (kept[0]["cluster_id"], kept[0]["similarity"]) == ("c1", 0.5)
+    assert "input_cluster_id" not in result.stderr
     assert [json.loads(line)["doc_id"] for line in groups.open()] == ["d0", "d1", "d2"]
 
 

@@ -110,7 +110,7 @@ def run_options(inputs: tuple[str, ...] | list[str], fmt: str | None, columns: i
                 skip_bad_rows: bool, coerce_ids: bool, stories: bool, output_format: str
                 ) -> dict[str, Any]:
     """What ``manifest.json`` records of a run's options (those that change its output)."""
-    return {"inputs": list(inputs), "format": fmt, "columns": dataclasses.asdict(columns),
+    return {"inputs": list(inputs), "format": fmt, "columns": columns.fields(),
             "skip_bad_rows": skip_bad_rows, "coerce_ids": coerce_ids, "stories": stories,
             "output_format": output_format}
 

@@ -10,7 +10,7 @@ import click
 
 from dedup import io
 from dedup.cli import app
-from dedup.dedupe import KEEP_RULES, DedupeResult, dedupe, dedupe_parquet
+from dedup.dedupe import KEEP_RULES, DedupeResult, dedupe, dedupe_columns, dedupe_parquet
 from dedup.parallel import WorkerDied
 from dedup.pipeline import DedupInputError
 
@@ -62,12 +62,13 @@ def dedupe_command(
     groups_fmt = app.table_format(groups_target, "--groups") if groups_target else None
     app.refuse_overwriting(inputs, [(target, "-o"), (groups_target, "--groups"), (
         target.with_name(target.name + ".rejected.jsonl"), "-o's rejects file")])
+    reading = dataclasses.replace(reading, columns=dedupe_columns(reading.columns))
     fmt, columns, skip_bad_rows, coerce_ids = reading
     try:
         result = (_dedupe_on_dask(inputs, reading, threshold, ngram, keep) if engine == "dask"
                   else _stream_parquet(inputs, reading, threshold, ngram, keep, workers))
         if result is not None:
-            # app.Reading is part of the signatures stage (streamed batches, or the workers).
+            # Reading is part of the signatures stage (streamed batches, or the workers).
             read: io.ReadResult | None = None
             read_seconds = result.timings.get("read", 0.0)
         else:
@@ -80,8 +81,7 @@ def dedupe_command(
         raise click.ClickException(str(err)) from None
     rejected = read.rejected if read is not None else result.rejected
     notes = list(read.notes if read is not None else result.stats.get("notes", []))
-    result = dataclasses.replace(result, names={  # the input's own column names
-        f.name: getattr(columns, f.name) for f in dataclasses.fields(columns)})
+    result = dataclasses.replace(result, names=columns.fields())  # the input's own names
     start = time.perf_counter()
     rejects = target.with_name(target.name + ".rejected.jsonl")
     try:

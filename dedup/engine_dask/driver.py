@@ -20,7 +20,15 @@ import polars as pl
 from dedup import candidates, io, outputs
 from dedup.assemble import ClusterResult
 from dedup.config import CandidateSignal, Config
-from dedup.dedupe import DedupeResult, RowColumns, SignedChunk, check_options, grouped, sign
+from dedup.dedupe import (
+    DedupeResult,
+    RowColumns,
+    SignedChunk,
+    check_options,
+    dedupe_columns,
+    grouped,
+    sign,
+)
 from dedup.engine_dask import components, linkage, scoring, stages
 from dedup.engine_dask.reading import expand, plan, read_files
 from dedup.engine_dask.records import Finished, Linked
@@ -552,7 +560,7 @@ def dedupe_dask(
         DaskEngineError: the cluster lost the run.
     """
     check_options(threshold, ngram, keep)
-    job = _Job(articles, partitions, False, False, columns or io.Columns(), fmt, skip_bad_rows,
+    job = _Job(articles, partitions, False, False, dedupe_columns(columns), fmt, skip_bad_rows,
                coerce_ids=coerce_ids)
     with _engine_errors(scheduler), connect(client, scheduler) as connected:
         run = Run(connected, Config(), DaskTuning())

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dedup.io.errors import DedupInputError, InputError
 from dedup.io.jsontext import RawJSON, json_line, json_text
 from dedup.io.readers import (
+    ARTICLE_FIELDS,
     FORMATS,
     MAX_NESTING,
     RESERVED,
@@ -50,6 +51,7 @@ from dedup.io.writers import (
 )
 
 __all__ = [
+    "ARTICLE_FIELDS",
     "FORMATS",
     "MAX_NESTING",
     "RESERVED",

@@ -41,8 +41,8 @@ _EXTENSIONS = {
 # Names the outputs write (assignments: id, cluster_id, is_canonical, similarity and the
 # mapped article fields). An input column of one of these names that is not mapped to an
 # article field is carried as ``input_NAME`` instead (noted in the run's summary).
-RESERVED = ("id", "text", "title", "published", "source", "cluster_id", "is_canonical",
-            "similarity", "copy_group")
+ARTICLE_FIELDS = ("id", "text", "title", "published", "source")
+RESERVED = (*ARTICLE_FIELDS, "cluster_id", "is_canonical", "similarity", "copy_group")
 # Extra columns nested deeper than this are carried as JSON text: Parquet writers and
 # polars' recursive types are not made for 1,000-level lists.
 MAX_NESTING = 32
@@ -67,13 +67,20 @@ class Notes:
 
 @dataclass(frozen=True, slots=True)
 class Columns:
-    """Which input columns hold the article fields."""
+    """Which input columns hold the article fields, and the output names an other input
+    column is carried away from (``carried_names``): ``dedup dedupe`` writes no
+    ``cluster_id``, so it keeps that column's name (``ARTICLE_FIELDS`` only)."""
 
     id: str = "id"
     text: str = "text"
     title: str = "title"
     published: str = "published"
     source: str = "source"
+    reserved: tuple[str, ...] = RESERVED
+
+    def fields(self) -> dict[str, str]:
+        """Each article field's input column: ``{"id": "doc_id", "text": "text", ...}``."""
+        return {name: getattr(self, name) for name in ARTICLE_FIELDS}
 
 
 @dataclass
@@ -264,19 +271,20 @@ def _standard_columns(raw: pl.DataFrame, columns: Columns, coerce_ids: bool, not
     })
     mapped = {columns.id, columns.text, columns.title, columns.published, columns.source}
     extras = [c for c in raw.columns if c not in mapped]
-    renamed = carried_names(extras, notes)
+    renamed = carried_names(extras, notes, columns.reserved)
     return core.hstack(raw.select(pl.col(c).alias(renamed.get(c, c)) for c in extras))
 
 
-def carried_names(names: Iterable[str], notes: Notes | None = None) -> dict[str, str]:
-    """New names for extra input columns that clash with output names (``RESERVED``):
+def carried_names(names: Iterable[str], notes: Notes | None = None,
+                  reserved: Sequence[str] = RESERVED) -> dict[str, str]:
+    """New names for extra input columns that clash with output names (``reserved``):
     ``cluster_id`` is carried as ``input_cluster_id`` (``input_cluster_id_2``, ... when the
     input has that too)."""
     names = list(names)
-    taken = set(names) | set(RESERVED)
+    taken = set(names) | set(reserved)
     out: dict[str, str] = {}
     for name in names:
-        if name not in RESERVED:
+        if name not in reserved:
             continue
         new, k = f"input_{name}", 2
         while new in taken:
@@ -690,7 +698,8 @@ def map_row(
     title = raw.get(columns.title)
     source = raw.get(columns.source)
     extras = {k: v for k, v in raw.items() if k not in mapped}
-    renamed = carried_names(extras, notes) if not extras.keys().isdisjoint(RESERVED) else {}
+    renamed = (carried_names(extras, notes, columns.reserved)
+               if not extras.keys().isdisjoint(columns.reserved) else {})
     return {
         "id": row_id,
         "text": text or "",
