@@ -171,3 +171,14 @@ def test_a_csv_quote_that_never_closes_is_an_error_not_lost_rows(tmp_path: Path)
     twice.write_text("id,text,text\na,x,y\n", encoding="utf-8")
     with pytest.raises(io.InputError, match=r"twice\.csv:1: column 'text' appears twice"):
         io.read_articles([str(twice)])
+
+
+def test_a_failed_atomic_write_names_the_target_not_its_temp_file(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    for target in (tmp_path / "a-file" / "out.jsonl", tmp_path / "dir"):
+        if target.name == "dir":
+            target.mkdir()  # os.replace of a file over a folder fails at the end
+        with pytest.raises(OSError) as caught, io.atomic_path(target) as tmp:
+            tmp.write_text("x")
+        assert caught.value.filename == str(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "dir"]  # no temp left

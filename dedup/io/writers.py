@@ -26,8 +26,11 @@ def write_rejected(target: Path, rejected: Iterable[Rejected]) -> None:
 @contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """A temp path beside ``target`` that replaces it only if the block succeeds."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    except OSError as err:  # named by the file the user asked for, not our temp name
+        raise OSError(err.errno, err.strerror, str(target)) from None
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -35,6 +38,11 @@ def atomic_path(target: Path) -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.replace(tmp, target)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        if err.filename == tmp:
+            raise OSError(err.errno, err.strerror, str(target)) from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
