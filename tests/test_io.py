@@ -109,7 +109,7 @@ def test_rss_dates_are_read_as_rfc_2822(tmp_path: Path) -> None:
 
 
 def test_a_txt_folder_is_read_with_its_subfolders(tmp_path: Path) -> None:
-    for name, text in [("top.txt", "Top story.\nBody."), ("2024/03/22/story.txt", "First."),
+    for name, text in [("top.TXT", "Top story.\nBody."), ("2024/03/22/story.txt", "First."),
                        ("2024/03/23/story.txt", "Second."), ("2024/notes.md", "not read")]:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text, encoding="utf-8")
@@ -182,3 +182,11 @@ def test_a_failed_atomic_write_names_the_target_not_its_temp_file(tmp_path: Path
             tmp.write_text("x")
         assert caught.value.filename == str(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "dir"]  # no temp left
+
+
+def test_a_csv_with_another_separator_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "semi.csv"
+    path.write_text("id;text\na;Storm hits the city\n", encoding="utf-8")
+    with pytest.raises(io.InputError, match=r"one column 'id;text': the file is not "
+                       "comma-separated"):
+        io.read_articles([str(path)])

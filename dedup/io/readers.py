@@ -229,6 +229,9 @@ def missing_column(path: str, names: Sequence[str], columns: Columns) -> str | N
     for flag, name in (("--id-col", columns.id), ("--text-col", columns.text)):
         if name not in names:
             shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+            if len(names) == 1 and any(sep in names[0] for sep in ";\t|"):
+                return (f"{path}: one column {names[0]!r}: the file is not comma-separated; "
+                        "save it as CSV with commas (or as JSONL or Parquet)")
             return f"{path}: no column {name!r} (columns: {shown}): map it with {flag}"
     return None
 
@@ -621,8 +624,8 @@ def _txt_files(folder: Path) -> list[tuple[str, Path]]:
     found = []
     for root, _, names in os.walk(folder, onerror=unreadable):
         base = Path(root).relative_to(folder)
-        found += [(base / n).as_posix() for n in names if n.endswith(".txt")]
-    return [(name.removesuffix(".txt"), folder / name) for name in sorted(found)]
+        found += [(base / n).as_posix() for n in names if n.lower().endswith(".txt")]
+    return [(name[:-len(".txt")], folder / name) for name in sorted(found)]
 
 
 def _txt_folder(path: str, bad: Bad) -> Iterator[tuple[int | None, dict[str, Any]]]:
