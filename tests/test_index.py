@@ -630,3 +630,25 @@ def test_the_rejected_file_may_not_be_an_input_or_the_index(tmp_path: Path) -> N
                                            "--skip-bad-rows", "--rejected", str(target)])
         assert result.exit_code == 2 and says in result.stderr, result.output
     assert src.read_text().count("Storm") == 1 and not db.exists()
+
+
+def test_an_index_it_may_not_write_is_not_called_damaged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "i.db"
+    with StoryIndex.open(db) as index:
+        index.add(VOLCANO)
+
+    class ReadOnly:  # what SQLite says in a read-only folder (WAL needs its -shm file)
+        def execute(self, *args: Any) -> Any:
+            raise sqlite3.OperationalError("unable to open database file")
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr("dedup.index.store.sqlite3.connect", lambda *a, **k: ReadOnly())
+    with pytest.raises(StoryIndexError, match=r"i\.db: cannot open it for writing .* an index "
+                       "needs write access to its file and its folder"):
+        StoryIndex.open(db)
+    (tmp_path / "junk.db").write_bytes(b"not sqlite at all")
+    with pytest.raises(StoryIndexError, match="not a dedup story index, or a damaged one"):
+        StoryIndex.open(tmp_path / "junk.db")

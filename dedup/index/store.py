@@ -138,12 +138,27 @@ class IndexStore:
             conn.execute("PRAGMA cache_size = -65536")
         except sqlite3.DatabaseError as err:
             conn.close()
-            raise self._fail(f"not a dedup story index, or a damaged one (SQLite: {err})"
-                             ) from None
+            raise self._fail(self._open_failure(err)) from None
         except BaseException:
             conn.close()
             raise
         return conn
+
+    def _open_failure(self, err: sqlite3.DatabaseError) -> str:
+        """Why an existing file did not open: a SQLite file it may not write (a read-only
+        folder or file system) is not a damaged index."""
+        access = isinstance(err, sqlite3.OperationalError) and any(
+            word in str(err) for word in ("unable to open", "readonly", "read-only"))
+        try:
+            with self.path.open("rb") as handle:
+                sqlite = handle.read(16) == b"SQLite format 3\x00"
+        except OSError:
+            sqlite = False
+        if access and sqlite:
+            return (f"cannot open it for writing (SQLite: {err}): an index needs write access "
+                    "to its file and its folder (SQLite keeps its -wal and -shm files there, "
+                    "and reads merge changed stories); copy it somewhere writable")
+        return f"not a dedup story index, or a damaged one (SQLite: {err})"
 
     def _create(self, conn: sqlite3.Connection) -> None:
         """Schema, WAL mode and the meta rows that later opens check."""
