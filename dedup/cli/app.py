@@ -42,7 +42,7 @@ def input_options(skip_help: str) -> Callable[[F], F]:
         click.option("--title-col", default="title", show_default=True,
                      help="Column with the title."),
         click.option("--date-col", default="published", show_default=True,
-                     help="Column with the publication date (ISO 8601)."),
+                     help="Column with the publication date (ISO 8601 or RFC 2822)."),
         click.option("--source-col", default="source", show_default=True,
                      help="Column naming the outlet (used to find its page templates)."),
         click.option("--skip-bad-rows", is_flag=True, help=skip_help),

@@ -139,7 +139,8 @@ def _parse_since(value: str | None) -> datetime | None:
 
 @index.command("stories")
 @click.argument("db", type=click.Path(dir_okay=False))
-@click.option("--since", help="Only stories changed at or after this time (ISO 8601, UTC).")
+@click.option("--since", help="Only stories the index changed at or after this time (when "
+              "it merged them, not when they were published): ISO 8601 or RFC 2822, UTC.")
 @click.option("--format", "fmt", type=click.Choice(STORY_FORMATS), default="md",
               show_default=True, help="Markdown for terminals, one HTML page, or JSON lines "
                                       "(each with its updated_at).")
@@ -165,7 +166,8 @@ def index_stories_command(db: str, since: str | None, fmt: StoryFormat,
 
 @index.command("retired")
 @click.argument("db", type=click.Path(dir_okay=False))
-@click.option("--since", help="Only ids retired at or after this time (ISO 8601, UTC).")
+@click.option("--since", help="Only ids retired at or after this time (ISO 8601 or RFC "
+              "2822, UTC).")
 def index_retired_command(db: str, since: str | None) -> None:
     """Print the cluster ids DB retired (merged into another story, or expired), one JSON
     line each: cluster_id, merged_into, live (the id holding the story now), retired_at,
