@@ -127,7 +127,7 @@ def test_an_unreadable_subfolder_is_an_error_not_a_loss(
         yield str(top), ["locked"], ["a.txt"]
         onerror(PermissionError(13, "Permission denied", str(tmp_path / "locked")))
 
-    monkeypatch.setattr(io.readers.os, "walk", walk)
+    monkeypatch.setattr(io.formats.os, "walk", walk)
     with pytest.raises(io.InputError, match=r"locked: cannot read this folder"):
         io.read_articles([str(tmp_path)])
 

@@ -4,7 +4,8 @@ Every input row ends up either as an article or as a ``Rejected`` record with it
 line, so a run can always account for what it read. Errors name the file, the line or id,
 and the fix; the CLI prints them on one line.
 
-- ``readers``: formats, column mapping, bad rows, dates (``read_articles``);
+- ``readers``: inputs to articles: column mapping, bad rows, dates (``read_articles``);
+- ``formats``: each format as raw records with their lines (JSONL, CSV, Parquet, .txt);
 - ``writers``: atomic files, JSON lines, sorted parts, frames (``write_jsonl``, ...);
 - ``jsontext``: values kept as input JSON, output lines with fixed bytes;
 - ``errors``: ``DedupInputError`` (also ``InputError``), the one input-error class.
@@ -13,15 +14,14 @@ and the fix; the CLI prints them on one line.
 from __future__ import annotations
 
 from dedup.io.errors import DedupInputError, InputError
+from dedup.io.formats import Bad, Notes, records
 from dedup.io.jsontext import RawJSON, json_line, json_text
 from dedup.io.readers import (
     ARTICLE_FIELDS,
     FORMATS,
     MAX_NESTING,
     RESERVED,
-    Bad,
     Columns,
-    Notes,
     ReadResult,
     articles_table,
     bad_row_handler,
@@ -32,7 +32,6 @@ from dedup.io.readers import (
     missing_column,
     read_articles,
     read_tables,
-    records,
     standard_columns,
     stdin_bytes,
 )
