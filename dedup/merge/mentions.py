@@ -347,7 +347,7 @@ def _find_numbers(
         if m.group("cur"):
             unit = m.group("cur") + unit
         window = [t for t in left[-5:] + right[:5] if t not in STOPWORDS]
-        context = frozenset([stem_word(t) for t in window if not is_number_token(t)]) - {unit}
+        context = frozenset([stem_word(t) for t in window if not t[0].isdigit()]) - {unit}
         found.append(
             Mention(
                 "number",
@@ -412,17 +412,11 @@ def _words_value(words: str) -> int:
     return total
 
 
-def is_number_token(token: str) -> bool:
-    """A token that writes a number: digits ("143", "3-day") or number words ("ten",
-    "twenty-five", "one-year-old"); numbers are compared, never context of another."""
-    return token[0].isdigit() or token.split("-", 1)[0] in WORD_VALUES
-
-
 def _unit(right: list[str]) -> str:
     """The unit a number counts, from the tokens after it: the first one's stem ("people"
     -> "people", "per cent" -> "percent"), "" when a number or nothing follows."""
     rest = [t for t in right if t not in _UNIT_SKIP]
-    unit = stem_word(rest[0]) if rest and not is_number_token(rest[0]) else ""
+    unit = stem_word(rest[0]) if rest and not rest[0][0].isdigit() else ""
     if unit == "per" and len(rest) > 1:
         unit = "percent" if rest[1] == "cent" else unit
     if unit == "percent" or unit == "pct":
