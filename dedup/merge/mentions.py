@@ -334,8 +334,10 @@ def _find_numbers(
         at, end = m.span()
         if any(s <= at < e for s, e in taken):
             continue
-        left, right = sides(sentence, at, end, low)
         num, dec, scale, words = m.group("num", "dec", "scale", "words")
+        if scale is None and (words == "a" or words == "A"):
+            continue  # "a" counts only before a scale word: most matches, so decided first
+        left, right = sides(sentence, at, end, low)
         if num[0].isdigit():
             value = float(num.replace(",", "") + (dec or ""))
         elif words is None or not _counts_word(sentence, at, words, scale, left, right):
