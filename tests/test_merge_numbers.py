@@ -1,4 +1,4 @@
-"""Numbers written as words ("killing ten people") are compared like digits (#22 trial)."""
+"""Numbers written as words ("killing ten people") are compared like digits (new-user trial)."""
 
 from __future__ import annotations
 
