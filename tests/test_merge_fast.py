@@ -215,7 +215,9 @@ def test_number_rejoining_equals_the_look_behind_first_patterns(text: str) -> No
 
 
 _DATE_WORDS = ["May", "March", "Sept.", "Tuesday", "2015", "12", "3rd", "10:45", "am", "p.m.",
-               "٣", "2015-03-04", "$", "£", "5,000", "1.5", "million", "%", "x", "1999"]
+               "٣", "2015-03-04", "$", "£", "5,000", "1.5", "million", "%", "x", "1999",
+               "ten", "Twenty", "five", "a", "A", "one", "hundred", "and", "dozen", "tens", "sixth",
+               "zero"]
 
 
 @settings(max_examples=400, deadline=None)

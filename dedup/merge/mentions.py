@@ -65,9 +65,33 @@ _YEAR_CUES = frozenset(
     """in since of by until from before after during year early late mid end spring summer
     autumn fall winter between and through""".split()
 )
+# Cardinal numbers written as words, as news style writes small counts ("killing ten
+# people", "twenty-five", "a dozen", "two million"): the same counts as digits, so "ten" and
+# "10" agree and "ten" and "twelve" differ. Values of the words; "a" counts only before a
+# scale word ("a hundred", "a dozen"), "one" only where a digit could stand (``_counts_one``).
+_UNIT_WORDS = "one two three four five six seven eight nine".split()
+_TEEN_WORDS = "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen"
+_TENS_WORDS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+WORD_VALUES = {
+    "zero": 0,
+    **{w: i + 1 for i, w in enumerate(_UNIT_WORDS)},
+    **{w: i + 10 for i, w in enumerate(_TEEN_WORDS.split())},
+    **{w: 10 * (i + 2) for i, w in enumerate(_TENS_WORDS)},
+}
+_UNITS_RE = "|".join(_UNIT_WORDS)
+# Longer words first ("seventeen" before "seven", "sixty" before "six"); a hyphenated
+# compound ("twenty-five") is one number, an ordinal compound ("twenty-fifth") none.
+_SMALL_RE = (
+    rf"(?:(?:{'|'.join(_TENS_WORDS)})(?:-(?:{_UNITS_RE}))?|{_TEEN_WORDS.replace(' ', '|')}"
+    rf"|{_UNITS_RE}|zero)\b(?!-(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)\b)"
+)
+# A number starts with a digit, a currency sign or the first letter of a number word.
 NUMBER = re.compile(
-    r"(?=[$€£\d])(?<![\w.])(?P<cur>[$€£])?(?P<num>\d{1,3}(?:,\d{3})+|\d+)(?P<dec>\.\d+)?"
-    r"(?:\s*(?P<scale>million|billion|trillion|thousand|hundred|bn|m)\b)?(?P<pct>\s*%)?"
+    r"(?=[$€£\dzotfsenaZOTFSENA])(?<![\w.])(?P<cur>[$€£])?"
+    rf"(?P<num>\d{{1,3}}(?:,\d{{3}})+|\d+|(?i:(?P<words>{_SMALL_RE}"
+    rf"(?:\s+hundred(?:\s+and)?\s+{_SMALL_RE})?|a\b)))(?P<dec>\.\d+)?"
+    r"(?:\s*(?P<scale>million|billion|trillion|thousand|hundred|dozen|bn|m)\b)?"
+    r"(?P<pct>\s*%)?"
 )
 _DIGIT = re.compile(r"\d")
 _NAME_WORD = r"(?:[A-Z][a-z]+(?:[-'][A-Za-z]+)*|[A-Z][A-Za-z]*[A-Z][A-Za-z]*(?:-[A-Za-z0-9]+)*"
@@ -250,6 +274,7 @@ _SCALES = {
     "bn": 1e9,
     "billion": 1e9,
     "trillion": 1e12,
+    "dozen": 12.0,
 }
 _PARTICLES = ("of", "de", "van", "von", "der", "al", "la", "du")
 _DAY_WORDS = frozenset([*_MONTHS, *_WEEKDAYS])  # no name ends with one
@@ -270,13 +295,12 @@ def find_mentions(
         return found
     low = sentence.lower() if sentence.isascii() else None
     taken: list[tuple[int, int]] = []
-    # Every number and date has a digit, except a weekday ("...day"): most sentences have
-    # neither, and the date pattern is tried at every word boundary.
+    # Every date has a digit, except a weekday ("...day"): most sentences have neither, and
+    # the date pattern is tried at every word boundary. Numbers may be words ("ten").
     digits = _DIGIT.search(sentence) is not None
     if digits or "day" in sentence:
         _find_dates(sentence, member, low, taken, found)
-    if digits:
-        _find_numbers(sentence, member, low, taken, found)
+    _find_numbers(sentence, member, low, taken, found)
     if names:
         _find_names(sentence, member, known_names, low, taken, found)
     kinds: dict[str, int] = {}
@@ -310,9 +334,16 @@ def _find_numbers(
         at, end = m.span()
         if any(s <= at < e for s, e in taken):
             continue
+        num, dec, scale, words = m.group("num", "dec", "scale", "words")
+        if scale is None and (words == "a" or words == "A"):
+            continue  # "a" counts only before a scale word: most matches, so decided first
         left, right = sides(sentence, at, end, low)
-        num, dec, scale = m.group("num", "dec", "scale")
-        value = float(num.replace(",", "") + (dec or ""))
+        if num[0].isdigit():
+            value = float(num.replace(",", "") + (dec or ""))
+        elif words is None or not _counts_word(sentence, at, words, scale, left, right):
+            continue
+        else:
+            value = float(_words_value(words))
         value *= _SCALES.get((scale or "").lower(), 1.0)
         unit = "percent" if m.group("pct") else _unit(right)
         if m.group("cur"):
@@ -333,6 +364,54 @@ def _find_numbers(
             )
         )
         taken.append((at, end))
+
+
+# Words before "one" that make it a pronoun ("no one", "the one who", "each one").
+_ONE_PRONOUN_AFTER = frozenset("no the this that any every each which another".split())
+# Where a capitalised number word is a sentence's first word: after these characters.
+_OPENERS = frozenset("\"'“‘([:;—-")
+_WORD_SCALES = frozenset(["hundred", "thousand", "million", "billion", "trillion", "dozen"])
+
+
+def _counts_word(
+    sentence: str, at: int, words: str, scale: str | None, left: list[str], right: list[str]
+) -> bool:
+    """Whether a number word counts something where a digit could stand.
+
+    Not a count: "a" without a scale word ("a day"), a digit's scale "m"/"bn" after a word,
+    "half a million" (a fraction), a capitalised number word inside a sentence (a name:
+    "Channel Four", "Ocean's Eleven"), and "one" as a pronoun (``_counts_one``).
+    """
+    first = words[0]
+    if first.isupper() and sentence[:at].rstrip() and sentence[:at].rstrip()[-1] not in _OPENERS:
+        return False
+    if scale is not None and scale not in _WORD_SCALES:
+        return False
+    folded = words.casefold()
+    if folded == "a":
+        return scale is not None and not (left and left[-1] == "half")
+    if folded == "one" and scale is None:
+        return _counts_one(left, right)
+    return True
+
+
+def _counts_one(left: list[str], right: list[str]) -> bool:
+    """"one" counts where a noun follows, as after a digit ("one person", "one-year-old"),
+    not as a pronoun ("one of the victims", "no one", "the one who", "one another")."""
+    if not right or right[0] in STOPWORDS or right[0] in ("another", "others"):
+        return False
+    return not (left and left[-1] in _ONE_PRONOUN_AFTER)
+
+
+def _words_value(words: str) -> int:
+    """The value of a number in words: "twenty-five" 25, "two hundred and fifty" 250."""
+    total = 0
+    for part in words.casefold().replace("-", " ").split():
+        if part == "hundred":
+            total *= 100
+        elif part != "and":
+            total += WORD_VALUES.get(part, 1)  # "a" (hundred)
+    return total
 
 
 def _unit(right: list[str]) -> str:

@@ -1,0 +1,82 @@
+"""Numbers written as words ("killing ten people") are compared like digits (new-user trial)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dedup.merge import merge
+from dedup.merge.mentions import find_mentions
+from dedup.records import Article, Story
+
+QUAKE = "A strong quake hit Rome on Monday, killing {} people, {} said."
+RESCUE = "Rescue teams searched the rubble overnight."
+
+
+def _quake(a: str, b: str) -> Story:
+    """The new-user trial's two versions, with the given counts."""
+    return merge(
+        [
+            Article("a", f"{QUAKE.format(a, 'officials')} {RESCUE}", "Quake in Rome"),
+            Article("b", f"{QUAKE.format(b, 'police')} {RESCUE}", "Rome quake"),
+        ]
+    )
+
+
+def _numbers(story: Story) -> list[dict[str, tuple[str, ...]]]:
+    return [d.variants for d in story.differences if d.kind == "number"]
+
+
+def test_ten_and_twelve_in_words_are_a_number_difference() -> None:
+    story = _quake("ten", "twelve")
+    assert _numbers(story) == [{"ten": ("a",), "twelve": ("b",)}]  # as each version wrote it
+    # The story sentence cites both versions, as it does for "10" / "12": the difference says
+    # where they part.
+    assert [s.sources for s in story.sentences] == [("a", "b"), ("a", "b")]
+    assert _numbers(_quake("10", "12")) == [{"10": ("a",), "12": ("b",)}]
+
+
+@pytest.mark.parametrize(
+    ("a", "b"), [("ten", "10"), ("twenty-five", "25"), ("a dozen", "12"), ("two million", "2m")]
+)
+def test_a_count_in_words_and_in_digits_agree(a: str, b: str) -> None:
+    assert _numbers(_quake(a, b)) == []
+
+
+def test_five_and_seven_in_words_differ() -> None:
+    story = merge(
+        [
+            Article("a", "The fire burned for five hours in the old mill, the chief said."),
+            Article("b", "The fire burned for seven hours in the old mill, the chief said."),
+        ]
+    )
+    assert _numbers(story) == [{"five": ("a",), "seven": ("b",)}]
+
+
+def test_no_one_is_not_the_number_one() -> None:
+    # "No one died" says none died: counting its "one" would report one vs two dead.
+    story = merge(
+        [
+            Article("a", "No one died in the fire at the old mill, the chief said."),
+            Article("b", "Two died in the fire at the old mill, the chief said."),
+        ]
+    )
+    assert not [v for v in _numbers(story) if any(k.lower() == "one" for k in v)]
+
+
+@pytest.mark.parametrize(
+    ("sentence", "keys"),
+    [
+        ("One of the victims was the one who said no one saw them help one another.", []),
+        ("One person died and a one-year-old boy was hurt.", [1.0, 1.0]),
+        ("Twenty-five people and two hundred and fifty cows were counted.", [25.0, 250.0]),
+        ("A dozen homes, half a million dollars and 1.5 million euros.", [12.0, 1.5e6]),
+        ("Three thousand marched and a hundred were held for a day.", [3000.0, 100.0]),
+        ("He watched Channel Four on the twenty-fifth day; tens of thousands fled.", []),
+        ('He said: "Ten people died."', [10.0]),
+    ],
+)
+def test_number_words_that_count(sentence: str, keys: list[float]) -> None:
+    # Cardinals where a digit could stand; not "one" as a pronoun, "a" without a scale word,
+    # a capitalised number word inside a name, ordinals, or "tens of thousands".
+    found = find_mentions(sentence, "m", frozenset())
+    assert [x.key for x in found if x.kind == "number"] == keys
