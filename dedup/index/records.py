@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Added", "ClusterInfo", "Placement", "Progress",
-           "RetiredCluster", "RetiredClusterError", "StoryIndexError", "epoch", "from_epoch", "utc_naive"]
+           "RetiredCluster", "RetiredClusterError", "StoryIndexError", "epoch", "from_epoch",
+           "utc_naive"]
 
 FORMAT = "dedup.StoryIndex"
 # 2: no ``terms`` table; DF is counted from the stored term ids at load (issue #6: writing
