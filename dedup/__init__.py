@@ -16,6 +16,7 @@ from dedup.configfile import ConfigError, load_config
 from dedup.dedupe import DedupeResult, dedupe, dedupe_parquet
 from dedup.evaluate import Scores, score
 from dedup.index import (
+    Added,
     ClusterInfo,
     Placement,
     RetiredCluster,
@@ -33,6 +34,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
 __all__ = [
+    "Added",
     "Article",
     "Assignment",
     "CandidateConfig",

@@ -652,3 +652,46 @@ def test_an_index_it_may_not_write_is_not_called_damaged(
     (tmp_path / "junk.db").write_bytes(b"not sqlite at all")
     with pytest.raises(StoryIndexError, match="not a dedup story index, or a damaged one"):
         StoryIndex.open(tmp_path / "junk.db")
+
+
+def _ecb_feeds(ecbplus: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
+    """ecbplus-dev rows 0-54, then 55-114: the second add's re-linkage retires five stored
+    ids, four of them into stories none of its articles joins (found by a new-user trial)."""
+    articles = ecb_articles(ecbplus)
+    return articles[:55], articles[55:115]
+
+
+def test_add_reports_every_id_it_retires(tmp_path: Path, ecbplus: list[dict[str, Any]]) -> None:
+    first, second = _ecb_feeds(ecbplus)
+    with StoryIndex.open(tmp_path / "i.db") as index:
+        before = index.add(first)
+        assert before.retired == () and index.retired() == []
+        live = {i.cluster_id for i in index.clusters()}
+        time.sleep(0.01)
+        mark = datetime.utcnow()
+        added = index.add(second)
+        assert isinstance(added, list) and len(added) == len(second)  # still a list
+        # Exactly what the index records for this add, each id once, in its order.
+        assert list(added.retired) == index.retired(updated_since=mark)
+        gone = [r.cluster_id for r in added.retired]
+        assert gone == sorted(set(gone)) and len(gone) == 5 and set(gone) <= live
+        assert all(r.reason == "merged" and r.live == r.merged_into for r in added.retired)
+        # Some merged into stories no new article joined: no placement can say so.
+        on_placements = {m for p in added for m in p.merged}
+        assert on_placements < set(gone)
+
+
+def test_cli_add_counts_every_id_it_retires(tmp_path: Path,
+                                            ecbplus: list[dict[str, Any]]) -> None:
+    first, second = _ecb_feeds(ecbplus)
+    db = str(tmp_path / "feeds.db")
+    counts = []
+    for n, feed in enumerate((first, second)):
+        path = tmp_path / f"feed{n}.jsonl"
+        path.write_text("".join(json.dumps(a) + "\n" for a in feed))
+        result = _run("add", db, str(path))
+        assert result.exit_code == 0, result.output
+        counts.append(int(next(line.split()[-1] for line in result.stderr.splitlines()
+                                if line.strip().startswith("merged ids"))))
+    retired = _run("retired", db).stdout.splitlines()
+    assert counts == [0, len(retired)] and len(retired) == 5

@@ -112,7 +112,7 @@ def index_add_command(
                                "articles were added, pick another --rejected file") from None
     new = sum(p.is_new_cluster for p in placed)
     created = len({p.cluster_id for p in placed if p.is_new_cluster})
-    merged = len({m for p in placed for m in p.merged})
+    merged = len(placed.retired)  # also ids merged into stories no new article joined
     lines = [
         f"articles added  {len(placed):>10,}",
         f"  into new ids  {new:>10,}",

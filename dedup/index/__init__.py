@@ -57,8 +57,9 @@ Cluster id rules (the re-linkage may move members, merge and split clusters):
   bridge included, reaches ``link_threshold``). Then the older id continues the merged
   story and the other is *retired* into it: ``story(old)`` raises ``RetiredClusterError``
   (a KeyError naming the live id; ``follow=True`` returns the live story), ``resolve``
-  maps it to the live id, ``retired(updated_since)`` lists it, ``Placement.merged``
-  reports it;
+  maps it to the live id, ``retired(updated_since)`` lists it, the ``retired`` of what
+  ``add`` returns (``Added``) lists it, and so does ``Placement.merged`` of the new
+  articles in the story that continues it;
 - a group left without an id (a new story, or the part split off an old one) gets a new
   id, ``"c" + sha1(first member id)[:12]`` (the batch id of that singleton), salted when a
   live or retired cluster has it: an id is never handed out twice. Clusters emptied by
@@ -96,6 +97,7 @@ from __future__ import annotations
 from dedup.index.records import (
     FORMAT,
     FORMAT_VERSION,
+    Added,
     ClusterInfo,
     Placement,
     RetiredCluster,
@@ -104,5 +106,5 @@ from dedup.index.records import (
 )
 from dedup.index.story_index import StoryIndex
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "ClusterInfo", "Placement", "RetiredCluster",
+__all__ = ["FORMAT", "FORMAT_VERSION", "Added", "ClusterInfo", "Placement", "RetiredCluster",
            "RetiredClusterError", "StoryIndex", "StoryIndexError"]

@@ -16,7 +16,7 @@ import numpy as np
 from dedup import signatures
 from dedup.index import bands, openings, terms
 from dedup.index.ids import new_cluster_id
-from dedup.index.records import Placement, Progress, epoch
+from dedup.index.records import Added, Placement, Progress, RetiredCluster, epoch, from_epoch
 from dedup.index.relink import Relinked, Relinker
 from dedup.index.state import ClusterState, Doc, State, count_copies, count_df
 from dedup.index.texts import TextTerms
@@ -71,7 +71,7 @@ class Placer(Relinker):
         batch: Sequence[Article],
         texts: Sequence[TextTerms],
         progress: Progress | None,
-    ) -> list[Placement]:
+    ) -> Added:
         now = time.time()
         found = self._signatures(state, texts, [a.published for a in batch])
         # 3. Candidates and their scores for the whole batch at once: neither depends on
@@ -111,7 +111,9 @@ class Placer(Relinker):
         self._set_meta(conn, generation=state.generation, next_row=state.next_row,
                        next_seq=state.next_seq, terms=state.terms)
         state.queue.saved(conn)
-        return placements
+        when = from_epoch(now)
+        return Added(placements, (RetiredCluster(cid, into, into, when, "merged")
+                                  for cid, into in sorted(ctx.retired.items())))
 
     def _signatures(self, state: State, texts: Sequence[TextTerms],
                     dates: Sequence[Any]) -> _Batch:

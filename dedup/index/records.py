@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "ClusterInfo", "Placement", "Progress", "RetiredCluster",
-           "RetiredClusterError", "StoryIndexError", "epoch", "from_epoch", "utc_naive"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "Added", "ClusterInfo", "Placement", "Progress",
+           "RetiredCluster", "RetiredClusterError", "StoryIndexError", "epoch", "from_epoch",
+           "utc_naive"]
 
 FORMAT = "dedup.StoryIndex"
 # 2: no ``terms`` table; DF is counted from the stored term ids at load (issue #6: writing
@@ -28,7 +29,9 @@ class Placement:
     ``similarity`` is the article's average similarity to the cluster's other members
     (the ``max_link_members`` most recent; 1.0 when alone); ``matched`` are those it scored
     at least ``ClusterConfig.edge_threshold`` with, best first. ``merged`` are the cluster
-    ids this ``add`` retired into ``cluster_id`` (see ``StoryIndex.retired``).
+    ids this ``add`` retired into ``cluster_id`` (see ``StoryIndex.retired``); an id
+    retired into a cluster no new article joined is on no placement: ``Added.retired``
+    lists them all.
     """
 
     id: str
@@ -64,6 +67,27 @@ class RetiredCluster:
     live: str | None
     retired_at: datetime
     reason: str
+
+
+class Added(list[Placement]):
+    """What ``add`` returns: one ``Placement`` per article, in input order (a plain list to
+    callers that index or iterate it), and ``retired``: every cluster id the add retired,
+    sorted by id, as ``StoryIndex.retired`` lists them. Why: the re-linkage may merge
+    stories no new article joined (the refresh, or a new article left in a group of its
+    own), so the placements alone miss ids a poller must drop."""
+
+    __slots__ = ("retired",)
+
+    def __init__(self, placements: Iterable[Placement] = (),
+                 retired: Iterable[RetiredCluster] = ()) -> None:
+        super().__init__(placements)
+        self.retired: tuple[RetiredCluster, ...] = tuple(retired)
+
+    def __repr__(self) -> str:
+        return f"Added({list.__repr__(self)}, retired={self.retired!r})"
+
+    def __reduce__(self) -> tuple[type[Added], tuple[list[Placement], tuple[RetiredCluster, ...]]]:
+        return (Added, (list(self), self.retired))
 
 
 class RetiredClusterError(KeyError):

@@ -16,7 +16,7 @@ from dedup.index import bands, inputs
 from dedup.index.expiry import Expiry
 from dedup.index.placement import Placer
 from dedup.index.reads import Reads
-from dedup.index.records import Placement, Progress, StoryIndexError
+from dedup.index.records import Added, Progress, StoryIndexError
 from dedup.index.store import translated
 from dedup.index.terms import Vocabulary
 from dedup.index.texts import TextCache
@@ -109,14 +109,16 @@ class StoryIndex(Placer, Expiry, Reads):
         articles: pl.DataFrame | Iterable[Article | Mapping[str, Any]],
         *,
         progress: Progress | None = None,
-    ) -> list[Placement]:
+    ) -> Added:
         """Place new articles, in order, into the index's clusters; one transaction.
 
         Args:
             articles: what ``dedup.cluster`` takes (a frame, dicts or ``Article`` records).
             progress: called as ``progress("add", done, total)`` while placing.
 
-        Returns one ``Placement`` per article, in input order. Raises ``DedupInputError``
+        Returns one ``Placement`` per article, in input order, as an ``Added`` list whose
+        ``retired`` holds every cluster id this add retired (``RetiredCluster``, by id),
+        including those merged into stories no new article joined. Raises ``DedupInputError``
         for a missing id or text column, an empty id, an id repeated in the batch or
         already in the index; the index is then unchanged. A crash or kill mid-batch
         leaves the index as it was before the batch.
@@ -132,7 +134,7 @@ class StoryIndex(Placer, Expiry, Reads):
         if batch is None:
             batch = pipeline.to_articles(pipeline.articles_frame(articles))
         if not batch:
-            return []
+            return Added()
         texts = self._texts.lookup(batch)
         with self._write() as conn:
             self._reject_known([a.id for a in batch])
