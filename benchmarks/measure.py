@@ -51,7 +51,7 @@ class CorpusSpec:
             return load_ecbplus_dev()
         if self.parquet is None:
             raise ValueError(f"corpus {self.name!r} needs a Parquet path")
-        from benchmarks.synthetic import read_parquet
+        from benchmarks.synthetic_files import read_parquet
 
         return read_parquet(Path(self.parquet))
 

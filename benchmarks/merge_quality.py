@@ -204,6 +204,27 @@ def _reword(sentence: str, rng: random.Random) -> str:
     return " ".join(words)
 
 
+def _plant_name_swap(sentences: list[str], positions: list[int],
+                     versions: list[list[str | None]], ids: list[str], rng: random.Random,
+                     names: list[str]) -> list[Planted]:
+    """The first claim (in ``positions`` order) with a name in a role, reworded with another
+    name in some versions; its position leaves ``positions``. No such claim: nothing."""
+    n = len(ids)
+    for pos in positions:
+        swap = _rewritten_name_change(sentences[pos], rng, names)
+        if swap is None:
+            continue
+        new_sentence, old, new = swap
+        changed = sorted(rng.sample(range(1, n), rng.randint(1, n - 1)))
+        for k in changed:
+            versions[k][pos] = new_sentence
+        positions.remove(pos)
+        return [Planted("name", {old: frozenset(ids[k] for k in range(n) if k not in changed),
+                                 new: frozenset(ids[k] for k in changed)},
+                        (sentences[pos], new_sentence))]
+    return []
+
+
 def make_cluster(
     doc: dict[str, str],
     rng: random.Random,
@@ -222,25 +243,7 @@ def make_cluster(
     rng.shuffle(positions)
     # One name swap in a reworded sentence per cluster, where a sentence has a name with a
     # role (the other changes are drawn below, one action per sentence).
-    for pos in positions:
-        swap = _rewritten_name_change(sentences[pos], rng, names)
-        if swap is not None:
-            new_sentence, old, new = swap
-            changed = sorted(rng.sample(range(1, n), rng.randint(1, n - 1)))
-            for k in changed:
-                versions[k][pos] = new_sentence
-            planted.append(
-                Planted(
-                    "name",
-                    {
-                        old: frozenset(ids[k] for k in range(n) if k not in changed),
-                        new: frozenset(ids[k] for k in changed),
-                    },
-                    (sentences[pos], new_sentence),
-                )
-            )
-            positions.remove(pos)
-            break
+    planted += _plant_name_swap(sentences, positions, versions, ids, rng, names)
     for pos in positions[: max(1, len(positions) // 3)]:
         changed = sorted(rng.sample(range(1, n), rng.randint(1, n - 1)))
         kept = [k for k in range(n) if k not in changed]

@@ -28,7 +28,8 @@ from benchmarks.measure import (
     measure,
     measure_isolated,
 )
-from benchmarks.synthetic import DEFAULT_SEED, GENERATOR_VERSION, generate, write_parquet
+from benchmarks.synthetic import DEFAULT_SEED, GENERATOR_VERSION, generate
+from benchmarks.synthetic_files import write_parquet
 from benchmarks.systems import DESCRIPTIONS, SYSTEMS, pick
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

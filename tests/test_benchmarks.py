@@ -27,9 +27,8 @@ from benchmarks.synthetic import (
     SyntheticCorpus,
     generate,
     iter_synthetic,
-    read_parquet,
-    write_parquet,
 )
+from benchmarks.synthetic_files import read_parquet, write_parquet
 from benchmarks.systems import (
     SYSTEMS,
     pick,
