@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import tempfile
 from datetime import UTC, datetime, timedelta, timezone
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from dedup import io
 
@@ -167,6 +172,10 @@ def test_a_csv_quote_that_never_closes_is_an_error_not_lost_rows(tmp_path: Path)
     fine.write_text('id,text\na,"abc"def\nb,5" screen\nc,"two\nlines"\n', encoding="utf-8")
     assert io.read_articles([str(fine)]).frame["text"].to_list() == [
         "abcdef", '5" screen', "two\nlines"]
+    # A malformed quote earlier in the record is not the record running to the end.
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text('id,text,n,m\n1,"a"b,"multi\n",x\n', encoding="utf-8")
+    assert io.read_articles([str(mixed)]).frame["text"].to_list() == ["ab"]
     twice = tmp_path / "twice.csv"
     twice.write_text("id,text,text\na,x,y\n", encoding="utf-8")
     with pytest.raises(io.InputError, match=r"twice\.csv:1: column 'text' appears twice"):
@@ -190,3 +199,34 @@ def test_a_csv_with_another_separator_says_so(tmp_path: Path) -> None:
     with pytest.raises(io.InputError, match=r"one column 'id;text': the file is not "
                        "comma-separated"):
         io.read_articles([str(path)])
+
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(alphabet='ab,"\r\n', min_size=1, max_size=6), min_size=1, max_size=4),
+       st.integers(min_value=0, max_value=12))
+@example(texts=['a"a'], cut=3)  # '"a""' at the end: polars alone reads it as "a"
+def test_only_a_quoted_field_left_open_at_the_end_is_called_unclosed(
+        texts: list[str], cut: int) -> None:
+    def written(rows: list[list[str]]) -> str:
+        buffer = StringIO(newline="")
+        csv.writer(buffer, quoting=csv.QUOTE_ALL).writerows(rows)
+        return buffer.getvalue()
+
+    rows = [["id", "text"]] + [[f"r{i}", t] for i, t in enumerate(texts)]
+    before = written(rows[:-1])
+    last = written(rows[-1:])
+    # Cut the last record inside its text's quotes (not between the two of a doubled one).
+    opening = last.index(',"') + 2
+    inside = last[:opening + cut]
+    value = inside[opening:]
+    if len(inside) >= len(last) - 3 or (len(value) - len(value.rstrip('"'))) % 2:
+        inside = last[:opening]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "in.csv"
+        path.write_text(before + last, encoding="utf-8", newline="")
+        assert io.read_articles([str(path)]).frame["text"].to_list() == texts
+        path.write_text(before + inside, encoding="utf-8", newline="")
+        line = len(StringIO(before, newline="").readlines()) + 1
+        with pytest.raises(io.InputError, match=rf"in\.csv:{line}: a quoted field opens here"):
+            io.read_articles([str(path)], skip_bad_rows=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io as _io
+import itertools
 import json
 import os
 import re
@@ -237,10 +238,7 @@ def _csv_rows(path: str, bad: Bad) -> Iterator[tuple[int, dict[str, Any]]]:
     except UnicodeDecodeError:
         text = data.decode("utf-8", errors="surrogateescape")
         clean = False
-    unclosed = _unclosed_quote(text)
-    if unclosed is not None:
-        raise InputError(f"{path}:{unclosed}: a quoted field opens here and never closes, so "
-                         "every later line would be part of it: close or double the quote")
+    _check_quotes(path, text)
     reader = csv.reader(_io.StringIO(text, newline=""))
     try:
         header = next(reader, None)
@@ -275,21 +273,31 @@ def _check_header(path: str, header: Sequence[str]) -> None:
                          "rename one")
 
 
+def _check_quotes(path: str, text: str) -> None:
+    unclosed = _unclosed_quote(text)
+    if unclosed is not None:
+        raise InputError(f"{path}:{unclosed}: a quoted field opens here and never closes, so "
+                         "every later line would be part of it: close or double the quote")
+
+
 def _unclosed_quote(text: str) -> int | None:
-    """The line of a record whose quoted field runs to the end of the file, or None. The
-    lenient reader would take the rest of the file into that field without a word; the
-    strict one reports it (and other malformed quoting, which the lenient reading keeps)."""
-    reader = csv.reader(_io.StringIO(text, newline=""), strict=True)
-    start = 1
-    while True:
-        try:
-            next(reader)
-        except StopIteration:
-            return None
-        except csv.Error as err:  # the reader goes on at the next line
-            if "unexpected end of data" in str(err):
-                return start
-        start = reader.line_num + 1
+    """The line of the last record when a quoted field in it runs to the end of the file,
+    or None. The lenient reader would take the rest of the file into that field without a
+    word. Only the last record can do so, and it does exactly when the probe ``\\n"\\n``
+    appended to it closes a field instead of starting new records."""
+    reader = csv.reader(_io.StringIO(text, newline=""))
+    last, start = None, 1
+    try:
+        for _ in reader:
+            last, start = start, reader.line_num + 1
+    except csv.Error:  # the full reading names it
+        return None
+    if last is None:
+        return None
+    # Records start on a line of their own: the last one after its first last - 1 lines.
+    offset = sum(map(len, itertools.islice(_io.StringIO(text, newline=""), last - 1)))
+    probe = csv.reader(_io.StringIO(text[offset:] + '\n"\n', newline=""))
+    return last if sum(1 for _ in probe) == 1 else None
 
 
 def read_csv_frame(path: str) -> pl.DataFrame:
@@ -303,6 +311,7 @@ def read_csv_frame(path: str) -> pl.DataFrame:
         ) from None
     text = data.decode("utf-8-sig")
     _check_header(path, next(csv.reader(_io.StringIO(text, newline="")), []))
+    _check_quotes(path, text)  # polars reads '"a""' at the end as "a", without a word
     return pl.read_csv(_io.BytesIO(data), infer_schema=False)
 
 
