@@ -36,7 +36,12 @@ def test_ten_and_twelve_in_words_are_a_number_difference() -> None:
 
 
 @pytest.mark.parametrize(
-    ("a", "b"), [("ten", "10"), ("twenty-five", "25"), ("a dozen", "12"), ("two million", "2m")]
+    ("a", "b"),
+    [("ten", "10"), ("twenty-five", "25"), ("a dozen", "12"), ("two million", "2m"),
+     # compounds are one number, not two (a review found "five" vs "85" reported)
+     ("eighty five", "85"), ("two thousand five hundred", "2,500"),
+     ("one thousand two hundred", "1,200"), ("a hundred and fifty", "150"),
+     ("one hundred thousand", "100,000"), ("a million", "1 million")],
 )
 def test_a_count_in_words_and_in_digits_agree(a: str, b: str) -> None:
     assert _numbers(_quake(a, b)) == []
@@ -73,6 +78,9 @@ def test_no_one_is_not_the_number_one() -> None:
         ("Three thousand marched and a hundred were held for a day.", [3000.0, 100.0]),
         ("He watched Channel Four on the twenty-fifth day; tens of thousands fled.", []),
         ('He said: "Ten people died."', [10.0]),
+        ("The one-year-old and twenty one-year-olds were seen.", [1.0, 20.0, 1.0]),
+        ("Between ten and twenty fled; two thousand, five hundred stayed.",
+         [10.0, 20.0, 2000.0, 500.0]),
     ],
 )
 def test_number_words_that_count(sentence: str, keys: list[float]) -> None:
@@ -80,3 +88,8 @@ def test_number_words_that_count(sentence: str, keys: list[float]) -> None:
     # a capitalised number word inside a name, ordinals, or "tens of thousands".
     found = find_mentions(sentence, "m", frozenset())
     assert [x.key for x in found if x.kind == "number"] == keys
+
+
+def test_a_scaled_count_in_words_differs_from_another_in_digits() -> None:
+    assert _numbers(_quake("one hundred thousand", "200,000")) == [
+        {"one hundred thousand": ("a",), "200,000": ("b",)}]

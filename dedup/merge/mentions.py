@@ -79,17 +79,26 @@ WORD_VALUES = {
     **{w: 10 * (i + 2) for i, w in enumerate(_TENS_WORDS)},
 }
 _UNITS_RE = "|".join(_UNIT_WORDS)
-# Longer words first ("seventeen" before "seven", "sixty" before "six"); a hyphenated
-# compound ("twenty-five") is one number, an ordinal compound ("twenty-fifth") none.
+_BIG_WORDS = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12}
+# Longer words first ("seventeen" before "seven", "sixty" before "six"). A compound is one
+# number, hyphenated or not ("twenty-five", "twenty five", but not "twenty one-year-olds");
+# an ordinal compound ("twenty-fifth") is none.
 _SMALL_RE = (
-    rf"(?:(?:{'|'.join(_TENS_WORDS)})(?:-(?:{_UNITS_RE}))?|{_TEEN_WORDS.replace(' ', '|')}"
-    rf"|{_UNITS_RE}|zero)\b(?!-(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)\b)"
+    rf"(?:(?:{'|'.join(_TENS_WORDS)})(?:-(?:{_UNITS_RE})\b|\s+(?:{_UNITS_RE})\b(?!-))?"
+    rf"|{_TEEN_WORDS.replace(' ', '|')}|{_UNITS_RE}|zero)\b"
+    r"(?!-(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)\b)"
+)
+# Below a thousand ("five", "a hundred and fifty"), then any run of thousands, millions ...
+# each with its own group ("two thousand five hundred", "one hundred thousand"). "a" alone
+# is matched too: it counts only before a scale word ("a million", "a dozen").
+_GROUP_RE = rf"(?:(?:{_SMALL_RE}|a)\s+hundred\b(?:\s+(?:and\s+)?{_SMALL_RE})?|{_SMALL_RE})"
+_WORDS_RE = (
+    rf"(?:{_GROUP_RE}|a\b)(?:\s+(?:{'|'.join(_BIG_WORDS)})\b(?:\s+(?:and\s+)?{_GROUP_RE})?)*"
 )
 # A number starts with a digit, a currency sign or the first letter of a number word.
 NUMBER = re.compile(
     r"(?=[$€£\dzotfsenaZOTFSENA])(?<![\w.])(?P<cur>[$€£])?"
-    rf"(?P<num>\d{{1,3}}(?:,\d{{3}})+|\d+|(?i:(?P<words>{_SMALL_RE}"
-    rf"(?:\s+hundred(?:\s+and)?\s+{_SMALL_RE})?|a\b)))(?P<dec>\.\d+)?"
+    rf"(?P<num>\d{{1,3}}(?:,\d{{3}})+|\d+|(?i:(?P<words>{_WORDS_RE})))(?P<dec>\.\d+)?"
     r"(?:\s*(?P<scale>million|billion|trillion|thousand|hundred|dozen|bn|m)\b)?"
     r"(?P<pct>\s*%)?"
 )
@@ -343,7 +352,7 @@ def _find_numbers(
         elif words is None or not _counts_word(sentence, at, words, scale, left, right):
             continue
         else:
-            value = float(_words_value(words))
+            value = _words_value(words)
         value *= _SCALES.get((scale or "").lower(), 1.0)
         unit = "percent" if m.group("pct") else _unit(right)
         if m.group("cur"):
@@ -388,10 +397,13 @@ def _counts_word(
     if scale is not None and scale not in _WORD_SCALES:
         return False
     folded = words.casefold()
+    if folded.startswith("a") and left and left[-1] == "half":
+        return False  # "half a million": a fraction
     if folded == "a":
-        return scale is not None and not (left and left[-1] == "half")
+        return scale is not None
     if folded == "one" and scale is None:
-        return _counts_one(left, right)
+        # "a one-year-old", "the one-year-old": a compound counts whatever comes before
+        return sentence.startswith("-", at + len(words)) or _counts_one(left, right)
     return True
 
 
@@ -403,15 +415,19 @@ def _counts_one(left: list[str], right: list[str]) -> bool:
     return not (left and left[-1] in _ONE_PRONOUN_AFTER)
 
 
-def _words_value(words: str) -> int:
-    """The value of a number in words: "twenty-five" 25, "two hundred and fifty" 250."""
-    total = 0
-    for part in words.casefold().replace("-", " ").split():
+def _words_value(words: str) -> float:
+    """The value of a number in words: "twenty-five" 25, "two hundred and fifty" 250,
+    "two thousand five hundred" 2,500, "a million" 1,000,000."""
+    total, group = 0.0, 0.0
+    for part in words.casefold().replace("-", " ").replace(",", " ").split():
         if part == "hundred":
-            total *= 100
+            group = (group or 1) * 100
+        elif part in _BIG_WORDS:
+            total += (group or 1) * _BIG_WORDS[part]
+            group = 0
         elif part != "and":
-            total += WORD_VALUES.get(part, 1)  # "a" (hundred)
-    return total
+            group += WORD_VALUES.get(part, 1)  # "a" (hundred, million, dozen)
+    return total + group
 
 
 def _unit(right: list[str]) -> str:
