@@ -172,6 +172,14 @@ def test_a_csv_quote_that_never_closes_is_an_error_not_lost_rows(tmp_path: Path)
     fine.write_text('id,text\na,"abc"def\nb,5" screen\nc,"two\nlines"\n', encoding="utf-8")
     assert io.read_articles([str(fine)]).frame["text"].to_list() == [
         "abcdef", '5" screen', "two\nlines"]
+    # A short row is the same bad row whatever the other rows hold (the column-wise read
+    # filled it with nulls unless another row was long).
+    for extra in ("", 'x3,"a,b",c,d\n'):
+        short = tmp_path / "short.csv"
+        short.write_text("id,text,title\nx1,hello,T\nx2,only text\n" + extra, encoding="utf-8")
+        with pytest.raises(io.InputError, match=r"short\.csv:3: 2 fields where the header has 3"):
+            io.read_articles([str(short)])
+        assert io.read_tables([str(short)], None, io.Columns()) is None
     # A malformed quote earlier in the record is not the record running to the end.
     mixed = tmp_path / "mixed.csv"
     mixed.write_text('id,text,n,m\n1,"a"b,"multi\n",x\n', encoding="utf-8")

@@ -273,31 +273,40 @@ def _check_header(path: str, header: Sequence[str]) -> None:
                          "rename one")
 
 
-def _check_quotes(path: str, text: str) -> None:
-    unclosed = _unclosed_quote(text)
+def _check_quotes(path: str, text: str) -> bool:
+    """Refuse a quoted field left open at the end; True when some record's field count
+    differs from the header's."""
+    unclosed, ragged = _scan(text)
     if unclosed is not None:
         raise InputError(f"{path}:{unclosed}: a quoted field opens here and never closes, so "
                          "every later line would be part of it: close or double the quote")
+    return ragged
 
 
-def _unclosed_quote(text: str) -> int | None:
-    """The line of the last record when a quoted field in it runs to the end of the file,
-    or None. The lenient reader would take the rest of the file into that field without a
-    word. Only the last record can do so, and it does exactly when the probe ``\\n"\\n``
-    appended to it closes a field instead of starting new records."""
+def _scan(text: str) -> tuple[int | None, bool]:
+    """The line of the last record when a quoted field in it runs to the end of the file
+    (or None), and whether any record's field count differs from the first's.
+
+    The lenient reader would take the rest of the file into an open field without a word.
+    Only the last record can run to the end, and it does exactly when the probe ``\\n"\\n``
+    appended to it closes a field instead of starting new records.
+    """
     reader = csv.reader(_io.StringIO(text, newline=""))
-    last, start = None, 1
+    last, start, width, ragged = None, 1, None, False
     try:
-        for _ in reader:
+        for record in reader:
             last, start = start, reader.line_num + 1
+            if record:
+                width = len(record) if width is None else width
+                ragged = ragged or len(record) != width
     except csv.Error:  # the full reading names it
-        return None
+        return None, ragged
     if last is None:
-        return None
+        return None, ragged
     # Records start on a line of their own: the last one after its first last - 1 lines.
     offset = sum(map(len, itertools.islice(_io.StringIO(text, newline=""), last - 1)))
     probe = csv.reader(_io.StringIO(text[offset:] + '\n"\n', newline=""))
-    return last if sum(1 for _ in probe) == 1 else None
+    return (last if sum(1 for _ in probe) == 1 else None), ragged
 
 
 def read_csv_frame(path: str) -> pl.DataFrame:
@@ -311,7 +320,10 @@ def read_csv_frame(path: str) -> pl.DataFrame:
         ) from None
     text = data.decode("utf-8-sig")
     _check_header(path, next(csv.reader(_io.StringIO(text, newline="")), []))
-    _check_quotes(path, text)  # polars reads '"a""' at the end as "a", without a word
+    # polars reads '"a""' at the end as "a" and fills a short row with nulls, without a
+    # word: the row reader reports both.
+    if _check_quotes(path, text):
+        raise InputError(f"{path}: a record's field count differs from the header's")
     return pl.read_csv(_io.BytesIO(data), infer_schema=False)
 
 
