@@ -162,6 +162,18 @@ def test_links_to_nothing_and_pipes_in_a_txt_folder_are_bad_rows(tmp_path: Path)
         ("pipe", "not a regular file")]
 
 
+def test_txt_names_that_give_no_id_or_the_same_id_are_bad_rows_naming_the_file(
+        tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("Storm hits the city.", encoding="utf-8")
+    (tmp_path / "a.TXT").write_text("Another story entirely.", encoding="utf-8")
+    (tmp_path / ".txt").write_text("No name at all.", encoding="utf-8")
+    read = io.read_articles([str(tmp_path)], skip_bad_rows=True)
+    assert read.frame["text"].to_list() == ["Another story entirely."]  # sorted: a.TXT first
+    assert [(Path(r.file).name, r.id, r.reason.split(" (")[0]) for r in read.rejected] == [
+        (".txt", "", "no name before .txt, so no id; rename the file"),
+        ("a.txt", "a", f"the same id as {tmp_path / 'a.TXT'}")]
+
+
 def test_a_csv_quote_that_never_closes_is_an_error_not_lost_rows(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text('id,text\nz,ok\na,"abc"def\nc,"open\nd,x\ne,y\n', encoding="utf-8")

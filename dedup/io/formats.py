@@ -363,7 +363,16 @@ def _txt_folder(path: str, bad: Bad) -> Iterator[tuple[int | None, dict[str, Any
              else _txt_files(Path(path)))
     if not files:
         raise InputError(f"{path}: folder holds no .txt files (subfolders included)")
+    seen: dict[str, Path] = {}
     for row_id, file in files:
+        if not Path(row_id).name:
+            bad(str(file), None, row_id, "no name before .txt, so no id; rename the file")
+            continue
+        if row_id in seen:  # "a.txt" and "a.TXT"
+            bad(str(file), None, row_id, f"the same id as {seen[row_id]} (the names differ "
+                "only in the case of .txt); rename one")
+            continue
+        seen[row_id] = file
         if not file.is_file():  # never open a FIFO or a device: reading it may never end
             bad(str(file), None, row_id, "a link to nothing; remove it or restore its target"
                 if file.is_symlink() and not file.exists()
