@@ -377,3 +377,19 @@ def test_the_rejects_file_never_replaces_an_input(tmp_path: Path) -> None:
     result = _run("dedupe", str(src), "-o", str(tmp_path / "o.jsonl"))
     assert result.exit_code == 2 and "rejects file" in result.output
     assert src.read_text() == '{"id": "a", "text": "x"}\n'
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_is_written(
+        tmp_path: Path) -> None:
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": "a", "text": "x"}\n')
+    out = tmp_path / "o.jsonl"
+    (tmp_path / "o.jsonl.rejected.jsonl").mkdir()
+    result = _run("dedupe", str(src), "-o", str(out), "--skip-bad-rows")
+    assert result.exit_code == 2 and "is a folder; pick another -o's rejects file" in result.output
+    assert not out.exists()  # not a kept file beside an error
+    assert _run("dedupe", str(src), "-o", str(out)).exit_code == 0  # no rejects: no matter
+    for groups in (tmp_path, tmp_path / "o.jsonl" / "g.jsonl"):
+        result = _run("dedupe", str(src), "-o", str(tmp_path / "p.jsonl"), "--groups", str(groups))
+        assert result.exit_code == 2 and "--groups" in result.output
+    assert not (tmp_path / "p.jsonl").exists()

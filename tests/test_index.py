@@ -615,6 +615,11 @@ def test_an_unwritable_rejected_file_is_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.stderr.startswith(f"Error: {target}: cannot write there (")
     assert not db.exists()  # refused before the add: no articles added without their record
+    fresh = tmp_path / "new" / "dir" / "left.jsonl"  # a missing folder is made, as -o's is
+    result = CliRunner().invoke(main, ["index", "add", str(db), str(SEEDS),
+                                       "--skip-bad-rows", "--rejected", str(fresh)])
+    assert result.exit_code == 0, result.output
+    assert fresh.read_text() == ""
 
 
 def test_the_rejected_file_may_not_be_an_input_or_the_index(tmp_path: Path) -> None:

@@ -215,11 +215,17 @@ def refuse_overwriting(inputs: Sequence[str], outputs: Sequence[tuple[Path | Non
 
 
 def check_writable(path: Path, option: str) -> None:
-    """One line, before any work, when ``path``'s folder does not take a new file (a
-    missing folder, permissions, a read-only file system): found after the work, the
-    work would be done and its record lost."""
+    """One line, before any work, when ``path`` cannot take a new file (a folder there, a
+    file where a folder should be, permissions, a read-only file system): found after the
+    work, the work would be done and its record lost. A missing folder is fine when its
+    nearest existing parent takes one: the atomic write creates it."""
+    if path.is_dir():
+        raise InputFailure(f"{path}: is a folder; pick another {option} file")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
     try:
-        with tempfile.NamedTemporaryFile(dir=path.parent or Path("."), prefix=".dedup-probe-"):
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".dedup-probe-"):
             pass
     except OSError as err:
         raise InputFailure(f"{path}: cannot write there ({err.strerror or err}); pick another "

@@ -64,6 +64,11 @@ def dedupe_command(
         target.with_name(target.name + ".rejected.jsonl"), "-o's rejects file")])
     reading = dataclasses.replace(reading, columns=dedupe_columns(reading.columns))
     fmt, columns, skip_bad_rows, coerce_ids = reading
+    rejects = target.with_name(target.name + ".rejected.jsonl")
+    for path, option in ((target, "-o"), (groups_target, "--groups"),
+                         (rejects if skip_bad_rows else None, "-o's rejects")):
+        if path is not None:
+            app.check_writable(path, option)
     try:
         result = (_dedupe_on_dask(inputs, reading, threshold, ngram, keep) if engine == "dask"
                   else _stream_parquet(inputs, reading, threshold, ngram, keep, workers))
@@ -83,7 +88,6 @@ def dedupe_command(
     notes = list(read.notes if read is not None else result.stats.get("notes", []))
     result = dataclasses.replace(result, names=columns.fields())  # the input's own names
     start = time.perf_counter()
-    rejects = target.with_name(target.name + ".rejected.jsonl")
     try:
         renamed = result.write_kept(target, out_fmt)
         notes.extend(f"input column {result.names.get(k, k)!r} is an output name: carried as "
@@ -92,7 +96,7 @@ def dedupe_command(
             io.write_frame(groups_target, result.named_groups(), groups_fmt)
         if skip_bad_rows:
             io.write_rejected(rejects, rejected)
-        else:
+        elif not rejects.is_dir():
             rejects.unlink(missing_ok=True)  # an earlier run's, not this output's
     except OSError as err:
         raise app.InputFailure(f"{err.filename or target}: cannot write ({err.strerror or err}); "
