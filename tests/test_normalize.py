@@ -31,10 +31,13 @@ def test_seed_furniture_is_stripped() -> None:
 def test_sentences_mentioning_share_or_next_survive() -> None:
     for line in ("Next year the share of exports rose to 40 percent.",
                  "By Tuesday, rescuers had pulled 12 survivors from the rubble of the hotel.",
-                 "Share prices fell sharply after the announcement on Monday."):
+                 "Share prices fell sharply after the announcement on Monday.",
+                 "Share the load with your neighbours, the mayor said.",
+                 "Listen to the victims, she told the court on Monday."):
         assert not is_boilerplate(line)
     for line in ("Share.", "Tags: a, b", "PREV Some other story", "NEXT Another one",
-                 "Exit mobile version", "By John Smith", "Advertisement", "----"):
+                 "Exit mobile version", "By John Smith", "Advertisement", "----",
+                 "Share this article", "Share this story.", "Listen to this article · 4 min"):
         assert is_boilerplate(line)
 
 
