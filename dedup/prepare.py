@@ -80,6 +80,10 @@ def articles_frame(articles: pl.DataFrame | Iterable[Article | Mapping[str, Any]
                 f"input has no {column!r} column (columns: {', '.join(frame.columns)}); "
                 f"rename it or map it with --{column}-col"
             )
+    for column in ("text", "title", "source"):
+        if column in frame.columns and frame[column].dtype not in (pl.String, pl.Null):
+            raise DedupInputError(f"column {column!r} holds {frame[column].dtype} values, "
+                                  "not strings")
     frame = frame.with_columns(
         pl.col("id").cast(pl.String), pl.col("text").cast(pl.String).fill_null("")
     )
@@ -152,6 +156,11 @@ def _row(article: Article | Mapping[str, Any], position: int) -> dict[str, Any]:
         }
     else:
         row = dict(article)
+    for column in ("text", "title", "source"):
+        value = row.get(column)
+        if value is not None and not isinstance(value, str):
+            raise DedupInputError(f"article {row.get('id')!r}: {column} is "
+                                  f"{type(value).__name__}, not a string")
     if row.get("published") is not None:
         row["published"] = _date(row.get("id"), row["published"])
     return row

@@ -102,6 +102,11 @@ def test_extra_columns_pass_through(seeds: list[dict[str, Any]]) -> None:
          "article 'a': unreadable date 5"),
         ("articles.jsonl", "not a path; read files with dedup.io.read_articles"),
         ([{"id": "a", "text": "x"}, "b"], "article at row 2 is of type str, not a dict"),
+        # a number or a list as text: cast to "5" or a polars traceback before
+        ([{"id": "a", "text": 5}], "article 'a': text is int, not a string"),
+        ([{"id": "a", "text": "x"}, {"id": "b", "text": ["x"]}], "'b': text is list"),
+        ([{"id": "a", "text": "x", "title": 3}], "article 'a': title is int"),
+        (pl.DataFrame({"id": ["a"], "text": [5]}), "column 'text' holds Int64 values"),
     ],
 )
 def test_bad_api_input_raises_clear_error(rows: list[Any] | pl.DataFrame | str,
