@@ -93,3 +93,16 @@ def test_number_words_that_count(sentence: str, keys: list[float]) -> None:
 def test_a_scaled_count_in_words_differs_from_another_in_digits() -> None:
     assert _numbers(_quake("one hundred thousand", "200,000")) == [
         {"one hundred thousand": ("a",), "200,000": ("b",)}]
+
+
+def test_a_number_the_rewrite_moved_is_still_compared() -> None:
+    # "magnitude 7.4 earthquake" / "7.2-magnitude earthquake": units differ (each number's
+    # next word), but each is its sentence's only number and each unit stands by the other.
+    rest = "\nRescuers searched collapsed buildings in Hualien city overnight."
+    story = merge([Article("a", "A magnitude 7.4 earthquake struck Taiwan on Wednesday." + rest),
+                   Article("b", "A 7.2-magnitude earthquake struck Taiwan on Wednesday." + rest)])
+    assert _numbers(story) == [{"7.4": ("a",), "7.2": ("b",)}]
+    # Two counts of different things in aligned sentences stay apart.
+    story = merge([Article("a", "The fire killed 5 people in the old town on Monday." + rest),
+                   Article("b", "The fire burned for 7 hours in the old town on Monday." + rest)])
+    assert _numbers(story) == []

@@ -58,7 +58,9 @@ def role_score(a: Mention, b: Mention, aligned: bool, max_ratio: float = 2.0) ->
     """How surely ``a`` and ``b`` fill the same slot; None when they cannot."""
     if a.kind != b.kind:
         return None
-    if a.kind == "number" and (a.unit != b.unit or (not aligned and not a.unit)):
+    if a.kind == "number" and (
+        (a.unit != b.unit and not (aligned and _moved(a, b))) or (not aligned and not a.unit)
+    ):
         return None  # the commonest case, decided before the words around are compared
     # The same nearest one / two tokens on the left and on the right, each where ``a`` has
     # them (precomputed by ``_finish``).
@@ -85,8 +87,6 @@ def role_score(a: Mention, b: Mention, aligned: bool, max_ratio: float = 2.0) ->
             return 2.0 + spelling + near
         return float(near) if near >= 2 else None
     # numbers
-    if a.unit != b.unit:
-        return None
     if a.roles and b.roles and not (a.roles & b.roles):
         return None
     overlap = len(a.context & b.context)
@@ -100,6 +100,14 @@ def role_score(a: Mention, b: Mention, aligned: bool, max_ratio: float = 2.0) ->
         return None
     union = len(a.context | b.context) or 1
     return 1.0 + overlap / union + near + (2.0 if a.key == b.key else 0.0)
+
+
+def _moved(a: Mention, b: Mention) -> bool:
+    """Whether two numbers with different units, each the only one of two aligned
+    sentences, are one number the rewrite moved: each one's unit stands beside the other
+    ("a magnitude 7.4 earthquake" / "a 7.2-magnitude earthquake")."""
+    return bool(a.sole and b.sole and a.unit and b.unit and a.unit in b.context
+                and b.unit in a.context)
 
 
 def fill_slots(
@@ -121,7 +129,7 @@ def fill_slots(
     for group in groups:
         opts: list[tuple[float, int, int]] = []  # (-score, gi, si): best first once sorted
         for gi, mention in enumerate(group):
-            keys = _bins(mention)
+            keys = _bins(mention, aligned)
             if len(keys) == 1:
                 candidates: Iterable[int] = bins.get(keys[0], ())
             else:
@@ -150,18 +158,21 @@ def fill_slots(
             done_s.add(si)
         for gi, mention in enumerate(group):
             if gi not in done_g:
-                for key in _bins(mention):
+                for key in _bins(mention, aligned):
                     bins.setdefault(key, []).append(len(slots))
                 slots.append([mention])
                 voices.append({mention.member})
     return slots
 
 
-def _bins(mention: Mention) -> list[tuple[str, ...]]:
+def _bins(mention: Mention, aligned: bool) -> list[tuple[str, ...]]:
     """Keys of which ``role_score`` needs one in common to pair two mentions: the kind, and
-    the unit of a number or any component of a date. Comparing only within them skips the
-    bulk of the pairs (each number against every number of the cluster) unscored."""
+    the unit of a number (or, in aligned sentences, its being the only one: ``_moved``) or
+    any component of a date. Comparing only within them skips the bulk of the pairs (each
+    number against every number of the cluster) unscored."""
     if mention.kind == "number":
+        if aligned and mention.sole and mention.unit:
+            return [("number", mention.unit), ("number", "", "sole")]
         return [("number", mention.unit)]
     if mention.kind == "date":
         return [("date", part) for part in mention.key]
