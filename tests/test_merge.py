@@ -643,3 +643,23 @@ def test_merge_takes_dicts_and_frames_as_cluster_does() -> None:
     assert story_to_dict(merge(pl.DataFrame(rows))) == want
     with pytest.raises(DedupInputError, match="no 'text' column"):
         merge([{"id": "a"}])
+
+
+@pytest.mark.parametrize(("short", "full"), [
+    ("U.N.", "United Nations"), ("UN", "United Nations"), ("U.S.", "United States"),
+    ("Main St.", "Main Street"), ("W. 52nd St", "West 52nd Street"), ("Tenn", "Tennessee")])
+def test_an_abbreviated_name_is_no_name_difference(short: str, full: str) -> None:
+    # Found by a new-user trial; ecbplus-dev had Tenn / Tennessee and St / Street.
+    text = "Officials from {} met on Monday about the flooding, the mayor said."
+    rest = "\nRescue teams searched the river overnight for survivors."
+    story = merge([Article("a", text.format(short) + rest),
+                   Article("b", text.format(full) + rest)])
+    assert [d.variants for d in story.differences if d.kind == "name"] == []
+
+
+def test_names_that_only_look_abbreviated_still_differ() -> None:
+    from dedup.merge.slots import abbreviates
+
+    assert not any(abbreviates(a, b) for a, b in [
+        ("Ian", "Iain"), ("Al", "Ali"), ("US", "United Kingdom"), ("IV-K", "Islamic State"),
+        ("Leeds", "Bradford")])

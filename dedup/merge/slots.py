@@ -24,8 +24,42 @@ def agree(a: Mention, b: Mention) -> bool:
         return bool(shared) and all(ka[k] == kb[k] for k in shared)
     if a.kind == "name":
         ta, tb = a.words, b.words
-        return ta <= tb or tb <= ta
+        return ta <= tb or tb <= ta or abbreviates(a.value, b.value)
     return bool(a.key == b.key)
+
+
+_LINKING = frozenset("of the and for de du la von van al".split())
+
+
+@lru_cache(maxsize=1 << 14)
+def abbreviates(a: str, b: str) -> bool:
+    """Whether one name is the other abbreviated: its initials ("U.N." / "UN" / "United
+    Nations", "ECB"), or word for word ("Main St." / "Main Street", "W. American Blvd" /
+    "West American Boulevard")."""
+    wa, wb = a.replace("-", " ").split(), b.replace("-", " ").split()
+    for short, long in ((wa, wb), (wb, wa)):
+        if len(short) == 1 and len(long) >= 2:
+            letters = short[0].replace(".", "")
+            initials = "".join(w[0] for w in long if w not in _LINKING)
+            if len(letters) >= 2 and letters.isupper() and letters == initials.upper():
+                return True
+    return len(wa) == len(wb) and wa != wb and all(
+        x == y or _short_for(x, y) or _short_for(y, x) for x, y in zip(wa, wb, strict=True))
+
+
+def _short_for(short: str, word: str) -> bool:
+    """"St" for "Street", "Blvd" for "Boulevard", "W." for "West": the same first letter,
+    the rest in order, at most four letters and half the word ("Ian" is not "Iain"); one
+    letter only as an initial, with its full stop."""
+    letters = short.removesuffix(".")
+    if not letters or len(letters) >= len(word) or letters[0] != word[0]:
+        return False
+    if len(letters) == 1:
+        return short.endswith(".")
+    if len(letters) > 4 or 2 * len(letters) > len(word):
+        return False
+    rest = iter(word[1:].lower())
+    return all(c in rest for c in letters[1:].lower())
 
 
 RESPELLING = 0.75  # SequenceMatcher ratio from which two names are one name respelled
