@@ -78,7 +78,7 @@ def articles_frame(articles: pl.DataFrame | Iterable[Article | Mapping[str, Any]
         if column not in frame.columns:
             raise DedupInputError(
                 f"input has no {column!r} column (columns: {', '.join(frame.columns)}); "
-                f"rename it or map it with --{column}-col"
+                f"rename that column (the CLI maps one with --{column}-col)"
             )
     for column in ("text", "title", "source"):
         if column in frame.columns and frame[column].dtype not in (pl.String, pl.Null):
@@ -111,8 +111,8 @@ def _check_ids(frame: pl.DataFrame) -> None:
     duplicated = frame.filter(pl.col("id").is_duplicated())["id"]
     if len(duplicated):
         raise DedupInputError(
-            f"duplicate id {duplicated[0]!r}: ids must be unique (use --skip-bad-rows to "
-            "reject repeats)"
+            f"duplicate id {duplicated[0]!r}: ids must be unique; leave the repeats out (the "
+            "CLI's --skip-bad-rows rejects them)"
         )
 
 
