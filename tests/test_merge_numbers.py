@@ -81,6 +81,11 @@ def test_no_one_is_not_the_number_one() -> None:
         ("The one-year-old and twenty one-year-olds were seen.", [1.0, 20.0, 1.0]),
         ("Between ten and twenty fled; two thousand, five hundred stayed.",
          [10.0, 20.0, 2000.0, 500.0]),
+        # Scale words fall: a bigger one after a smaller starts a new number, or scales it.
+        ("One thousand and two thousand marched; two million and three million fled.",
+         [1000.0, 2000.0, 2e6, 3e6]),
+        ("Two thousand million dollars, two million three thousand and five votes.",
+         [2e9, 2003005.0]),
     ],
 )
 def test_number_words_that_count(sentence: str, keys: list[float]) -> None:

@@ -88,13 +88,30 @@ _SMALL_RE = (
     rf"|{_TEEN_WORDS.replace(' ', '|')}|{_UNITS_RE}|zero)\b"
     r"(?!-(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth)\b)"
 )
-# Below a thousand ("five", "a hundred and fifty"), then any run of thousands, millions ...
+# Below a thousand ("five", "a hundred and fifty"), then falling scale words (``_scaled``),
 # each with its own group ("two thousand five hundred", "one hundred thousand"). "a" alone
 # is matched too: it counts only before a scale word ("a million", "a dozen").
 _GROUP_RE = rf"(?:(?:{_SMALL_RE}|a)\s+hundred\b(?:\s+(?:and\s+)?{_SMALL_RE})?|{_SMALL_RE})"
-_WORDS_RE = (
-    rf"(?:{_GROUP_RE}|a\b)(?:\s+(?:{'|'.join(_BIG_WORDS)})\b(?:\s+(?:and\s+)?{_GROUP_RE})?)*"
-)
+
+
+def _scaled(scales: list[str]) -> str:
+    """A scale word and what may follow it, given the scale words from the biggest still
+    free: a group and a smaller scale word ("two thousand five hundred", "two million three
+    thousand"), or a last group with nothing bigger after it ("a thousand and two"). Scale
+    words fall strictly, so "one thousand and two thousand" is two numbers and "two thousand
+    million" a scaled one."""
+    bigs = "|".join(_BIG_WORDS)
+    last = rf"(?:and\s+)?{_GROUP_RE}(?!\s+(?:and\s+)?(?:{bigs})\b)"
+    alternatives = []
+    for i, word in enumerate(scales):
+        smaller = _scaled(scales[i + 1 :])
+        after = rf"{_GROUP_RE}\s+(?:{smaller})|{last}" if smaller else last
+        alternatives.append(rf"{word}\b(?:\s+(?:{after}))?")
+    return "|".join(alternatives)
+
+
+_FALLING = sorted(_BIG_WORDS, key=_BIG_WORDS.__getitem__, reverse=True)
+_WORDS_RE = rf"(?:{_GROUP_RE}|a\b)(?:\s+(?:{_scaled(_FALLING)}))?"
 # A number starts with a digit, a currency sign or the first letter of a number word.
 NUMBER = re.compile(
     r"(?=[$€£\dzotfsenaZOTFSENA])(?<![\w.])(?P<cur>[$€£])?"
