@@ -35,7 +35,8 @@ _LINKING = frozenset("of the and for de du la von van al".split())
 def abbreviates(a: str, b: str) -> bool:
     """Whether one name is the other abbreviated: its initials ("U.N." / "UN" / "United
     Nations", "ECB"), or word for word ("Main St." / "Main Street", "W. American Blvd" /
-    "West American Boulevard")."""
+    "West American Boulevard"). Versions of a story name one thing in the same slot, so a
+    name spelled out in one and shortened in another is no difference."""
     wa, wb = a.replace("-", " ").split(), b.replace("-", " ").split()
     for short, long in ((wa, wb), (wb, wa)):
         if len(short) == 1 and len(long) >= 2:
@@ -48,18 +49,37 @@ def abbreviates(a: str, b: str) -> bool:
 
 
 def _short_for(short: str, word: str) -> bool:
-    """"St" for "Street", "Blvd" for "Boulevard", "W." for "West": the same first letter,
-    the rest in order, at most four letters and half the word ("Ian" is not "Iain"); one
-    letter only as an initial, with its full stop."""
+    """"St" for "Street", "Tenn" for "Tennessee", "W." for "West": a short form news style
+    uses (``SHORT_FORMS``), or one letter with its full stop as an initial. Guessing from the
+    letters would tie "UK" to "Ukraine", "Kent" to "Kentucky" and "Jo" to "John"."""
     letters = short.removesuffix(".")
-    if not letters or len(letters) >= len(word) or letters[0] != word[0]:
-        return False
     if len(letters) == 1:
-        return short.endswith(".")
-    if len(letters) > 4 or 2 * len(letters) > len(word):
-        return False
-    rest = iter(word[1:].lower())
-    return all(c in rest for c in letters[1:].lower())
+        return short.endswith(".") and word[0] == letters and len(word) > 1
+    return word.casefold() in SHORT_FORMS.get(letters.casefold(), ())
+
+
+# Short forms of words in names, as news style writes them (streets, ranks and titles,
+# companies, US states): the short form, then the words it stands for.
+SHORT_FORMS: dict[str, tuple[str, ...]] = {
+    short: tuple(words.split("/"))
+    for short, words in (
+        item.split("=")
+        for item in """st=street/saint ave=avenue blvd=boulevard rd=road dr=drive/doctor
+        ln=lane hwy=highway pkwy=parkway sq=square ct=court pl=place mt=mount/mountain
+        ft=fort pt=point is=island co=company/county corp=corporation inc=incorporated
+        ltd=limited bros=brothers dept=department univ=university intl=international
+        natl=national assn=association gov=governor sen=senator rep=representative
+        gen=general lt=lieutenant col=colonel capt=captain sgt=sergeant cpl=corporal
+        adm=admiral cmdr=commander supt=superintendent det=detective insp=inspector
+        prof=professor rev=reverend jr=junior sr=senior ala=alabama ariz=arizona
+        ark=arkansas calif=california colo=colorado conn=connecticut del=delaware
+        fla=florida ga=georgia ill=illinois ind=indiana kan=kansas kans=kansas
+        ky=kentucky la=louisiana md=maryland mass=massachusetts mich=michigan
+        minn=minnesota miss=mississippi mo=missouri mont=montana neb=nebraska
+        nev=nevada okla=oklahoma ore=oregon pa=pennsylvania tenn=tennessee tex=texas
+        va=virginia vt=vermont wash=washington wis=wisconsin wyo=wyoming""".split()
+    )
+}
 
 
 RESPELLING = 0.75  # SequenceMatcher ratio from which two names are one name respelled
