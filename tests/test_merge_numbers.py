@@ -111,3 +111,12 @@ def test_a_number_the_rewrite_moved_is_still_compared() -> None:
     story = merge([Article("a", "The fire killed 5 people in the old town on Monday." + rest),
                    Article("b", "The fire burned for 7 hours in the old town on Monday." + rest)])
     assert _numbers(story) == []
+    # A review's case: each unit is near the other number but not in its phrase.
+    story = merge([Article("a", "Rescuers found 12 bodies near the flooded houses." + rest),
+                   Article("b", "Rescuers found bodies near 3 flooded houses." + rest)])
+    assert _numbers(story) == []
+    # ecbplus-dev's case: a stop word after a number ("20 as") is no unit to move.
+    story = merge([
+        Article("a", "As many as 40 firefighters battled the blaze at the church." + rest),
+        Article("b", "It was minus 20 as firefighters battled the blaze at the church." + rest)])
+    assert _numbers(story) == []

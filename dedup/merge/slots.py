@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from dedup.merge.mentions import Mention, roles_of
 from dedup.merge.similarity import stem_word
+from dedup.normalize import STOPWORDS
 
 
 def agree(a: Mention, b: Mention) -> bool:
@@ -158,10 +159,21 @@ def role_score(a: Mention, b: Mention, aligned: bool, max_ratio: float = 2.0) ->
 
 def _moved(a: Mention, b: Mention) -> bool:
     """Whether two numbers with different units, each the only one of two aligned
-    sentences, are one number the rewrite moved: each one's unit stands beside the other
-    ("a magnitude 7.4 earthquake" / "a 7.2-magnitude earthquake")."""
-    return bool(a.sole and b.sole and a.unit and b.unit and a.unit in b.context
-                and b.unit in a.context)
+    sentences, are one number the rewrite moved within its phrase: each one's unit is the
+    word before the other number or the word after the other's unit ("a magnitude 7.4
+    earthquake" / "a 7.2-magnitude earthquake"). Units merely nearby are two quantities
+    ("found 12 bodies near the flooded houses" / "found bodies near 3 flooded houses")."""
+    return bool(a.sole and b.sole and a.unit and b.unit and a.unit in _phrase(b)
+                and b.unit in _phrase(a))
+
+
+def _phrase(m: Mention) -> tuple[str, ...]:
+    """The stems of the word before a number and of the word after its unit, where those
+    are content words ("minus 20 as firefighters" has no unit "as" to move)."""
+    after = [stem_word(t) for t in m.right[:3]]
+    at = after.index(m.unit) if m.unit in after else len(after)
+    words = [*m.left[-1:], *m.right[at + 1 : at + 2]]
+    return tuple(stem_word(t) for t in words if t not in STOPWORDS)
 
 
 def fill_slots(
