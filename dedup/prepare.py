@@ -9,6 +9,7 @@ counts and copies signatures.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -80,10 +81,8 @@ def articles_frame(articles: pl.DataFrame | Iterable[Article | Mapping[str, Any]
                 f"input has no {column!r} column (columns: {', '.join(frame.columns)}); "
                 f"rename that column (the CLI maps one with --{column}-col)"
             )
-    for column in ("text", "title", "source"):
-        if column in frame.columns and frame[column].dtype not in (pl.String, pl.Null):
-            raise DedupInputError(f"column {column!r} holds {frame[column].dtype} values, "
-                                  "not strings")
+    frame = frame.with_columns(
+        _as_text(frame[c]) for c in ("text", "title", "source") if c in frame.columns)
     frame = frame.with_columns(
         pl.col("id").cast(pl.String), pl.col("text").cast(pl.String).fill_null("")
     )
@@ -97,6 +96,18 @@ def articles_frame(articles: pl.DataFrame | Iterable[Article | Mapping[str, Any]
         frame = frame.with_columns(_published(frame))
     extras = [c for c in frame.columns if c not in CORE_COLUMNS]
     return frame.select(*CORE_COLUMNS, *extras)
+
+
+def _as_text(column: pl.Series) -> pl.Series:
+    """A text column as strings: categories (``pl.from_arrow`` reads dictionary arrays so)
+    as their labels, and a column with no value at all (pandas' all-NaN floats) as nulls; any
+    other type is a ``DedupInputError``, since its values are not text."""
+    if column.dtype in (pl.String, pl.Categorical) or isinstance(column.dtype, pl.Enum):
+        return column.cast(pl.String)
+    missing = column.dtype.is_float() and column.is_nan().fill_null(True).all()
+    if column.dtype == pl.Null or missing:
+        return pl.Series(column.name, [None] * len(column), dtype=pl.String)
+    raise DedupInputError(f"column {column.name!r} holds {column.dtype} values, not strings")
 
 
 def _check_ids(frame: pl.DataFrame) -> None:
@@ -158,7 +169,9 @@ def _row(article: Article | Mapping[str, Any], position: int) -> dict[str, Any]:
         row = dict(article)
     for column in ("text", "title", "source"):
         value = row.get(column)
-        if value is not None and not isinstance(value, str):
+        if isinstance(value, float) and math.isnan(value):
+            row[column] = None  # pandas' missing value (``to_dict("records")``)
+        elif value is not None and not isinstance(value, str):
             raise DedupInputError(f"article {row.get('id')!r}: {column} is "
                                   f"{type(value).__name__}, not a string")
     if row.get("published") is not None:

@@ -5,11 +5,13 @@ from datetime import datetime
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dedup import Article, Config, DedupInputError, RefineConfig, cluster, score
+from dedup.prepare import articles_frame
 from tests.conftest import SEED_IDS
 
 
@@ -107,6 +109,7 @@ def test_extra_columns_pass_through(seeds: list[dict[str, Any]]) -> None:
         ([{"id": "a", "text": "x"}, {"id": "b", "text": ["x"]}], "'b': text is list"),
         ([{"id": "a", "text": "x", "title": 3}], "article 'a': title is int"),
         (pl.DataFrame({"id": ["a"], "text": [5]}), "column 'text' holds Int64 values"),
+        (pl.DataFrame({"id": ["a"], "text": ["x"], "title": [1.5]}), "'title' holds Float64"),
     ],
 )
 def test_bad_api_input_raises_clear_error(rows: list[Any] | pl.DataFrame | str,
@@ -195,3 +198,25 @@ def test_records_survive_pickling_field_for_field(seeds: list[dict[str, Any]]) -
     article = Article("a", "Text.", "Title", datetime(2024, 5, 1), "wire", {"lang": "en"})
     back = pickle.loads(pickle.dumps(article))
     assert back == article and back.extra == {"lang": "en"}  # extra is not compared by ==
+
+
+def test_categories_and_missing_values_are_text() -> None:
+    # A review: categorical columns (pl.from_arrow of dictionary arrays) and pandas' NaN for a
+    # missing title were refused as "not strings" once non-string text became an error.
+    frame = pl.DataFrame({"id": ["a", "b"], "text": ["x", "y"], "title": ["t", "u"],
+                          "source": ["s", None]}).with_columns(
+        pl.col("title").cast(pl.Categorical), pl.col("text").cast(pl.Enum(["x", "y"])))
+    arrow = pl.from_arrow(pa.table({"id": ["a", "b"],
+                                    "text": pa.array(["x", "y"]).dictionary_encode()}))
+    assert isinstance(arrow, pl.DataFrame)
+    assert arrow["text"].dtype == pl.Categorical
+    for source in (frame, arrow):
+        got = articles_frame(source)
+        assert got["text"].to_list() == ["x", "y"]
+        assert got["title"].dtype == got["source"].dtype == pl.String
+    assert articles_frame(frame)["title"].to_list() == ["t", "u"]
+    nan = float("nan")
+    rows = [{"id": "a", "text": "x", "title": nan}, {"id": "b", "text": "y", "source": nan}]
+    assert articles_frame(rows)["title"].to_list() == [None, None]
+    no_titles = pl.DataFrame({"id": ["a", "b"], "text": ["x", "y"], "title": [nan, None]})
+    assert articles_frame(no_titles)["title"].to_list() == [None, None]
