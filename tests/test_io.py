@@ -192,6 +192,16 @@ def test_a_csv_quote_that_never_closes_is_an_error_not_lost_rows(tmp_path: Path)
         with pytest.raises(io.InputError, match=r"short\.csv:3: 2 fields where the header has 3"):
             io.read_articles([str(short)])
         assert io.read_tables([str(short)], None, io.Columns()) is None
+    # A field over the csv module's 128 KiB limit reads row by row as column-wise, and a
+    # short row after it is still found (a review: the scan stopped at the long field).
+    long_text = "word " * 40_000
+    long = tmp_path / "long.csv"
+    long.write_text(f'id,text\nx1,"{long_text}"\nx2,short\nx3\n', encoding="utf-8")
+    with pytest.raises(io.InputError, match=r"long\.csv:4: 1 fields where the header"):
+        io.read_articles([str(long)])
+    kept = io.read_articles([str(long)], skip_bad_rows=True)  # row by row
+    assert kept.frame["text"].to_list() == [long_text, "short"]
+    assert [r.line for r in kept.rejected] == [4]
     # A malformed quote earlier in the record is not the record running to the end.
     mixed = tmp_path / "mixed.csv"
     mixed.write_text('id,text,n,m\n1,"a"b,"multi\n",x\n', encoding="utf-8")

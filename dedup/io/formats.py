@@ -239,7 +239,7 @@ def _csv_rows(path: str, bad: Bad) -> Iterator[tuple[int, dict[str, Any]]]:
         text = data.decode("utf-8", errors="surrogateescape")
         clean = False
     _check_quotes(path, text)
-    reader = csv.reader(_io.StringIO(text, newline=""))
+    reader = _csv_reader(text)
     try:
         header = next(reader, None)
         if header is None:
@@ -283,6 +283,19 @@ def _check_quotes(path: str, text: str) -> bool:
     return ragged
 
 
+# The csv module refuses a field over 128 KiB, which polars reads: a long article would read
+# column-wise and fail row by row. Raised (never lowered) for the whole process, as the csv
+# module keeps the limit nowhere else.
+_FIELD_LIMIT = 2**31 - 1
+
+
+def _csv_reader(text: str) -> Any:
+    """``csv.reader`` over a file's text, fields of any length."""
+    if csv.field_size_limit() < _FIELD_LIMIT:
+        csv.field_size_limit(_FIELD_LIMIT)
+    return csv.reader(_io.StringIO(text, newline=""))
+
+
 def _scan(text: str) -> tuple[int | None, bool]:
     """The line of the last record when a quoted field in it runs to the end of the file
     (or None), and whether any record's field count differs from the first's.
@@ -291,7 +304,7 @@ def _scan(text: str) -> tuple[int | None, bool]:
     Only the last record can run to the end, and it does exactly when the probe ``\\n"\\n``
     appended to it closes a field instead of starting new records.
     """
-    reader = csv.reader(_io.StringIO(text, newline=""))
+    reader = _csv_reader(text)
     last, start, width, ragged = None, 1, None, False
     try:
         for record in reader:
@@ -299,13 +312,13 @@ def _scan(text: str) -> tuple[int | None, bool]:
             if record:
                 width = len(record) if width is None else width
                 ragged = ragged or len(record) != width
-    except csv.Error:  # the full reading names it
-        return None, ragged
+    except csv.Error:  # the row reader names it
+        return None, True
     if last is None:
         return None, ragged
     # Records start on a line of their own: the last one after its first last - 1 lines.
     offset = sum(map(len, itertools.islice(_io.StringIO(text, newline=""), last - 1)))
-    probe = csv.reader(_io.StringIO(text[offset:] + '\n"\n', newline=""))
+    probe = _csv_reader(text[offset:] + '\n"\n')
     return (last if sum(1 for _ in probe) == 1 else None), ragged
 
 
@@ -319,7 +332,7 @@ def read_csv_frame(path: str) -> pl.DataFrame:
             f"{path}:{line}: bytes that are not UTF-8; re-encode the file as UTF-8"
         ) from None
     text = data.decode("utf-8-sig")
-    _check_header(path, next(csv.reader(_io.StringIO(text, newline="")), []))
+    _check_header(path, next(_csv_reader(text), []))
     # polars reads '"a""' at the end as "a" and fills a short row with nulls, without a
     # word: the row reader reports both.
     if _check_quotes(path, text):
