@@ -33,11 +33,13 @@ def test_sentences_mentioning_share_or_next_survive() -> None:
                  "By Tuesday, rescuers had pulled 12 survivors from the rubble of the hotel.",
                  "Share prices fell sharply after the announcement on Monday.",
                  "Share the load with your neighbours, the mayor said.",
-                 "Listen to the victims, she told the court on Monday."):
+                 "Listen to the victims, she told the court on Monday.",
+                 "Listen to this story, she told the jury.", "Listen to this article first."):
         assert not is_boilerplate(line)
     for line in ("Share.", "Tags: a, b", "PREV Some other story", "NEXT Another one",
                  "Exit mobile version", "By John Smith", "Advertisement", "----",
-                 "Share this article", "Share this story.", "Listen to this article · 4 min"):
+                 "Share this article", "Share this story.", "Listen to this article · 4 min",
+                 "Listen to this story (2:31)", "Listen to this article: 5 minutes"):
         assert is_boilerplate(line)
 
 
