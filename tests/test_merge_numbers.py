@@ -86,6 +86,11 @@ def test_no_one_is_not_the_number_one() -> None:
          [1000.0, 2000.0, 2e6, 3e6]),
         ("Two thousand million dollars, two million three thousand and five votes.",
          [2e9, 2003005.0]),
+        # A second review: "and" before a group with a smaller scale word after it.
+        ("Two million and five hundred thousand came, a billion and two hundred million "
+         "paid, two million and twenty five thousand voted.", [2.5e6, 1.2e9, 2.025e6]),
+        ("One thousand and two hundred thousand came, 10 Million left.",
+         [1000.0, 2e5, 1e7]),
     ],
 )
 def test_number_words_that_count(sentence: str, keys: list[float]) -> None:

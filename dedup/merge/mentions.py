@@ -101,11 +101,13 @@ def _scaled(scales: list[str]) -> str:
     words fall strictly, so "one thousand and two thousand" is two numbers and "two thousand
     million" a scaled one."""
     bigs = "|".join(_BIG_WORDS)
-    last = rf"(?:and\s+)?{_GROUP_RE}(?!\s+(?:and\s+)?(?:{bigs})\b)"
+    # Atomic: a last group followed by a scale word may not shrink to one that is not ("one
+    # thousand and two hundred thousand" is not 1,000 and 2 hundred-fold).
+    last = rf"(?>(?:and\s+)?{_GROUP_RE})(?!\s+(?:and\s+)?(?:{bigs})\b)"
     alternatives = []
     for i, word in enumerate(scales):
         smaller = _scaled(scales[i + 1 :])
-        after = rf"{_GROUP_RE}\s+(?:{smaller})|{last}" if smaller else last
+        after = rf"(?:and\s+)?{_GROUP_RE}\s+(?:{smaller})|{last}" if smaller else last
         alternatives.append(rf"{word}\b(?:\s+(?:{after}))?")
     return "|".join(alternatives)
 
@@ -116,7 +118,7 @@ _WORDS_RE = rf"(?:{_GROUP_RE}|a\b)(?:\s+(?:{_scaled(_FALLING)}))?"
 NUMBER = re.compile(
     r"(?=[$€£\dzotfsenaZOTFSENA])(?<![\w.])(?P<cur>[$€£])?"
     rf"(?P<num>\d{{1,3}}(?:,\d{{3}})+|\d+|(?i:(?P<words>{_WORDS_RE})))(?P<dec>\.\d+)?"
-    r"(?:\s*(?P<scale>million|billion|trillion|thousand|hundred|dozen|bn|m)\b)?"
+    r"(?:\s*(?P<scale>(?i:million|billion|trillion|thousand|hundred|dozen)|bn|m)\b)?"
     r"(?P<pct>\s*%)?"
 )
 _DIGIT = re.compile(r"\d")
@@ -411,7 +413,7 @@ def _counts_word(
     first = words[0]
     if first.isupper() and sentence[:at].rstrip() and sentence[:at].rstrip()[-1] not in _OPENERS:
         return False
-    if scale is not None and scale not in _WORD_SCALES:
+    if scale is not None and scale.lower() not in _WORD_SCALES:
         return False
     folded = words.casefold()
     if folded.startswith("a") and left and left[-1] == "half":
