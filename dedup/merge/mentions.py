@@ -157,6 +157,10 @@ class Mention:
     left: list[str]  # tokens before, nearest last
     right: list[str]  # tokens after
     unit: str = ""
+    # A number's label: the stem of the content word right before it ("magnitude" in
+    # "magnitude 7.4", "injur" in "injuring 40"), which a rewrite may keep as the unit
+    # ("a 7.2-magnitude quake") or keep while the word after changes ("injured 41, ...").
+    label: str = ""
     context: frozenset[str] = frozenset()
     roles: frozenset[str] = frozenset()
     sole: bool = False  # the only mention of its kind in its sentence
@@ -387,6 +391,7 @@ def _find_numbers(
                 left,
                 right,
                 unit=unit,
+                label=_label(left),
                 context=context,
                 roles=roles_of(context),
             )
@@ -447,6 +452,13 @@ def _words_value(words: str) -> float:
         elif part != "and":
             group += WORD_VALUES.get(part, 1)  # "a" (hundred, million, dozen)
     return total + group
+
+
+def _label(left: list[str]) -> str:
+    """A number's label (``Mention.label``): the stem of the word before it, "" where that
+    is a stop word or a number."""
+    word = left[-1] if left else ""
+    return stem_word(word) if word and word not in STOPWORDS and not word[0].isdigit() else ""
 
 
 def _unit(right: list[str]) -> str:
@@ -518,6 +530,7 @@ def mentions_once(
             x.left,
             x.right,
             x.unit,
+            x.label,
             x.context,
             x.roles,
             x.sole,

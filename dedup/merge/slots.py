@@ -14,7 +14,6 @@ from functools import lru_cache
 
 from dedup.merge.mentions import Mention, roles_of
 from dedup.merge.similarity import stem_word
-from dedup.normalize import STOPWORDS
 
 
 def agree(a: Mention, b: Mention) -> bool:
@@ -114,7 +113,7 @@ def role_score(a: Mention, b: Mention, aligned: bool, max_ratio: float = 2.0) ->
     if a.kind != b.kind:
         return None
     if a.kind == "number" and (
-        (a.unit != b.unit and not (aligned and _moved(a, b))) or (not aligned and not a.unit)
+        (a.unit != b.unit and not (aligned and _anchored(a, b))) or (not aligned and not a.unit)
     ):
         return None  # the commonest case, decided before the words around are compared
     # The same nearest one / two tokens on the left and on the right, each where ``a`` has
@@ -157,23 +156,32 @@ def role_score(a: Mention, b: Mention, aligned: bool, max_ratio: float = 2.0) ->
     return 1.0 + overlap / union + near + (2.0 if a.key == b.key else 0.0)
 
 
-def _moved(a: Mention, b: Mention) -> bool:
-    """Whether two numbers with different units, each the only one of two aligned
-    sentences, are one number the rewrite moved within its phrase: each one's unit is the
-    word before the other number or the word after the other's unit ("a magnitude 7.4
-    earthquake" / "a 7.2-magnitude earthquake"). Units merely nearby are two quantities
-    ("found 12 bodies near the flooded houses" / "found bodies near 3 flooded houses")."""
-    return bool(a.sole and b.sole and a.unit and b.unit and a.unit in _phrase(b)
-                and b.unit in _phrase(a))
+def _anchored(a: Mention, b: Mention) -> bool:
+    """Whether two numbers with different units in aligned sentences may state one fact.
+
+    They may when equal ("Eleven members voted" / "11 votes"), when the word before both is
+    the same ("magnitude 6.8 earthquake" / "of magnitude 6.9 shook", "injuring 40, the
+    agency said" / "injured 41, according to") unless they count different money (a
+    conversion: "85 million euros (74 million pounds)" / "($108 million)"), or, each the
+    only number of its sentence, when the rewrite moved one in its phrase ("a magnitude 7.4
+    earthquake" / "a 7.2-magnitude earthquake").
+    """
+    if a.key == b.key:
+        return True
+    if a.label and a.label == b.label:
+        return _money(a.unit) == _money(b.unit)
+    return a.sole and b.sole and bool(
+        (a.label and a.label == b.unit) or (b.label and b.label == a.unit))
 
 
-def _phrase(m: Mention) -> tuple[str, ...]:
-    """The stems of the word before a number and of the word after its unit, where those
-    are content words ("minus 20 as firefighters" has no unit "as" to move)."""
-    after = [stem_word(t) for t in m.right[:3]]
-    at = after.index(m.unit) if m.unit in after else len(after)
-    words = [*m.left[-1:], *m.right[at + 1 : at + 2]]
-    return tuple(stem_word(t) for t in words if t not in STOPWORDS)
+_MONEY_WORDS = frozenset("euro pound dollar yen yuan rupe franc peso roubl rubl".split())  # stems
+
+
+def _money(unit: str) -> str:
+    """The currency a number's unit names ("$", "euro"), "" for none."""
+    if unit[:1] in ("$", "€", "£"):
+        return unit[0]
+    return unit if unit in _MONEY_WORDS else ""
 
 
 def fill_slots(
@@ -233,12 +241,13 @@ def fill_slots(
 
 def _bins(mention: Mention, aligned: bool) -> list[tuple[str, ...]]:
     """Keys of which ``role_score`` needs one in common to pair two mentions: the kind, and
-    the unit of a number (or, in aligned sentences, its being the only one: ``_moved``) or
+    the unit of a number (in aligned sentences also its value and label: ``_anchored``) or
     any component of a date. Comparing only within them skips the bulk of the pairs (each
     number against every number of the cluster) unscored."""
     if mention.kind == "number":
-        if aligned and mention.sole and mention.unit:
-            return [("number", mention.unit), ("number", "", "sole")]
+        if aligned:  # ``_anchored``: equal values, and labels beside labels or units
+            keys = [("number", mention.unit), ("number", "=", str(mention.key))]
+            return [*keys, ("number", mention.label)] if mention.label else keys
         return [("number", mention.unit)]
     if mention.kind == "date":
         return [("date", part) for part in mention.key]
