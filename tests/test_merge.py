@@ -648,7 +648,10 @@ def test_merge_takes_dicts_and_frames_as_cluster_does() -> None:
 @pytest.mark.parametrize(("short", "full"), [
     ("U.N.", "United Nations"), ("UN", "United Nations"), ("U.S.", "United States"),
     ("Main St.", "Main Street"), ("W. 52nd St", "West 52nd Street"), ("Tenn", "Tennessee"),
-    ("St. Louis", "Saint Louis"), ("Gov. Lee", "Governor Lee")])
+    ("St. Louis", "Saint Louis"), ("Gov. Lee", "Governor Lee"),
+    # A second trial: initials inside a longer name.
+    ("U.N. Security Council", "United Nations Security Council"),
+    ("U.S. Geological Survey", "United States Geological Survey")])
 def test_an_abbreviated_name_is_no_name_difference(short: str, full: str) -> None:
     # Found by a new-user trial; ecbplus-dev had Tenn / Tennessee and St / Street.
     text = "Officials from {} met on Monday about the flooding, the mayor said."

@@ -33,19 +33,40 @@ _LINKING = frozenset("of the and for de du la von van al".split())
 
 @lru_cache(maxsize=1 << 14)
 def abbreviates(a: str, b: str) -> bool:
-    """Whether one name is the other abbreviated: its initials ("U.N." / "UN" / "United
-    Nations", "ECB"), or word for word ("Main St." / "Main Street", "W. American Blvd" /
-    "West American Boulevard"). Versions of a story name one thing in the same slot, so a
-    name spelled out in one and shortened in another is no difference."""
-    wa, wb = a.replace("-", " ").split(), b.replace("-", " ").split()
-    for short, long in ((wa, wb), (wb, wa)):
-        if len(short) == 1 and len(long) >= 2:
-            letters = short[0].replace(".", "")
-            initials = "".join(w[0] for w in long if w not in _LINKING)
-            if len(letters) >= 2 and letters.isupper() and letters == initials.upper():
+    """Whether one name is the other abbreviated: word for word, each word the same, a short
+    form of the other's ("Main St." / "Main Street") or the initials of a run of its words
+    ("U.N." / "UN" / "United Nations", "U.N. Security Council" / "United Nations Security
+    Council"). Versions of a story name one thing in the same slot, so a name spelled out
+    in one and shortened in another is no difference. Lower-case words other than "of",
+    "de", ... are no part of a name ("U.S.-drafted" / "United States-drafted")."""
+    wa, wb = _name_words(a), _name_words(b)
+    return wa != wb and (_spells(wa, wb) or _spells(wb, wa))
+
+
+def _name_words(name: str) -> tuple[str, ...]:
+    return tuple(w for w in name.replace("-", " ").split() if not w.islower() or w in _LINKING)
+
+
+def _spells(short: tuple[str, ...], long: tuple[str, ...], i: int = 0, j: int = 0) -> bool:
+    """Whether ``short[i:]`` abbreviates ``long[j:]`` word by word (``abbreviates``)."""
+    if i == len(short) or j == len(long):
+        return i == len(short) and j == len(long)
+    word, other = short[i], long[j]
+    if (word == other or _short_for(word, other) or _short_for(other, word)) and _spells(
+            short, long, i + 1, j + 1):
+        return True
+    letters = word.replace(".", "")
+    if len(letters) < 2 or not letters.isupper() or other in _LINKING:
+        return False
+    initials = ""
+    for k in range(j, len(long)):
+        if long[k] not in _LINKING:
+            initials += long[k][0]
+            if not letters.startswith(initials.upper()):
+                return False
+            if k > j and initials.upper() == letters and _spells(short, long, i + 1, k + 1):
                 return True
-    return len(wa) == len(wb) and wa != wb and all(
-        x == y or _short_for(x, y) or _short_for(y, x) for x, y in zip(wa, wb, strict=True))
+    return False
 
 
 def _short_for(short: str, word: str) -> bool:
