@@ -53,6 +53,8 @@ _BOILERPLATE = re.compile(
       | (?:copyright|©|\(c\)|all\s+rights\s+reserved).{0,160}
       | (?:photo|image|video|credit)s?\s*:.{0,160}
       | (?:by|written\s+by)\s+[A-Z][\w.'-]*(?:\s+[A-Z][\w.'-]*){0,3}(?:\s*[,|].{0,60})?
+      | (?:(?:additional\s+)?(?:reporting|writing|editing)\s+by\s+(?-i:[A-Z])[\w.'-]*
+          (?:(?:\s+|\s*,\s*|\s+and\s+|\s+in\s+)(?-i:[A-Z])[\w.'-]*)*\s*(?:;\s*|$)){1,8}
       | (?:facebook|twitter|whatsapp|email|print|linkedin|reddit|telegram)(?:\W+\w+){0,6}
       | [\W_]*
     )$""",

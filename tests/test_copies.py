@@ -33,6 +33,15 @@ def copies_600() -> list[dict[str, Any]]:
             for s in read_seeds() for k in range(300)]
 
 
+def test_a_copy_wrapped_in_furniture_and_wire_credits_is_a_copy() -> None:
+    # A new-user trial: the credit line made a syndicated copy its own copy group.
+    seed_a = read_seeds()[0]["text"]
+    wrapped = ("Share this article\n" + seed_a + "\nReporting by Marco Aquino in Lima; "
+               "Editing by Jane Doe\nTags: World, Americas")
+    keys, _, present = _inputs([seed_a, wrapped])
+    assert copies.copy_groups(keys, present).group.tolist() == [0, 0]
+
+
 def test_exact_and_near_copies_group_under_their_lowest_row() -> None:
     seed_a, seed_b = (s["text"] for s in read_seeds())
     words = seed_a.split()

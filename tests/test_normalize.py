@@ -34,12 +34,16 @@ def test_sentences_mentioning_share_or_next_survive() -> None:
                  "Share prices fell sharply after the announcement on Monday.",
                  "Share the load with your neighbours, the mayor said.",
                  "Listen to the victims, she told the court on Monday.",
-                 "Listen to this story, she told the jury.", "Listen to this article first."):
+                 "Listen to this story, she told the jury.", "Listen to this article first.",
+                 "Reporting by Reuters showed the minister lied.",
+                 "Writing by hand is an art, she said."):
         assert not is_boilerplate(line)
     for line in ("Share.", "Tags: a, b", "PREV Some other story", "NEXT Another one",
                  "Exit mobile version", "By John Smith", "Advertisement", "----",
                  "Share this article", "Share this story.", "Listen to this article · 4 min",
-                 "Listen to this story (2:31)", "Listen to this article: 5 minutes"):
+                 "Listen to this story (2:31)", "Listen to this article: 5 minutes",
+                 "Reporting by Marco Aquino in Lima; Additional reporting by Ana Ruiz and "
+                 "Tom Hale; Editing by Jane Doe", "Editing by Jane Doe."):
         assert is_boilerplate(line)
 
 
