@@ -52,7 +52,8 @@ _BOILERPLATE = re.compile(
       | (?:subscribe|sign\s+up|follow\s+us|click\s+here|log\s*in|sign\s+in)\b.{0,120}
       | (?:copyright|©|\(c\)|all\s+rights\s+reserved).{0,160}
       | (?:photo|image|video|credit)s?\s*:.{0,160}
-      | (?:by|written\s+by)\s+[A-Z][\w.'-]*(?:\s+[A-Z][\w.'-]*){0,3}(?:\s*[,|].{0,60})?
+      | (?:by|written\s+by)\s+(?-i:[A-Z])[\w.'-]*(?:\s+(?:and\s+)?(?-i:[A-Z])[\w.'-]*){0,4}
+        (?:\s*[,|].{0,60})?
       | (?:(?:additional\s+)?(?:reporting|writing|editing)\s+by\s+(?-i:[A-Z])[\w.'-]*
           (?:(?:\s+|\s*,\s*|\s+and\s+|\s+in\s+)(?-i:[A-Z])[\w.'-]*)*\s*(?:;\s*|$)){1,8}
       | (?:facebook|twitter|whatsapp|email|print|linkedin|reddit|telegram)(?:\W+\w+){0,6}
@@ -60,11 +61,15 @@ _BOILERPLATE = re.compile(
     )$""",
     re.IGNORECASE | re.VERBOSE,
 )
-_BYLINE_CASE = re.compile(r"^(?:by|written by)\s+[A-Z]")
+_BYLINE_CASE = re.compile(r"^(?:[Bb]y|[Ww]ritten\s+by)\s+[A-Z]")
+# A line that ends as a sentence ends, after a lower-case word ("... were dead."), is no
+# byline ("By John Smith, Reuters", "By J. Smith Jr."), however short.
+_SENTENCE_END = re.compile(r"[a-z]{2}[.!?][\"')\]]*$")
 # The rules above as patterns, for engines that apply them outside Python's ``re`` (the
 # vectorised light normalization of ``dedupe``, #21): the same syntax in Rust's regex.
 BOILERPLATE_PATTERN = "(?ix)" + _BOILERPLATE.pattern
 BYLINE_PATTERN = _BYLINE_CASE.pattern
+SENTENCE_END_PATTERN = _SENTENCE_END.pattern
 # Any mark ``_is_tokenised`` looks for, as one pattern.
 TOKENISED_PATTERN = r" [,.;:!?%)\]]| ' | - |``|''|\( |\[ |\$ "
 
@@ -162,7 +167,8 @@ def is_boilerplate(line: str) -> bool:
     stripped = line.strip()
     if not stripped:
         return True
-    if _BYLINE_CASE.match(stripped) and len(stripped.split()) > 8:
+    if _BYLINE_CASE.match(stripped) and (
+            len(stripped.split()) > 8 or _SENTENCE_END.search(stripped)):
         return False  # "By Tuesday, rescuers had ..." is a sentence, not a byline
     return bool(_BOILERPLATE.match(stripped))
 

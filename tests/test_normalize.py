@@ -36,14 +36,18 @@ def test_sentences_mentioning_share_or_next_survive() -> None:
                  "Listen to the victims, she told the court on Monday.",
                  "Listen to this story, she told the jury.", "Listen to this article first.",
                  "Reporting by Reuters showed the minister lied.",
-                 "Writing by hand is an art, she said."):
+                 "Writing by hand is an art, she said.",
+                 # A one-sentence paragraph is no byline, short or not (it was dropped).
+                 "By Monday, 12 were dead.", "By noon, the fire was out.",
+                 "By all indications, he is a solid investment."):
         assert not is_boilerplate(line)
     for line in ("Share.", "Tags: a, b", "PREV Some other story", "NEXT Another one",
                  "Exit mobile version", "By John Smith", "Advertisement", "----",
                  "Share this article", "Share this story.", "Listen to this article · 4 min",
                  "Listen to this story (2:31)", "Listen to this article: 5 minutes",
                  "Reporting by Marco Aquino in Lima; Additional reporting by Ana Ruiz and "
-                 "Tom Hale; Editing by Jane Doe", "Editing by Jane Doe."):
+                 "Tom Hale; Editing by Jane Doe", "Editing by Jane Doe.",
+                 "By Ana Lee and Tom Hale", "By J. Smith Jr.", "BY JOHN SMITH, Reuters"):
         assert is_boilerplate(line)
 
 
