@@ -93,18 +93,22 @@ def index_add_command(
     with _open(db, create=True, config=config) as story_index, app.progress_bar() as progress:
         skipped = 0
         try:
-            known: set[str] = set()
+            known: list[str] = []  # in input order
             if skip_bad_rows and frame.height:
-                known = story_index.existing(frame["id"].to_list())
+                ids = frame["id"].to_list()
+                found = story_index.existing(ids)
+                known = [i for i in ids if i in found]
                 skipped = len(known)
-                frame = frame.filter(~frame["id"].is_in(list(known)))
+                frame = frame.filter(~frame["id"].is_in(known))
             placed = story_index.add(frame, progress=progress)
             stats = story_index.stats()
-        except (DedupInputError, StoryIndexError) as err:
+        except DedupInputError as err:  # an id already in the index: name the inputs
+            raise app.InputFailure(f"{', '.join(inputs)}: {err}") from None
+        except StoryIndexError as err:
             raise app.InputFailure(str(err)) from None
     if rejected_path is not None:
         left = [*read.rejected, *(Rejected(", ".join(inputs), None, i, f"already in {db}")
-                                   for i in sorted(known))]
+                                   for i in known)]
         try:
             io.write_rejected(Path(rejected_path), left)
         except OSError as err:
