@@ -205,9 +205,14 @@ def test_render_dispatch_and_json_round_trip() -> None:
 def test_empty_inputs_render() -> None:
     assert "No stories." in render_html([])
     empty = merge([Article("a", "")])
-    assert "The versions agree." in render_markdown([empty])
-    assert "The versions agree." in render_html([empty])
     assert _parse(render_html([empty])).sentences == []
+    # One version has nothing to agree with (a trial read "The versions agree.").
+    text = "Storm hits the city. Rescuers searched the river overnight."
+    for story in (empty, merge([Article("a", text)])):
+        for out in (render_markdown([story]), render_html([story])):
+            assert "One version: nothing to compare." in out and "agree" not in out
+    two = merge([Article("a", text), Article("b", text + " Roads closed.")])
+    assert "agree on every number" in render_markdown([two]) + render_html([two])
 
 
 # --------------------------------------------------------------------------- hostile files
