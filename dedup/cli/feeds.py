@@ -1,4 +1,4 @@
-"""``dedup index ...``: the incremental ``StoryIndex`` for feeds (add, read, expire)."""
+"""``dedup index ...``: the incremental ``StoryIndex`` for feeds (add, read, expire, remove)."""
 
 from __future__ import annotations
 
@@ -173,8 +173,8 @@ def index_stories_command(db: str, since: str | None, fmt: StoryFormat,
 @click.option("--since", help="Only ids retired at or after this time (ISO 8601 or RFC "
               "2822, UTC).")
 def index_retired_command(db: str, since: str | None) -> None:
-    """Print the cluster ids DB retired (merged into another story, or expired), one JSON
-    line each: cluster_id, merged_into, live (the id holding the story now), retired_at,
+    """Print the cluster ids DB retired (merged into another story, expired or removed), one
+    JSON line each: cluster_id, merged_into, live (the id holding the story now), retired_at,
     reason. A retired id is never handed out again."""
     updated_since = _parse_since(since)
     with _open(db, create=False) as story_index:
@@ -204,6 +204,22 @@ def index_stats_command(db: str) -> None:
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([dhm]?)\s*$")
+
+
+@index.command("remove")
+@click.argument("db", type=click.Path(dir_okay=False))
+@click.argument("ids", nargs=-1, required=True)
+def index_remove_command(db: str, ids: tuple[str, ...]) -> None:
+    """Remove the articles with these IDS from DB, to add corrected versions under the same
+    ids; clusters left empty retire their ids. An id not in DB removes nothing (exit 2)."""
+    with _open(db, create=False) as story_index:
+        try:
+            removed = story_index.remove(ids)
+            stats = story_index.stats()
+        except (DedupInputError, StoryIndexError) as err:
+            raise app.InputFailure(str(err)) from None
+    click.echo(f"articles removed {removed:>10,}\nindex articles   {stats['articles']:>10,}",
+               err=True)
 
 
 def _parse_duration(value: str) -> timedelta:

@@ -63,7 +63,7 @@ Cluster id rules (the re-linkage may move members, merge and split clusters):
 - a group left without an id (a new story, or the part split off an old one) gets a new
   id, ``"c" + sha1(first member id)[:12]`` (the batch id of that singleton), salted when a
   live or retired cluster has it: an id is never handed out twice. Clusters emptied by
-  ``expire`` are retired too (reason ``"expired"``);
+  ``expire`` or ``remove`` are retired too (reason ``"expired"`` or ``"removed"``);
 - every cluster whose members changed is marked updated, so ``clusters(updated_since)``
   and ``stories(updated_since)`` report it.
 
@@ -89,7 +89,7 @@ Where each part lives:
 - ``relink``: the re-linkage, clustered by ``clustering``'s stage functions;
 - ``openings``: excerpts (``dedup.excerpts``): each row's opening, ties on add, and the
   ties and ``Openings`` of a neighbourhood being re-linked;
-- ``ids``: stable cluster ids; ``expiry``: ``expire``; ``reads``: the read API.
+- ``ids``: stable cluster ids; ``expiry``: ``expire`` and ``remove``; ``reads``: the read API.
 """
 
 from __future__ import annotations

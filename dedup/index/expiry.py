@@ -1,11 +1,11 @@
-"""Expiry: articles dated before a cutoff leave DF, the LSH tables, their clusters and the
-file; emptied clusters retire their ids."""
+"""Expiry and removal: articles dated before a cutoff, or named by id, leave DF, the LSH
+tables, their clusters and the file; emptied clusters retire their ids."""
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -13,10 +13,11 @@ import numpy as np
 from dedup.index.records import epoch
 from dedup.index.state import State, count_df
 from dedup.index.store import IndexStore, translated
+from dedup.io.errors import DedupInputError
 
 
 class Expiry(IndexStore):
-    """``StoryIndex.expire``."""
+    """``StoryIndex.expire`` and ``StoryIndex.remove``."""
 
     @translated
     def expire(self, older_than: timedelta | float, *, now: datetime | None = None) -> int:
@@ -52,8 +53,48 @@ class Expiry(IndexStore):
         self.conn.execute("PRAGMA incremental_vacuum").fetchall()
         return len(doomed)
 
+    @translated
+    def remove(self, ids: Iterable[str]) -> int:
+        """Remove these articles as ``expire`` removes old ones; return how many.
+
+        Why: a feed republishes an article corrected under its id, which ``add`` refuses
+        while the old version is in: remove it, then add the new one. Clusters left empty
+        retire their ids (reason ``"removed"``). An id not in the index is a
+        ``DedupInputError`` and nothing is removed.
+        """
+        wanted = list(dict.fromkeys(ids))
+        if any(not isinstance(i, str) for i in wanted):
+            bad = next(i for i in wanted if not isinstance(i, str))
+            raise DedupInputError(f"id {bad!r} is {type(bad).__name__}, not a string")
+        with self._write() as conn:
+            doomed: list[tuple[int, str]] = []
+            found: set[str] = set()
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for row, cid, aid in conn.execute(
+                        f"SELECT row, cluster_id, id FROM articles WHERE id IN ({marks})", chunk):
+                    doomed.append((row, cid))
+                    found.add(aid)
+            missing = [i for i in wanted if i not in found]
+            if missing:
+                more = f" (nor are {len(missing) - 1} more)" if len(missing) > 1 else ""
+                raise DedupInputError(f"id {missing[0]!r} is not in the index {self.path}{more}; "
+                                      "nothing was removed: check the ids")
+            if not doomed:
+                return 0
+            state = self._current_state()
+            try:
+                self._remove(conn, state, sorted(doomed), reason="removed")
+            except BaseException:
+                self._state = None
+                raise
+        self.conn.execute("PRAGMA incremental_vacuum").fetchall()
+        return len(doomed)
+
     def _remove(
-        self, conn: sqlite3.Connection, state: State, doomed: Sequence[tuple[int, str]]
+        self, conn: sqlite3.Connection, state: State, doomed: Sequence[tuple[int, str]],
+        reason: str = "expired",
     ) -> None:
         now = time.time()
         rows = np.asarray([r for r, _ in doomed], dtype=np.int64)
@@ -105,7 +146,7 @@ class Expiry(IndexStore):
         state.openings.first[promoted] = True
         conn.executemany("DELETE FROM edges WHERE a = ?", [(r,) for r in gone])
         conn.executemany("DELETE FROM edges WHERE b = ?", [(r,) for r in gone])
-        self._retire(conn, state, dict.fromkeys(empty), now, reason="expired")
+        self._retire(conn, state, dict.fromkeys(empty), now, reason=reason)
         self._touch(conn, state, touched - set(empty), {}, now)
         state.generation += 1
         self._set_meta(conn, generation=state.generation, terms=state.terms)

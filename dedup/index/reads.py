@@ -124,6 +124,8 @@ class Reads(IndexStore):
             why = (f"was merged into {into!r} on {stamp} UTC"
                    + (f", which is now part of {live!r}" if live and live != into else "")
                    + ("" if live else ", which has since expired"))
+        elif reason == "removed":
+            why = f"was removed on {stamp} UTC (its last article was removed by id)"
         else:
             why = f"expired on {stamp} UTC (its last article was removed)"
         hint = f"; read story({live!r}) or pass follow=True" if live else ""

@@ -57,7 +57,8 @@ class RetiredCluster:
     """A cluster id no live story holds any more (it is never handed out again).
 
     ``reason`` is ``"merged"`` (the re-linkage joined its members to ``merged_into``'s
-    story) or ``"expired"`` (``expire`` removed its last member; ``merged_into`` is None).
+    story), ``"expired"`` (``expire`` removed its last member) or ``"removed"`` (``remove``
+    did; for both ``merged_into`` is None).
     ``live`` follows ``merged_into`` through later merges to the id holding the story
     now (None when that story expired).
     """
