@@ -43,7 +43,7 @@ _BOILERPLATE = re.compile(
       | (?:prev|previous|next|older|newer)\s+(?:post|article|story|page)s?\b.{0,200}
       | share(?:\s+(?:this(?:\s+(?:article|story|post|page|video))?|on\s+\w+))?[.!:]?
       | listen\s+to\s+(?:this\s+)?(?:article|story)
-        [\W\d_]*(?:(?:min(?:ute)?|sec(?:ond)?)s?\b[\W_]*)?
+        [\W\d_]*(?:(?:min(?:ute)?|sec(?:ond)?)s?\b(?:\s+read)?[\W_]*)?
       | (?:tags?|topics?|categories|filed\s+under|related(?:\s+\w+)?|see\s+also)\s*:.*
       | exit\s+mobile\s+version
       | the\s+article\s+is\s+in\s+\w+

@@ -167,11 +167,13 @@ def test_txt_names_that_give_no_id_or_the_same_id_are_bad_rows_naming_the_file(
     (tmp_path / "a.txt").write_text("Storm hits the city.", encoding="utf-8")
     (tmp_path / "a.TXT").write_text("Another story entirely.", encoding="utf-8")
     (tmp_path / ".txt").write_text("No name at all.", encoding="utf-8")
+    (tmp_path / " .txt").write_text("A blank name (a review).", encoding="utf-8")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / ".TXT").write_text("Nor here (a review: its id was 'sub/').")
     read = io.read_articles([str(tmp_path)], skip_bad_rows=True)
     assert read.frame["text"].to_list() == ["Another story entirely."]  # sorted: a.TXT first
     assert [(r.file, r.id, r.reason.split(" (")[0]) for r in read.rejected] == [
+        (str(tmp_path / " .txt"), " ", "no name before .txt, so no id; rename the file"),
         (str(tmp_path / ".txt"), "", "no name before .txt, so no id; rename the file"),
         (str(tmp_path / "a.txt"), "a", f"the same id as {tmp_path / 'a.TXT'}"),
         (str(tmp_path / "sub" / ".TXT"), "sub/", "no name before .txt, so no id; rename the file")]

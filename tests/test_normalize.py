@@ -45,6 +45,7 @@ def test_sentences_mentioning_share_or_next_survive() -> None:
                  "Exit mobile version", "By John Smith", "Advertisement", "----",
                  "Share this article", "Share this story.", "Listen to this article · 4 min",
                  "Listen to this story (2:31)", "Listen to this article: 5 minutes",
+                 "Listen to this article · 4 min read",
                  "Reporting by Marco Aquino in Lima; Additional reporting by Ana Ruiz and "
                  "Tom Hale; Editing by Jane Doe", "Editing by Jane Doe.",
                  "By Ana Lee and Tom Hale", "By J. Smith Jr.", "BY JOHN SMITH, Reuters"):

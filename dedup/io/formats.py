@@ -378,7 +378,7 @@ def _txt_folder(path: str, bad: Bad) -> Iterator[tuple[int | None, dict[str, Any
         raise InputError(f"{path}: folder holds no .txt files (subfolders included)")
     seen: dict[str, Path] = {}
     for row_id, file in files:
-        if file.name.lower() == ".txt":  # "sub/.txt" would be the id "sub/"
+        if not file.name[: -len(".txt")].strip():  # ".txt", " .txt": no id ("sub/" ...)
             bad(str(file), None, row_id, "no name before .txt, so no id; rename the file")
             continue
         if row_id in seen:  # "a.txt" and "a.TXT"
