@@ -50,6 +50,8 @@ def test_removing_an_unknown_id_removes_nothing(tmp_path: Path) -> None:
             index.remove(["a1", "zz", "yy"])
         with pytest.raises(DedupInputError, match="id 5 is int, not a string"):
             index.remove(["a1", 5])  # type: ignore[list-item]
+        with pytest.raises(TypeError, match=r"as remove\(\['a1'\]\)"):
+            index.remove("a1")  # a review: its characters were taken for ids
     assert snapshot(db) == before
 
 

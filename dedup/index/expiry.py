@@ -62,6 +62,8 @@ class Expiry(IndexStore):
         retire their ids (reason ``"removed"``). An id not in the index is a
         ``DedupInputError`` and nothing is removed.
         """
+        if isinstance(ids, (str, bytes)):  # its characters are no ids
+            raise TypeError(f"ids={ids!r}: pass a list of ids, as remove([{ids!r}])")
         wanted = list(dict.fromkeys(ids))
         if any(not isinstance(i, str) for i in wanted):
             bad = next(i for i in wanted if not isinstance(i, str))
