@@ -670,4 +670,7 @@ def test_names_that_only_look_abbreviated_still_differ() -> None:
         # A review's pairs: a short word made of a longer one's letters is another name.
         ("UK", "Ukraine"), ("UAE", "Ukraine"), ("US", "USSR"), ("York", "Yorkshire"),
         ("Kent", "Kentucky"), ("Max Hart", "Maxine Hart"), ("Jo Hart", "John Hart"),
-        ("IS", "Israel"), ("St Louis", "Stanley Louis"), ("E Hart", "East Hart")])
+        ("IS", "Israel"), ("St Louis", "Stanley Louis"), ("E Hart", "East Hart"),
+        # A review: all-caps runs tried both readings at every word (2^n steps), and a
+        # run of 1,500 capitalised words would recurse past Python's limit.
+        ("AA " * 40 + "Xx", "AA " * 80 + "Yy"), ("AA " * 1500, "AA " * 1500 + "B")])

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from difflib import SequenceMatcher
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from dedup.merge.mentions import Mention, roles_of
 from dedup.merge.similarity import stem_word
@@ -40,33 +40,44 @@ def abbreviates(a: str, b: str) -> bool:
     in one and shortened in another is no difference. Lower-case words other than "of",
     "de", ... are no part of a name ("U.S.-drafted" / "United States-drafted")."""
     wa, wb = _name_words(a), _name_words(b)
+    if max(len(wa), len(wb)) > _LONGEST_NAME:
+        return False  # a run of capitalised words, no name (and no deep recursion)
     return wa != wb and (_spells(wa, wb) or _spells(wb, wa))
+
+
+_LONGEST_NAME = 24  # words
 
 
 def _name_words(name: str) -> tuple[str, ...]:
     return tuple(w for w in name.replace("-", " ").split() if not w.islower() or w in _LINKING)
 
 
-def _spells(short: tuple[str, ...], long: tuple[str, ...], i: int = 0, j: int = 0) -> bool:
-    """Whether ``short[i:]`` abbreviates ``long[j:]`` word by word (``abbreviates``)."""
-    if i == len(short) or j == len(long):
-        return i == len(short) and j == len(long)
-    word, other = short[i], long[j]
-    if (word == other or _short_for(word, other) or _short_for(other, word)) and _spells(
-            short, long, i + 1, j + 1):
-        return True
-    letters = word.replace(".", "")
-    if len(letters) < 2 or not letters.isupper() or other in _LINKING:
+def _spells(short: tuple[str, ...], long: tuple[str, ...]) -> bool:
+    """Whether ``short`` abbreviates ``long`` word by word (``abbreviates``); each (word,
+    word) position is decided once, so a long name costs the product of the lengths."""
+
+    @cache
+    def rest(i: int, j: int) -> bool:
+        if i == len(short) or j == len(long):
+            return i == len(short) and j == len(long)
+        word, other = short[i], long[j]
+        if (word == other or _short_for(word, other) or _short_for(other, word)) and rest(
+                i + 1, j + 1):
+            return True
+        letters = word.replace(".", "")
+        if len(letters) < 2 or not letters.isupper() or other in _LINKING:
+            return False
+        initials = ""
+        for k in range(j, len(long)):
+            if long[k] not in _LINKING:
+                initials += long[k][0]
+                if not letters.startswith(initials.upper()):
+                    return False
+                if k > j and initials.upper() == letters and rest(i + 1, k + 1):
+                    return True
         return False
-    initials = ""
-    for k in range(j, len(long)):
-        if long[k] not in _LINKING:
-            initials += long[k][0]
-            if not letters.startswith(initials.upper()):
-                return False
-            if k > j and initials.upper() == letters and _spells(short, long, i + 1, k + 1):
-                return True
-    return False
+
+    return rest(0, 0)
 
 
 def _short_for(short: str, word: str) -> bool:
