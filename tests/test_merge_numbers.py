@@ -163,6 +163,23 @@ _PARIS = [
     (_TURKEY, [{"40": ("a",), "41": ("b",)}]),
     (_VOTES, []),
     (_PARIS, []),
+    # A review: the same word before two counts of different things is no dispute when
+    # both have units, nor is a hedge ("nearly", "at least") a word they share.
+    (["The storm left nearly 300 homes without power.",
+      "The storm left nearly 3,000 people without power."], []),
+    (["Nearly 20 percent of voters backed the plan.", "Nearly 2,000 voters backed the plan."],
+     []),
+    (["Police arrested at least 12 people in the raid.",
+      "Police seized at least 40 weapons in the raid."], []),
+    (["Rescuers pulled 12 survivors from the rubble.",
+      "Rescuers pulled 3 bodies from the rubble."], []),
+    # Equal values of different measures are no agreement: 5 percent is not $5.
+    (["Shares fell 5 percent to $12 in early trading.",
+      "Shares fell $5 to 12 percent in early trading."], [{"5": ("a",), "12": ("b",)}]),
+    # ecbplus-dev: "as" after 20 is no unit, so the shared "minus" pairs them.
+    (["Firefighters fought the blaze in temperatures of minus 17 degrees.",
+      "Temperatures were minus 20 as firefighters fought the blaze."],
+     [{"17": ("a",), "20": ("b",)}]),
 ])
 def test_numbers_in_aligned_sentences_pair_by_value_and_by_the_word_before(
         texts: list[str], want: list[dict[str, tuple[str, ...]]]) -> None:

@@ -144,6 +144,9 @@ _ROLES = {
     "evacuated": ("evacuat", "displac", "homeless"),
 }
 _UNIT_SKIP = frozenset("more than least about around nearly almost some".split())
+# Words that hedge a number ("nearly 300", "at least 12"): they say how sure, not what of.
+_HEDGES = _UNIT_SKIP | frozenset(
+    "roughly approximately approx estimated over under up just only exactly another".split())
 
 
 @dataclass(slots=True)
@@ -161,6 +164,7 @@ class Mention:
     # "magnitude 7.4", "injur" in "injuring 40"), which a rewrite may keep as the unit
     # ("a 7.2-magnitude quake") or keep while the word after changes ("injured 41, ...").
     label: str = ""
+    bare: bool = False  # no unit: punctuation or a function word follows (``_bare``)
     context: frozenset[str] = frozenset()
     roles: frozenset[str] = frozenset()
     sole: bool = False  # the only mention of its kind in its sentence
@@ -392,6 +396,7 @@ def _find_numbers(
                 right,
                 unit=unit,
                 label=_label(left),
+                bare=_bare(sentence, end, right),
                 context=context,
                 roles=roles_of(context),
             )
@@ -454,11 +459,21 @@ def _words_value(words: str) -> float:
     return total + group
 
 
+def _bare(sentence: str, end: int, right: list[str]) -> bool:
+    """Whether a number has no unit: punctuation follows ("injuring 40, the agency"), or a
+    function word other than "of" ("minus 20 as firefighters", not "12 of the victims")."""
+    if not sentence[end:].lstrip()[:1].isalnum():
+        return True
+    return bool(right) and right[0] in STOPWORDS and right[0] != "of"
+
+
 def _label(left: list[str]) -> str:
     """A number's label (``Mention.label``): the stem of the word before it, "" where that
-    is a stop word or a number."""
+    is a stop word, a hedge ("nearly") or a number."""
     word = left[-1] if left else ""
-    return stem_word(word) if word and word not in STOPWORDS and not word[0].isdigit() else ""
+    if not word or word in STOPWORDS or word in _HEDGES or word[0].isdigit():
+        return ""
+    return stem_word(word)
 
 
 def _unit(right: list[str]) -> str:
@@ -531,6 +546,7 @@ def mentions_once(
             x.right,
             x.unit,
             x.label,
+            x.bare,
             x.context,
             x.roles,
             x.sole,

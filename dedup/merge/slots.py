@@ -7,6 +7,7 @@ the words around them (``role_score``); its values that agree (``agree``) are on
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from difflib import SequenceMatcher
@@ -191,29 +192,37 @@ def role_score(a: Mention, b: Mention, aligned: bool, max_ratio: float = 2.0) ->
 def _anchored(a: Mention, b: Mention) -> bool:
     """Whether two numbers with different units in aligned sentences may state one fact.
 
-    They may when equal ("Eleven members voted" / "11 votes"), when the word before both is
-    the same ("magnitude 6.8 earthquake" / "of magnitude 6.9 shook", "injuring 40, the
-    agency said" / "injured 41, according to") unless they count different money (a
-    conversion: "85 million euros (74 million pounds)" / "($108 million)"), or, each the
-    only number of its sentence, when the rewrite moved one in its phrase ("a magnitude 7.4
-    earthquake" / "a 7.2-magnitude earthquake").
+    Only numbers of one measure (the same currency, both percentages or neither: not "fell
+    5 percent to $12" / "fell $5 to 12 percent") may, and then when equal ("Eleven members
+    voted" / "11 votes"); when the same content word stands before both and one has no
+    unit ("injuring 40, the agency said" / "injured 41, according to") or both are
+    fractional measures ("magnitude 6.8 earthquake" / "of magnitude 6.9 shook"), unlike
+    counts of different things ("pulled 12 survivors" / "pulled 3 bodies"); or, each the
+    only number of its sentence, when the rewrite moved one in its phrase ("a magnitude
+    7.4 earthquake" / "a 7.2-magnitude earthquake").
     """
+    if _measure(a) != _measure(b):
+        return False
     if a.key == b.key:
         return True
     if a.label and a.label == b.label:
-        return _money(a.unit) == _money(b.unit)
+        return a.bare or b.bare or (_FRACTION.search(a.value) is not None
+                                    and _FRACTION.search(b.value) is not None)
     return a.sole and b.sole and bool(
         (a.label and a.label == b.unit) or (b.label and b.label == a.unit))
 
 
+_FRACTION = re.compile(r"\d\.\d")
 _MONEY_WORDS = frozenset("euro pound dollar yen yuan rupe franc peso roubl rubl".split())  # stems
 
 
-def _money(unit: str) -> str:
-    """The currency a number's unit names ("$", "euro"), "" for none."""
+def _measure(m: Mention) -> str:
+    """What a number measures, as far as units tell apart: a currency ("$", "euro"), a
+    percentage, or "" (a count or anything else)."""
+    unit = m.unit
     if unit[:1] in ("$", "€", "£"):
         return unit[0]
-    return unit if unit in _MONEY_WORDS else ""
+    return unit if unit in _MONEY_WORDS or unit == "percent" else ""
 
 
 def fill_slots(
