@@ -200,7 +200,7 @@ _FURNITURE = ((_STRIPPED == "")
               | (_STRIPPED.str.contains(normalize.BOILERPLATE_PATTERN)
                  & ~(_STRIPPED.str.contains(normalize.BYLINE_PATTERN)
                      & ((_STRIPPED.str.count_matches(" ", literal=True) >= 8)
-                        | _STRIPPED.str.contains(normalize.SENTENCE_END_PATTERN)))))
+                        | _STRIPPED.str.contains(normalize.SENTENCE_TAIL_PATTERN)))))
 
 
 def light_batch(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:

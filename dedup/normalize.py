@@ -35,7 +35,15 @@ _DETOKENIZE = [
 ]
 
 # Lines that are page furniture, not article text. Anchored on the whole line so that a
-# sentence merely containing "share" or "next" is never dropped.
+# sentence merely containing "share" or "next" is never dropped. Bylines and wire credits
+# name people: capitalised words, joined by lower-case particles ("de la", "and", "in"),
+# the two disjoint so that a line has one reading (a failing match stays linear).
+_PERSON = r"(?-i:(?:al-|el-)?[A-Z])[\w.'-]*"
+_JOIN = r"\s+(?:(?-i:de|la|du|da|del|van|von|der|den|bin|ibn|and|in)\s+)*"
+_BYLINE = (rf"(?:by|written\s+by)\s+(?:(?-i:the)\s+)?{_PERSON}(?:{_JOIN}{_PERSON}){{0,5}}"
+           r"(?:\s*[,|].{0,60})?")
+_CREDIT = (rf"\(?(?:(?:additional\s+)?(?:reporting|writing|editing)\s+by\s+{_PERSON}"
+           rf"(?:(?:{_JOIN}|\s*,\s*){_PERSON})*\s*(?:;\s*|\)?$)){{1,8}}")
 _BOILERPLATE = re.compile(
     r"""^(?:
         (?-i:PREV|PREVIOUS|NEXT)\b.{0,200}
@@ -52,24 +60,23 @@ _BOILERPLATE = re.compile(
       | (?:subscribe|sign\s+up|follow\s+us|click\s+here|log\s*in|sign\s+in)\b.{0,120}
       | (?:copyright|©|\(c\)|all\s+rights\s+reserved).{0,160}
       | (?:photo|image|video|credit)s?\s*:.{0,160}
-      | (?:by|written\s+by)\s+(?-i:[A-Z])[\w.'-]*(?:\s+(?:and\s+)?(?-i:[A-Z])[\w.'-]*){0,4}
-        (?:\s*[,|].{0,60})?
-      | (?:(?:additional\s+)?(?:reporting|writing|editing)\s+by\s+(?-i:[A-Z])[\w.'-]*
-          (?:(?:\s+|\s*,\s*|\s+and\s+|\s+in\s+)(?-i:[A-Z])[\w.'-]*)*\s*(?:;\s*|$)){1,8}
+      | """ + _BYLINE + r"""
+      | """ + _CREDIT + r"""
       | (?:facebook|twitter|whatsapp|email|print|linkedin|reddit|telegram)(?:\W+\w+){0,6}
       | [\W_]*
     )$""",
     re.IGNORECASE | re.VERBOSE,
 )
 _BYLINE_CASE = re.compile(r"^(?:[Bb]y|[Ww]ritten\s+by)\s+[A-Z]")
-# A line that ends as a sentence ends, after a lower-case word ("... were dead."), is no
-# byline ("By John Smith, Reuters", "By J. Smith Jr."), however short.
-_SENTENCE_END = re.compile(r"[a-z]{2}[.!?][\"')\]]*$")
+# A byline's tail names an outlet, a title or a date ("By Jane Doe, Associated Press", "By
+# Ana Lee | March 3, 2024"); one with a lower-case word of four letters or more is a
+# sentence ("By Monday, the death toll was 45."), however short.
+_SENTENCE_TAIL = re.compile(r"[,|].*\b[a-z]{4,}")
 # The rules above as patterns, for engines that apply them outside Python's ``re`` (the
 # vectorised light normalization of ``dedupe``, #21): the same syntax in Rust's regex.
 BOILERPLATE_PATTERN = "(?ix)" + _BOILERPLATE.pattern
 BYLINE_PATTERN = _BYLINE_CASE.pattern
-SENTENCE_END_PATTERN = _SENTENCE_END.pattern
+SENTENCE_TAIL_PATTERN = _SENTENCE_TAIL.pattern
 # Any mark ``_is_tokenised`` looks for, as one pattern.
 TOKENISED_PATTERN = r" [,.;:!?%)\]]| ' | - |``|''|\( |\[ |\$ "
 
@@ -168,7 +175,7 @@ def is_boilerplate(line: str) -> bool:
     if not stripped:
         return True
     if _BYLINE_CASE.match(stripped) and (
-            len(stripped.split()) > 8 or _SENTENCE_END.search(stripped)):
+            len(stripped.split()) > 8 or _SENTENCE_TAIL.search(stripped)):
         return False  # "By Tuesday, rescuers had ..." is a sentence, not a byline
     return bool(_BOILERPLATE.match(stripped))
 

@@ -145,7 +145,8 @@ _LIGHT_CASES = [
     "The rate rose 2 % on Monday .\nSee also: other news\n``Yes , '' he said .\n",
     "", "\n\n", "one two", "©2024 Outlet\nPREV story\nprev story\nNext: more\n--\n",
     "By Monday, 12 were dead.\nBy noon, it was out.\nBy Ana Diaz and Tom Hale\n"
-    "Reporting by Ana Diaz; Editing by Tom Hale\nListen to this story (2:31)\n",
+    "Reporting by Ana Diaz; Editing by Tom Hale\nListen to this story (2:31)\n"
+    "By Jane Doe, Associated Press.\n(Reporting by Ahmed al-Sayed; Editing by Li Wei)\n",
     "Quake hits Lima.\nShare.\nQuake hits LIMA.\n",
 ]
 
@@ -160,8 +161,8 @@ def test_light_batch_gives_light_text_tokens() -> None:
                                         for t in texts.to_list()]
     assert got[0].split(b" ")[:3] == [b"quake", b"hits", b"lima."]
     assert b"share" not in got[0] and b"ana" not in got[0]
-    assert got[0].count(b"by tuesday") == 1  # nine words: a sentence; eight: a byline
-    assert got[-2] == b"by monday, 12 were dead. by noon, it was out. "
+    assert got[0].count(b"by tuesday") == 2  # a lower-case tail: a sentence, not a byline
+    assert got[-2] == b"by monday, 12 were dead. by noon, it was out. "  # no furniture
     assert got[-1] == b"quake hits lima. "
 
 

@@ -39,7 +39,8 @@ def test_sentences_mentioning_share_or_next_survive() -> None:
                  "Writing by hand is an art, she said.",
                  # A one-sentence paragraph is no byline, short or not (it was dropped).
                  "By Monday, 12 were dead.", "By noon, the fire was out.",
-                 "By all indications, he is a solid investment."):
+                 "By all indications, he is a solid investment.",
+                 "By Monday, the death toll was 45.", "By Friday, 12 had died in the U.S."):
         assert not is_boilerplate(line)
     for line in ("Share.", "Tags: a, b", "PREV Some other story", "NEXT Another one",
                  "Exit mobile version", "By John Smith", "Advertisement", "----",
@@ -48,7 +49,12 @@ def test_sentences_mentioning_share_or_next_survive() -> None:
                  "Listen to this article · 4 min read",
                  "Reporting by Marco Aquino in Lima; Additional reporting by Ana Ruiz and "
                  "Tom Hale; Editing by Jane Doe", "Editing by Jane Doe.",
-                 "By Ana Lee and Tom Hale", "By J. Smith Jr.", "BY JOHN SMITH, Reuters"):
+                 "By Ana Lee and Tom Hale", "By J. Smith Jr.", "BY JOHN SMITH, Reuters",
+                 # A review: names with particles, an agency, a full stop after an outlet.
+                 "By Carlos de la Cruz, Reuters", "By Ahmed al-Sayed", "By the Associated Press",
+                 "By Jane Doe, Associated Press.", "By Andrew Smith, BBC News, Washington.",
+                 "(Reporting by Jane Doe; Editing by Mark Potter)",
+                 "Reporting by Mohammed al-Sherbini; Editing by Mark Potter"):
         assert is_boilerplate(line)
 
 
