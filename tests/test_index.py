@@ -528,7 +528,8 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
     # Known ids: the error names the input and counts the others (a trial read "1 of this
     # batch are", without the file).
     known = _run("add", db, str(SEEDS)).stderr
-    assert known.startswith(f"Error: {SEEDS}: duplicate id ") and "(as are 1 more" in known
+    assert known.startswith(f"Error: {SEEDS}: duplicate id ")
+    assert "(as is 1 more of this batch)" in known
     skipped = _run("add", db, str(SEEDS), "--skip-bad-rows")
     assert skipped.exit_code == 0 and "rejected               2" in skipped.stderr
 

@@ -149,7 +149,9 @@ class StoryIndex(Placer, Expiry, Reads):
         known = self.existing(ids)
         if known:
             first = next(i for i in ids if i in known)
-            more = f" (as are {len(known) - 1} more of this batch)" if len(known) > 1 else ""
+            others = len(known) - 1
+            more = (f" (as {'is' if others == 1 else 'are'} {others} more of this batch)"
+                    if others else "")
             raise DedupInputError(
                 f"duplicate id {first!r}: it is already in the index {self.path}{more}; ids "
                 "must be unique: leave them out (`dedup index add --skip-bad-rows` does)"
