@@ -196,11 +196,7 @@ _PLAIN_LINE = (pl.col("raw").str.contains(r"^[\x20-\x7e]*$")
                & ~pl.col("raw").str.contains("  ", literal=True)
                & ~pl.col("raw").str.contains(normalize.TOKENISED_PATTERN))
 _STRIPPED = pl.col("line")
-_FURNITURE = ((_STRIPPED == "")
-              | (_STRIPPED.str.contains(normalize.BOILERPLATE_PATTERN)
-                 & ~(_STRIPPED.str.contains(normalize.BYLINE_PATTERN)
-                     & ((_STRIPPED.str.count_matches(" ", literal=True) >= 8)
-                        | _STRIPPED.str.contains(normalize.SENTENCE_TAIL_PATTERN)))))
+_FURNITURE = (_STRIPPED == "") | _STRIPPED.str.contains(normalize.BOILERPLATE_PATTERN)
 
 
 def light_batch(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:

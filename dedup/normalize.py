@@ -37,11 +37,19 @@ _DETOKENIZE = [
 # Lines that are page furniture, not article text. Anchored on the whole line so that a
 # sentence merely containing "share" or "next" is never dropped. Bylines and wire credits
 # name people: capitalised words, joined by lower-case particles ("de la", "and", "in"),
-# the two disjoint so that a line has one reading (a failing match stays linear).
+# the two disjoint so that a line has one reading (a failing match stays linear). A
+# byline's tail, after a comma or "|", names outlets, titles, places and dates: capitalised
+# words, numbers and a few lower-case words ("By Jane Doe, Reuters staff"); any other
+# lower-case word makes the line a sentence ("By Monday, he was out.").
 _PERSON = r"(?-i:(?:al-|el-)?[A-Z])[\w.'-]*"
-_JOIN = r"\s+(?:(?-i:de|la|du|da|del|van|von|der|den|bin|ibn|and|in)\s+)*"
+_PARTICLES = "de|la|le|du|da|das|do|dos|di|del|van|von|der|den|ter|bin|ibn|y|and|in"
+_JOIN = rf"\s+(?:(?-i:{_PARTICLES})\s+)*"
+_TAIL_WORDS = (r"staff|reporters?|writers?|correspondents?|editors?|contributors?|columnist"
+               r"|and|in|of|the|for|at|on|updated|published|ago|mins?|minutes?|hours?|am|pm")
+_TAIL_WORD = rf"(?:(?-i:[A-Z0-9])[\w.'&-]*|(?-i:{_TAIL_WORDS})\b|[-–—])"
 _BYLINE = (rf"(?:by|written\s+by)\s+(?:(?-i:the)\s+)?{_PERSON}(?:{_JOIN}{_PERSON}){{0,5}}"
-           r"(?:\s*[,|].{0,60})?")
+           rf"(?:\s*[,|][\s,|:;()]*(?:{_TAIL_WORD}(?:[\s,|:;()]+{_TAIL_WORD}){{0,15}})?"
+           r"[\s,|:;().]*)?")
 _CREDIT = (rf"\(?(?:(?:additional\s+)?(?:reporting|writing|editing)\s+by\s+{_PERSON}"
            rf"(?:(?:{_JOIN}|\s*,\s*){_PERSON})*\s*(?:;\s*|\)?$)){{1,8}}")
 _BOILERPLATE = re.compile(
@@ -67,16 +75,9 @@ _BOILERPLATE = re.compile(
     )$""",
     re.IGNORECASE | re.VERBOSE,
 )
-_BYLINE_CASE = re.compile(r"^(?:[Bb]y|[Ww]ritten\s+by)\s+[A-Z]")
-# A byline's tail names an outlet, a title or a date ("By Jane Doe, Associated Press", "By
-# Ana Lee | March 3, 2024"); one with a lower-case word of four letters or more is a
-# sentence ("By Monday, the death toll was 45."), however short.
-_SENTENCE_TAIL = re.compile(r"[,|].*\b[a-z]{4,}")
 # The rules above as patterns, for engines that apply them outside Python's ``re`` (the
 # vectorised light normalization of ``dedupe``, #21): the same syntax in Rust's regex.
 BOILERPLATE_PATTERN = "(?ix)" + _BOILERPLATE.pattern
-BYLINE_PATTERN = _BYLINE_CASE.pattern
-SENTENCE_TAIL_PATTERN = _SENTENCE_TAIL.pattern
 # Any mark ``_is_tokenised`` looks for, as one pattern.
 TOKENISED_PATTERN = r" [,.;:!?%)\]]| ' | - |``|''|\( |\[ |\$ "
 
@@ -174,9 +175,6 @@ def is_boilerplate(line: str) -> bool:
     stripped = line.strip()
     if not stripped:
         return True
-    if _BYLINE_CASE.match(stripped) and (
-            len(stripped.split()) > 8 or _SENTENCE_TAIL.search(stripped)):
-        return False  # "By Tuesday, rescuers had ..." is a sentence, not a byline
     return bool(_BOILERPLATE.match(stripped))
 
 

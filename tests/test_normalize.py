@@ -40,7 +40,10 @@ def test_sentences_mentioning_share_or_next_survive() -> None:
                  # A one-sentence paragraph is no byline, short or not (it was dropped).
                  "By Monday, 12 were dead.", "By noon, the fire was out.",
                  "By all indications, he is a solid investment.",
-                 "By Monday, the death toll was 45.", "By Friday, 12 had died in the U.S."):
+                 "By Monday, the death toll was 45.", "By Friday, 12 had died in the U.S.",
+                 # A third review: short tails, and "Written by" opening a sentence.
+                 "By Monday, he was out.", "By Friday, the UN was due.",
+                 "Written by Aaron Sorkin, it won an Emmy."):
         assert not is_boilerplate(line)
     for line in ("Share.", "Tags: a, b", "PREV Some other story", "NEXT Another one",
                  "Exit mobile version", "By John Smith", "Advertisement", "----",
@@ -54,7 +57,10 @@ def test_sentences_mentioning_share_or_next_survive() -> None:
                  "By Carlos de la Cruz, Reuters", "By Ahmed al-Sayed", "By the Associated Press",
                  "By Jane Doe, Associated Press.", "By Andrew Smith, BBC News, Washington.",
                  "(Reporting by Jane Doe; Editing by Mark Potter)",
-                 "Reporting by Mohammed al-Sherbini; Editing by Mark Potter"):
+                 "Reporting by Mohammed al-Sherbini; Editing by Mark Potter",
+                 "By Jane Doe, Reuters staff", "By Jane Doe and Tom Hale, staff writers",
+                 "By Maria dos Santos", "By Oscar di Giorgio, Reuters",
+                 "By Ana Lee, updated 5 mins ago"):
         assert is_boilerplate(line)
 
 
