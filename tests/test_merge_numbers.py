@@ -176,6 +176,22 @@ _PARIS = [
     # Equal values of different measures are no agreement: 5 percent is not $5.
     (["Shares fell 5 percent to $12 in early trading.",
       "Shares fell $5 to 12 percent in early trading."], [{"5": ("a",), "12": ("b",)}]),
+    # A third review: the word before a hedge is the label; "more" is no end of the unit;
+    # "12-hour" has a unit; "1.5 million" is a count, not a fractional measure.
+    (["The quake killed nearly 300, officials said.",
+      "The quake killed nearly 400 people, officials said."], [{"300": ("a",), "400": ("b",)}]),
+    (["Rescuers pulled 12 more survivors from the rubble.",
+      "Rescuers pulled 3 more bodies from the rubble."], []),
+    (["Airlines reported 12-hour delays at the airport.",
+      "Airlines reported 300 cancellations at the airport."], []),
+    (["The country exported 1.5 million tonnes of wheat last year.",
+      "The country exported 2.5 million barrels of oil last year."], []),
+    # Numbers far apart are two facts, as across unaligned sentences (ecbplus-dev: a
+    # conversion; "600m" reads as 600 million).
+    (["He fell about 2,000 feet while climbing the ridge.",
+      "He fell about 600m while climbing the ridge."], []),
+    (["The blast injured 30 people at the market.",
+      "Doctors treated 12 injured people at the market."], []),
     # ecbplus-dev: "as" after 20 is no unit, so the shared "minus" pairs them.
     (["Firefighters fought the blaze in temperatures of minus 17 degrees.",
       "Temperatures were minus 20 as firefighters fought the blaze."],

@@ -146,7 +146,8 @@ _ROLES = {
 _UNIT_SKIP = frozenset("more than least about around nearly almost some".split())
 # Words that hedge a number ("nearly 300", "at least 12"): they say how sure, not what of.
 _HEDGES = _UNIT_SKIP | frozenset(
-    "roughly approximately approx estimated over under up just only exactly another".split())
+    "roughly approximately approx estimated over under up just only exactly another most"
+    .split())
 
 
 @dataclass(slots=True)
@@ -459,19 +460,35 @@ def _words_value(words: str) -> float:
     return total + group
 
 
+# Words after a number that start another phrase: the number counts nothing named
+# ("minus 20 as firefighters", "killed 12 in Gaza"), unlike "12 more survivors".
+_NO_UNIT_AFTER = frozenset(
+    "as in on at to for from and or but after before when while since by with into during"
+    .split())
+
+
 def _bare(sentence: str, end: int, right: list[str]) -> bool:
-    """Whether a number has no unit: punctuation follows ("injuring 40, the agency"), or a
-    function word other than "of" ("minus 20 as firefighters", not "12 of the victims")."""
-    if not sentence[end:].lstrip()[:1].isalnum():
+    """Whether a number has no unit: punctuation follows ("injuring 40, the agency", but
+    not a hyphen: "12-hour delays"), or a word in ``_NO_UNIT_AFTER``."""
+    after = sentence[end:]
+    if after[:1] == "-":
+        return False
+    if not after.lstrip()[:1].isalnum():
         return True
-    return bool(right) and right[0] in STOPWORDS and right[0] != "of"
+    return bool(right) and right[0] in _NO_UNIT_AFTER
 
 
 def _label(left: list[str]) -> str:
-    """A number's label (``Mention.label``): the stem of the word before it, "" where that
-    is a stop word, a hedge ("nearly") or a number."""
-    word = left[-1] if left else ""
-    if not word or word in STOPWORDS or word in _HEDGES or word[0].isdigit():
+    """A number's label (``Mention.label``): the stem of the word before it and its hedges
+    ("killed" in "killed nearly 300", "killed at least 300"), "" where that is a stop word
+    or a number."""
+    words = left[-4:]
+    while words and words[-1] in _HEDGES:
+        words = words[:-1]
+        if words and words[-1] == "at" and len(words) < len(left[-4:]):
+            words = words[:-1]  # "at least", "at most"
+    word = words[-1] if words else ""
+    if not word or word in STOPWORDS or word[0].isdigit():
         return ""
     return stem_word(word)
 

@@ -146,7 +146,8 @@ def role_score(a: Mention, b: Mention, aligned: bool, max_ratio: float = 2.0) ->
     if a.kind != b.kind:
         return None
     if a.kind == "number" and (
-        (a.unit != b.unit and not (aligned and _anchored(a, b))) or (not aligned and not a.unit)
+        (a.unit != b.unit and not (aligned and _anchored(a, b, max_ratio)))
+        or (not aligned and not a.unit)
     ):
         return None  # the commonest case, decided before the words around are compared
     # The same nearest one / two tokens on the left and on the right, each where ``a`` has
@@ -189,22 +190,27 @@ def role_score(a: Mention, b: Mention, aligned: bool, max_ratio: float = 2.0) ->
     return 1.0 + overlap / union + near + (2.0 if a.key == b.key else 0.0)
 
 
-def _anchored(a: Mention, b: Mention) -> bool:
+def _anchored(a: Mention, b: Mention, max_ratio: float = 2.0) -> bool:
     """Whether two numbers with different units in aligned sentences may state one fact.
 
     Only numbers of one measure (the same currency, both percentages or neither: not "fell
     5 percent to $12" / "fell $5 to 12 percent") may, and then when equal ("Eleven members
-    voted" / "11 votes"); when the same content word stands before both and one has no
-    unit ("injuring 40, the agency said" / "injured 41, according to") or both are
-    fractional measures ("magnitude 6.8 earthquake" / "of magnitude 6.9 shook"), unlike
-    counts of different things ("pulled 12 survivors" / "pulled 3 bodies"); or, each the
-    only number of its sentence, when the rewrite moved one in its phrase ("a magnitude
-    7.4 earthquake" / "a 7.2-magnitude earthquake").
+    voted" / "11 votes"). Otherwise only numbers within ``max_ratio`` of each other, as
+    across unaligned sentences ("fell 600m" / "fell 2,000 feet" is a conversion): when the
+    same content word stands before both and one has no unit ("injuring 40, the agency
+    said" / "injured 41, according to") or both are fractional measures ("magnitude 6.8
+    earthquake" / "of magnitude 6.9 shook"), unlike counts of different things ("pulled 12
+    survivors" / "pulled 3 bodies"); or, each the only number of its sentence, when the
+    rewrite moved one in its phrase ("a magnitude 7.4 earthquake" / "a 7.2-magnitude
+    earthquake").
     """
     if _measure(a) != _measure(b):
         return False
     if a.key == b.key:
         return True
+    low, high = sorted((abs(a.key), abs(b.key)))
+    if high > max_ratio * low:
+        return False
     if a.label and a.label == b.label:
         return a.bare or b.bare or (_FRACTION.search(a.value) is not None
                                     and _FRACTION.search(b.value) is not None)
@@ -212,7 +218,7 @@ def _anchored(a: Mention, b: Mention) -> bool:
         (a.label and a.label == b.unit) or (b.label and b.label == a.unit))
 
 
-_FRACTION = re.compile(r"\d\.\d")
+_FRACTION = re.compile(r"\d\.\d+$")  # "6.8", not "1.5 million" (a count)
 _MONEY_WORDS = frozenset("euro pound dollar yen yuan rupe franc peso roubl rubl".split())  # stems
 
 
