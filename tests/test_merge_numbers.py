@@ -192,6 +192,12 @@ _PARIS = [
       "He fell about 600m while climbing the ridge."], []),
     (["The blast injured 30 people at the market.",
       "Doctors treated 12 injured people at the market."], []),
+    # A fourth review: a length in two units is no dispute; a sum in "€" and in "euros" is.
+    (["The marathon course covers 26.2 miles through the city.",
+      "The marathon course covers 42.2 kilometres through the city."], []),
+    (["The company paid €5 million in fines, regulators said.",
+      "The company paid 6 million euros in fines, regulators said."],
+     [{"€5 million": ("a",), "6 million": ("b",)}]),
     # ecbplus-dev: "as" after 20 is no unit, so the shared "minus" pairs them.
     (["Firefighters fought the blaze in temperatures of minus 17 degrees.",
       "Temperatures were minus 20 as firefighters fought the blaze."],

@@ -193,18 +193,20 @@ def role_score(a: Mention, b: Mention, aligned: bool, max_ratio: float = 2.0) ->
 def _anchored(a: Mention, b: Mention, max_ratio: float = 2.0) -> bool:
     """Whether two numbers with different units in aligned sentences may state one fact.
 
-    Only numbers of one measure (the same currency, both percentages or neither: not "fell
-    5 percent to $12" / "fell $5 to 12 percent") may, and then when equal ("Eleven members
-    voted" / "11 votes"). Otherwise only numbers within ``max_ratio`` of each other, as
-    across unaligned sentences ("fell 600m" / "fell 2,000 feet" is a conversion): when the
-    same content word stands before both and one has no unit ("injuring 40, the agency
-    said" / "injured 41, according to") or both are fractional measures ("magnitude 6.8
-    earthquake" / "of magnitude 6.9 shook"), unlike counts of different things ("pulled 12
-    survivors" / "pulled 3 bodies"); or, each the only number of its sentence, when the
-    rewrite moved one in its phrase ("a magnitude 7.4 earthquake" / "a 7.2-magnitude
-    earthquake").
+    Only numbers of one measure (``_measure``: not "fell 5 percent to $12" / "fell $5 to 12
+    percent", not "26.2 miles" / "42.2 kilometres"; a number with no unit may be of any)
+    may, and then when equal ("Eleven members voted" / "11 votes"). Otherwise only numbers
+    within ``max_ratio`` of each other, as across unaligned sentences ("fell 600m" / "fell
+    2,000 feet" is a conversion): when the same content word stands before both and one
+    has no unit ("injuring 40, the agency said" / "injured 41, according to") or both are
+    fractional measures ("magnitude 6.8 earthquake" / "of magnitude 6.9 shook"), unlike
+    counts of different things ("pulled 12 survivors" / "pulled 3 bodies"); or, each the
+    only number of its sentence, when the rewrite moved one in its phrase ("a magnitude
+    7.4 earthquake" / "a 7.2-magnitude earthquake").
     """
-    if _measure(a) != _measure(b):
+    measure_a, measure_b = _measure(a), _measure(b)
+    unknown = (a.bare and not measure_a) or (b.bare and not measure_b)  # no unit at all
+    if measure_a != measure_b and not unknown:
         return False
     if a.key == b.key:
         return True
@@ -219,16 +221,24 @@ def _anchored(a: Mention, b: Mention, max_ratio: float = 2.0) -> bool:
 
 
 _FRACTION = re.compile(r"\d\.\d+$")  # "6.8", not "1.5 million" (a count)
-_MONEY_WORDS = frozenset("euro pound dollar yen yuan rupe franc peso roubl rubl".split())  # stems
+_CURRENCY_SIGNS = {"$": "dollar", "€": "euro", "£": "pound"}
+# Units whose numbers measure one thing each (stems, as ``Mention.unit`` holds them): a
+# sum in euros and one in pounds, or a length in miles and one in kilometres, are two
+# statements of one fact at most, not a dispute.
+_MEASURES = frozenset(stem_word(w) for w in """euros pounds dollars yen yuan rupees francs
+    pesos roubles rubles percent miles kilometres kilometers km metres meters feet foot ft
+    yards inches cm mm mph km/h kph knots celsius fahrenheit degrees kg kilograms lbs tonnes
+    tons ounces grams litres liters gallons acres hectares barrels""".split())
 
 
 def _measure(m: Mention) -> str:
-    """What a number measures, as far as units tell apart: a currency ("$", "euro"), a
-    percentage, or "" (a count or anything else)."""
+    """What a number measures, as far as its unit tells: a currency ("$5", "5 dollars":
+    "dollar"), a percentage, a unit of measure ("mil", "kilometr"), or "" (a count, or
+    anything else)."""
     unit = m.unit
-    if unit[:1] in ("$", "€", "£"):
-        return unit[0]
-    return unit if unit in _MONEY_WORDS or unit == "percent" else ""
+    if unit[:1] in _CURRENCY_SIGNS:
+        return _CURRENCY_SIGNS[unit[0]]
+    return unit if unit in _MEASURES else ""
 
 
 def fill_slots(
