@@ -45,13 +45,18 @@ _PERSON = r"(?-i:(?:al-|el-)?[A-Z])[\w.'-]*"
 _PARTICLES = "de|la|le|du|da|das|do|dos|di|del|van|von|der|den|ter|bin|ibn|y|and|in"
 _JOIN = rf"\s+(?:(?-i:{_PARTICLES})\s+)*"
 _TAIL_WORDS = (r"staff|reporters?|writers?|correspondents?|editors?|contributors?|columnist"
-               r"|and|in|of|the|for|at|on|updated|published|ago|mins?|minutes?|hours?|am|pm")
-_TAIL_WORD = rf"(?:(?-i:[A-Z0-9])[\w.'&-]*|(?-i:{_TAIL_WORDS})\b|[-–—])"
-_BYLINE = (rf"(?:by|written\s+by)\s+(?:(?-i:the)\s+)?{_PERSON}(?:{_JOIN}{_PERSON}){{0,5}}"
-           rf"(?:\s*[,|][\s,|:;()]*(?:{_TAIL_WORD}(?:[\s,|:;()]+{_TAIL_WORD}){{0,15}})?"
-           r"[\s,|:;().]*)?")
+               r"|political|news|senior|chief|foreign|special|to|and|in|of|the|for|at|on"
+               r"|updated|published|ago|mins?|minutes?|hours?|am|pm")
+_TAIL_WORD = rf"(?:(?-i:[A-Z0-9])[\w.'&-]*|(?-i:{_TAIL_WORDS})\b|[ap]\.m\.|[-–—])"
+# The tail opens with a comma, "|", "/", "(", a dash or "on"; the separators before its
+# first word belong to the optional part, so a failing line is read once, not once per
+# split of a run of separators between two loops.
+_TAIL = (rf"(?:(?:\s*[,|/(]|\s+[-–—]|\s+(?-i:on))"
+         rf"(?:[\s,|:;()/]*{_TAIL_WORD}(?:[\s,|:;()/]+{_TAIL_WORD}){{0,15}})?[\s,|:;()./]*)?")
+_BYLINE = (rf"(?:by|written\s+by):?\s+(?:(?-i:the)\s+)?{_PERSON}(?:{_JOIN}{_PERSON}){{0,5}}"
+           + _TAIL)
 _CREDIT = (rf"\(?(?:(?:additional\s+)?(?:reporting|writing|editing)\s+by\s+{_PERSON}"
-           rf"(?:(?:{_JOIN}|\s*,\s*){_PERSON})*\s*(?:;\s*|\)?$)){{1,8}}")
+           rf"(?:(?:{_JOIN}|\s*,\s*){_PERSON})*\s*(?:[;,]\s*|\)?$)){{1,8}}")
 _BOILERPLATE = re.compile(
     r"""^(?:
         (?-i:PREV|PREVIOUS|NEXT)\b.{0,200}

@@ -60,7 +60,12 @@ def test_sentences_mentioning_share_or_next_survive() -> None:
                  "Reporting by Mohammed al-Sherbini; Editing by Mark Potter",
                  "By Jane Doe, Reuters staff", "By Jane Doe and Tom Hale, staff writers",
                  "By Maria dos Santos", "By Oscar di Giorgio, Reuters",
-                 "By Ana Lee, updated 5 mins ago"):
+                 "By Ana Lee, updated 5 mins ago",
+                 # A fourth review: other ways outlets write them.
+                 "By Jane Doe on March 3, 2024", "By: Jane Doe", "By Jane Doe (AP)",
+                 "By Jane Doe - Reuters", "By Jane Doe / Bloomberg",
+                 "By Jane Doe, Associated Press Jan. 3, 2024, 5:32 p.m. ET",
+                 "Reporting by Jane Doe in Beijing, Editing by John Smith"):
         assert is_boilerplate(line)
 
 
