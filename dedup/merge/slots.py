@@ -40,17 +40,25 @@ def abbreviates(a: str, b: str) -> bool:
     Council"). Versions of a story name one thing in the same slot, so a name spelled out
     in one and shortened in another is no difference. Lower-case words other than "of",
     "de", ... are no part of a name ("U.S.-drafted" / "United States-drafted")."""
-    wa, wb = _name_words(a), _name_words(b)
-    if max(len(wa), len(wb)) > _LONGEST_NAME:
-        return False  # a run of capitalised words, no name (and no deep recursion)
-    return wa != wb and (_spells(wa, wb) or _spells(wb, wa))
+    (wa, short_a), (wb, short_b) = _name_words(a), _name_words(b)
+    if wa == wb or not (short_a or short_b) or max(len(wa), len(wb)) > _LONGEST_NAME:
+        # Most pairs of names: nothing shortened, so no word can stand for others. Over
+        # _LONGEST_NAME words: a run of capitalised words, no name (and no deep recursion).
+        return False
+    return _spells(wa, wb) or _spells(wb, wa)
 
 
 _LONGEST_NAME = 24  # words
 
 
-def _name_words(name: str) -> tuple[str, ...]:
-    return tuple(w for w in name.replace("-", " ").split() if not w.islower() or w in _LINKING)
+@lru_cache(maxsize=1 << 14)
+def _name_words(name: str) -> tuple[tuple[str, ...], bool]:
+    """A name's words (lower-case words but "of", "de", ... dropped), and whether any may be
+    a short form: an initial or abbreviation with its full stop, letters in capitals ("UN",
+    "ECB"), or one of ``SHORT_FORMS`` ("St", "Tenn"). Names recur far more than pairs."""
+    words = tuple(w for w in name.replace("-", " ").split() if not w.islower() or w in _LINKING)
+    return words, any(w.endswith(".") or (len(w) >= 2 and w.isupper())
+                      or w.casefold() in SHORT_FORMS for w in words)
 
 
 def _spells(short: tuple[str, ...], long: tuple[str, ...]) -> bool:
