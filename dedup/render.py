@@ -87,9 +87,9 @@ def _size_note(story: Story) -> str:
     return f"{len(story.members)} members, {versions} distinct version(s)"
 
 
-def _agree_note(story: Story, agree: str) -> str:
-    """``agree`` where there are versions to compare; a story of one version says so."""
-    return agree if len(_versions(story)) > 1 else "One version: nothing to compare."
+def _agree_note(labels: dict[str, str], agree: str) -> str:
+    """``agree`` where there are versions (``_labels``) to compare; one version says so."""
+    return agree if len(labels) > 1 else "One version: nothing to compare."
 
 
 def _facts(story: Story) -> list[Difference]:
@@ -190,7 +190,7 @@ def render_markdown(stories: Sequence[Story]) -> str:
                 )
                 parts.append(f"| {_md(diff.kind)} | {_md(diff.context)} | {says} |")
         else:
-            parts.append(_agree_note(story, "The versions agree on every number, date and name."))
+            parts.append(_agree_note(labels, "The versions agree on every number, date and name."))
         parts.append("")
         groups = _sentence_groups(story)
         if groups:
@@ -202,7 +202,7 @@ def render_markdown(stories: Sequence[Story]) -> str:
                 )
                 + "."
             )
-        elif not facts and len(_versions(story)) > 1:
+        elif not facts and len(labels) > 1:
             parts.append("The versions agree.")
         parts.append("")
         parts.append("## Text\n")
@@ -306,7 +306,7 @@ def _facts_html(story: Story, labels: dict[str, str]) -> list[str]:
             )
         out.append("</table>")
     else:
-        note = _agree_note(story, "The versions agree on every number, date and name.")
+        note = _agree_note(labels, "The versions agree on every number, date and name.")
         out.append(f'<p class="summary">{_e(note)}</p>')
     groups = _sentence_groups(story)
     if groups:
@@ -318,7 +318,7 @@ def _facts_html(story: Story, labels: dict[str, str]) -> list[str]:
                 f'data-count="{n}">{_sentences_word(n)} only in {badges}</li>'
             )
         out.append("</ul>")
-    elif not facts and len(_versions(story)) > 1:
+    elif not facts and len(labels) > 1:
         out.append('<p class="summary">The versions agree.</p>')
     out.append("</section>")
     return out

@@ -467,13 +467,16 @@ _NO_UNIT_AFTER = frozenset(
     .split())
 
 
+_NEXT_CHAR = re.compile(r"\s*(.)")
+
+
 def _bare(sentence: str, end: int, right: list[str]) -> bool:
     """Whether a number has no unit: punctuation follows ("injuring 40, the agency", but
     not a hyphen: "12-hour delays"), or a word in ``_NO_UNIT_AFTER``."""
-    after = sentence[end:]
-    if after[:1] == "-":
+    if sentence.startswith("-", end):
         return False
-    if not after.lstrip()[:1].isalnum():
+    after = _NEXT_CHAR.match(sentence, end)  # at the position: no copy of the rest
+    if after is None or not after.group(1).isalnum():
         return True
     return bool(right) and right[0] in _NO_UNIT_AFTER
 
@@ -485,7 +488,7 @@ def _label(left: list[str]) -> str:
     words = left[-4:]
     while words and words[-1] in _HEDGES:
         words = words[:-1]
-        if words and words[-1] == "at" and len(words) < len(left[-4:]):
+        if words and words[-1] == "at":
             words = words[:-1]  # "at least", "at most"
     word = words[-1] if words else ""
     if not word or word in STOPWORDS or word[0].isdigit():
