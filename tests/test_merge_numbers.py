@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from dedup.merge import merge
 from dedup.merge.mentions import find_mentions
@@ -210,3 +212,17 @@ def test_numbers_in_aligned_sentences_pair_by_value_and_by_the_word_before(
     rest = "\nRescue teams searched the rubble through the night for survivors."
     story = merge([Article(k, t + rest) for k, t in zip("abc", texts, strict=False)])
     assert _numbers(story) == want
+
+
+@given(st.lists(st.tuples(st.integers(0, 60), st.integers(1, 12)), max_size=12),
+       st.integers(0, 70), st.integers(1, 12))
+@example(spans=[(0, 12), (2, 1)], start=5, width=1)  # a long span around a short one
+def test_span_search_agrees_with_a_scan(spans: list[tuple[int, int]], start: int,
+                                        width: int) -> None:
+    # The binary search over merged spans that replaced a scan of every span per match
+    # (quadratic: 28 s for one 880 KB sentence of 20,000 numbers, 0.7 s after).
+    from dedup.merge.mentions import _overlaps, _union
+
+    spans = [(s, s + w) for s, w in spans]
+    end = start + width
+    assert _overlaps(_union(spans), start, end) == any(s < end and start < e for s, e in spans)

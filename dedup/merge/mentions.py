@@ -7,6 +7,7 @@ and a fact is compared by what surrounds it. Everything is regular expressions: 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -367,9 +368,10 @@ def _find_numbers(
     found: list[Mention],
 ) -> None:
     """``find_mentions``' numbers outside dates, with their unit, context stems and roles."""
+    dates = sorted(taken)  # disjoint; a match never starts inside an earlier number
     for m in NUMBER.finditer(sentence):
         at, end = m.span()
-        if any(s <= at < e for s, e in taken):
+        if _overlaps(dates, at, at + 1):
             continue
         num, dec, scale, words = m.group("num", "dec", "scale", "words")
         if scale is None and (words == "a" or words == "A"):
@@ -467,6 +469,24 @@ _NO_UNIT_AFTER = frozenset(
     .split())
 
 
+def _union(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Character spans merged where they overlap, sorted: what ``_overlaps`` searches."""
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if out and start < out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
+def _overlaps(spans: list[tuple[int, int]], start: int, end: int) -> bool:
+    """Whether [start, end) meets one of ``spans`` (sorted, disjoint), by binary search: a
+    scan of every span for every match was quadratic in a long sentence's numbers."""
+    i = bisect_left(spans, (end,))  # the first span starting at or after ``end``
+    return i > 0 and spans[i - 1][1] > start
+
+
 _NEXT_CHAR = re.compile(r"\s*(.)")
 
 
@@ -515,8 +535,9 @@ def _find_names(
     """``find_mentions``' names outside numbers and dates, trimmed of sentence-initial
     capitals, day words and words no name starts with."""
     lead = len(sentence) - len(sentence.lstrip(" \"'(["))  # opening quotes and brackets
+    spans = _union(taken)
     for m in NAME.finditer(sentence):
-        if taken and any(s < m.end() and m.start() < e for s, e in taken):
+        if spans and _overlaps(spans, m.start(), m.end()):
             continue
         words = m.group(0).split()
         at = m.start()
