@@ -65,19 +65,13 @@ class Expiry(IndexStore):
         if isinstance(ids, (str, bytes)):  # its characters are no ids
             raise TypeError(f"ids={ids!r}: pass a list of ids, as remove([{ids!r}])")
         wanted = list(dict.fromkeys(ids))
-        if any(not isinstance(i, str) for i in wanted):
-            bad = next(i for i in wanted if not isinstance(i, str))
-            raise DedupInputError(f"id {bad!r} is {type(bad).__name__}, not a string")
+        bad = [i for i in wanted if not isinstance(i, str)]
+        if bad:
+            raise DedupInputError(f"id {bad[0]!r} is {type(bad[0]).__name__}, not a string")
         with self._write() as conn:
-            doomed: list[tuple[int, str]] = []
-            found: set[str] = set()
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                for row, cid, aid in conn.execute(
-                        f"SELECT row, cluster_id, id FROM articles WHERE id IN ({marks})", chunk):
-                    doomed.append((row, cid))
-                    found.add(aid)
+            stored = list(self._articles_by_id(conn, wanted))
+            doomed = [(row, cid) for row, cid, _ in stored]
+            found = {aid for _, _, aid in stored}
             missing = [i for i in wanted if i not in found]
             if missing:
                 more = f" (nor are {len(missing) - 1} more)" if len(missing) > 1 else ""

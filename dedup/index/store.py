@@ -383,6 +383,17 @@ class IndexStore:
         return (row, article.id, article.title, article.text, pub, article.source, extra, now,
                 stamp, now if stamp is None else stamp, cid)
 
+    @staticmethod
+    def _articles_by_id(conn: sqlite3.Connection, ids: Sequence[str]
+                        ) -> Iterator[tuple[int, str, str]]:
+        """(row, cluster id, article id) of the stored articles among ``ids``, asked 500 at
+        a time (SQLite bounds the parameters of one statement)."""
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            yield from conn.execute(
+                f"SELECT row, cluster_id, id FROM articles WHERE id IN ({marks})", chunk)
+
     def _set_meta(self, conn: sqlite3.Connection, **values: int) -> None:
         conn.executemany("UPDATE meta SET value = ? WHERE key = ?",
                          [(str(v), k) for k, v in values.items()])

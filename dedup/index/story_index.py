@@ -160,13 +160,4 @@ class StoryIndex(Placer, Expiry, Reads):
     @translated
     def existing(self, ids: Iterable[str]) -> set[str]:
         """Which of ``ids`` are in the index."""
-        out: set[str] = set()
-        ids = list(ids)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            out.update(
-                r[0]
-                for r in self.conn.execute(f"SELECT id FROM articles WHERE id IN ({marks})", chunk)
-            )
-        return out
+        return {aid for _, _, aid in self._articles_by_id(self.conn, list(ids))}
