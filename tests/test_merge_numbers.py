@@ -127,7 +127,8 @@ def test_a_number_the_rewrite_moved_is_still_compared() -> None:
         Article("a", "A 7.4-magnitude earthquake struck Taiwan on Wednesday." + rest),
         Article("b", "An earthquake of magnitude 7.2 struck Taiwan on Wednesday." + rest)])
     assert _numbers(story) == [{"7.4": ("a",), "7.2": ("b",)}]
-    # ecbplus-dev's case: a stop word after a number ("20 as") is no unit to move.
+    # ecbplus-dev's case: "as many as 40 firefighters" / "minus 20 as firefighters" share no
+    # word before the number ("as" is none), and the units differ: two facts.
     story = merge([
         Article("a", "As many as 40 firefighters battled the blaze at the church." + rest),
         Article("b", "It was minus 20 as firefighters battled the blaze at the church." + rest)])
